@@ -1,0 +1,59 @@
+// config.hpp -- the architecture as data.
+//
+// One Config describes every supported model; the forward pass branches on its
+// flags (norm kind, MLP kind, biases, RoPE style, learned positions, tied
+// embeddings). There is no class per model.
+#pragma once
+
+#include <string>
+
+namespace depass {
+
+enum class NormKind { RMSNorm, LayerNorm };
+enum class MlpKind { SwiGLU, GeluMLP };          // gated (LLaMA) / ungated (GPT-2)
+enum class Activation { SiLU, GeluTanh };        // GeluTanh = GPT-2's "gelu_new"
+enum class RopeStyle { None, Interleaved, Half };  // llama2.c pairs (2i,2i+1) / HF (i, i+Dh/2)
+
+struct Config {
+    std::string model_type;  // "llama", "mistral", "qwen2", "gpt2", "llama2c"
+    std::string source;      // file the config was read from (for error messages)
+
+    int D = 0;       // hidden size
+    int I = 0;       // MLP width
+    int L = 0;       // layers
+    int H = 0;       // query heads
+    int Hkv = 0;     // key/value heads (GQA when Hkv < H)
+    int Dh = 0;      // head dimension
+    int V = 0;       // vocabulary size
+    int max_positions = 0;  // longest sequence the model supports
+
+    double norm_eps = 1e-5;
+    double rope_theta = 10000.0;
+
+    NormKind norm = NormKind::RMSNorm;
+    MlpKind mlp = MlpKind::SwiGLU;
+    Activation act = Activation::SiLU;
+    RopeStyle rope = RopeStyle::Half;
+    bool learned_positions = false;  // GPT-2 adds wpe[n]
+    bool tied_embeddings = false;    // unembedding reuses the token embedding
+    bool qkv_bias = false;           // Qwen2, GPT-2
+    bool o_bias = false;             // GPT-2
+    bool mlp_bias = false;           // GPT-2 (b_1 and b_2)
+
+    int bos_id = 1;
+    int eos_id = 2;
+
+    int kv_group() const { return H / Hkv; }  // query heads per KV head
+};
+
+// Reads a Hugging Face config.json (model_type llama, mistral, qwen2, gpt2).
+// Throws depass::Error naming the file and the missing / invalid field.
+Config read_hf_config(const std::string& path);
+
+// Checks the internal consistency of a config (positive sizes, H % Hkv == 0,
+// D == H * Dh for models that require it, ...). Throws depass::Error.
+void validate_config(const Config& cfg);
+
+std::string describe(const Config& cfg);  // one line for logs and --help output
+
+}  // namespace depass

@@ -1,0 +1,64 @@
+// forward.hpp -- the recorded forward pass.
+//
+// forward<T>() runs the model once and returns a Trace: every residual state and
+// every quantity DePass freezes (attention probabilities, per-token norm factors,
+// MLP activations), plus the logits. The decomposed pass (decompose.hpp) reads
+// the trace; it never recomputes queries, keys, softmax or norm statistics.
+#pragma once
+
+#include "depass/types.hpp"
+#include "depass/weights.hpp"
+
+#include <vector>
+
+namespace depass {
+
+// Per-token factors of one norm, computed from the true state.
+//   RMSNorm:   inv[n] = 1 / sqrt(mean_d x[n,d]^2 + eps), mean empty
+//   LayerNorm: inv[n] = 1 / sqrt(var_d x[n,d] + eps),     mean[n] = mean_d x[n,d]
+template <class T>
+struct NormFactors {
+    Vec<T> inv;   // [N]
+    Vec<T> mean;  // [N] (LayerNorm only)
+};
+
+template <class T>
+struct LayerTrace {
+    NormFactors<T> norm1;         // pre-attention norm of h[l]
+    std::vector<Mat<T>> probs;    // H x [N, N] attention probabilities (query, key)
+    Mat<T> attn_ctx;              // [N, H*Dh] sum_k A[q,k] v[k] per head, before W_O (includes b_V)
+    Mat<T> attn_out;              // [N, D] attention block output (after W_O, incl. b_O)
+    Mat<T> m;                     // [N, D] post-attention residual h[l] + attn_out
+    NormFactors<T> norm2;         // pre-MLP norm of m[l]
+    Mat<T> mlp_pre;               // [N, I] SwiGLU: x W_gate^T; GELU MLP: x W_1^T + b_1
+    Mat<T> mlp_up;                // [N, I] SwiGLU: x W_up^T (empty for GELU MLP)
+    Mat<T> mlp_act;               // [N, I] input of the down projection
+    Mat<T> mlp_out;               // [N, D] MLP block output (incl. b_2)
+};
+
+template <class T>
+struct Trace {
+    std::vector<int> ids;         // [N]
+    std::vector<Mat<T>> h;        // L+1 x [N, D]: h[0] embeddings, h[l+1] output of block l
+    std::vector<LayerTrace<T>> layers;  // L
+    NormFactors<T> normf;         // final norm of h[L]
+    Mat<T> final_norm_out;        // [N, D]
+    Mat<T> logits;                // [N, V]
+
+    int N() const { return static_cast<int>(ids.size()); }
+};
+
+// Checks ids (non-empty, each in [0, V), N <= max_positions). Throws depass::Error
+// naming the offending value.
+void check_ids(const Config& cfg, const std::vector<int>& ids);
+
+// The recorded forward pass.
+template <class T>
+Trace<T> forward(const Model<T>& model, const std::vector<int>& ids);
+
+// Greedy decoding: extends `ids` by up to n_new tokens (stops at EOS or at the
+// model's context length). Returns the new ids only.
+template <class T>
+std::vector<int> generate_greedy(const Model<T>& model, std::vector<int> ids, int n_new);
+
+}  // namespace depass

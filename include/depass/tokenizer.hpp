@@ -1,0 +1,65 @@
+// tokenizer.hpp -- the llama2.c tokenizer (.bin export of a SentencePiece vocabulary).
+//
+// File format (little-endian):
+//   int32 max_token_length
+//   then, for each of V pieces: float32 score, int32 byte length, `length` raw bytes.
+//
+// Encoding follows the original llama2.c program:
+//   1. a dummy-prefix piece " " is placed first when the text is non-empty;
+//   2. each UTF-8 code point (at most 4 bytes) is looked up as a piece; a code point
+//      that is not a piece becomes its bytes, each as the byte piece id = byte + 3;
+//   3. the adjacent pair whose concatenation is a piece with the highest score is
+//      merged, repeatedly, until no pair merges (ties go to the leftmost pair);
+//   4. BOS (id 1) in front and EOS (id 2) at the end when asked.
+// Ids 0, 1, 2 are <unk>, BOS, EOS; the Llama 2 export stores BOS / EOS as
+// "\n<s>\n" and "\n</s>\n", which never take part in a merge.
+#pragma once
+
+#include "depass/types.hpp"
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace depass {
+
+class Llama2cTokenizer {
+public:
+    static constexpr int kUnkId = 0;
+    static constexpr int kBosId = 1;
+    static constexpr int kEosId = 2;
+    static constexpr int kByteOffset = 3;   // byte piece <0xXX> has id XX + 3
+
+    // Reads and validates a tokenizer .bin. With expected_vocab > 0 exactly that many
+    // pieces are read and the file must end there; with -1 pieces are read until the
+    // end of the file. Throws depass::Error naming the file and the offending piece.
+    static Llama2cTokenizer load(const std::string& path, int expected_vocab = -1);
+
+    // Token ids of `text`, as llama2.c's encode().
+    std::vector<int> encode(const std::string& text, bool bos = true, bool eos = false) const;
+
+    // Text of token `id` following `prev_id`, as llama2.c's decode(): after BOS a
+    // leading space is dropped; a raw byte piece "<0xXX>" becomes that single byte.
+    std::string decode_piece(int prev_id, int id) const;
+    // Concatenation of decode_piece over `ids`, skipping BOS and EOS.
+    std::string decode(const std::vector<int>& ids) const;
+
+    const std::string& piece(int id) const;
+    float score(int id) const;
+    int vocab_size() const { return static_cast<int>(pieces_.size()); }
+    int max_token_length() const { return max_token_length_; }
+    const std::string& path() const { return path_; }
+    // Id of the piece spelled exactly `s`, or -1.
+    int lookup(const std::string& s) const;
+
+private:
+    void check_id(int id) const;
+
+    std::string path_;
+    int max_token_length_ = 0;
+    std::vector<std::string> pieces_;
+    std::vector<float> scores_;
+    std::unordered_map<std::string, int> index_;   // first id holding each spelling
+};
+
+}  // namespace depass

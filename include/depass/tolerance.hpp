@@ -1,0 +1,44 @@
+// tolerance.hpp -- the project's tolerance policy, stated once.
+//
+// A value a passes against a reference b when |a - b| <= atol + rtol * scale, where
+// scale is the largest |b| of the tensor being compared (errors are measured
+// relative to the tensor's magnitude, not element by element: elements near zero
+// would otherwise demand impossible relative accuracy).
+//
+// Why these numbers:
+//  * Completeness (sum of components == true state) is an algebraic identity of the
+//    decomposed pass. In double it holds to rounding of a few hundred operations
+//    (~1e-14 relative); 1e-12 leaves room for long sequences and deep models and
+//    still catches any real leak (a lost bias is ~1e-2). In float the same
+//    identity holds to ~1e-6 relative; 1e-5 is the float bound.
+//  * Reference forward passes computed by another float32 program differ by the
+//    float32 noise floor (~1e-6 relative per op, accumulated): 1e-4 of the tensor's
+//    magnitude. The same for float64 Hugging Face goldens of RoPE models, whose RoPE
+//    tables and RMSNorm internals are float32 there (~1e-6 differences).
+//  * Exact float64 references (independent all-double implementation): 1e-10.
+//  * The paper's Python DePass outputs: 1e-4 relative in double (their RoPE tables
+//    are float32), 1e-3 in float.
+#pragma once
+
+namespace depass::tolerance {
+
+// Completeness of the decomposed pass, relative to max |true state|.
+template <class T>
+constexpr double completeness_rel();
+template <>
+constexpr double completeness_rel<double>() { return 1e-12; }
+template <>
+constexpr double completeness_rel<float>() { return 1e-5; }
+
+// Forward pass against goldens, relative to the tensor's max magnitude.
+constexpr double golden_f32_rel = 1e-4;           // float forward vs a float32 reference
+constexpr double golden_f64_rope_rel = 1e-4;      // double vs HF float64 with float32 RoPE tables
+constexpr double golden_f64_exact_rel = 1e-10;    // double vs an all-float64 reference
+constexpr double llama2c_logits_abs = 1e-4;       // float vs the original llama2.c C forward
+
+// Decomposition against references, relative to the tensor's max magnitude.
+constexpr double spec_f64_rel = 1e-10;            // double vs the exact float64 DePass references
+constexpr double official_f64_rel = 1e-4;         // double vs the paper's code in float64
+constexpr double official_f32_rel = 1e-3;         // float vs the paper's code in float32
+
+}  // namespace depass::tolerance

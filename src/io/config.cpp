@@ -1,0 +1,317 @@
+// config.cpp -- Hugging Face config.json -> Config, consistency checks, and a
+// one-line description.
+//
+// Supported model_type values:
+//   llama, mistral, qwen2  RMSNorm, SwiGLU with SiLU, rotate-half RoPE.
+//                          qwen2 always has q/k/v biases; llama/mistral take
+//                          `attention_bias` (q/k/v/o biases, default false).
+//                          `mlp_bias` true and non-null `rope_scaling` are
+//                          rejected. A sliding window (mistral `sliding_window`,
+//                          qwen2 with `use_sliding_window`) smaller than
+//                          max_position_embeddings caps max_positions at the
+//                          window: up to that length sliding-window attention
+//                          equals full causal attention, and longer inputs are
+//                          refused by the length check instead of computed wrongly.
+//   gpt2                   LayerNorm, GELU (tanh) MLP, learned positions,
+//                          biases everywhere, tied embeddings by default.
+// Token ids: `bos_token_id` / `eos_token_id` default to 1 / 2 (gpt2: 50256)
+// when absent; an explicit null gives -1 ("none"); a list takes its first id.
+#include "depass/config.hpp"
+#include "depass/io.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+using json = nlohmann::json;
+
+namespace depass {
+
+namespace {
+
+class Fields {
+public:
+    Fields(const std::string& file, const json& j) : file_(file), j_(j) {}
+
+    bool present(const char* name) const { return j_.contains(name) && !j_[name].is_null(); }
+    bool is_null(const char* name) const { return j_.contains(name) && j_[name].is_null(); }
+
+    [[noreturn]] void missing(const char* name) const {
+        throw Error(file_ + ": missing required field '" + name + "'");
+    }
+    [[noreturn]] void bad_type(const char* name, const char* want) const {
+        throw Error(file_ + ": field '" + name + "' must be " + want + ", got " + j_[name].dump());
+    }
+
+    int get_int(const char* name) const {
+        if (!present(name)) missing(name);
+        return to_int(name, j_[name]);
+    }
+    int get_int(const char* name, int def) const { return present(name) ? to_int(name, j_[name]) : def; }
+
+    double get_double(const char* name) const {
+        if (!present(name)) missing(name);
+        return to_double(name);
+    }
+    double get_double(const char* name, double def) const { return present(name) ? to_double(name) : def; }
+
+    bool get_bool(const char* name, bool def) const {
+        if (!present(name)) return def;
+        if (!j_[name].is_boolean()) bad_type(name, "true or false");
+        return j_[name].get<bool>();
+    }
+
+    std::string get_string(const char* name) const {
+        if (!present(name)) missing(name);
+        if (!j_[name].is_string()) bad_type(name, "a string");
+        return j_[name].get<std::string>();
+    }
+    std::string get_string(const char* name, const std::string& def) const {
+        return present(name) ? get_string(name) : def;
+    }
+
+    // bos/eos: absent -> def, null -> -1, list -> first element.
+    int get_token_id(const char* name, int def) const {
+        if (!j_.contains(name)) return def;
+        const json& v = j_[name];
+        if (v.is_null()) return -1;
+        if (v.is_array()) {
+            if (v.empty()) return -1;
+            return to_int(name, v[0]);
+        }
+        return to_int(name, v);
+    }
+
+private:
+    int to_int(const char* name, const json& v) const {
+        if (v.is_number_integer()) {
+            if (v.is_number_unsigned()) {
+                uint64_t u = v.get<uint64_t>();
+                if (u > static_cast<uint64_t>(std::numeric_limits<int>::max())) bad_type(name, "an int32 integer");
+                return static_cast<int>(u);
+            }
+            int64_t s = v.get<int64_t>();
+            if (s < std::numeric_limits<int>::min() || s > std::numeric_limits<int>::max()) {
+                bad_type(name, "an int32 integer");
+            }
+            return static_cast<int>(s);
+        }
+        if (v.is_number_float()) {
+            double d = v.get<double>();
+            if (std::floor(d) == d && std::abs(d) <= std::numeric_limits<int>::max()) return static_cast<int>(d);
+        }
+        bad_type(name, "an integer");
+    }
+    double to_double(const char* name) const {
+        const json& v = j_[name];
+        if (!v.is_number()) bad_type(name, "a number");
+        return v.get<double>();
+    }
+
+    const std::string& file_;
+    const json& j_;
+};
+
+void read_llama_family(const Fields& f, const std::string& file, Config& c) {
+    c.D = f.get_int("hidden_size");
+    c.I = f.get_int("intermediate_size");
+    c.L = f.get_int("num_hidden_layers");
+    c.H = f.get_int("num_attention_heads");
+    c.Hkv = f.get_int("num_key_value_heads", c.H);
+    c.V = f.get_int("vocab_size");
+    c.max_positions = f.get_int("max_position_embeddings");
+    if (c.H <= 0) throw Error(file + ": field 'num_attention_heads' must be positive, got " + std::to_string(c.H));
+    if (f.present("head_dim")) {
+        c.Dh = f.get_int("head_dim");
+    } else {
+        if (c.D % c.H != 0) {
+            throw Error(file + ": field 'hidden_size' (" + std::to_string(c.D) +
+                        ") is not a multiple of 'num_attention_heads' (" + std::to_string(c.H) +
+                        ") and no 'head_dim' is given");
+        }
+        c.Dh = c.D / c.H;
+    }
+    c.norm_eps = f.get_double("rms_norm_eps", 1e-6);  // the Hugging Face default
+    c.rope_theta = f.get_double("rope_theta", 10000.0);
+    c.tied_embeddings = f.get_bool("tie_word_embeddings", false);
+    c.bos_id = f.get_token_id("bos_token_id", 1);
+    c.eos_id = f.get_token_id("eos_token_id", 2);
+
+    const std::string act = f.get_string("hidden_act", "silu");
+    if (act != "silu") {
+        throw Error(file + ": field 'hidden_act' = '" + act + "' is not supported (only \"silu\")");
+    }
+    // (a non-null 'rope_scaling' is rejected by read_hf_config before this point)
+    if (f.get_bool("mlp_bias", false)) {
+        throw Error(file + ": field 'mlp_bias' = true is unsupported (SwiGLU MLP biases)");
+    }
+
+    c.norm = NormKind::RMSNorm;
+    c.mlp = MlpKind::SwiGLU;
+    c.act = Activation::SiLU;
+    c.rope = RopeStyle::Half;
+    c.learned_positions = false;
+    if (c.model_type == "qwen2") {
+        c.qkv_bias = true;
+        c.o_bias = false;
+    } else {
+        const bool ab = f.get_bool("attention_bias", false);
+        c.qkv_bias = ab;
+        c.o_bias = ab;
+    }
+    c.mlp_bias = false;
+
+    // Sliding-window attention: cap the supported length at the window.
+    bool window_active = false;
+    if (c.model_type == "mistral") window_active = f.present("sliding_window");
+    if (c.model_type == "qwen2") window_active = f.get_bool("use_sliding_window", false) && f.present("sliding_window");
+    if (window_active) {
+        const int w = f.get_int("sliding_window");
+        if (w <= 0) throw Error(file + ": field 'sliding_window' must be positive, got " + std::to_string(w));
+        if (w < c.max_positions) c.max_positions = w;
+    }
+}
+
+void read_gpt2(const Fields& f, const std::string& file, Config& c) {
+    c.D = f.get_int("n_embd");
+    c.L = f.get_int("n_layer");
+    c.H = f.get_int("n_head");
+    c.V = f.get_int("vocab_size");
+    c.max_positions = f.get_int("n_positions");
+    c.I = f.get_int("n_inner", 4 * c.D);
+    c.Hkv = c.H;
+    if (c.H <= 0) throw Error(file + ": field 'n_head' must be positive, got " + std::to_string(c.H));
+    if (c.D % c.H != 0) {
+        throw Error(file + ": field 'n_embd' (" + std::to_string(c.D) + ") is not a multiple of 'n_head' (" +
+                    std::to_string(c.H) + ")");
+    }
+    c.Dh = c.D / c.H;
+    c.norm_eps = f.get_double("layer_norm_epsilon", 1e-5);
+    c.rope_theta = 10000.0;  // unused
+    c.tied_embeddings = f.get_bool("tie_word_embeddings", true);
+    c.bos_id = f.get_token_id("bos_token_id", 50256);
+    c.eos_id = f.get_token_id("eos_token_id", 50256);
+
+    const std::string act = f.get_string("activation_function", "gelu_new");
+    if (act != "gelu_new" && act != "gelu_pytorch_tanh") {
+        throw Error(file + ": field 'activation_function' = '" + act +
+                    "' is not supported (only \"gelu_new\" / \"gelu_pytorch_tanh\")");
+    }
+    if (f.get_bool("scale_attn_by_inverse_layer_idx", false)) {
+        throw Error(file + ": field 'scale_attn_by_inverse_layer_idx' = true is unsupported");
+    }
+    if (f.get_bool("reorder_and_upcast_attn", false)) {
+        throw Error(file + ": field 'reorder_and_upcast_attn' = true is unsupported");
+    }
+    if (!f.get_bool("scale_attn_weights", true)) {
+        throw Error(file + ": field 'scale_attn_weights' = false is unsupported");
+    }
+
+    c.norm = NormKind::LayerNorm;
+    c.mlp = MlpKind::GeluMLP;
+    c.act = Activation::GeluTanh;
+    c.rope = RopeStyle::None;
+    c.learned_positions = true;
+    c.qkv_bias = true;
+    c.o_bias = true;
+    c.mlp_bias = true;
+}
+
+}  // namespace
+
+Config read_hf_config(const std::string& path_in) {
+    std::string path = path_in;
+    if (is_directory(path)) path += "/config.json";
+    const std::string text = read_text_file(path);
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::exception& e) {
+        throw Error(path + ": malformed JSON: " + e.what());
+    }
+    if (!j.is_object()) throw Error(path + ": config must be a JSON object");
+    Fields f(path, j);
+
+    Config c;
+    c.source = path;
+    c.model_type = f.get_string("model_type");
+    if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2") {
+        if (f.present("rope_scaling")) {
+            throw Error(path + ": unsupported rope_scaling: field 'rope_scaling' must be null, got " +
+                        j["rope_scaling"].dump());
+        }
+        read_llama_family(f, path, c);
+    } else if (c.model_type == "gpt2") {
+        read_gpt2(f, path, c);
+    } else {
+        throw Error(path + ": field 'model_type' = '" + c.model_type +
+                    "' is not supported (supported: llama, mistral, qwen2, gpt2)");
+    }
+    validate_config(c);
+    return c;
+}
+
+void validate_config(const Config& c) {
+    const std::string where = (c.source.empty() ? std::string("config") : c.source) + ": ";
+    auto positive = [&](const char* field, long long v) {
+        if (v <= 0) throw Error(where + field + " must be positive, got " + std::to_string(v));
+    };
+    positive("D (hidden size)", c.D);
+    positive("I (MLP width)", c.I);
+    positive("L (layers)", c.L);
+    positive("H (attention heads)", c.H);
+    positive("Hkv (key/value heads)", c.Hkv);
+    positive("Dh (head dim)", c.Dh);
+    positive("V (vocab size)", c.V);
+    positive("max_positions", c.max_positions);
+    if (c.H % c.Hkv != 0) {
+        throw Error(where + "H (attention heads) = " + std::to_string(c.H) +
+                    " is not a multiple of Hkv (key/value heads) = " + std::to_string(c.Hkv));
+    }
+    if (!(c.norm_eps > 0) || !std::isfinite(c.norm_eps)) {
+        throw Error(where + "norm_eps must be positive and finite, got " + std::to_string(c.norm_eps));
+    }
+    if (c.rope != RopeStyle::None) {
+        if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
+            throw Error(where + "rope_theta must be positive and finite, got " + std::to_string(c.rope_theta));
+        }
+        if (c.Dh % 2 != 0) throw Error(where + "Dh (head dim) must be even for RoPE, got " + std::to_string(c.Dh));
+    }
+    if ((c.model_type == "gpt2" || c.model_type == "llama2c") && c.D != c.H * c.Dh) {
+        throw Error(where + "D (" + std::to_string(c.D) + ") must equal H * Dh (" + std::to_string(c.H) + " * " +
+                    std::to_string(c.Dh) + ") for " + c.model_type);
+    }
+    if (c.mlp == MlpKind::SwiGLU && c.mlp_bias) {
+        throw Error(where + "mlp_bias is unsupported for the SwiGLU MLP");
+    }
+    if (c.learned_positions && c.rope != RopeStyle::None) {
+        throw Error(where + "learned positions and RoPE together are not supported");
+    }
+}
+
+std::string describe(const Config& c) {
+    std::ostringstream os;
+    os << c.model_type << ": D=" << c.D << " I=" << c.I << " L=" << c.L << " H=" << c.H << " Hkv=" << c.Hkv
+       << " Dh=" << c.Dh << " V=" << c.V << " max_pos=" << c.max_positions << ' '
+       << (c.norm == NormKind::RMSNorm ? "RMSNorm" : "LayerNorm") << "(eps=" << c.norm_eps << ") "
+       << (c.mlp == MlpKind::SwiGLU ? "SwiGLU" : "GeluMLP") << '/'
+       << (c.act == Activation::SiLU ? "SiLU" : "GeluTanh") << " rope=";
+    switch (c.rope) {
+        case RopeStyle::None: os << "none"; break;
+        case RopeStyle::Interleaved: os << "interleaved(theta=" << c.rope_theta << ")"; break;
+        case RopeStyle::Half: os << "half(theta=" << c.rope_theta << ")"; break;
+    }
+    if (c.learned_positions) os << " learned_pos";
+    os << " tied=" << (c.tied_embeddings ? "yes" : "no");
+    std::string biases;
+    if (c.qkv_bias) biases += "qkv,";
+    if (c.o_bias) biases += "o,";
+    if (c.mlp_bias) biases += "mlp,";
+    if (!biases.empty()) biases.pop_back();
+    os << " bias=" << (biases.empty() ? "none" : biases);
+    return os.str();
+}
+
+}  // namespace depass

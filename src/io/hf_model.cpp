@@ -1,0 +1,239 @@
+// hf_model.cpp -- Hugging Face model directories (config.json + safetensors)
+// and the load_model() entry point that also dispatches to llama2.c files.
+//
+// Loading runs in three phases so that nothing is read before the whole file
+// has been checked: (1) list every expected tensor with its shape and where
+// it goes, (2) check presence, shapes and that no unexpected tensor exists,
+// (3) read and convert.
+//
+// Names:
+//   llama / mistral / qwen2: model.embed_tokens.weight, model.norm.weight,
+//     lm_head.weight (untied only; when tied, a stored lm_head.weight is
+//     ignored -- it is the same matrix in every tied checkpoint),
+//     model.layers.{l}.{input_layernorm,post_attention_layernorm}.weight,
+//     model.layers.{l}.self_attn.{q,k,v,o}_proj.weight (+ .bias as the config says),
+//     model.layers.{l}.mlp.{gate,up,down}_proj.weight
+//   gpt2 (with or without the "transformer." prefix): wte, wpe, ln_f,
+//     h.{l}.ln_1 / ln_2 / attn.c_attn / attn.c_proj / mlp.c_fc / mlp.c_proj.
+//     Conv1D weights are stored (in, out) and transposed to (out, in) here;
+//     c_attn (D x 3D) is split into q | k | v along its output axis.
+// Ignored buffers: *rotary_emb.inv_freq, *.attn.bias, *.attn.masked_bias.
+#include "depass/io.hpp"
+
+#include <filesystem>
+#include <functional>
+#include <set>
+
+namespace fs = std::filesystem;
+
+namespace depass {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool ignorable_buffer(const std::string& name) {
+    return ends_with(name, "rotary_emb.inv_freq") || name == "attn.bias" || name == "attn.masked_bias" ||
+           ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias");
+}
+
+template <class T>
+class Plan {
+public:
+    using Sink = std::function<void(Tensor<T>&&)>;
+
+    explicit Plan(const SafeTensors& st) : st_(st) {}
+
+    void add(const std::string& name, std::vector<int64_t> shape, Sink sink) {
+        items_.push_back({name, std::move(shape), std::move(sink)});
+        names_.insert(name);
+    }
+
+    // (out, in) matrix stored as is.
+    void mat(const std::string& name, Mat<T>& dst, int rows, int cols) {
+        add(name, {rows, cols}, [&dst, rows, cols](Tensor<T>&& t) {
+            dst = ConstMatMap<T>(t.data.data(), rows, cols);
+        });
+    }
+    // Conv1D weight stored (in, out) = (cols, rows); dst becomes (rows, cols).
+    void mat_t(const std::string& name, Mat<T>& dst, int rows, int cols) {
+        add(name, {cols, rows}, [&dst, rows, cols](Tensor<T>&& t) {
+            dst = ConstMatMap<T>(t.data.data(), cols, rows).transpose();
+        });
+    }
+    void vec(const std::string& name, Vec<T>& dst, int n) {
+        add(name, {n}, [&dst, n](Tensor<T>&& t) { dst = Eigen::Map<const Vec<T>>(t.data.data(), n); });
+    }
+
+    void check(const std::function<bool(const std::string&)>& also_ignored) const {
+        for (const auto& it : items_) {
+            if (!st_.has(it.name)) {
+                throw Error(st_.path() + ": missing tensor '" + it.name + "' (expected shape " +
+                            shape_str(it.shape) + ")");
+            }
+            const TensorInfo& ti = st_.info(it.name);
+            if (ti.shape != it.shape) {
+                throw Error(ti.file + ": tensor '" + it.name + "' has shape " + shape_str(ti.shape) +
+                            ", expected " + shape_str(it.shape));
+            }
+            if (ti.dtype != DType::F16 && ti.dtype != DType::BF16 && ti.dtype != DType::F32 &&
+                ti.dtype != DType::F64) {
+                throw Error(ti.file + ": tensor '" + it.name + "' has dtype " + dtype_name(ti.dtype) +
+                            ", expected a floating-point dtype");
+            }
+        }
+        for (const std::string& n : st_.names()) {
+            if (names_.count(n) || ignorable_buffer(n) || also_ignored(n)) continue;
+            throw Error("unexpected tensor " + n + " in " + st_.info(n).file);
+        }
+    }
+
+    void load() {
+        for (auto& it : items_) it.sink(st_.read<T>(it.name, it.shape));
+    }
+
+private:
+    struct Item {
+        std::string name;
+        std::vector<int64_t> shape;
+        Sink sink;
+    };
+    const SafeTensors& st_;
+    std::vector<Item> items_;
+    std::set<std::string> names_;
+};
+
+template <class T>
+void plan_llama(const Config& c, Weights<T>& w, Plan<T>& p) {
+    const int D = c.D, I = c.I, V = c.V, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
+    p.mat("model.embed_tokens.weight", w.tok_emb, V, D);
+    w.layers.resize(static_cast<size_t>(c.L));
+    for (int l = 0; l < c.L; ++l) {
+        LayerWeights<T>& ly = w.layers[static_cast<size_t>(l)];
+        const std::string pre = "model.layers." + std::to_string(l) + ".";
+        p.vec(pre + "input_layernorm.weight", ly.norm1_g, D);
+        p.mat(pre + "self_attn.q_proj.weight", ly.wq, QD, D);
+        p.mat(pre + "self_attn.k_proj.weight", ly.wk, KVD, D);
+        p.mat(pre + "self_attn.v_proj.weight", ly.wv, KVD, D);
+        p.mat(pre + "self_attn.o_proj.weight", ly.wo, D, QD);
+        if (c.qkv_bias) {
+            p.vec(pre + "self_attn.q_proj.bias", ly.bq, QD);
+            p.vec(pre + "self_attn.k_proj.bias", ly.bk, KVD);
+            p.vec(pre + "self_attn.v_proj.bias", ly.bv, KVD);
+        }
+        if (c.o_bias) p.vec(pre + "self_attn.o_proj.bias", ly.bo, D);
+        p.vec(pre + "post_attention_layernorm.weight", ly.norm2_g, D);
+        p.mat(pre + "mlp.gate_proj.weight", ly.w_gate, I, D);
+        p.mat(pre + "mlp.up_proj.weight", ly.w_up, I, D);
+        p.mat(pre + "mlp.down_proj.weight", ly.w_down, D, I);
+    }
+    p.vec("model.norm.weight", w.normf_g, D);
+    if (!c.tied_embeddings) p.mat("lm_head.weight", w.lm_head, V, D);
+}
+
+template <class T>
+void plan_gpt2(const Config& c, Weights<T>& w, Plan<T>& p, const std::string& pfx) {
+    const int D = c.D, I = c.I, V = c.V;
+    p.mat(pfx + "wte.weight", w.tok_emb, V, D);
+    p.mat(pfx + "wpe.weight", w.pos_emb, c.max_positions, D);
+    w.layers.resize(static_cast<size_t>(c.L));
+    for (int l = 0; l < c.L; ++l) {
+        LayerWeights<T>& ly = w.layers[static_cast<size_t>(l)];
+        const std::string pre = pfx + "h." + std::to_string(l) + ".";
+        p.vec(pre + "ln_1.weight", ly.norm1_g, D);
+        p.vec(pre + "ln_1.bias", ly.norm1_b, D);
+        // c_attn: (in=D, out=3D); output columns [0,D) = q, [D,2D) = k, [2D,3D) = v.
+        p.add(pre + "attn.c_attn.weight", {D, 3 * D}, [&ly, D](Tensor<T>&& t) {
+            ConstMatMap<T> m(t.data.data(), D, 3 * D);
+            ly.wq = m.middleCols(0, D).transpose();
+            ly.wk = m.middleCols(D, D).transpose();
+            ly.wv = m.middleCols(2 * D, D).transpose();
+        });
+        p.add(pre + "attn.c_attn.bias", {3 * D}, [&ly, D](Tensor<T>&& t) {
+            Eigen::Map<const Vec<T>> b(t.data.data(), 3 * D);
+            ly.bq = b.segment(0, D);
+            ly.bk = b.segment(D, D);
+            ly.bv = b.segment(2 * D, D);
+        });
+        p.mat_t(pre + "attn.c_proj.weight", ly.wo, D, D);
+        p.vec(pre + "attn.c_proj.bias", ly.bo, D);
+        p.vec(pre + "ln_2.weight", ly.norm2_g, D);
+        p.vec(pre + "ln_2.bias", ly.norm2_b, D);
+        p.mat_t(pre + "mlp.c_fc.weight", ly.w_up, I, D);
+        p.vec(pre + "mlp.c_fc.bias", ly.b_up, I);
+        p.mat_t(pre + "mlp.c_proj.weight", ly.w_down, D, I);
+        p.vec(pre + "mlp.c_proj.bias", ly.b_down, D);
+    }
+    p.vec(pfx + "ln_f.weight", w.normf_g, D);
+    p.vec(pfx + "ln_f.bias", w.normf_b, D);
+    if (!c.tied_embeddings) p.mat("lm_head.weight", w.lm_head, V, D);
+}
+
+}  // namespace
+
+template <class T>
+Model<T> read_hf_model(const std::string& dir) {
+    if (!file_exists(dir)) throw Error("no such file or directory: " + dir);
+    if (!is_directory(dir)) throw Error(dir + ": is not a directory (expected a Hugging Face model directory)");
+    const std::string cfg_path = (fs::path(dir) / "config.json").string();
+    if (!file_exists(cfg_path)) {
+        throw Error(dir + ": no config.json found; expected a Hugging Face model directory with config.json and "
+                          "model.safetensors (or model.safetensors.index.json with shards)");
+    }
+    Model<T> m;
+    m.cfg = read_hf_config(cfg_path);
+    const Config& c = m.cfg;
+
+    std::string st_path = (fs::path(dir) / "model.safetensors").string();
+    if (!file_exists(st_path)) {
+        const std::string idx = (fs::path(dir) / "model.safetensors.index.json").string();
+        if (!file_exists(idx)) {
+            throw Error(dir + ": no model.safetensors or model.safetensors.index.json found next to config.json");
+        }
+        st_path = idx;
+    }
+    const SafeTensors st = SafeTensors::open(st_path);
+
+    Plan<T> plan(st);
+    if (c.model_type == "gpt2") {
+        const std::string pfx = (!st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
+        plan_gpt2(c, m.w, plan, pfx);
+    } else {
+        plan_llama(c, m.w, plan);
+    }
+    const bool tied = c.tied_embeddings;
+    plan.check([tied](const std::string& n) { return tied && n == "lm_head.weight"; });
+    plan.load();
+    check_weights(c, m.w);
+    return m;
+}
+
+template <class T>
+Model<T> load_model(const std::string& path) {
+    if (path.empty()) throw Error("load_model: empty model path");
+    if (!file_exists(path)) throw Error("no such file or directory: " + path);
+    if (is_directory(path)) {
+        if (!file_exists((fs::path(path) / "config.json").string())) {
+            throw Error(path + ": directory has no config.json; expected a Hugging Face model directory "
+                               "(config.json + model.safetensors) or a llama2.c .bin checkpoint file");
+        }
+        return read_hf_model<T>(path);
+    }
+    // A config.json or .safetensors file inside a model directory stands for the directory.
+    const fs::path p(path);
+    if (p.filename() == "config.json" || ends_with(path, ".safetensors") ||
+        ends_with(path, ".safetensors.index.json")) {
+        std::string parent = p.parent_path().string();
+        return read_hf_model<T>(parent.empty() ? std::string(".") : parent);
+    }
+    return read_llama2c<T>(path);
+}
+
+template Model<float> read_hf_model<float>(const std::string&);
+template Model<double> read_hf_model<double>(const std::string&);
+template Model<float> load_model<float>(const std::string&);
+template Model<double> load_model<double>(const std::string&);
+
+}  // namespace depass

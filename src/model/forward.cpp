@@ -1,0 +1,93 @@
+// forward.cpp -- the recorded forward pass: one block loop for every architecture.
+//
+//   h[0]   = embed(ids)                               (+ learned positions)
+//   for each layer l:
+//     x    = Norm1(h[l])                              factors recorded
+//     q, k, v = x W_q^T + b_q, x W_k^T + b_k, x W_v^T + b_v ;  RoPE on q, k
+//     ctx  = attention(q, k, v)                       probabilities recorded
+//     m[l] = h[l] + ctx W_o^T + b_o
+//     y    = Norm2(m[l])                              factors recorded
+//     h[l+1] = m[l] + MLP(y)                          activations recorded
+//   logits = NormF(h[L]) W_U^T
+#include "depass/forward.hpp"
+
+#include "depass/ops.hpp"
+
+#include <algorithm>
+
+namespace depass {
+
+void check_ids(const Config& cfg, const std::vector<int>& ids) {
+    if (ids.empty()) throw Error("token ids: the sequence is empty (need at least one token)");
+    if (cfg.max_positions > 0 && int(ids.size()) > cfg.max_positions)
+        throw Error("token ids: " + std::to_string(ids.size()) + " tokens exceed the model's maximum of " +
+                    std::to_string(cfg.max_positions) + " positions");
+    for (size_t n = 0; n < ids.size(); ++n)
+        if (ids[n] < 0 || ids[n] >= cfg.V)
+            throw Error("token ids: id " + std::to_string(ids[n]) + " at position " + std::to_string(n) +
+                        " is outside the vocabulary [0, " + std::to_string(cfg.V) + ")");
+}
+
+template <class T>
+Trace<T> forward(const Model<T>& model, const std::vector<int>& ids) {
+    const Config& c = model.cfg;
+    const Weights<T>& w = model.w;
+    check_ids(c, ids);
+
+    Trace<T> t;
+    t.ids = ids;
+    t.h.reserve(c.L + 1);
+    t.layers.resize(c.L);
+    t.h.push_back(embed(w.tok_emb, w.pos_emb, ids));
+
+    for (int l = 0; l < c.L; ++l) {
+        const LayerWeights<T>& lw = w.layers[l];
+        LayerTrace<T>& lt = t.layers[l];
+        const Mat<T>& h = t.h[l];
+
+        // Attention block.
+        Mat<T> x = apply_norm(c, h, lw.norm1_g, lw.norm1_b, &lt.norm1);
+        Mat<T> q = linear(x, lw.wq, lw.bq);
+        Mat<T> k = linear(x, lw.wk, lw.bk);
+        Mat<T> v = linear(x, lw.wv, lw.bv);
+        rope(q, c.H, c.Dh, c.rope, c.rope_theta);
+        rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
+        lt.attn_ctx = attention(q, k, v, c.H, c.Hkv, c.Dh, &lt.probs);
+        lt.attn_out = linear(lt.attn_ctx, lw.wo, lw.bo);
+        lt.m = h + lt.attn_out;
+
+        // MLP block.
+        Mat<T> y = apply_norm(c, lt.m, lw.norm2_g, lw.norm2_b, &lt.norm2);
+        if (c.mlp == MlpKind::SwiGLU)
+            lt.mlp_out = swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down, &lt.mlp_pre, &lt.mlp_up, &lt.mlp_act);
+        else
+            lt.mlp_out = gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down, &lt.mlp_pre, &lt.mlp_act);
+        t.h.push_back(lt.m + lt.mlp_out);
+    }
+
+    t.final_norm_out = apply_norm(c, t.h[c.L], w.normf_g, w.normf_b, &t.normf);
+    t.logits = unembed(t.final_norm_out, w.unembedding());
+    return t;
+}
+
+template <class T>
+std::vector<int> generate_greedy(const Model<T>& model, std::vector<int> ids, int n_new) {
+    std::vector<int> out;
+    for (int step = 0; step < n_new; ++step) {
+        if (model.cfg.max_positions > 0 && int(ids.size()) >= model.cfg.max_positions) break;
+        Trace<T> t = forward(model, ids);
+        Eigen::Index next;
+        t.logits.row(t.N() - 1).maxCoeff(&next);
+        out.push_back(int(next));
+        if (int(next) == model.cfg.eos_id) break;
+        ids.push_back(int(next));
+    }
+    return out;
+}
+
+template Trace<float> forward(const Model<float>&, const std::vector<int>&);
+template Trace<double> forward(const Model<double>&, const std::vector<int>&);
+template std::vector<int> generate_greedy(const Model<float>&, std::vector<int>, int);
+template std::vector<int> generate_greedy(const Model<double>&, std::vector<int>, int);
+
+}  // namespace depass

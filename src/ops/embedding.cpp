@@ -1,0 +1,74 @@
+// embedding.cpp -- token (+ learned position) embedding and the unembedding.
+#include "depass/decompose.hpp"
+#include "depass/ops.hpp"
+#include "check.hpp"
+
+namespace depass {
+
+// x[n] = E[ids[n]]  (+ P[n] for models with learned positions, GPT-2).
+template <class T>
+Mat<T> embed(const Mat<T>& tok_emb, const Mat<T>& pos_emb, const std::vector<int>& ids) {
+    const long N = static_cast<long>(ids.size()), D = tok_emb.cols();
+    if (pos_emb.size()) {
+        detail::check_dim("embed", "pos_emb columns", pos_emb.cols(), D);
+        if (pos_emb.rows() < N) detail::check_dim("embed", "number of positions", N, pos_emb.rows());
+    }
+    Mat<T> x(N, D);
+    for (long n = 0; n < N; ++n) {
+        const int id = ids[n];
+        if (id < 0 || id >= tok_emb.rows())
+            throw Error("embed: token id " + std::to_string(id) + " at position " + std::to_string(n) +
+                        " is outside the vocabulary [0, " + std::to_string(tok_emb.rows()) + ")");
+        x.row(n) = tok_emb.row(id);
+        if (pos_emb.size()) x.row(n) += pos_emb.row(n);
+    }
+    return x;
+}
+
+// logits[n, v] = W_U[v] . x[n]
+template <class T>
+Mat<T> unembed(const Mat<T>& x, const Mat<T>& W_U) {
+    detail::check_dim("unembed", "x columns", x.cols(), W_U.cols());
+    return x * W_U.transpose();
+}
+
+// Decomposed twin of the final norm + unembedding (the logit attribution).
+// With the final norm's factors frozen, component m's logit for token v at n is
+//   attr[m, n, v] = W_U[v] . NormF_m(X_m[n])
+// Identity kept: sum_m attr[m, n, v] = W_U[v] . NormF(S[n]) = logits[n, v]
+// (minus an unembedding bias, which no supported model has). Only the requested
+// target rows of W_U are used, never the full [M, N, V].
+template <class T>
+Tensor<T> logit_attribution(const Model<T>& model, const Trace<T>& trace, const Components<T>& c,
+                            const std::vector<std::vector<int>>& targets) {
+    const Config& cfg = model.cfg;
+    detail::check_dim("logit_attribution", "target rows", long(targets.size()), c.N);
+    const int K = targets.empty() ? 0 : int(targets[0].size());
+    for (int n = 0; n < c.N; ++n) {
+        detail::check_dim("logit_attribution", "targets per position", long(targets[n].size()), K);
+        for (int v : targets[n])
+            if (v < 0 || v >= cfg.V)
+                throw Error("logit_attribution: target id " + std::to_string(v) + " at position " +
+                            std::to_string(n) + " is outside the vocabulary [0, " + std::to_string(cfg.V) + ")");
+    }
+    const Mat<T> normed = apply_norm_decomposed(cfg, c, model.w.normf_g, model.w.normf_b, trace.normf);
+    const Mat<T>& W_U = model.w.unembedding();
+    Tensor<T> out({int64_t(c.M), int64_t(c.N), int64_t(K)});
+#pragma omp parallel for
+    for (int m = 0; m < c.M; ++m)
+        for (int n = c.first[m]; n < c.N; ++n)
+            for (int k = 0; k < K; ++k)
+                out.data[(size_t(m) * c.N + n) * K + k] = normed.row(c.row(m, n)).dot(W_U.row(targets[n][k]));
+    return out;
+}
+
+template Mat<float> embed(const Mat<float>&, const Mat<float>&, const std::vector<int>&);
+template Mat<double> embed(const Mat<double>&, const Mat<double>&, const std::vector<int>&);
+template Mat<float> unembed(const Mat<float>&, const Mat<float>&);
+template Mat<double> unembed(const Mat<double>&, const Mat<double>&);
+template Tensor<float> logit_attribution(const Model<float>&, const Trace<float>&, const Components<float>&,
+                                         const std::vector<std::vector<int>>&);
+template Tensor<double> logit_attribution(const Model<double>&, const Trace<double>&, const Components<double>&,
+                                          const std::vector<std::vector<int>>&);
+
+}  // namespace depass

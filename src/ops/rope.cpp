@@ -1,0 +1,47 @@
+// rope.cpp -- rotary position embedding, both layouts.
+//
+// For head dimension Dh there are Dh/2 rotation pairs; pair i at position p is
+// rotated by the angle  p * theta^(-2i/Dh):
+//     (a, b) -> (a cos - b sin,  a sin + b cos)
+// llama2.c ("Interleaved") pairs the coordinates (2i, 2i+1) of each head;
+// Hugging Face ("Half") pairs (i, i + Dh/2). The two are the same rotation after
+// permuting the rows of W_q and W_k, which is how HF checkpoints are converted.
+//
+// Angles are computed in double for both scalar types, then rounded to T.
+#include "depass/ops.hpp"
+#include "check.hpp"
+
+#include <cmath>
+
+namespace depass {
+
+template <class T>
+void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0) {
+    if (style == RopeStyle::None) return;
+    detail::check_dim("rope", "width", x.cols(), long(nheads) * Dh);
+    if (Dh % 2) throw Error("rope: head dimension " + std::to_string(Dh) + " is odd");
+    const int half = Dh / 2;
+    const long N = x.rows();
+#pragma omp parallel for if (N * x.cols() > 16384)
+    for (long n = 0; n < N; ++n) {
+        const double p = double(pos0 + n);
+        for (int i = 0; i < half; ++i) {
+            const double inv_freq = 1.0 / std::pow(theta, double(2 * i) / double(Dh));
+            const double angle = p * inv_freq;
+            const T c = T(std::cos(angle)), s = T(std::sin(angle));
+            for (int h = 0; h < nheads; ++h) {
+                T* head = x.data() + n * x.cols() + long(h) * Dh;
+                const int ia = style == RopeStyle::Interleaved ? 2 * i : i;
+                const int ib = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
+                const T a = head[ia], b = head[ib];
+                head[ia] = a * c - b * s;
+                head[ib] = a * s + b * c;
+            }
+        }
+    }
+}
+
+template void rope(Mat<float>&, int, int, RopeStyle, double, int);
+template void rope(Mat<double>&, int, int, RopeStyle, double, int);
+
+}  // namespace depass

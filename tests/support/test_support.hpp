@@ -1,0 +1,62 @@
+// test_support.hpp -- helpers shared by the Catch2 tests.
+//
+// Reference data (fixtures, real weights) is read from the shared directory:
+//   $DEPASS_SHARED_DIR if set, else the path configured at build time (../shared).
+// When it is absent a test calls SKIP_WITHOUT_SHARED(), which prints a loud
+// warning and returns; the test binary then exits 77 (CTest: "Skipped").
+// With DEPASS_REQUIRE_FIXTURES=1 (as .ci/run sets) a missing directory fails.
+#pragma once
+
+#include "depass/types.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+
+namespace depass_test {
+
+std::string shared_dir();                 // may not exist
+std::string fixtures_dir();               // shared_dir()/fixtures
+std::string weights_dir();                // shared_dir()/weights
+bool have_shared();                       // fixtures/ and weights/ both present
+bool require_fixtures();                  // DEPASS_REQUIRE_FIXTURES=1
+void note_skip(const std::string& why);   // counts a skip (reported by main)
+std::string cli_path();                   // the built `depass` executable
+std::string source_dir();                 // the project's source tree
+std::string temp_dir();                   // a fresh directory for this test binary
+
+// Runs a shell command, returns its exit status; captures stdout+stderr in *out.
+int run_command(const std::string& cmd, std::string* out = nullptr);
+
+// max |a - b| and max |b| over two equally sized arrays.
+struct Diff {
+    double max_abs = 0, max_ref = 0;
+    size_t worst = 0;
+    double rel() const { return max_ref > 0 ? max_abs / max_ref : max_abs; }
+};
+template <class A, class B>
+Diff diff(const A* a, const B* b, size_t n) {
+    Diff d;
+    for (size_t i = 0; i < n; ++i) {
+        double e = std::abs(double(a[i]) - double(b[i]));
+        if (!(e <= d.max_abs)) { d.max_abs = e; d.worst = i; }   // NaN propagates as worst
+        d.max_ref = std::max(d.max_ref, std::abs(double(b[i])));
+    }
+    return d;
+}
+
+}  // namespace depass_test
+
+#define SKIP_WITHOUT_SHARED()                                                             \
+    do {                                                                                  \
+        if (!depass_test::have_shared()) {                                                \
+            if (depass_test::require_fixtures())                                          \
+                FAIL("shared reference data missing at " << depass_test::shared_dir()     \
+                     << " and DEPASS_REQUIRE_FIXTURES=1");                                \
+            depass_test::note_skip(Catch::getResultCapture().getCurrentTestName());       \
+            WARN("SKIPPED: no reference data at " << depass_test::shared_dir()            \
+                 << " (set DEPASS_SHARED_DIR)");                                          \
+            return;                                                                       \
+        }                                                                                 \
+    } while (0)
