@@ -1,18 +1,16 @@
 // test_io.cpp -- file formats: safetensors, .npy, llama2.c, Hugging Face
 // directories and config.json; plus random_model / cast_model / check_weights.
-#include "test_support.hpp"
-
-#include "depass/config.hpp"
-#include "depass/io.hpp"
-#include "depass/weights.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <nlohmann/json.hpp>
+
+#include "depass/config.hpp"
+#include "depass/io.hpp"
+#include "depass/weights.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 using Catch::Contains;
@@ -32,7 +30,9 @@ std::string le64(uint64_t v) {
 }
 
 // A raw safetensors file from a header text and a data section.
-std::string st_bytes(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
+std::string st_bytes(const std::string& header, const std::string& data) {
+    return le64(header.size()) + header + data;
+}
 
 std::string floats_bytes(const std::vector<float>& v) {
     return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
@@ -265,7 +265,8 @@ TEST_CASE("load_model reads stories260K in both formats", "[io][llama2c]") {
             for (int h = 0; h < heads; ++h)
                 for (int i = 0; i < Dh / 2; ++i) {
                     ok &= (half.row(h * Dh + i).array() == inter.row(h * Dh + 2 * i).array()).all();
-                    ok &= (half.row(h * Dh + i + Dh / 2).array() == inter.row(h * Dh + 2 * i + 1).array()).all();
+                    ok &= (half.row(h * Dh + i + Dh / 2).array() == inter.row(h * Dh + 2 * i + 1).array())
+                              .all();
                 }
             return ok;
         };
@@ -300,7 +301,8 @@ TEST_CASE("write_safetensors round trip F32 / F64 / I64", "[io][safetensors]") {
         CHECK(!fs::exists(p + ".tmp"));
 
         SafeTensors st = SafeTensors::open(p);
-        CHECK(st.names() == std::vector<std::string>{"a.scalar", "b.matrix", "c.empty", "d.ids", "e.extremes"});
+        CHECK(st.names() ==
+              std::vector<std::string>{"a.scalar", "b.matrix", "c.empty", "d.ids", "e.extremes"});
         CHECK(st.metadata() == meta);
         CHECK(st.info("b.matrix").dtype == dt);
         CHECK(st.info("d.ids").dtype == DType::I64);
@@ -343,8 +345,18 @@ TEST_CASE("F16 and BF16 tensors are converted exactly", "[io][safetensors]") {
     // binary16 bit patterns and their exact values (NaN checked separately)
     std::vector<uint16_t> h = {0x0000, 0x8000, 0x3C00, 0xC000, 0x7BFF, 0x0001, 0x03FF,
                                0x0400, 0x7C00, 0xFC00, 0x3555, 0x8001, 0x7E00};
-    std::vector<double> hv = {0.0,     -0.0,   1.0,   -2.0,  65504.0, std::ldexp(1.0, -24), 1023 * std::ldexp(1.0, -24),
-                              std::ldexp(1.0, -14), inf, -inf, 0.333251953125, -std::ldexp(1.0, -24)};
+    std::vector<double> hv = {0.0,
+                              -0.0,
+                              1.0,
+                              -2.0,
+                              65504.0,
+                              std::ldexp(1.0, -24),
+                              1023 * std::ldexp(1.0, -24),
+                              std::ldexp(1.0, -14),
+                              inf,
+                              -inf,
+                              0.333251953125,
+                              -std::ldexp(1.0, -24)};
     // bfloat16 bit patterns
     std::vector<uint16_t> b = {0x3F80, 0xC040, 0x7F80, 0x0001, 0x4049, 0x8000, 0xFF80, 0x7FC0};
     std::vector<double> bv = {1.0, -3.0, inf, std::ldexp(1.0, -133), 3.140625, -0.0, -inf};
@@ -384,7 +396,8 @@ TEST_CASE("sharded safetensors via model.safetensors.index.json", "[io][safetens
     write_safetensors(dir + "/model-00002-of-00002.safetensors", {{"y", {1, 2}, {-1, 4}, false}}, DType::F64);
     json idx;
     idx["metadata"] = {{"total_size", 24}};
-    idx["weight_map"] = {{"x", "model-00001-of-00002.safetensors"}, {"y", "model-00002-of-00002.safetensors"}};
+    idx["weight_map"] = {{"x", "model-00001-of-00002.safetensors"},
+                         {"y", "model-00002-of-00002.safetensors"}};
     write_bytes(dir + "/model.safetensors.index.json", idx.dump());
     SafeTensors st = SafeTensors::open(dir + "/model.safetensors.index.json");
     CHECK(st.names() == std::vector<std::string>{"x", "y"});
@@ -395,7 +408,8 @@ TEST_CASE("sharded safetensors via model.safetensors.index.json", "[io][safetens
 
     idx["weight_map"]["z"] = "model-00002-of-00002.safetensors";
     write_bytes(dir + "/bad.index.json", idx.dump());
-    CHECK_THROWS_WITH(SafeTensors::open(dir + "/bad.index.json"), Contains("bad.index.json") && Contains("'z'"));
+    CHECK_THROWS_WITH(SafeTensors::open(dir + "/bad.index.json"),
+                      Contains("bad.index.json") && Contains("'z'"));
 }
 
 // ---------------------------------------------------------------------------
@@ -426,10 +440,10 @@ TEST_CASE("malformed safetensors files are rejected with precise messages", "[io
         CHECK_THROWS_WITH(SafeTensors::open(p), Contains(p) && Contains("malformed JSON"));
     }
     {
-        const std::string p =
-            write_case("range.safetensors", R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", data8);
-        CHECK_THROWS_WITH(SafeTensors::open(p),
-                          Contains(p) && Contains("'a'") && Contains("data_offsets") && Contains("16") && Contains("8"));
+        const std::string p = write_case("range.safetensors",
+                                         R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", data8);
+        CHECK_THROWS_WITH(SafeTensors::open(p), Contains(p) && Contains("'a'") && Contains("data_offsets") &&
+                                                    Contains("16") && Contains("8"));
     }
     {
         const std::string p = write_case(
@@ -440,44 +454,44 @@ TEST_CASE("malformed safetensors files are rejected with precise messages", "[io
                           Contains(p) && Contains("'first'") && Contains("'second'") && Contains("overlap"));
     }
     for (const char* bad : {"I8", "U8", "F8_E4M3", "f32"}) {
-        const std::string p = write_case("dtype.safetensors",
-                                         std::string(R"({"w":{"dtype":")") + bad +
-                                             R"(","shape":[8],"data_offsets":[0,8]}})",
-                                         data8);
+        const std::string p = write_case(
+            "dtype.safetensors",
+            std::string(R"({"w":{"dtype":")") + bad + R"(","shape":[8],"data_offsets":[0,8]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(p), Contains(p) && Contains("'w'") && Contains(bad));
     }
     {
         const std::string p =
             write_case("nodtype.safetensors", R"({"w":{"shape":[2],"data_offsets":[0,8]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(p), Contains(p) && Contains("'w'") && Contains("dtype"));
-        const std::string q = write_case("noshape.safetensors", R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", data8);
+        const std::string q =
+            write_case("noshape.safetensors", R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(q), Contains(q) && Contains("'w'") && Contains("shape"));
         const std::string r = write_case("nooff.safetensors", R"({"w":{"dtype":"F32","shape":[2]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(r), Contains(r) && Contains("'w'") && Contains("data_offsets"));
     }
     {
-        const std::string p =
-            write_case("negdim.safetensors", R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data8);
+        const std::string p = write_case("negdim.safetensors",
+                                         R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(p), Contains(p) && Contains("'w'") && Contains("-2"));
     }
     {
-        const std::string p =
-            write_case("order.safetensors", R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data8);
+        const std::string p = write_case("order.safetensors",
+                                         R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(p), Contains(p) && Contains("'w'") && Contains("begin > end"));
-        const std::string q =
-            write_case("offs3.safetensors", R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4,8]}})", data8);
+        const std::string q = write_case(
+            "offs3.safetensors", R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4,8]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(q), Contains(q) && Contains("'w'") && Contains("data_offsets"));
     }
     {
-        const std::string p =
-            write_case("size.safetensors", R"({"w":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", data8);
+        const std::string p = write_case("size.safetensors",
+                                         R"({"w":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(p),
                           Contains(p) && Contains("'w'") && Contains("16 bytes") && Contains("span 8"));
     }
     {
-        const std::string p = write_case("meta.safetensors",
-                                         R"({"__metadata__":{"k":3},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-                                         data8);
+        const std::string p = write_case(
+            "meta.safetensors",
+            R"({"__metadata__":{"k":3},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data8);
         CHECK_THROWS_WITH(SafeTensors::open(p), Contains(p) && Contains("__metadata__"));
     }
     CHECK_THROWS_WITH(SafeTensors::open(tmp("does-not-exist.safetensors")),
@@ -495,8 +509,9 @@ TEST_CASE("malformed Hugging Face model directories are rejected", "[io][hf][err
         const std::string d = edited_copy(
             "llama-gqa-s1", "hf_missing",
             [&](std::vector<NamedTensor>& ts) {
-                ts.erase(std::remove_if(ts.begin(), ts.end(), [&](const NamedTensor& x) { return x.name == t; }),
-                         ts.end());
+                ts.erase(
+                    std::remove_if(ts.begin(), ts.end(), [&](const NamedTensor& x) { return x.name == t; }),
+                    ts.end());
             },
             no_cfg_edit);
         CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/model.safetensors") && Contains(t) &&
@@ -517,7 +532,9 @@ TEST_CASE("malformed Hugging Face model directories are rejected", "[io][hf][err
     {
         const std::string d = edited_copy(
             "qwen2-s1", "hf_extra",
-            [&](std::vector<NamedTensor>& ts) { ts.push_back({"model.layers.0.extra.weight", {2}, {1, 2}, false}); },
+            [&](std::vector<NamedTensor>& ts) {
+                ts.push_back({"model.layers.0.extra.weight", {2}, {1, 2}, false});
+            },
             no_cfg_edit);
         CHECK_THROWS_WITH(load_model<float>(d), Contains("unexpected tensor model.layers.0.extra.weight") &&
                                                     Contains(d + "/model.safetensors"));
@@ -537,28 +554,29 @@ TEST_CASE("malformed Hugging Face model directories are rejected", "[io][hf][err
         CHECK(same(a.w.pos_emb, b.w.pos_emb));
     }
     {
-        const std::string d = edited_copy("llama-gqa-s1", "hf_type", no_tensor_edit,
-                                          [](json& j) { j["model_type"] = "bert"; });
+        const std::string d =
+            edited_copy("llama-gqa-s1", "hf_type", no_tensor_edit, [](json& j) { j["model_type"] = "bert"; });
         CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") && Contains("model_type") &&
-                                                    Contains("bert") && Contains("llama") && Contains("gpt2"));
+                                                    Contains("bert") && Contains("llama") &&
+                                                    Contains("gpt2"));
     }
     {
-        const std::string d =
-            edited_copy("llama-gqa-s1", "hf_nofield", no_tensor_edit, [](json& j) { j.erase("hidden_size"); });
-        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") && Contains("hidden_size") &&
-                                                    Contains("missing"));
+        const std::string d = edited_copy("llama-gqa-s1", "hf_nofield", no_tensor_edit,
+                                          [](json& j) { j.erase("hidden_size"); });
+        CHECK_THROWS_WITH(load_model<float>(d),
+                          Contains(d + "/config.json") && Contains("hidden_size") && Contains("missing"));
     }
     {
         const std::string d = edited_copy("qwen2-s1", "hf_wrongtype", no_tensor_edit,
                                           [](json& j) { j["num_attention_heads"] = "four"; });
-        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") && Contains("num_attention_heads") &&
-                                                    Contains("four"));
+        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") &&
+                                                    Contains("num_attention_heads") && Contains("four"));
     }
     {
-        const std::string d = edited_copy("llama-gqa-s1", "hf_act", no_tensor_edit,
-                                          [](json& j) { j["hidden_act"] = "gelu"; });
-        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") && Contains("hidden_act") &&
-                                                    Contains("gelu"));
+        const std::string d =
+            edited_copy("llama-gqa-s1", "hf_act", no_tensor_edit, [](json& j) { j["hidden_act"] = "gelu"; });
+        CHECK_THROWS_WITH(load_model<float>(d),
+                          Contains(d + "/config.json") && Contains("hidden_act") && Contains("gelu"));
     }
     {
         const std::string d = edited_copy("llama-gqa-s1", "hf_rope", no_tensor_edit, [](json& j) {
@@ -614,8 +632,8 @@ TEST_CASE("llama2.c files must have exactly the size the header implies", "[io][
     CHECK_THROWS_WITH(load_model<float>(shortp), Contains(shortp) && Contains(expect) &&
                                                      Contains(std::to_string(bytes.size() - 1)) &&
                                                      Contains("shared classifier"));
-    CHECK_THROWS_WITH(read_llama2c<double>(longp), Contains(longp) && Contains(expect) &&
-                                                       Contains(std::to_string(bytes.size() + 1)));
+    CHECK_THROWS_WITH(read_llama2c<double>(longp),
+                      Contains(longp) && Contains(expect) && Contains(std::to_string(bytes.size() + 1)));
     // header sanity
     std::string bad = bytes;
     int32_t heads = 3;
@@ -626,7 +644,8 @@ TEST_CASE("llama2.c files must have exactly the size the header implies", "[io][
     bad = bytes;
     std::memcpy(&bad[2 * 4], &zero, 4);
     write_bytes(tmp("layers.bin"), bad);
-    CHECK_THROWS_WITH(load_model<float>(tmp("layers.bin")), Contains(tmp("layers.bin")) && Contains("n_layers"));
+    CHECK_THROWS_WITH(load_model<float>(tmp("layers.bin")),
+                      Contains(tmp("layers.bin")) && Contains("n_layers"));
     write_bytes(tmp("tiny.bin"), bytes.substr(0, 10));
     CHECK_THROWS_WITH(load_model<float>(tmp("tiny.bin")), Contains(tmp("tiny.bin")) && Contains("header"));
     // unshared classifier: append wcls and flip the sign of vocab_size
@@ -675,7 +694,7 @@ TEST_CASE("npy round trips and fixtures", "[io][npy]") {
     write_npy(tmp("i32.npy"), i32);
     CHECK(read_npy<int32_t>(tmp("i32.npy")).data == i32.data);
 
-    Tensor<double> scalar({});
+    Tensor<double> scalar(std::vector<int64_t>{});
     scalar.data = {2.5};
     write_npy(tmp("s.npy"), scalar);
     Tensor<double> s2 = read_npy<double>(tmp("s.npy"));
@@ -699,7 +718,8 @@ TEST_CASE("npy fixtures from numpy are read", "[io][npy]") {
     CHECK(t.shape == std::vector<int64_t>{16, 16, 64});
     Tensor<double> p = read_npy<double>(fixture("llama-gqa-s1") + "/depass_subspace_projector_L0.npy");
     CHECK(p.shape == std::vector<int64_t>{64, 64});
-    Tensor<int32_t> tok = read_npy<int32_t>(depass_test::weights_dir() + "/golden/stories260K_once.tokens.npy");
+    Tensor<int32_t> tok =
+        read_npy<int32_t>(depass_test::weights_dir() + "/golden/stories260K_once.tokens.npy");
     CHECK(tok.shape == std::vector<int64_t>{16});
     CHECK(tok.data[0] == 1);
     CHECK(tok.data[1] == 403);
@@ -746,7 +766,8 @@ TEST_CASE("malformed and non-finite npy files are rejected", "[io][npy][errors]"
     };
     write_bytes(tmp("fortran.npy"), npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
                                         floats_bytes({1, 2, 3, 4})));
-    CHECK_THROWS_WITH(read_npy<float>(tmp("fortran.npy")), Contains(tmp("fortran.npy")) && Contains("fortran_order"));
+    CHECK_THROWS_WITH(read_npy<float>(tmp("fortran.npy")),
+                      Contains(tmp("fortran.npy")) && Contains("fortran_order"));
     write_bytes(tmp("f2.npy"), npy("{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", "abcd"));
     CHECK_THROWS_WITH(read_npy<float>(tmp("f2.npy")), Contains(tmp("f2.npy")) && Contains("<f2"));
     write_bytes(tmp("be.npy"), npy("{'descr': '>f8', 'fortran_order': False, 'shape': (1,), }", "abcdefgh"));
@@ -754,7 +775,8 @@ TEST_CASE("malformed and non-finite npy files are rejected", "[io][npy][errors]"
     write_bytes(tmp("noshape.npy"), npy("{'descr': '<f4', 'fortran_order': False, }", "abcd"));
     CHECK_THROWS_WITH(read_npy<float>(tmp("noshape.npy")), Contains(tmp("noshape.npy")) && Contains("shape"));
     write_bytes(tmp("garbage.npy"), npy("{'descr': '<f4', 'fortran_order': False, 'shape': (x), }", "abcd"));
-    CHECK_THROWS_WITH(read_npy<float>(tmp("garbage.npy")), Contains(tmp("garbage.npy")) && Contains("malformed"));
+    CHECK_THROWS_WITH(read_npy<float>(tmp("garbage.npy")),
+                      Contains(tmp("garbage.npy")) && Contains("malformed"));
     // a hand-made valid file reads back
     write_bytes(tmp("hand.npy"), npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }",
                                      floats_bytes({1.5f, -2.0f})));
@@ -832,4 +854,31 @@ TEST_CASE("random_model, cast_model and check_weights", "[weights]") {
     Config bad = lc;
     bad.Hkv = 3;
     CHECK_THROWS_AS(random_model<float>(bad, 1), depass::Error);
+}
+
+TEST_CASE("truncated or corrupted real checkpoints always fail cleanly", "[io][safetensors][errors]") {
+    SKIP_WITHOUT_SHARED();
+    const std::string bytes = read_text_file(fixture("gpt2-s1") + "/model.safetensors");
+    const std::string p = tmp("cut.safetensors");
+    for (size_t cut : {size_t(0), size_t(7), size_t(8), size_t(100), size_t(2631), size_t(2632), size_t(2633),
+                       bytes.size() / 2, bytes.size() - 1}) {
+        INFO("cut at " << cut);
+        write_bytes(p, bytes.substr(0, cut));
+        CHECK_THROWS_AS(SafeTensors::open(p), depass::Error);
+    }
+    // flipping header bytes must give either a valid file or a depass::Error
+    uint64_t hlen = 0;
+    std::memcpy(&hlen, bytes.data(), 8);
+    for (size_t i = 8; i < 8 + hlen; i += 37) {
+        std::string b = bytes;
+        b[i] = static_cast<char>(b[i] ^ 0x5a);
+        write_bytes(p, b);
+        try {
+            SafeTensors st = SafeTensors::open(p);
+            for (const std::string& n : st.names()) (void)st.info(n);
+        } catch (const depass::Error&) {
+        }
+    }
+    write_bytes(p, bytes);
+    CHECK_NOTHROW(SafeTensors::open(p));
 }

@@ -1,9 +1,66 @@
 // main.cpp -- the `depass` command line. Thin: parses options and calls the library.
-#include <CLI/CLI.hpp>
+// Every subcommand lives in its own cmd_*.cpp and reports errors by exception; this
+// file turns them into one line on stderr and an exit code (2 usage, 1 runtime).
+#include "commands.hpp"
+
+#include "depass/types.hpp"
+
+#include <iostream>
+
+namespace depass::cli {
+
+std::vector<int> parse_int_list(const std::string& flag, const std::string& text) {
+    std::vector<int> out;
+    size_t pos = 0;
+    if (text.empty()) throw UsageError(flag + ": empty list (expected comma-separated integers, e.g. 1,5,9)");
+    while (pos <= text.size()) {
+        size_t comma = text.find(',', pos);
+        std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+        item = a == std::string::npos ? "" : item.substr(a, b - a + 1);
+        try {
+            size_t used = 0;
+            long v = std::stol(item, &used);
+            if (used != item.size() || v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(item);
+            out.push_back(int(v));
+        } catch (const std::exception&) {
+            throw UsageError(flag + ": '" + item + "' is not an integer (expected comma-separated integers, e.g. 1,5,9)");
+        }
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
+
+}  // namespace depass::cli
 
 int main(int argc, char** argv) {
-    CLI::App app{"depass: decomposed forward pass attribution for transformer language models"};
+    using namespace depass::cli;
+    CLI::App app{
+        "depass -- DePass attribution by a decomposed forward pass.\n"
+        "Runs a transformer once, records it, then splits a hidden state into additive components\n"
+        "(tokens, heads, neurons, modules, subspaces) and pushes each through the rest of the network\n"
+        "with attention, norm factors and MLP activations frozen. Components always sum to the true state."};
     app.require_subcommand(1);
-    CLI11_PARSE(app, argc, argv);
+    app.set_help_all_flag("--help-all", "Show help for every subcommand");
+    register_forward(app);
+    register_generate(app);
+    register_attribute(app);
+    register_validate(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : kExitUsage;
+    } catch (const UsageError& e) {
+        std::cerr << "depass: usage error: " << e.what() << "\n";
+        return kExitUsage;
+    } catch (const depass::Error& e) {
+        std::cerr << "depass: error: " << e.what() << "\n";
+        return kExitRuntime;
+    } catch (const std::exception& e) {
+        std::cerr << "depass: error: " << e.what() << "\n";
+        return kExitRuntime;
+    }
     return 0;
 }

@@ -17,13 +17,13 @@
 // Token ids: `bos_token_id` / `eos_token_id` default to 1 / 2 (gpt2: 50256)
 // when absent; an explicit null gives -1 ("none"); a list takes its first id.
 #include "depass/config.hpp"
-#include "depass/io.hpp"
-
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "depass/io.hpp"
 
 using json = nlohmann::json;
 
@@ -89,7 +89,8 @@ private:
         if (v.is_number_integer()) {
             if (v.is_number_unsigned()) {
                 uint64_t u = v.get<uint64_t>();
-                if (u > static_cast<uint64_t>(std::numeric_limits<int>::max())) bad_type(name, "an int32 integer");
+                if (u > static_cast<uint64_t>(std::numeric_limits<int>::max()))
+                    bad_type(name, "an int32 integer");
                 return static_cast<int>(u);
             }
             int64_t s = v.get<int64_t>();
@@ -100,7 +101,8 @@ private:
         }
         if (v.is_number_float()) {
             double d = v.get<double>();
-            if (std::floor(d) == d && std::abs(d) <= std::numeric_limits<int>::max()) return static_cast<int>(d);
+            if (std::floor(d) == d && std::abs(d) <= std::numeric_limits<int>::max())
+                return static_cast<int>(d);
         }
         bad_type(name, "an integer");
     }
@@ -122,7 +124,8 @@ void read_llama_family(const Fields& f, const std::string& file, Config& c) {
     c.Hkv = f.get_int("num_key_value_heads", c.H);
     c.V = f.get_int("vocab_size");
     c.max_positions = f.get_int("max_position_embeddings");
-    if (c.H <= 0) throw Error(file + ": field 'num_attention_heads' must be positive, got " + std::to_string(c.H));
+    if (c.H <= 0)
+        throw Error(file + ": field 'num_attention_heads' must be positive, got " + std::to_string(c.H));
     if (f.present("head_dim")) {
         c.Dh = f.get_int("head_dim");
     } else {
@@ -166,7 +169,8 @@ void read_llama_family(const Fields& f, const std::string& file, Config& c) {
     // Sliding-window attention: cap the supported length at the window.
     bool window_active = false;
     if (c.model_type == "mistral") window_active = f.present("sliding_window");
-    if (c.model_type == "qwen2") window_active = f.get_bool("use_sliding_window", false) && f.present("sliding_window");
+    if (c.model_type == "qwen2")
+        window_active = f.get_bool("use_sliding_window", false) && f.present("sliding_window");
     if (window_active) {
         const int w = f.get_int("sliding_window");
         if (w <= 0) throw Error(file + ": field 'sliding_window' must be positive, got " + std::to_string(w));
@@ -275,13 +279,15 @@ void validate_config(const Config& c) {
     }
     if (c.rope != RopeStyle::None) {
         if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
-            throw Error(where + "rope_theta must be positive and finite, got " + std::to_string(c.rope_theta));
+            throw Error(where + "rope_theta must be positive and finite, got " +
+                        std::to_string(c.rope_theta));
         }
-        if (c.Dh % 2 != 0) throw Error(where + "Dh (head dim) must be even for RoPE, got " + std::to_string(c.Dh));
+        if (c.Dh % 2 != 0)
+            throw Error(where + "Dh (head dim) must be even for RoPE, got " + std::to_string(c.Dh));
     }
     if ((c.model_type == "gpt2" || c.model_type == "llama2c") && c.D != c.H * c.Dh) {
-        throw Error(where + "D (" + std::to_string(c.D) + ") must equal H * Dh (" + std::to_string(c.H) + " * " +
-                    std::to_string(c.Dh) + ") for " + c.model_type);
+        throw Error(where + "D (" + std::to_string(c.D) + ") must equal H * Dh (" + std::to_string(c.H) +
+                    " * " + std::to_string(c.Dh) + ") for " + c.model_type);
     }
     if (c.mlp == MlpKind::SwiGLU && c.mlp_bias) {
         throw Error(where + "mlp_bias is unsupported for the SwiGLU MLP");
@@ -299,9 +305,15 @@ std::string describe(const Config& c) {
        << (c.mlp == MlpKind::SwiGLU ? "SwiGLU" : "GeluMLP") << '/'
        << (c.act == Activation::SiLU ? "SiLU" : "GeluTanh") << " rope=";
     switch (c.rope) {
-        case RopeStyle::None: os << "none"; break;
-        case RopeStyle::Interleaved: os << "interleaved(theta=" << c.rope_theta << ")"; break;
-        case RopeStyle::Half: os << "half(theta=" << c.rope_theta << ")"; break;
+        case RopeStyle::None:
+            os << "none";
+            break;
+        case RopeStyle::Interleaved:
+            os << "interleaved(theta=" << c.rope_theta << ")";
+            break;
+        case RopeStyle::Half:
+            os << "half(theta=" << c.rope_theta << ")";
+            break;
     }
     if (c.learned_positions) os << " learned_pos";
     os << " tied=" << (c.tied_embeddings ? "yes" : "no");

@@ -1,6 +1,7 @@
 // files.cpp -- small file helpers: whole-file reads, existence checks and
 // atomic writes (temporary file in the same directory + rename).
-#include "depass/io.hpp"
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -9,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "depass/io.hpp"
 
 namespace fs = std::filesystem;
 

@@ -18,11 +18,11 @@
 //     Conv1D weights are stored (in, out) and transposed to (out, in) here;
 //     c_attn (D x 3D) is split into q | k | v along its output axis.
 // Ignored buffers: *rotary_emb.inv_freq, *.attn.bias, *.attn.masked_bias.
-#include "depass/io.hpp"
-
 #include <filesystem>
 #include <functional>
 #include <set>
+
+#include "depass/io.hpp"
 
 namespace fs = std::filesystem;
 
@@ -53,9 +53,8 @@ public:
 
     // (out, in) matrix stored as is.
     void mat(const std::string& name, Mat<T>& dst, int rows, int cols) {
-        add(name, {rows, cols}, [&dst, rows, cols](Tensor<T>&& t) {
-            dst = ConstMatMap<T>(t.data.data(), rows, cols);
-        });
+        add(name, {rows, cols},
+            [&dst, rows, cols](Tensor<T>&& t) { dst = ConstMatMap<T>(t.data.data(), rows, cols); });
     }
     // Conv1D weight stored (in, out) = (cols, rows); dst becomes (rows, cols).
     void mat_t(const std::string& name, Mat<T>& dst, int rows, int cols) {
@@ -176,11 +175,13 @@ void plan_gpt2(const Config& c, Weights<T>& w, Plan<T>& p, const std::string& pf
 template <class T>
 Model<T> read_hf_model(const std::string& dir) {
     if (!file_exists(dir)) throw Error("no such file or directory: " + dir);
-    if (!is_directory(dir)) throw Error(dir + ": is not a directory (expected a Hugging Face model directory)");
+    if (!is_directory(dir))
+        throw Error(dir + ": is not a directory (expected a Hugging Face model directory)");
     const std::string cfg_path = (fs::path(dir) / "config.json").string();
     if (!file_exists(cfg_path)) {
-        throw Error(dir + ": no config.json found; expected a Hugging Face model directory with config.json and "
-                          "model.safetensors (or model.safetensors.index.json with shards)");
+        throw Error(dir +
+                    ": no config.json found; expected a Hugging Face model directory with config.json and "
+                    "model.safetensors (or model.safetensors.index.json with shards)");
     }
     Model<T> m;
     m.cfg = read_hf_config(cfg_path);
@@ -190,7 +191,8 @@ Model<T> read_hf_model(const std::string& dir) {
     if (!file_exists(st_path)) {
         const std::string idx = (fs::path(dir) / "model.safetensors.index.json").string();
         if (!file_exists(idx)) {
-            throw Error(dir + ": no model.safetensors or model.safetensors.index.json found next to config.json");
+            throw Error(dir +
+                        ": no model.safetensors or model.safetensors.index.json found next to config.json");
         }
         st_path = idx;
     }
@@ -198,7 +200,8 @@ Model<T> read_hf_model(const std::string& dir) {
 
     Plan<T> plan(st);
     if (c.model_type == "gpt2") {
-        const std::string pfx = (!st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
+        const std::string pfx =
+            (!st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
         plan_gpt2(c, m.w, plan, pfx);
     } else {
         plan_llama(c, m.w, plan);
@@ -216,8 +219,9 @@ Model<T> load_model(const std::string& path) {
     if (!file_exists(path)) throw Error("no such file or directory: " + path);
     if (is_directory(path)) {
         if (!file_exists((fs::path(path) / "config.json").string())) {
-            throw Error(path + ": directory has no config.json; expected a Hugging Face model directory "
-                               "(config.json + model.safetensors) or a llama2.c .bin checkpoint file");
+            throw Error(path +
+                        ": directory has no config.json; expected a Hugging Face model directory "
+                        "(config.json + model.safetensors) or a llama2.c .bin checkpoint file");
         }
         return read_hf_model<T>(path);
     }

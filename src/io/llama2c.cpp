@@ -9,11 +9,11 @@
 //
 // The file size must match the header exactly; anything else means a wrong
 // or damaged file.
-#include "depass/io.hpp"
-
 #include <cstring>
 #include <filesystem>
 #include <limits>
+
+#include "depass/io.hpp"
 
 namespace fs = std::filesystem;
 
@@ -69,7 +69,8 @@ template <class T>
 Model<T> read_llama2c(const std::string& path) {
     std::error_code ec;
     if (!fs::exists(path, ec)) throw Error("no such file or directory: " + path);
-    if (fs::is_directory(path, ec)) throw Error(path + ": is a directory, expected a llama2.c .bin checkpoint");
+    if (fs::is_directory(path, ec))
+        throw Error(path + ": is a directory, expected a llama2.c .bin checkpoint");
     const uint64_t size = fs::file_size(path, ec);
     if (ec) throw Error(path + ": cannot determine the file size (" + ec.message() + ")");
     if (size < 28) {
@@ -79,7 +80,8 @@ Model<T> read_llama2c(const std::string& path) {
     const std::string bytes = read_text_file(path);
     int32_t hdr[7];
     std::memcpy(hdr, bytes.data(), sizeof hdr);
-    const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+    const char* names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
+                            "n_kv_heads", "vocab_size", "seq_len"};
     for (int i = 0; i < 7; ++i) {
         if (i == 5) {
             if (hdr[i] == 0 || hdr[i] == std::numeric_limits<int32_t>::min()) {
@@ -94,8 +96,8 @@ Model<T> read_llama2c(const std::string& path) {
     const bool shared = hdr[5] > 0;
     const int V = shared ? hdr[5] : -hdr[5];
     if (D % H != 0) {
-        throw Error(path + ": header field 'dim' = " + std::to_string(D) + " is not a multiple of 'n_heads' = " +
-                    std::to_string(H));
+        throw Error(path + ": header field 'dim' = " + std::to_string(D) +
+                    " is not a multiple of 'n_heads' = " + std::to_string(H));
     }
     if (H % Hkv != 0) {
         throw Error(path + ": header field 'n_heads' = " + std::to_string(H) +
@@ -109,22 +111,23 @@ Model<T> read_llama2c(const std::string& path) {
 
     uint64_t floats = 0;
     auto add = [&](uint64_t n) { floats = add_sat(floats, n); };
-    add(mul_sat(v, d));                        // tok_emb
-    add(mul_sat(l, d));                        // rms_att
-    add(mul_sat(l, mul_sat(d, d)));            // wq
+    add(mul_sat(v, d));                            // tok_emb
+    add(mul_sat(l, d));                            // rms_att
+    add(mul_sat(l, mul_sat(d, d)));                // wq
     add(mul_sat(2, mul_sat(l, mul_sat(kvd, d))));  // wk, wv
-    add(mul_sat(l, mul_sat(d, d)));            // wo
-    add(mul_sat(l, d));                        // rms_ffn
-    add(mul_sat(3, mul_sat(l, mul_sat(i, d))));  // w1, w2, w3
-    add(d);                                    // rms_final
-    add(mul_sat(2, mul_sat(s, dh / 2)));       // freq_cis_real, freq_cis_imag
-    if (!shared) add(mul_sat(v, d));           // wcls
+    add(mul_sat(l, mul_sat(d, d)));                // wo
+    add(mul_sat(l, d));                            // rms_ffn
+    add(mul_sat(3, mul_sat(l, mul_sat(i, d))));    // w1, w2, w3
+    add(d);                                        // rms_final
+    add(mul_sat(2, mul_sat(s, dh / 2)));           // freq_cis_real, freq_cis_imag
+    if (!shared) add(mul_sat(v, d));               // wcls
     const uint64_t expected = add_sat(28, mul_sat(floats, 4));
     if (expected != size) {
-        throw Error(path + ": file size is " + std::to_string(size) + " bytes but the header (dim=" +
-                    std::to_string(D) + ", hidden_dim=" + std::to_string(I) + ", n_layers=" + std::to_string(L) +
-                    ", n_heads=" + std::to_string(H) + ", n_kv_heads=" + std::to_string(Hkv) +
-                    ", vocab_size=" + std::to_string(hdr[5]) + ", seq_len=" + std::to_string(seq) + ", " +
+        throw Error(path + ": file size is " + std::to_string(size) +
+                    " bytes but the header (dim=" + std::to_string(D) + ", hidden_dim=" + std::to_string(I) +
+                    ", n_layers=" + std::to_string(L) + ", n_heads=" + std::to_string(H) +
+                    ", n_kv_heads=" + std::to_string(Hkv) + ", vocab_size=" + std::to_string(hdr[5]) +
+                    ", seq_len=" + std::to_string(seq) + ", " +
                     (shared ? "shared classifier" : "unshared classifier") + ") implies " +
                     std::to_string(expected) + " bytes");
     }

@@ -4,16 +4,15 @@
 // dtype, fortran_order, shape, exact data size) so that every malformed file
 // gets a precise error naming it. Writing goes through xtensor's npy writer
 // (xt::dump_npy) and then an atomic rename.
-#include "depass/io.hpp"
-
-#include <xtensor/xadapt.hpp>
-#include <xtensor/xnpy.hpp>
-
 #include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xnpy.hpp>
+
+#include "depass/io.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian tensor files by memcpy and needs a little-endian host"
@@ -159,7 +158,8 @@ NpyHeader parse_npy_header(const std::string& path, const std::string& bytes) {
     const unsigned char major = static_cast<unsigned char>(bytes[6]);
     size_t hlen = 0, pre = 0;
     if (major == 1) {
-        hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+        hlen = static_cast<unsigned char>(bytes[8]) |
+               (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
         pre = 10;
     } else if (major == 2 || major == 3) {
         if (bytes.size() < 12) throw Error(path + ": truncated .npy header");
@@ -189,7 +189,8 @@ NpyHeader parse_npy_header(const std::string& path, const std::string& bytes) {
     } else if (h.descr == "<i8") {
         h.type = NpyType::I8;
     } else {
-        throw Error(path + ": unsupported .npy dtype 'descr' = '" + h.descr + "' (supported: <f4, <f8, <i4, <i8)");
+        throw Error(path + ": unsupported .npy dtype 'descr' = '" + h.descr +
+                    "' (supported: <f4, <f8, <i4, <i8)");
     }
     if (fortran) throw Error(path + ": 'fortran_order' is True; only C-order arrays are supported");
     h.data_offset = pre + hlen;
@@ -206,8 +207,8 @@ NpyHeader parse_npy_header(const std::string& path, const std::string& bytes) {
     }
     const uint64_t have = bytes.size() - h.data_offset;
     if (have != want) {
-        throw Error(path + ": .npy data is " + std::to_string(have) + " bytes, but shape " + shape_str(h.shape) +
-                    " of " + h.descr + " needs " + std::to_string(want) + " bytes");
+        throw Error(path + ": .npy data is " + std::to_string(have) + " bytes, but shape " +
+                    shape_str(h.shape) + " of " + h.descr + " needs " + std::to_string(want) + " bytes");
     }
     return h;
 }
@@ -237,10 +238,18 @@ Tensor<T> read_npy(const std::string& path, bool require_finite) {
     t.data.resize(n);
     const char* p = bytes.data() + h.data_offset;
     switch (h.type) {
-        case NpyType::F4: convert<float>(p, n, t.data.data()); break;
-        case NpyType::F8: convert<double>(p, n, t.data.data()); break;
-        case NpyType::I4: convert<int32_t>(p, n, t.data.data()); break;
-        case NpyType::I8: convert<int64_t>(p, n, t.data.data()); break;
+        case NpyType::F4:
+            convert<float>(p, n, t.data.data());
+            break;
+        case NpyType::F8:
+            convert<double>(p, n, t.data.data());
+            break;
+        case NpyType::I4:
+            convert<int32_t>(p, n, t.data.data());
+            break;
+        case NpyType::I8:
+            convert<int64_t>(p, n, t.data.data());
+            break;
     }
     if constexpr (std::is_floating_point<T>::value) {
         if (require_finite) {

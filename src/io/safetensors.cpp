@@ -7,19 +7,18 @@
 // (offsets relative to the data section) plus an optional "__metadata__"
 // string -> string map. Everything is validated on open; tensor data is read
 // lazily, one tensor at a time, with a seek into the right file.
-#include "depass/io.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <type_traits>
+
+#include "depass/io.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian tensor files by memcpy and needs a little-endian host"
@@ -32,24 +31,36 @@ namespace depass {
 
 const char* dtype_name(DType t) {
     switch (t) {
-        case DType::F16: return "F16";
-        case DType::BF16: return "BF16";
-        case DType::F32: return "F32";
-        case DType::F64: return "F64";
-        case DType::I32: return "I32";
-        case DType::I64: return "I64";
+        case DType::F16:
+            return "F16";
+        case DType::BF16:
+            return "BF16";
+        case DType::F32:
+            return "F32";
+        case DType::F64:
+            return "F64";
+        case DType::I32:
+            return "I32";
+        case DType::I64:
+            return "I64";
     }
     return "?";
 }
 
 size_t dtype_size(DType t) {
     switch (t) {
-        case DType::F16: return 2;
-        case DType::BF16: return 2;
-        case DType::F32: return 4;
-        case DType::F64: return 8;
-        case DType::I32: return 4;
-        case DType::I64: return 8;
+        case DType::F16:
+            return 2;
+        case DType::BF16:
+            return 2;
+        case DType::F32:
+            return 4;
+        case DType::F64:
+            return 8;
+        case DType::I32:
+            return 4;
+        case DType::I64:
+            return 8;
     }
     return 0;
 }
@@ -57,9 +68,9 @@ size_t dtype_size(DType t) {
 namespace {
 
 bool parse_dtype(const std::string& s, DType* out) {
-    static const std::pair<const char*, DType> table[] = {
-        {"F16", DType::F16}, {"BF16", DType::BF16}, {"F32", DType::F32},
-        {"F64", DType::F64}, {"I32", DType::I32},   {"I64", DType::I64}};
+    static const std::pair<const char*, DType> table[] = {{"F16", DType::F16}, {"BF16", DType::BF16},
+                                                          {"F32", DType::F32}, {"F64", DType::F64},
+                                                          {"I32", DType::I32}, {"I64", DType::I64}};
     for (const auto& e : table) {
         if (s == e.first) {
             *out = e.second;
@@ -212,7 +223,8 @@ void parse_single(const std::string& path, std::map<std::string, TensorInfo>& te
 
         const json& jo = v["data_offsets"];
         if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_integer() || !jo[1].is_number_integer()) {
-            throw Error(where + ": field 'data_offsets' must be [begin, end] integers, got " + json_short(jo));
+            throw Error(where + ": field 'data_offsets' must be [begin, end] integers, got " +
+                        json_short(jo));
         }
         if ((!jo[0].is_number_unsigned() && jo[0].get<int64_t>() < 0) ||
             (!jo[1].is_number_unsigned() && jo[1].get<int64_t>() < 0)) {
@@ -431,7 +443,8 @@ Tensor<T> SafeTensors::read(const std::string& name, const std::vector<int64_t>&
     in.seekg(static_cast<std::streamoff>(data_start_.at(ti.file) + ti.begin));
     std::string buf(static_cast<size_t>(nbytes), '\0');
     in.read(buf.data(), static_cast<std::streamsize>(nbytes));
-    if (!in) throw Error(ti.file + ": short read of tensor '" + name + "' (file changed since it was opened?)");
+    if (!in)
+        throw Error(ti.file + ": short read of tensor '" + name + "' (file changed since it was opened?)");
     convert_bytes(buf.data(), ti.dtype, n, out.data.data());
     return out;
 }
@@ -461,7 +474,9 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
         }
         if (!seen.insert(t.name).second) throw Error(path + ": duplicate tensor name '" + t.name + "'");
         for (int64_t d : t.shape) {
-            if (d < 0) throw Error(path + ": tensor '" + t.name + "' has negative dimension in " + shape_str(t.shape));
+            if (d < 0)
+                throw Error(path + ": tensor '" + t.name + "' has negative dimension in " +
+                            shape_str(t.shape));
         }
         const size_t n = Tensor<double>::numel(t.shape);
         if (n != t.values.size()) {
@@ -490,8 +505,8 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
             for (size_t i = 0; i < t.values.size(); ++i) {
                 const double v = t.values[i];
                 if (!(v == std::floor(v)) || v < -9.2233720368547758e18 || v >= 9.2233720368547758e18) {
-                    throw Error(path + ": integer tensor '" + t.name + "' holds non-integer value at flat index " +
-                                std::to_string(i));
+                    throw Error(path + ": integer tensor '" + t.name +
+                                "' holds non-integer value at flat index " + std::to_string(i));
                 }
                 int64_t x = static_cast<int64_t>(v);
                 bytes.append(reinterpret_cast<const char*>(&x), 8);

@@ -1,0 +1,270 @@
+// depass attribute -- the decomposed forward pass from the command line.
+#include "common.hpp"
+
+#include "depass/decompose.hpp"
+#include "depass/initialisers.hpp"
+#include "depass/io.hpp"
+#include "depass/tolerance.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+namespace depass::cli {
+
+namespace {
+
+struct AttributeOptions {
+    InputOptions in;
+    std::string level = "token";
+    int layer = 0;
+    std::string module;           // attn | mlp
+    std::string heads, neurons;   // lists
+    int neuron_groups = 0;
+    std::vector<std::string> bases;
+    std::string components;
+    std::string rule = "softmax";
+    double temperature = 0.1;
+    std::string ignore_special;   // on | off | "" (level default)
+    std::string targets = "auto";
+    bool all_layers = false;
+    int mlp_chunk = 0;
+    std::string out;
+};
+
+// Checks the flag combination before any work is done.
+void check_combination(CLI::App* sub, const AttributeOptions& o) {
+    auto given = [&](const char* flag) { return sub->count(flag) > 0; };
+    auto only_for = [&](const char* flag, const char* level) {
+        if (given(flag) && o.level != level)
+            throw UsageError(std::string(flag) + " applies to --level " + level + " only (got --level " + o.level + ")");
+    };
+    only_for("--module", "module");
+    only_for("--heads", "head");
+    only_for("--neurons", "neuron");
+    only_for("--neuron-groups", "neuron");
+    only_for("--basis", "subspace");
+    only_for("--components", "custom");
+    if (given("--neurons") && given("--neuron-groups"))
+        throw UsageError("give either --neurons or --neuron-groups, not both");
+    if (o.level == "subspace" && o.bases.empty())
+        throw UsageError("--level subspace needs at least one --basis B.npy ([D, k] basis or [D, D] projector)");
+    if (o.level == "custom" && o.components.empty())
+        throw UsageError("--level custom needs --components C.npy ([K, N, D], summing to the state)");
+    if (o.neuron_groups < 0) throw UsageError("--neuron-groups: " + std::to_string(o.neuron_groups) + " (expected > 0)");
+    if (!(o.temperature > 0)) throw UsageError("--temperature must be > 0");
+    if (o.mlp_chunk < 0) throw UsageError("--mlp-chunk must be >= 0");
+}
+
+std::vector<std::vector<int>> resolve_targets(const std::string& spec, const Mat<double>& logits, int V) {
+    const int N = int(logits.rows());
+    std::vector<std::vector<int>> t(N);
+    if (spec == "auto") {
+        for (int n = 0; n < N; ++n) {
+            Eigen::Index best;
+            logits.row(n).maxCoeff(&best);
+            t[n] = {int(best)};
+        }
+        return t;
+    }
+    std::vector<int> ids = parse_int_list("--targets", spec);
+    for (int v : ids)
+        if (v < 0 || v >= V)
+            throw Error("--targets: token id " + std::to_string(v) + " is outside the vocabulary [0, " +
+                        std::to_string(V) + ")");
+    for (auto& row : t) row = ids;
+    return t;
+}
+
+template <class T>
+void append_dense(std::vector<double>& out, const Components<T>& c) {
+    for (int m = 0; m < c.M; ++m) {
+        Mat<T> x = c.component(m);
+        for (Eigen::Index i = 0; i < x.size(); ++i) out.push_back(double(x.data()[i]));
+    }
+}
+
+template <class T>
+void run_attribute(const AttributeOptions& o) {
+    Model<T> model = load_model<T>(o.in.model);
+    const Config& cfg = model.cfg;
+    auto tok = find_tokenizer(o.in, cfg, !o.in.prompt.empty());
+    std::vector<int> ids = resolve_ids(o.in, cfg, tok.get());
+    say(o.in, "model: " + describe(cfg));
+    Trace<T> trace = forward(model, ids);
+    const int N = trace.N();
+
+    LevelRequest req;
+    req.level = o.level;
+    req.layer = o.layer;
+    req.module_mlp = o.module == "mlp";
+    if (!o.heads.empty()) req.heads = parse_int_list("--heads", o.heads);
+    if (!o.neurons.empty()) req.neurons = parse_int_list("--neurons", o.neurons);
+    req.neuron_groups = o.neuron_groups;
+    for (const std::string& b : o.bases) {
+        Tensor<double> t = read_npy<double>(b);
+        Mat<double> B;
+        if (t.shape.size() == 1) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], 1);
+        else if (t.shape.size() == 2) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], t.shape[1]);
+        else throw Error(b + ": basis has shape " + shape_str(t.shape) + ", expected [D, k] or [D, D]");
+        req.projectors.push_back(projector_from(B, cfg.D, b));
+        req.projector_names.push_back(b);
+    }
+    if (!o.components.empty()) {
+        req.custom = read_npy<double>(o.components);
+        req.custom_source = o.components;
+        req.custom_rel_tol = sizeof(T) == 8 ? 1e-9 : 1e-5;
+    }
+    Initialised<T> init = initialise(model, trace, req);
+
+    DecomposeOptions opt;
+    opt.rule = parse_mlp_rule(o.rule);
+    opt.temperature = o.temperature;
+    opt.ignore_special_token = o.ignore_special.empty() ? init.ignore_special_default : o.ignore_special == "on";
+    opt.pos0_component = init.pos0_component;
+    opt.mlp_chunk = o.mlp_chunk;
+
+    // Propagate, checking completeness at every residual point on the way.
+    std::vector<std::string> points;
+    std::vector<double> by_layer;
+    double worst_rel = 0;
+    std::string worst_point;
+    auto observe = [&](const CutPoint& p, const Components<T>& c) {
+        const Mat<T>& truth = state_at(trace, p);
+        const double scale = std::max(1e-30, double(truth.cwiseAbs().maxCoeff()));
+        const double rel = double((c.sum() - truth).cwiseAbs().maxCoeff()) / scale;
+        if (rel > worst_rel || worst_point.empty()) {
+            worst_rel = std::max(worst_rel, rel);
+            worst_point = p.str();
+        }
+        if (o.all_layers) {
+            points.push_back(p.str());
+            append_dense(by_layer, c);
+        }
+        say(o.in, "  " + p.str() + " done");
+    };
+    say(o.in, "decomposing from " + init.cut.str() + " (" + init.level + " level, " + std::to_string(init.comps.M) +
+                  " components, rule " + rule_name(opt.rule) + ")");
+    Components<T> out = propagate(model, trace, init.comps, init.cut, opt, ComponentObserver<T>(observe));
+    if (!(worst_rel <= tolerance::completeness_rel<T>())) {
+        std::ostringstream os;
+        os << "completeness violated: the components' sum differs from the true state at " << worst_point
+           << " by " << worst_rel << " (relative), above the tolerance " << tolerance::completeness_rel<T>()
+           << "; nothing was written";
+        throw Error(os.str());
+    }
+
+    // Logit attribution for the targets.
+    Mat<double> logits = trace.logits.template cast<double>();
+    auto targets = resolve_targets(o.targets, logits, cfg.V);
+    const int K = int(targets[0].size());
+    Tensor<T> attr = logit_attribution(model, trace, out, targets);
+
+    std::vector<NamedTensor> tensors;
+    NamedTensor comps{"components", {out.M, N, cfg.D}, {}, false};
+    append_dense(comps.values, out);
+    tensors.push_back(std::move(comps));
+    tensors.push_back({"logit_attribution", {out.M, N, K}, std::vector<double>(attr.data.begin(), attr.data.end()), false});
+    NamedTensor tg{"targets", {N, K}, {}, true}, tl{"target_logits", {N, K}, {}, false};
+    for (int n = 0; n < N; ++n)
+        for (int v : targets[n]) {
+            tg.values.push_back(v);
+            tl.values.push_back(logits(n, v));
+        }
+    tensors.push_back(std::move(tg));
+    tensors.push_back(std::move(tl));
+    NamedTensor idt{"input_ids", {N}, {}, true};
+    for (int id : ids) idt.values.push_back(id);
+    tensors.push_back(std::move(idt));
+    if (o.all_layers)
+        tensors.push_back({"components_by_point", {int64_t(points.size()), out.M, N, cfg.D}, std::move(by_layer), false});
+
+    nlohmann::json meta_names = out.names, meta_points = points;
+    std::ostringstream wr;
+    wr << worst_rel;
+    std::map<std::string, std::string> meta = {
+        {"format", "depass-attribution"},
+        {"model", o.in.model},
+        {"dtype", o.in.dtype},
+        {"level", init.level},
+        {"cut", init.cut.str()},
+        {"rule", rule_name(opt.rule)},
+        {"temperature", std::to_string(opt.temperature)},
+        {"ignore_special_token", opt.ignore_special_token ? "on" : "off"},
+        {"component_names", meta_names.dump()},
+        {"points", meta_points.dump()},
+        {"completeness_max_rel", wr.str()},
+    };
+    write_safetensors(o.out, tensors, sizeof(T) == 8 ? DType::F64 : DType::F32, meta);
+
+    // Summary: the components that push the last position's first target most.
+    const int n = N - 1;
+    std::vector<std::pair<double, int>> ranked;
+    for (int m = 0; m < out.M; ++m) ranked.push_back({double(attr.data[(size_t(m) * N + n) * K]), m});
+    std::sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return std::abs(a.first) > std::abs(b.first); });
+    std::printf("target at position %d: id %d '%s', logit %.6g; completeness max rel error %.3g\n", n,
+                targets[n][0], show_piece(tok.get(), targets[n][0]).c_str(), logits(n, targets[n][0]), worst_rel);
+    std::printf("%-6s %-40s %14s\n", "rank", "component", "logit share");
+    for (size_t r = 0; r < std::min<size_t>(10, ranked.size()); ++r) {
+        std::string name = out.names[ranked[r].second];
+        if (init.level == "token" && ranked[r].second < N)
+            name += " '" + show_piece(tok.get(), ids[ranked[r].second]) + "'";
+        std::printf("%-6zu %-40s %14.6g\n", r + 1, name.c_str(), ranked[r].first);
+    }
+    say(o.in, "wrote " + o.out);
+}
+
+}  // namespace
+
+void register_attribute(CLI::App& app) {
+    auto o = std::make_shared<AttributeOptions>();
+    CLI::App* sub = app.add_subcommand(
+        "attribute",
+        "Decompose a hidden state into components and attribute the logits to them.\n"
+        "Levels (where the decomposition starts):\n"
+        "  token     one component per input token at the residual h[--layer] (0 = embeddings)\n"
+        "  module    the attention (--module attn) or MLP (--module mlp) output of block --layer\n"
+        "  head      each attention head's output of block --layer (--heads to choose some)\n"
+        "  neuron    each MLP neuron of block --layer (--neurons to choose, --neuron-groups G to group)\n"
+        "  subspace  projections of h[--layer] onto the subspaces --basis B.npy ([D,k] basis or [D,D] projector)\n"
+        "  custom    your own components --components C.npy [K,N,D] at h[--layer], summing to the state\n"
+        "The last component is always the rest (biases and whatever the chosen components do not cover).\n"
+        "Output (--out, safetensors): components [M,N,D] at the final residual, logit_attribution [M,N,K],\n"
+        "targets [N,K], target_logits [N,K], input_ids [N], components_by_point [S,M,N,D] with --all-layers.\n"
+        "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out attr.safetensors");
+    add_input_options(sub, o->in);
+    sub->add_option("--level", o->level, "token | module | head | neuron | subspace | custom")
+        ->check(CLI::IsMember({"token", "module", "head", "neuron", "subspace", "custom"}))
+        ->capture_default_str();
+    sub->add_option("--layer", o->layer,
+                    "token/subspace/custom: residual point h[L] (0 = embeddings); module/head/neuron: block L")
+        ->capture_default_str();
+    sub->add_option("--module", o->module, "module level: attn or mlp")->check(CLI::IsMember({"attn", "mlp"}));
+    sub->add_option("--heads", o->heads, "head level: heads to decompose, comma-separated (default all)");
+    sub->add_option("--neurons", o->neurons, "neuron level: neurons to decompose, comma-separated (default all)");
+    sub->add_option("--neuron-groups", o->neuron_groups, "neuron level: all neurons in G contiguous groups");
+    sub->add_option("--basis", o->bases, "subspace level: .npy basis [D,k] or projector [D,D]; repeat for several");
+    sub->add_option("--components", o->components, "custom level: .npy [K,N,D] components");
+    sub->add_option("--rule", o->rule, "MLP distribution rule: softmax | max | relu | linear | taylor")
+        ->check(CLI::IsMember({"softmax", "max", "relu", "linear", "taylor"}))
+        ->capture_default_str();
+    sub->add_option("--temperature", o->temperature, "softmax rule temperature")->capture_default_str();
+    sub->add_option("--ignore-special-token", o->ignore_special,
+                    "on | off: exclude the first component from MLP shares (default: on for token level, off otherwise)")
+        ->check(CLI::IsMember({"on", "off"}));
+    sub->add_option("--targets", o->targets,
+                    "auto (the model's argmax next token at every position) or token ids for every position")
+        ->capture_default_str();
+    sub->add_flag("--all-layers", o->all_layers, "also write the components at every residual point");
+    sub->add_option("--mlp-chunk", o->mlp_chunk, "positions per MLP chunk (0 = automatic; results do not depend on it)");
+    sub->add_option("--out,-o", o->out, "output .safetensors file")->required();
+    sub->callback([o, sub] {
+        check_combination(sub, *o);
+        wants_double(o->in) ? run_attribute<double>(*o) : run_attribute<float>(*o);
+    });
+}
+
+}  // namespace depass::cli
