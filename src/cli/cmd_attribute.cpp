@@ -144,11 +144,12 @@ void run_attribute(const AttributeOptions& o) {
             points.push_back(p.str());
             append_dense(by_layer, c);
         }
-        say(o.in, "  " + p.str() + " done");
+        progress(o.in, "decomposed up to " + p.str() + " of h[" + std::to_string(cfg.L) + "]");
     };
     say(o.in, "decomposing from " + init.cut.str() + " (" + init.level + " level, " + std::to_string(init.comps.M) +
                   " components, rule " + rule_name(opt.rule) + ")");
     Components<T> out = propagate(model, trace, init.comps, init.cut, opt, ComponentObserver<T>(observe));
+    progress(o.in, "");
     if (!(worst_rel <= tolerance::completeness_rel<T>())) {
         std::ostringstream os;
         os << "completeness violated: the components' sum differs from the true state at " << worst_point

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 
 namespace depass::cli {
@@ -35,6 +37,13 @@ bool wants_double(const InputOptions& o) {
 
 void say(const InputOptions& o, const std::string& line) {
     if (!o.quiet) std::cerr << line << "\n";
+}
+
+void progress(const InputOptions& o, const std::string& line) {
+    static const bool tty = isatty(2);
+    if (o.quiet || !tty) return;
+    std::cerr << "\r\033[K" << line << std::flush;
+    if (line.empty()) std::cerr << "\r";
 }
 
 std::unique_ptr<Llama2cTokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required) {
@@ -75,6 +84,8 @@ std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Lla
 std::string show_piece(const Llama2cTokenizer* tok, int id) {
     if (!tok || id < 0 || id >= tok->vocab_size()) return "#" + std::to_string(id);
     std::string s = tok->piece(id), out;
+    // llama2.c stores BOS / EOS as "\n<s>\n" / "\n</s>\n".
+    if (s.size() > 2 && s.front() == '\n' && s.back() == '\n') s = s.substr(1, s.size() - 2);
     for (char ch : s) {
         if (ch == '\n') out += "\\n";
         else if (ch == '\t') out += "\\t";

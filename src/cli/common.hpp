@@ -38,6 +38,9 @@ bool wants_double(const InputOptions& o);
 
 // Prints to stderr unless quiet.
 void say(const InputOptions& o, const std::string& line);
+// Progress of long work: on stderr, only when it is a terminal, never with --quiet.
+// Overwrites the current line.
+void progress(const InputOptions& o, const std::string& line);
 
 // A piece for display: printable, newlines escaped.
 std::string show_piece(const Llama2cTokenizer* tok, int id);
