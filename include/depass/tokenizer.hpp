@@ -17,13 +17,31 @@
 
 #include "depass/types.hpp"
 
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace depass {
 
-class Llama2cTokenizer {
+// What every tokenizer offers (llama2.c .bin, SentencePiece .model, GGUF vocabularies).
+class Tokenizer {
+public:
+    virtual ~Tokenizer() = default;
+    // Token ids of `text` (BOS in front / EOS at the end when asked and the vocabulary has them).
+    virtual std::vector<int> encode(const std::string& text, bool bos = true, bool eos = false) const = 0;
+    // Text of token `id` following `prev_id` (-1 at the start).
+    virtual std::string decode_piece(int prev_id, int id) const = 0;
+    // The text of a sequence of ids (special tokens skipped).
+    virtual std::string decode(const std::vector<int>& ids) const = 0;
+    // The raw piece of an id as stored in the vocabulary.
+    virtual const std::string& piece(int id) const = 0;
+    virtual int vocab_size() const = 0;
+    // "llama2.c", "sentencepiece", "gguf-spm", "gguf-bpe", ...
+    virtual std::string kind() const = 0;
+};
+
+class Llama2cTokenizer : public Tokenizer {
 public:
     static constexpr int kUnkId = 0;
     static constexpr int kBosId = 1;
@@ -36,17 +54,18 @@ public:
     static Llama2cTokenizer load(const std::string& path, int expected_vocab = -1);
 
     // Token ids of `text`, as llama2.c's encode().
-    std::vector<int> encode(const std::string& text, bool bos = true, bool eos = false) const;
+    std::vector<int> encode(const std::string& text, bool bos = true, bool eos = false) const override;
 
     // Text of token `id` following `prev_id`, as llama2.c's decode(): after BOS a
     // leading space is dropped; a raw byte piece "<0xXX>" becomes that single byte.
-    std::string decode_piece(int prev_id, int id) const;
+    std::string decode_piece(int prev_id, int id) const override;
     // Concatenation of decode_piece over `ids`, skipping BOS and EOS.
-    std::string decode(const std::vector<int>& ids) const;
+    std::string decode(const std::vector<int>& ids) const override;
 
-    const std::string& piece(int id) const;
+    const std::string& piece(int id) const override;
     float score(int id) const;
-    int vocab_size() const { return static_cast<int>(pieces_.size()); }
+    int vocab_size() const override { return static_cast<int>(pieces_.size()); }
+    std::string kind() const override { return "llama2.c"; }
     int max_token_length() const { return max_token_length_; }
     const std::string& path() const { return path_; }
     // Id of the piece spelled exactly `s`, or -1.

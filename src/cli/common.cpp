@@ -46,7 +46,7 @@ void progress(const InputOptions& o, const std::string& line) {
     if (line.empty()) std::cerr << "\r";
 }
 
-std::unique_ptr<Llama2cTokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required) {
+std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required) {
     if (!o.tokenizer.empty()) {
         auto tok = std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(o.tokenizer));
         if (tok->vocab_size() != cfg.V)
@@ -67,7 +67,7 @@ std::unique_ptr<Llama2cTokenizer> find_tokenizer(const InputOptions& o, const Co
                 " with " + std::to_string(cfg.V) + " pieces; pass --tokenizer FILE or give --ids");
 }
 
-std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Llama2cTokenizer* tok) {
+std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tokenizer* tok) {
     std::vector<int> ids;
     if (!o.ids.empty()) {
         ids = parse_int_list("--ids", o.ids);
@@ -81,7 +81,7 @@ std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Lla
     return ids;
 }
 
-std::string show_piece(const Llama2cTokenizer* tok, int id) {
+std::string show_piece(const Tokenizer* tok, int id) {
     if (!tok || id < 0 || id >= tok->vocab_size()) return "#" + std::to_string(id);
     std::string s = tok->piece(id), out;
     // llama2.c stores BOS / EOS as "\n<s>\n" / "\n</s>\n".

@@ -28,10 +28,10 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens = true);
 // Finds the tokenizer for a model: --tokenizer if given, else tokenizer.bin or
 // tok<V>.bin next to the model file (or inside the model directory) whose
 // vocabulary size matches the model. Throws depass::Error saying what was tried.
-std::unique_ptr<Llama2cTokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required);
+std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required);
 
 // Token ids from --ids or --prompt (exactly one must be given); checked against the model.
-std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Llama2cTokenizer* tok);
+std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tokenizer* tok);
 
 // "f32" / "f64" -> true for double; UsageError otherwise.
 bool wants_double(const InputOptions& o);
@@ -43,6 +43,6 @@ void say(const InputOptions& o, const std::string& line);
 void progress(const InputOptions& o, const std::string& line);
 
 // A piece for display: printable, newlines escaped.
-std::string show_piece(const Llama2cTokenizer* tok, int id);
+std::string show_piece(const Tokenizer* tok, int id);
 
 }  // namespace depass::cli
