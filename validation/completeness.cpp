@@ -98,12 +98,14 @@ Mat<double> random_projector(int D, int k, uint64_t seed) {
     return projector_from(B, D, "random subspace basis (seed " + std::to_string(seed) + ")");
 }
 
-// K components [K, N, D] summing to `state`: K-1 random ones of the state's
-// magnitude, the last = state minus the others (in double).
+// K components [K, N, D] summing to `state`: K-1 random ones, the last = state minus
+// the others (in double). The random entries have standard deviation max|state| / 4,
+// so the largest entry of each component is about max |state| (components much
+// larger than the state would measure float cancellation, not completeness).
 template <class T>
 Tensor<double> random_custom(const Mat<T>& state, int K, uint64_t seed) {
     const int N = int(state.rows()), D = int(state.cols());
-    const double scale = std::max(double(state.cwiseAbs().maxCoeff()), 1e-30);
+    const double scale = 0.25 * std::max(double(state.cwiseAbs().maxCoeff()), 1e-30);
     Tensor<double> C({K, N, D});
     Rng r(seed);
     const size_t ND = size_t(N) * D;
@@ -291,7 +293,7 @@ Config random_config(const std::string& arch, int L, int H, int Hkv, int D, int 
     c.H = H;
     c.Hkv = Hkv;
     c.Dh = D / H;
-    c.V = 96;
+    c.V = 256;  // room for the fixtures' token ids
     c.max_positions = std::max(64, max_positions);
     c.bos_id = 1;
     c.eos_id = 2;

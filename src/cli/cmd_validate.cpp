@@ -52,12 +52,12 @@ std::string join(const std::vector<std::string>& v, const char* sep = ",") {
 
 // A comma list drawn from `allowed` (or "all"), without duplicates, in the order given.
 std::vector<std::string> parse_choice_list(const std::string& flag, const std::string& text,
-                                           const std::vector<std::string>& allowed) {
-    if (text == "all") return allowed;
+                                           const std::vector<std::string>& allowed, const std::string& all_word = "all") {
+    if (text == all_word) return allowed;
     std::vector<std::string> out;
     for (const std::string& item : split_list(text)) {
         if (std::find(allowed.begin(), allowed.end(), item) == allowed.end())
-            throw UsageError(flag + ": '" + item + "' is not one of " + join(allowed) + " (or all)");
+            throw UsageError(flag + ": '" + item + "' is not one of " + join(allowed) + " (or " + all_word + ")");
         if (std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
     }
     if (out.empty()) throw UsageError(flag + ": empty list");
@@ -196,8 +196,7 @@ void run_validate(const ValidateOptions& o) {
     plan.rules.clear();
     for (const std::string& r : parse_choice_list("--rules", o.rules, {"softmax", "max", "relu", "linear", "taylor"}))
         plan.rules.push_back(parse_mlp_rule(r));
-    std::vector<std::string> dtypes =
-        o.dtypes == "both" ? std::vector<std::string>{"f32", "f64"} : parse_choice_list("--dtype", o.dtypes, {"f32", "f64"});
+    const std::vector<std::string> dtypes = parse_choice_list("--dtype", o.dtypes, {"f32", "f64"}, "both");
     if (o.layers != "all") plan.layers = parse_int_list("--layers", o.layers);
     plan.seed = o.seed;
     plan.inject_leak = o.inject_leak;
