@@ -81,4 +81,17 @@ private:
     std::unordered_map<std::string, int> index_;   // first id holding each spelling
 };
 
+// ---- other vocabulary formats and the factory ------------------------------------------
+
+// Opens a tokenizer by file type: a llama2.c .bin, a SentencePiece .model, or the
+// vocabulary embedded in a GGUF file. Throws depass::Error naming the file.
+std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path);
+
+// A SentencePiece model file (tokenizer.model, protobuf), through libsentencepiece.
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path);
+
+// The vocabulary stored in a GGUF file's metadata (tokenizer.ggml.*): the llama
+// SentencePiece-style vocabulary ("llama") or GPT-2 byte-level BPE with merges ("gpt2").
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
+
 }  // namespace depass
