@@ -130,7 +130,7 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
     CutPoint cut{layer + 1, false};
     Initialised<T> r{Components<T>::zeros(t.N(), cfg.D, std::vector<int>(K + 1, 0), names), cut, K, false,
                      "neuron"};
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (int64_t(cfg.I) * t.N() * cfg.D > (1 << 18))
     for (int k = 0; k < K; ++k) {
         auto blk = r.comps.block(k);
         for (int i : sets[k]) blk += lt.mlp_act.col(i) * lw.w_down.col(i).transpose();
@@ -155,10 +155,13 @@ Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what)
     if (B.cols() < 1 || B.cols() > D)
         throw Error(what + ": a basis needs between 1 and " + std::to_string(D) + " columns, got " +
                     std::to_string(B.cols()));
+    for (long j = 0; j < B.cols(); ++j)
+        if (B.col(j).norm() == 0.0) throw Error(what + ": basis column " + std::to_string(j) + " is all zeros");
+    // Rank check relative to each column's own length, so the scale of the basis does not matter.
     Eigen::HouseholderQR<Mat<double>> qr(B);
     Mat<double> R = qr.matrixQR().topRows(B.cols()).triangularView<Eigen::Upper>();
     for (long j = 0; j < B.cols(); ++j)
-        if (std::abs(R(j, j)) <= 1e-10 * scale * std::sqrt(double(D)))
+        if (std::abs(R(j, j)) <= 1e-10 * B.col(j).norm())
             throw Error(what + ": basis column " + std::to_string(j) + " is linearly dependent on the others");
     Mat<double> Q = qr.householderQ() * Mat<double>::Identity(D, B.cols());
     return Q * Q.transpose();

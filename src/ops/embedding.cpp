@@ -54,7 +54,7 @@ Tensor<T> logit_attribution(const Model<T>& model, const Trace<T>& trace, const 
     const Mat<T> normed = apply_norm_decomposed(cfg, c, model.w.normf_g, model.w.normf_b, trace.normf);
     const Mat<T>& W_U = model.w.unembedding();
     Tensor<T> out({int64_t(c.M), int64_t(c.N), int64_t(K)});
-#pragma omp parallel for
+#pragma omp parallel for if (int64_t(c.M) * c.N * K * c.D > (1 << 18))
     for (int m = 0; m < c.M; ++m)
         for (int n = c.first[m]; n < c.N; ++n)
             for (int k = 0; k < K; ++k)
