@@ -4,6 +4,7 @@
 #include "depass/decompose.hpp"
 #include "depass/initialisers.hpp"
 #include "depass/io.hpp"
+#include "depass/report.hpp"
 #include "depass/tolerance.hpp"
 
 #include <nlohmann/json.hpp>
@@ -33,6 +34,9 @@ struct AttributeOptions {
     bool all_layers = false;
     int mlp_chunk = 0;
     std::string out;
+    std::string format = "safetensors";  // of --out: safetensors | json | npy
+    bool json_components = false;
+    std::string html;
 };
 
 // Checks the flag combination before any work is done.
@@ -57,6 +61,13 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
     if (o.neuron_groups < 0) throw UsageError("--neuron-groups: " + std::to_string(o.neuron_groups) + " (expected > 0)");
     if (!(o.temperature > 0)) throw UsageError("--temperature must be > 0");
     if (o.mlp_chunk < 0) throw UsageError("--mlp-chunk must be >= 0");
+    if (o.out.empty() && o.html.empty()) throw UsageError("give --out (and/or --html): nothing would be written");
+    if (o.out.empty() && given("--format")) throw UsageError("--format applies to --out, which is not given");
+    if (o.json_components && o.format != "json")
+        throw UsageError("--json-components applies to --format json only (got --format " + o.format + ")");
+    if (!o.out.empty() && o.out == o.html) throw UsageError("--out and --html name the same file: " + o.out);
+    // An existing directory that is not an earlier npy output is never replaced: say so before any work.
+    if (o.format == "npy") check_npy_directory_target(o.out);
 }
 
 std::vector<std::vector<int>> resolve_targets(const std::string& spec, const Mat<double>& logits, int V) {
@@ -130,12 +141,14 @@ void run_attribute(const AttributeOptions& o) {
     // Propagate, checking completeness at every residual point on the way.
     std::vector<std::string> points;
     std::vector<double> by_layer;
-    double worst_rel = 0;
+    double worst_rel = 0, worst_abs = 0;
     std::string worst_point;
     auto observe = [&](const CutPoint& p, const Components<T>& c) {
         const Mat<T>& truth = state_at(trace, p);
         const double scale = std::max(1e-30, double(truth.cwiseAbs().maxCoeff()));
-        const double rel = double((c.sum() - truth).cwiseAbs().maxCoeff()) / scale;
+        const double abs_err = double((c.sum() - truth).cwiseAbs().maxCoeff());
+        const double rel = abs_err / scale;
+        if (!(abs_err <= worst_abs)) worst_abs = abs_err;  // NaN sticks
         if (rel > worst_rel || worst_point.empty()) {
             worst_rel = std::max(worst_rel, rel);
             worst_point = p.str();
@@ -199,7 +212,65 @@ void run_attribute(const AttributeOptions& o) {
         {"points", meta_points.dump()},
         {"completeness_max_rel", wr.str()},
     };
-    write_safetensors(o.out, tensors, sizeof(T) == 8 ? DType::F64 : DType::F32, meta);
+
+    // The report: the same numbers, with display pieces for the tokens and targets.
+    AttributionReport rep;
+    rep.model = o.in.model;
+    rep.dtype = o.in.dtype;
+    rep.level = init.level;
+    rep.rule = rule_name(opt.rule);
+    rep.cut = init.cut.str();
+    std::ostringstream temp;
+    temp << opt.temperature;
+    rep.metadata = {{"temperature", temp.str()}, {"ignore_special_token", meta["ignore_special_token"]}};
+    if (init.level != "token") rep.metadata["layer"] = std::to_string(o.layer);
+    rep.N = N;
+    rep.M = out.M;
+    rep.K = K;
+    rep.component_names = out.names;
+    if (init.level == "head" || init.level == "neuron") {
+        std::vector<int> idx = init.level == "head" ? req.heads : req.neurons;
+        const int count = init.level == "head" ? cfg.H : cfg.I;
+        if (idx.empty() && !(init.level == "neuron" && req.neuron_groups > 0))
+            for (int i = 0; i < count; ++i) idx.push_back(i);
+        rep.sites.assign(size_t(out.M), ComponentSite{});
+        for (int m = 0; m < out.rest(); ++m)
+            rep.sites[size_t(m)] = {o.layer, m < int(idx.size()) ? idx[size_t(m)] : -1};
+        rep.heads_per_layer = cfg.H;
+    }
+    rep.input_ids = ids;
+    for (int id : ids) rep.token_pieces.push_back(show_piece(tok.get(), id));
+    for (int n2 = 0; n2 < N; ++n2)
+        for (int v : targets[n2]) {
+            rep.targets.push_back(v);
+            rep.target_pieces.push_back(show_piece(tok.get(), v));
+            rep.target_logits.push_back(logits(n2, v));
+        }
+    rep.logit_attribution.assign(attr.data.begin(), attr.data.end());
+    rep.completeness_max_abs = worst_abs;
+    rep.completeness_max_rel = worst_rel;
+    rep.completeness_worst_point = worst_point;
+    if (o.all_layers) rep.metadata["points"] = meta["points"];
+
+    // Every output is written under a temporary name first and renamed into place
+    // only when all of them are complete.
+    const DType float_dtype = sizeof(T) == 8 ? DType::F64 : DType::F32;
+    OutputBatch batch;
+    if (!o.out.empty()) {
+        if (o.format == "safetensors") {
+            write_safetensors(batch.stage_file(o.out), tensors, float_dtype, meta);
+        } else if (o.format == "json") {
+            std::vector<NamedTensor> extra;
+            if (o.json_components)
+                for (NamedTensor& t : tensors)
+                    if (t.name == "components" || t.name == "components_by_point") extra.push_back(std::move(t));
+            write_file_atomic(batch.stage_file(o.out), render_report_json(rep, extra));
+        } else {
+            write_npy_directory(batch.stage_dir(o.out), tensors, float_dtype, report_meta_json(rep));
+        }
+    }
+    if (!o.html.empty()) write_file_atomic(batch.stage_file(o.html), render_report_html(rep));
+    batch.commit();
 
     // Summary: the components that push the last position's first target most.
     const int n = N - 1;
@@ -215,7 +286,8 @@ void run_attribute(const AttributeOptions& o) {
             name += " '" + show_piece(tok.get(), ids[ranked[r].second]) + "'";
         std::printf("%-6zu %-40s %14.6g\n", r + 1, name.c_str(), ranked[r].first);
     }
-    say(o.in, "wrote " + o.out);
+    if (!o.out.empty()) say(o.in, "wrote " + o.out + (o.format == "npy" ? "/" : ""));
+    if (!o.html.empty()) say(o.in, "wrote " + o.html);
 }
 
 }  // namespace
@@ -235,7 +307,11 @@ void register_attribute(CLI::App& app) {
         "The last component is always the rest (biases and whatever the chosen components do not cover).\n"
         "Output (--out, safetensors): components [M,N,D] at the final residual, logit_attribution [M,N,K],\n"
         "targets [N,K], target_logits [N,K], input_ids [N], components_by_point [S,M,N,D] with --all-layers.\n"
-        "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out attr.safetensors");
+        "--format json writes one JSON document instead (components only with --json-components); --format npy\n"
+        "makes --out a directory of <tensor>.npy files plus meta.json. --html FILE writes a self-contained page\n"
+        "to look at (coloured prompt, rankings, heatmap). Give --out, --html or both; all appear or none.\n"
+        "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out attr.safetensors\n"
+        "         depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --html attr.html");
     add_input_options(sub, o->in);
     sub->add_option("--level", o->level, "token | module | head | neuron | subspace | custom")
         ->check(CLI::IsMember({"token", "module", "head", "neuron", "subspace", "custom"}))
@@ -261,7 +337,15 @@ void register_attribute(CLI::App& app) {
         ->capture_default_str();
     sub->add_flag("--all-layers", o->all_layers, "also write the components at every residual point");
     sub->add_option("--mlp-chunk", o->mlp_chunk, "positions per MLP chunk (0 = automatic; results do not depend on it)");
-    sub->add_option("--out,-o", o->out, "output .safetensors file")->required();
+    sub->add_option("--out,-o", o->out,
+                    "output: a .safetensors file, a .json file (--format json) or a directory (--format npy); "
+                    "optional when --html is given");
+    sub->add_option("--format", o->format, "format of --out: safetensors | json | npy")
+        ->check(CLI::IsMember({"safetensors", "json", "npy"}))
+        ->capture_default_str();
+    sub->add_flag("--json-components", o->json_components,
+                  "--format json: also store the components [M,N,D] (large)");
+    sub->add_option("--html", o->html, "also (or only) write a self-contained HTML report to this file");
     sub->callback([o, sub] {
         check_combination(sub, *o);
         wants_double(o->in) ? run_attribute<double>(*o) : run_attribute<float>(*o);

@@ -12,6 +12,8 @@ void register_forward(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_attribute(CLI::App& app);
 void register_validate(CLI::App& app);
+void register_compare(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 // Exit codes: 0 success, 1 runtime error (bad file, bad value found while running),
 // 2 usage error (bad flags or flag combinations).

@@ -22,7 +22,9 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
         ids->excludes(prompt);
     }
     sub->add_option("--tokenizer", o.tokenizer,
-                    "llama2.c tokenizer .bin (default: tokenizer.bin or tok<V>.bin next to the model)");
+                    "Tokenizer: SentencePiece tokenizer.model, llama2.c tokenizer .bin or .gguf\n"
+                    "(default: tokenizer.model, tokenizer.bin or tok<V>.bin next to / inside the model,\n"
+                    "the first with the model's vocabulary size)");
     sub->add_option("--dtype", o.dtype, "Compute type: f32 (fast) or f64 (ground truth)")
         ->check(CLI::IsMember({"f32", "f64"}))
         ->capture_default_str();
@@ -46,25 +48,82 @@ void progress(const InputOptions& o, const std::string& line) {
     if (line.empty()) std::cerr << "\r";
 }
 
-std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required) {
-    if (!o.tokenizer.empty()) {
-        auto tok = std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(o.tokenizer));
-        if (tok->vocab_size() != cfg.V)
-            throw Error(o.tokenizer + ": tokenizer has " + std::to_string(tok->vocab_size()) +
-                        " pieces but the model's vocabulary has " + std::to_string(cfg.V));
+namespace {
+
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// One line: newlines in a nested message become spaces.
+std::string one_line(std::string s) {
+    for (char& ch : s)
+        if (ch == '\n' || ch == '\r') ch = ' ';
+    return s;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::string& tokenizer, int V,
+                                          bool required) {
+    if (!tokenizer.empty()) {
+        auto tok = open_tokenizer(tokenizer);
+        // A smaller vocabulary is usable (every id it produces exists in the model);
+        // a larger one could produce ids the model has no embedding for.
+        if (V > 0 && tok->vocab_size() > V)
+            throw Error(tokenizer + ": tokenizer has " + std::to_string(tok->vocab_size()) +
+                        " pieces but the model's vocabulary has only " + std::to_string(V));
         return tok;
     }
-    fs::path base = fs::is_directory(o.model) ? fs::path(o.model) : fs::path(o.model).parent_path();
-    if (base.empty()) base = ".";
-    std::vector<fs::path> tried = {base / "tokenizer.bin", base / ("tok" + std::to_string(cfg.V) + ".bin")};
-    for (const fs::path& p : tried) {
-        if (!fs::is_regular_file(p)) continue;
-        auto tok = std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(p.string()));
-        if (tok->vocab_size() == cfg.V) return tok;
+    if (model.empty()) {
+        if (!required) return nullptr;
+        throw Error("no tokenizer: give --tokenizer FILE or a --model to look next to");
+    }
+    // A GGUF model carries its own vocabulary; it is to be tried first, before the files below.
+    const fs::path base = fs::is_directory(model) ? fs::path(model)
+                          : fs::path(model).parent_path().empty() ? fs::path(".")
+                                                                   : fs::path(model).parent_path();
+    const std::vector<fs::path> candidates = {base / "tokenizer.model", base / "tokenizer.bin",
+                                              base / ("tok" + std::to_string(V) + ".bin")};
+    std::string tried;
+    for (const fs::path& p : candidates) {
+        std::string why;
+        if (!fs::is_regular_file(p)) {
+            why = "missing";
+        } else {
+            try {
+                std::unique_ptr<Tokenizer> tok;
+                if (p.extension() == ".model")
+                    tok = load_sentencepiece_tokenizer(p.string());
+                else
+                    tok = std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(p.string()));
+                if (tok->vocab_size() == V) return tok;
+                why = std::to_string(tok->vocab_size()) + " pieces";
+            } catch (const Error& e) {
+                why = "unreadable: " + one_line(e.what());
+            }
+        }
+        tried += (tried.empty() ? "" : ", ") + p.string() + " (" + why + ")";
     }
     if (!required) return nullptr;
-    throw Error("no tokenizer for this model: looked for " + tried[0].string() + " and " + tried[1].string() +
-                " with " + std::to_string(cfg.V) + " pieces; pass --tokenizer FILE or give --ids");
+    throw Error("no tokenizer with the model's " + std::to_string(V) + " pieces: tried " + tried +
+                "; pass --tokenizer FILE");
+}
+
+std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required) {
+    return find_tokenizer(o.model, o.tokenizer, cfg.V, required);
+}
+
+int model_vocab_size(const std::string& model) {
+    if (model.empty()) throw Error("empty model path");
+    if (!file_exists(model)) throw Error("no such file or directory: " + model);
+    // A Hugging Face model: its config.json alone (the weights may be large).
+    if (is_directory(model) || fs::path(model).filename() == "config.json") return read_hf_config(model).V;
+    if (ends_with(model, ".safetensors") || ends_with(model, ".safetensors.index.json")) {
+        const fs::path dir = fs::path(model).parent_path();
+        return read_hf_config(dir.empty() ? std::string(".") : dir.string()).V;
+    }
+    // A llama2.c checkpoint (small): loaded and validated whole.
+    return load_model<float>(model).cfg.V;
 }
 
 std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tokenizer* tok) {
@@ -86,10 +145,23 @@ std::string show_piece(const Tokenizer* tok, int id) {
     std::string s = tok->piece(id), out;
     // llama2.c stores BOS / EOS as "\n<s>\n" / "\n</s>\n".
     if (s.size() > 2 && s.front() == '\n' && s.back() == '\n') s = s.substr(1, s.size() - 2);
-    for (char ch : s) {
-        if (ch == '\n') out += "\\n";
-        else if (ch == '\t') out += "\\t";
-        else out += ch;
+    // SentencePiece vocabularies spell the space U+2581.
+    const std::string mark = "\xE2\x96\x81";
+    const bool spm = tok->kind() == "sentencepiece" || tok->kind() == "gguf-spm";
+    for (size_t i = 0; i < s.size(); ++i) {
+        const char ch = s[i];
+        if (spm && s.compare(i, mark.size(), mark) == 0) {
+            out += ' ';
+            i += mark.size() - 1;
+        } else if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else {
+            out += ch;
+        }
     }
     return out;
 }

@@ -25,10 +25,21 @@ struct InputOptions {
 // --model, --ids, --prompt, --tokenizer, --dtype, --quiet
 void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens = true);
 
-// Finds the tokenizer for a model: --tokenizer if given, else tokenizer.bin or
-// tok<V>.bin next to the model file (or inside the model directory) whose
-// vocabulary size matches the model. Throws depass::Error saying what was tried.
+// Finds the tokenizer for a model.
+//   --tokenizer FILE: opened by file type (open_tokenizer); its vocabulary must not be
+//   larger than the model's (V <= 0: no model, no check).
+//   Otherwise, inside the model directory and then next to the model (file or
+//   directory), in this order: tokenizer.model (SentencePiece), tokenizer.bin,
+//   tok<V>.bin (llama2.c); the first whose vocabulary size equals V wins.
+// Returns nullptr when nothing fits and !required; else throws depass::Error listing
+// every candidate tried and why it was passed over.
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::string& tokenizer, int V,
+                                          bool required);
 std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required);
+
+// The vocabulary size of a model without reading its weights: config.json of a
+// Hugging Face directory, or the header of a llama2.c .bin. Throws depass::Error.
+int model_vocab_size(const std::string& model);
 
 // Token ids from --ids or --prompt (exactly one must be given); checked against the model.
 std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tokenizer* tok);
@@ -42,7 +53,8 @@ void say(const InputOptions& o, const std::string& line);
 // Overwrites the current line.
 void progress(const InputOptions& o, const std::string& line);
 
-// A piece for display: printable, newlines escaped.
+// A piece for display: SentencePiece's U+2581 shown as a space, llama2.c's "\n<s>\n"
+// as "<s>", newlines / tabs / carriage returns escaped.
 std::string show_piece(const Tokenizer* tok, int id);
 
 }  // namespace depass::cli

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
     register_generate(app);
     register_attribute(app);
     register_validate(app);
+    register_compare(app);
+    register_tokenize(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

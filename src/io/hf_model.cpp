@@ -22,6 +22,7 @@
 #include <functional>
 #include <set>
 
+#include "depass/gguf.hpp"
 #include "depass/io.hpp"
 
 namespace fs = std::filesystem;
@@ -232,6 +233,7 @@ Model<T> load_model(const std::string& path) {
         std::string parent = p.parent_path().string();
         return read_hf_model<T>(parent.empty() ? std::string(".") : parent);
     }
+    if (ends_with(path, ".gguf")) return read_gguf_model<T>(path);
     return read_llama2c<T>(path);
 }
 

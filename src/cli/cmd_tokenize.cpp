@@ -1,0 +1,65 @@
+// depass tokenize -- the token ids of a text, as the model would see them.
+#include "common.hpp"
+
+#include <iostream>
+
+namespace depass::cli {
+
+namespace {
+
+struct TokenizeOptions {
+    std::string model;
+    std::string tokenizer;
+    std::string prompt;
+    bool pieces = false;
+    bool no_bos = false;
+};
+
+void run_tokenize(const TokenizeOptions& o) {
+    if (o.model.empty() && o.tokenizer.empty())
+        throw UsageError(
+            "give the model with --model PATH (its tokenizer is looked up) or the tokenizer with --tokenizer "
+            "FILE");
+    // Only the model's vocabulary size is needed: the weights of a Hugging Face model are not read.
+    const int V = o.model.empty() ? 0 : model_vocab_size(o.model);
+    std::unique_ptr<Tokenizer> tok = find_tokenizer(o.model, o.tokenizer, V, true);
+    const std::vector<int> ids = tok->encode(o.prompt, !o.no_bos, false);
+
+    // Line 1: the ids, space-separated (empty when the text is empty and --no-bos).
+    for (size_t n = 0; n < ids.size(); ++n) std::cout << (n ? " " : "") << ids[n];
+    std::cout << "\n";
+    // With --pieces: one line per token, id<TAB>piece.
+    if (o.pieces)
+        for (int id : ids) std::cout << id << "\t" << show_piece(tok.get(), id) << "\n";
+}
+
+}  // namespace
+
+void register_tokenize(CLI::App& app) {
+    auto o = std::make_shared<TokenizeOptions>();
+    CLI::App* sub = app.add_subcommand(
+        "tokenize",
+        "Print the token ids of a text: one line of space-separated ids (BOS first unless --no-bos).\n"
+        "With --pieces, also one line per token: id<TAB>piece (spaces shown as spaces; newlines and\n"
+        "tabs inside a piece escaped as \\n and \\t).\n"
+        "The tokenizer is --tokenizer FILE (SentencePiece tokenizer.model, llama2.c tokenizer .bin or the\n"
+        "vocabulary inside a .gguf file),\n"
+        "or else the one found next to / inside --model whose vocabulary size matches the model's\n"
+        "(tokenizer.model, tokenizer.bin, tok<V>.bin, in that order).\n"
+        "Examples:\n"
+        "  depass tokenize -m weights/stories260K.bin --prompt \"Once upon a time\"\n"
+        "  depass tokenize --tokenizer tokenizer.model --prompt \"Hello world\" --pieces");
+    sub->add_option(
+        "--model,-m", o->model,
+        "Model (Hugging Face directory or llama2.c .bin) whose tokenizer to use; "
+        "optional when --tokenizer is given (then the tokenizer's vocabulary must fit the model)");
+    sub->add_option(
+        "--tokenizer", o->tokenizer,
+        "Tokenizer file: SentencePiece .model, llama2.c tokenizer .bin or .gguf (its vocabulary)");
+    sub->add_option("--prompt,-p", o->prompt, "Text to tokenise")->required();
+    sub->add_flag("--pieces", o->pieces, "Also print one line per token: id<TAB>piece");
+    sub->add_flag("--no-bos", o->no_bos, "Do not put BOS in front");
+    sub->callback([o] { run_tokenize(*o); });
+}
+
+}  // namespace depass::cli

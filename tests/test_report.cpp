@@ -1,0 +1,502 @@
+// Attribution reports: the HTML page rendered from a real decomposition of the
+// shipped model (self-contained, every piece escaped, the heatmap's tooltips
+// carry the attribution values), the JSON document (shares sum to the target
+// logits) and the .npy directory (identical to the safetensors output of the
+// same run), and all-or-nothing writing of several outputs.
+#include "test_support.hpp"
+
+#include "depass/decompose.hpp"
+#include "depass/initialisers.hpp"
+#include "depass/io.hpp"
+#include "depass/report.hpp"
+#include "depass/tokenizer.hpp"
+#include "depass/tolerance.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <numeric>
+
+using namespace depass;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string model_path() { return depass_test::source_dir() + "/weights/stories260K.bin"; }
+std::string tok_path() { return depass_test::source_dir() + "/weights/tok512.bin"; }
+std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
+std::string q(const std::string& s) { return "'" + s + "'"; }
+// One thread: outputs of two runs are compared bit for bit.
+int run(const std::string& args, std::string* out = nullptr) {
+    return depass_test::run_command("OMP_NUM_THREADS=1 " + q(depass_test::cli_path()) + " " + args, out);
+}
+
+// The test's own HTML escaping (the five characters that matter).
+std::string html_escaped(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+size_t count(const std::string& hay, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) ++n;
+    return n;
+}
+
+// The text between `from` (after its first occurrence at or after `at`) and `to`.
+std::string between(const std::string& s, const std::string& from, const std::string& to, size_t at = 0) {
+    size_t b = s.find(from, at);
+    if (b == std::string::npos) return "";
+    b += from.size();
+    size_t e = s.find(to, b);
+    return e == std::string::npos ? "" : s.substr(b, e - b);
+}
+
+// A decomposition of the shipped model, done here with the library's calls, and
+// the report built from it. Targets: the two largest logits at every position.
+template <class T>
+struct RealRun {
+    AttributionReport rep;
+    Mat<double> logits;            // [N, V] of the recorded pass
+    std::vector<std::vector<int>> targets;
+};
+
+std::string display(const Tokenizer& tok, int id) {
+    std::string s = tok.piece(id);
+    if (s.size() > 2 && s.front() == '\n' && s.back() == '\n') s = s.substr(1, s.size() - 2);
+    return s;
+}
+
+template <class T>
+RealRun<T> real_run(const std::string& level, int layer, const std::string& prompt) {
+    Model<T> model = load_model<T>(model_path());
+    auto tok = Llama2cTokenizer::load(tok_path(), model.cfg.V);
+    std::vector<int> ids = tok.encode(prompt, true, false);
+    Trace<T> trace = forward(model, ids);
+    LevelRequest req;
+    req.level = level;
+    req.layer = layer;
+    Initialised<T> init = initialise(model, trace, req);
+    DecomposeOptions opt;
+    opt.ignore_special_token = init.ignore_special_default;
+    opt.pos0_component = init.pos0_component;
+    double max_abs = 0, max_rel = 0;
+    std::string worst;
+    auto observe = [&](const CutPoint& p, const Components<T>& c) {
+        const Mat<double> truth = state_at(trace, p).template cast<double>();
+        const Mat<double> sum = c.sum().template cast<double>();
+        const double a = (sum - truth).cwiseAbs().maxCoeff();
+        max_abs = std::max(max_abs, a);
+        if (a / truth.cwiseAbs().maxCoeff() >= max_rel) {
+            max_rel = a / truth.cwiseAbs().maxCoeff();
+            worst = p.str();
+        }
+    };
+    Components<T> out = propagate(model, trace, init.comps, init.cut, opt, ComponentObserver<T>(observe));
+
+    RealRun<T> r;
+    r.logits = trace.logits.template cast<double>();
+    const int N = trace.N(), K = 2;
+    for (int n = 0; n < N; ++n) {
+        std::vector<int> order(size_t(model.cfg.V));
+        std::iota(order.begin(), order.end(), 0);
+        std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                          [&](int a, int b) { return r.logits(n, a) > r.logits(n, b); });
+        r.targets.push_back({order[0], order[1]});
+    }
+    Tensor<T> attr = logit_attribution(model, trace, out, r.targets);
+
+    AttributionReport& rep = r.rep;
+    rep.model = "stories260K <shipped> & \"friends\"";
+    rep.dtype = sizeof(T) == 8 ? "f64" : "f32";
+    rep.level = init.level;
+    rep.rule = rule_name(opt.rule);
+    rep.cut = init.cut.str();
+    rep.metadata["temperature"] = "0.1";
+    rep.N = N;
+    rep.M = out.M;
+    rep.K = K;
+    rep.component_names = out.names;
+    if (level == "head" || level == "neuron") {
+        rep.sites.assign(size_t(out.M), ComponentSite{});
+        for (int m = 0; m < out.rest(); ++m) rep.sites[size_t(m)] = {layer, m};
+        rep.heads_per_layer = model.cfg.H;
+    }
+    rep.input_ids = ids;
+    for (int id : ids) rep.token_pieces.push_back(display(tok, id));
+    for (int n = 0; n < N; ++n)
+        for (int v : r.targets[size_t(n)]) {
+            rep.targets.push_back(v);
+            rep.target_pieces.push_back(display(tok, v));
+            rep.target_logits.push_back(r.logits(n, v));
+        }
+    rep.logit_attribution.assign(attr.data.begin(), attr.data.end());
+    rep.completeness_max_abs = max_abs;
+    rep.completeness_max_rel = max_rel;
+    rep.completeness_worst_point = worst;
+    return r;
+}
+
+// Heatmap cells of one row: component -> value read back from the tooltip ("share X").
+std::map<int, double> heat_row(const std::string& html, int n) {
+    std::map<int, double> cells;
+    const std::string row_start = "<tr data-pos=\"" + std::to_string(n) + "\"";
+    size_t at = html.find(row_start);
+    REQUIRE(at != std::string::npos);
+    const size_t end = html.find("</tr>", at);
+    for (at = html.find("<td class=\"c\" data-m=\"", at); at < end; at = html.find("<td class=\"c\" data-m=\"", at + 1)) {
+        const int m = std::atoi(html.c_str() + at + 22);
+        const std::string title = between(html, "title=\"", "\"", at);
+        const size_t s = title.find("share ");
+        REQUIRE(s != std::string::npos);
+        cells[m] = std::strtod(title.c_str() + s + 6, nullptr);
+    }
+    return cells;
+}
+
+template <class T>
+void check_html_of_real_run(const RealRun<T>& r) {
+    const AttributionReport& rep = r.rep;
+    const std::string html = render_report_html(rep);
+    INFO(rep.level << " level, " << rep.dtype);
+
+    // Self-contained: nothing fetched from anywhere.
+    for (const char* bad : {"http://", "https://", "<script src", "<link", "@import", "url("}) {
+        INFO(bad);
+        CHECK(html.find(bad) == std::string::npos);
+    }
+    CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+    CHECK(html.find("</html>") != std::string::npos);
+
+    // Deterministic.
+    CHECK(render_report_html(rep) == html);
+
+    // Every token piece in the prompt strip, escaped; the model name escaped too.
+    for (int j = 0; j < rep.N; ++j) {
+        INFO("token " << j << " " << rep.token_pieces[j]);
+        CHECK(html.find(">" + html_escaped(rep.token_pieces[j]) + "</span>") != std::string::npos);
+    }
+    CHECK(html.find(html_escaped(rep.model)) != std::string::npos);
+    CHECK(html.find(rep.model) == std::string::npos);
+    CHECK(html.find("&lt;s&gt;") != std::string::npos);  // the BOS piece
+    CHECK(count(html, "<span class=\"tok") == size_t(rep.N));
+
+    // The completeness line, with the error it was given.
+    const std::string line = between(html, "id=\"completeness\"", "</p>");
+    REQUIRE(!line.empty());
+    CHECK(line.find("Completeness:") != std::string::npos);
+    const double shown_abs = std::strtod(between(line, "max abs error ", ",").c_str(), nullptr);
+    const double shown_rel = std::strtod(between(line, "max relative error ", " ").c_str(), nullptr);
+    CHECK(std::abs(shown_abs - rep.completeness_max_abs) <= 5e-3 * rep.completeness_max_abs);
+    CHECK(std::abs(shown_rel - rep.completeness_max_rel) <= 5e-3 * rep.completeness_max_rel);
+    CHECK(line.find("inside") != std::string::npos);
+
+    // The heatmap: one row per position; every cell's tooltip holds that attribution
+    // (six significant digits), and each row's cells sum to the model's own logit.
+    CHECK(count(html, "<tr data-pos=\"") == size_t(rep.N));
+    const bool token_level = rep.level == "token";
+    for (int n = 0; n < rep.N; ++n) {
+        INFO("row " << n);
+        std::map<int, double> cells = heat_row(html, n);
+        // Token level: tokens 0..n and the rest (a later token has no share, by causality);
+        // other levels: every component, at most 80.
+        const size_t columns = size_t(token_level ? n + 2 : std::min(rep.M, 80));
+        CHECK(cells.size() == columns);
+        double sum = 0, mass = 0, worst = 0;
+        for (auto [m, v] : cells) {
+            const double want = rep.attribution(m, n, 0);
+            worst = std::max(worst, std::abs(v - want) / std::max(std::abs(want), 1e-300));
+            sum += v;
+            mass += std::abs(v);
+        }
+        CHECK(worst <= 5.0000001e-6);
+        const int target = r.targets[size_t(n)][0];
+        if (token_level || rep.M <= 80) CHECK(std::abs(sum - r.logits(n, target)) <= 1e-5 * mass);
+    }
+
+    // The ranking at the default (last) position: the components with the largest
+    // |share|, in order, as sorted here.
+    const int n = rep.N - 1;
+    std::vector<int> order(size_t(rep.M - 1));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        return std::abs(rep.attribution(a, n, 0)) > std::abs(rep.attribution(b, n, 0));
+    });
+    const std::string body = between(html, "<tbody id=\"rank-body\">", "</tbody>");
+    const size_t rows = count(body, "<tr data-m=\"");
+    CHECK(rows == size_t(std::min(20, rep.M - 1)));
+    size_t at = 0;
+    for (size_t i = 0; i < rows; ++i) {
+        at = body.find("<tr data-m=\"", at) + 12;
+        CHECK(std::atoi(body.c_str() + at) == order[i]);
+    }
+
+    // The position selector covers every position; the last is chosen.
+    CHECK(count(between(html, "<select id=\"pos\">", "</select>"), "<option ") == size_t(rep.N));
+    CHECK(html.find("<option value=\"" + std::to_string(n) + "\" selected>") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("HTML report of a token-level decomposition of the shipped model", "[report]") {
+    check_html_of_real_run(real_run<double>("token", 0, "Once upon a time, there was a little girl"));
+    check_html_of_real_run(real_run<float>("token", 0, "Once upon a time, there was a little girl"));
+}
+
+TEST_CASE("HTML report: head level has a 1 x H grid, neuron level a top-20 table", "[report]") {
+    RealRun<double> heads = real_run<double>("head", 2, "Once upon a time");
+    check_html_of_real_run(heads);
+    const std::string html = render_report_html(heads.rep);
+    const std::string grid = between(html, "<section class=\"card\" id=\"heads\">", "</section>");
+    REQUIRE(!grid.empty());
+    CHECK(count(between(grid, "<tbody>", "</tbody>"), "<tr>") == 1);  // one layer
+    CHECK(count(grid, "<td data-m=\"") == size_t(heads.rep.heads_per_layer));
+    // Each head's cell at the last position shows its share (two digits) and holds it in the tooltip.
+    const int n = heads.rep.N - 1;
+    for (int h = 0; h < heads.rep.heads_per_layer; ++h) {
+        const std::string title = between(grid, "<td data-m=\"" + std::to_string(h) + "\"", "\">");
+        const double v = std::strtod(title.c_str() + title.find("share ") + 6, nullptr);
+        CHECK(std::abs(v - heads.rep.attribution(h, n, 0)) <= 5e-6 * std::abs(heads.rep.attribution(h, n, 0)));
+    }
+
+    RealRun<double> neurons = real_run<double>("neuron", 1, "Once upon a time");
+    check_html_of_real_run(neurons);  // checks the 20 ranked rows against the sort done here
+    const std::string nh = render_report_html(neurons.rep);
+    CHECK(nh.find("Top 20 neurons by |share|") != std::string::npos);
+    CHECK(nh.find("<th class=\"num\">neuron</th>") != std::string::npos);
+    // Wide levels show at most 80 heatmap columns: the largest components and the rest.
+    CHECK(count(between(nh, "<table class=\"heat\"", "</thead>"), "<th class=\"col\"") == 80);
+}
+
+TEST_CASE("HTML report escapes every piece of text", "[report]") {
+    AttributionReport r;
+    r.model = "m</title><script>alert(1)</script>";
+    r.dtype = "f64";
+    r.level = "token";
+    r.rule = "softmax";
+    r.cut = "h[0]";
+    r.N = 3;
+    r.M = 4;
+    r.K = 1;
+    r.component_names = {"token 0", "token 1", "token 2", "rest"};
+    r.input_ids = {1, 7, 9};
+    r.token_pieces = {"<s>", " a&b \"q\" 'x'", "</script><script>alert(2)</script>\xff"};
+    r.targets = {5, 6, 7};
+    r.target_pieces = {"<b>", "&amp;", "]]></x>"};
+    r.target_logits = {1.0, 2.0, 3.0};
+    // [M, N, K]: token j's share at position n, zero for j > n.
+    r.logit_attribution = {1.0, 0.5, 2.5, /*token 1*/ 0, 1.5, -0.25, /*token 2*/ 0, 0, 0.75, /*rest*/ 0, 0, 0};
+    const std::string html = render_report_html(r);
+    CHECK(count(html, "<script") == 2);      // the embedded numbers and the selector code
+    CHECK(count(html, "</script>") == 2);
+    CHECK(html.find("alert(1)</script>") == std::string::npos);
+    CHECK(html.find("&#39;&lt;b&gt;&#39;") != std::string::npos);  // the first target piece, quoted
+    CHECK(html.find("m&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+    CHECK(html.find(">&lt;s&gt;</span>") != std::string::npos);
+    CHECK(html.find("> a&amp;b &quot;q&quot; &#39;x&#39;</span>") != std::string::npos);
+    // Invalid UTF-8 becomes U+FFFD.
+    CHECK(html.find("&lt;/script&gt;&lt;script&gt;alert(2)&lt;/script&gt;\xEF\xBF\xBD</span>") != std::string::npos);
+    CHECK(html.find("&amp;amp;") != std::string::npos);
+    // Inside the embedded JSON no '<' survives.
+    const std::string data = between(html, "<script type=\"application/json\" id=\"depass-data\">", "</script>");
+    REQUIRE(!data.empty());
+    CHECK(data.find('<') == std::string::npos);
+    auto j = nlohmann::json::parse(data);
+    CHECK(j["pieces"][2].get<std::string>().rfind("</script>", 0) == 0);
+    CHECK(j["A"].size() == r.logit_attribution.size());
+    CHECK(j["A"][2].get<double>() == 2.5);
+
+    // Sizes that do not agree are refused, naming the field.
+    r.target_pieces.pop_back();
+    CHECK_THROWS_WITH(render_report_html(r), Catch::Contains("target_pieces"));
+}
+
+TEST_CASE("attribute --format json: shares sum to the target logits", "[report][cli]") {
+    const std::string prompt = "Once upon a time there was";
+    // The model's own logits, from the recorded pass.
+    const std::string trace = tmp("json_trace.safetensors");
+    REQUIRE(run("forward --quiet -m " + q(model_path()) + " --prompt " + q(prompt) + " --dtype f64 --dump " + q(trace)) == 0);
+    const Tensor<double> logits = SafeTensors::open(trace).read<double>("logits");
+    // Softmax (the default rule) and linear. Only the linear rule's float results are
+    // compared bit for bit with a second run: the softmax rule's vectorised exp starts
+    // at an alignment-dependent element, so its last bits can differ between processes.
+    for (const char* rule : {"softmax", "linear"})
+    for (const char* dtype : {"f64", "f32"}) {
+        INFO(dtype << ", rule " << rule);
+        const bool f64 = std::string(dtype) == "f64";
+        const std::string js = tmp(std::string("attr_") + dtype + "_" + rule + ".json");
+        const std::string st = tmp(std::string("attr_") + dtype + "_" + rule + ".safetensors");
+        const std::string common = "attribute --quiet -m " + q(model_path()) + " --prompt " + q(prompt) + " --dtype " +
+                                   dtype + " --rule " + rule + " --level head --layer 1 --targets 100,200,300";
+        std::string log;
+        REQUIRE(run(common + " --format json --json-components --out " + q(js), &log) == 0);
+        auto j = nlohmann::json::parse(read_text_file(js));
+        CHECK(j["format"] == "depass-attribution");
+        CHECK(j["level"] == "head");
+        CHECK(j["dtype"] == dtype);
+        const int N = j["N"], M = j["M"], K = j["K"];
+        CHECK(K == 3);
+        CHECK(M == 8 + 1);
+        REQUIRE(j["component_names"].size() == size_t(M));
+        CHECK(j["component_names"][M - 1] == "rest");
+        CHECK(j["component_sites"][3] == nlohmann::json::array({1, 3}));
+        auto A = j["logit_attribution"];
+        auto TL = j["target_logits"];
+        REQUIRE(A.size() == size_t(M));
+        double scale = 0, worst = 0;
+        for (int n = 0; n < N; ++n)
+            for (int k = 0; k < K; ++k) {
+                CHECK(j["targets"][n][k] == 100 * (k + 1));
+                double sum = 0;
+                for (int m = 0; m < M; ++m) sum += A[m][n][k].get<double>();
+                scale = std::max(scale, std::abs(TL[n][k].get<double>()));
+                worst = std::max(worst, std::abs(sum - TL[n][k].get<double>()));
+            }
+        CHECK(worst <= (f64 ? 1e-12 : 1e-5) * scale);
+        // The target logits are the model's.
+        const int64_t V = logits.shape[1];
+        REQUIRE(logits.shape[0] == N);
+        double tl = 0;
+        for (int n = 0; n < N; ++n)
+            for (int k = 0; k < K; ++k)
+                tl = std::max(tl, std::abs(TL[n][k].get<double>() - logits.data[size_t(n) * V + 100 * (k + 1)]));
+        CHECK(tl <= (f64 ? 0.0 : tolerance::golden_f32_rel * scale));
+        if (std::string(rule) != "linear") continue;
+
+        // The same numbers as the safetensors output of the same command.
+        REQUIRE(run(common + " --out " + q(st), &log) == 0);
+        SafeTensors s = SafeTensors::open(st);
+        auto sa = s.read<double>("logit_attribution"), sc = s.read<double>("components");
+        REQUIRE(sa.shape == std::vector<int64_t>{M, N, K});
+        double d = 0;
+        for (int m = 0; m < M; ++m)
+            for (int n = 0; n < N; ++n)
+                for (int k = 0; k < K; ++k) d = std::max(d, std::abs(A[m][n][k].get<double>() - sa.data[(size_t(m) * N + n) * K + k]));
+        CHECK(d == 0);
+        auto C = j["components"];
+        const int64_t D = sc.shape[2];
+        REQUIRE(C.size() == size_t(M));
+        REQUIRE(C[0].size() == size_t(N));
+        REQUIRE(C[0][0].size() == size_t(D));
+        d = 0;
+        for (int m = 0; m < M; ++m)
+            for (int n = 0; n < N; ++n)
+                for (int64_t e = 0; e < D; ++e)
+                    d = std::max(d, std::abs(C[m][n][e].get<double>() - sc.data[(size_t(m) * N + n) * D + e]));
+        CHECK(d == 0);
+    }
+    // Without --json-components the big array is left out.
+    const std::string small = tmp("small.json");
+    REQUIRE(run("attribute --quiet -m " + q(model_path()) + " --prompt hi --format json --out " + q(small)) == 0);
+    auto j = nlohmann::json::parse(read_text_file(small));
+    CHECK(!j.contains("components"));
+    CHECK(j.contains("logit_attribution"));
+}
+
+TEST_CASE("attribute --format npy: a directory equal to the safetensors output", "[report][cli]") {
+    // The linear rule: two runs are compared bit for bit (see above).
+    const std::string common = "attribute --quiet -m " + q(model_path()) +
+                               " --prompt 'Once upon a time there was' --level token --rule linear --all-layers";
+    const std::string dir = tmp("npy_out"), st = tmp("npy_ref.safetensors");
+    REQUIRE(run(common + " --format npy --out " + q(dir)) == 0);
+    REQUIRE(run(common + " --out " + q(st)) == 0);
+    SafeTensors s = SafeTensors::open(st);
+    for (const std::string& name : s.names()) {
+        INFO(name);
+        const std::string f = dir + "/" + name + ".npy";
+        REQUIRE(file_exists(f));
+        if (s.info(name).dtype == DType::I64) {
+            auto a = read_npy<int64_t>(f);
+            auto b = s.read<int64_t>(name);
+            CHECK(a.shape == b.shape);
+            CHECK(a.data == b.data);
+        } else {
+            CHECK(s.info(name).dtype == DType::F32);
+            auto a = read_npy<float>(f);
+            auto b = s.read<float>(name);
+            CHECK(a.shape == b.shape);
+            CHECK(a.data == b.data);
+        }
+    }
+    auto meta = nlohmann::json::parse(read_text_file(dir + "/meta.json"));
+    CHECK(meta["format"] == "depass-attribution");
+    CHECK(meta["component_names"].dump() == s.metadata().at("component_names"));
+    CHECK(meta["metadata"]["points"].get<std::string>() == s.metadata().at("points"));
+    size_t files = 0;
+    for (auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
+    CHECK(files == s.names().size() + 1);
+
+    // A second run replaces the earlier output; a directory holding anything else is refused and left alone.
+    REQUIRE(run(common + " --format npy --out " + q(dir)) == 0);
+    const std::string other = tmp("npy_other");
+    fs::create_directories(other);
+    write_file_atomic(other + "/notes.txt", "mine");
+    std::string log;
+    CHECK(run(common + " --format npy --out " + q(other), &log) == 1);
+    CHECK(log.find("notes.txt") != std::string::npos);
+    CHECK(read_text_file(other + "/notes.txt") == "mine");
+    CHECK(std::distance(fs::directory_iterator(other), fs::directory_iterator()) == 1);
+}
+
+TEST_CASE("attribute --html: optional --out, usage errors, and nothing partial on failure", "[report][cli]") {
+    const std::string base = "attribute --quiet -m " + q(model_path()) + " --prompt 'Once upon a time'";
+    const std::string html = tmp("only.html");
+    std::string log;
+    REQUIRE(run(base + " --html " + q(html), &log) == 0);
+    const std::string page = read_text_file(html);
+    CHECK(page.find("id=\"completeness\"") != std::string::npos);
+    CHECK(page.find("&#39; Once&#39;") != std::string::npos);  // the ' Once' token in the position list
+    // Neither --out nor --html, --format without --out, --json-components without json: usage errors.
+    CHECK(run(base, &log) == 2);
+    CHECK(log.find("--out") != std::string::npos);
+    CHECK(run(base + " --html " + q(html) + " --format json", &log) == 2);
+    CHECK(run(base + " --out " + q(tmp("x.safetensors")) + " --json-components", &log) == 2);
+    CHECK(run(base + " --out " + q(html) + " --html " + q(html), &log) == 2);
+    // The HTML cannot be written: the --out file does not appear either, and no temporary is left.
+    const std::string out = tmp("pair_out.json");
+    CHECK(run(base + " --format json --out " + q(out) + " --html " + q(tmp("no/such/dir/r.html")), &log) == 1);
+    CHECK(log.find("no/such/dir") != std::string::npos);
+    for (auto& e : fs::directory_iterator(depass_test::temp_dir()))
+        CHECK(e.path().filename().string().rfind("pair_out", 0) != 0);
+    // And the npy directory does not appear when the HTML fails.
+    CHECK(run(base + " --format npy --out " + q(tmp("pair_dir")) + " --html " + q(tmp("no/such/dir/r.html")), &log) == 1);
+    for (auto& e : fs::directory_iterator(depass_test::temp_dir()))
+        CHECK(e.path().filename().string().rfind("pair_dir", 0) != 0);
+}
+
+TEST_CASE("OutputBatch: all outputs or none", "[report]") {
+    const std::string a = tmp("batch_a.txt"), d = tmp("batch_d");
+    {
+        OutputBatch b;
+        write_file_atomic(b.stage_file(a), "A");
+        write_npy_directory(b.stage_dir(d), {{"x", {2}, {1.0, 2.0}, false}}, DType::F64, "{\"format\": \"depass-attribution\"}");
+        CHECK(!file_exists(a));
+        CHECK(!file_exists(d));
+        // not committed: the temporaries go away
+    }
+    for (auto& e : fs::directory_iterator(depass_test::temp_dir()))
+        CHECK(e.path().filename().string().rfind("batch_", 0) != 0);
+    {
+        OutputBatch b;
+        write_file_atomic(b.stage_file(a), "A");
+        write_npy_directory(b.stage_dir(d), {{"x", {2}, {1.0, 2.0}, false}}, DType::F64, "{\"format\": \"depass-attribution\"}");
+        CHECK_THROWS_WITH(b.stage_file(a), Catch::Contains("same path"));
+        b.commit();
+    }
+    CHECK(read_text_file(a) == "A");
+    CHECK(read_npy<double>(d + "/x.npy").data == std::vector<double>{1.0, 2.0});
+    CHECK_THROWS_WITH(check_npy_directory_target(a), Catch::Contains("not a directory"));
+}

@@ -1,0 +1,377 @@
+// The HTML report in a real browser: headless Chromium renders the page written
+// by `depass attribute --html`, takes a screenshot and dumps the DOM after the
+// page's script ran. The screenshot is decoded here (a small PNG reader) and
+// must show the diverging colours (red and blue shares) that a blank or unstyled
+// page cannot; a screenshot of an empty page, taken the same way, decodes to one
+// colour. The DOM of the page opened at #pos=2 must hold every token piece and the
+// completeness line, and show position 2 (the script ran).
+//
+// Chromium comes from the Debian package `chromium` (or $DEPASS_CHROMIUM). When it
+// is missing the test is skipped loudly (exit 77); with DEPASS_REQUIRE_FIXTURES=1
+// (as CI sets, CI installs it) a missing browser is a failure.
+#include "test_support.hpp"
+
+#include "depass/io.hpp"
+#include "depass/tokenizer.hpp"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+using namespace depass;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+// The browser to drive: $DEPASS_CHROMIUM, else chromium / chromium-browser on PATH ("" = none).
+std::string find_chromium() {
+    if (const char* env = std::getenv("DEPASS_CHROMIUM"); env && *env) return file_exists(env) ? env : "";
+    for (const char* name : {"chromium", "chromium-browser"}) {
+        std::string out;
+        if (depass_test::run_command(std::string("command -v ") + name, &out) == 0) {
+            while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+            if (!out.empty()) return out;
+        }
+    }
+    return "";
+}
+
+#define SKIP_WITHOUT_CHROMIUM(path)                                                                      \
+    do {                                                                                                 \
+        if ((path).empty()) {                                                                            \
+            if (depass_test::require_fixtures())                                                         \
+                FAIL("chromium is not installed (Debian package chromium) and DEPASS_REQUIRE_FIXTURES=1"); \
+            depass_test::note_skip(Catch::getResultCapture().getCurrentTestName());                      \
+            WARN("SKIPPED: chromium not found (install the Debian package chromium, or set DEPASS_CHROMIUM)"); \
+            std::fprintf(stderr, "\n*** SKIPPED: no chromium to render the HTML report in ***\n");      \
+            return;                                                                                      \
+        }                                                                                                \
+    } while (0)
+
+// Runs headless Chromium on URL with a fresh profile; `what` is "--screenshot=PNG" or
+// "--dump-dom" (stdout to `dom_file`). Returns the exit status; its log in *log.
+int chromium(const std::string& exe, const std::string& what, const std::string& url, const std::string& dom_file,
+             std::string* log) {
+    static int profiles = 0;
+    const std::string profile = depass_test::temp_dir() + "/chromium-profile-" + std::to_string(profiles++);
+    fs::create_directories(profile);
+    std::string cmd = "timeout 180 " + q(exe) +
+                      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
+                      " --disable-background-networking --disable-component-update --disable-sync"
+                      " --run-all-compositor-stages-before-draw"
+                      " --user-data-dir=" + q(profile) + " --window-size=1200,900 " + what + " " + q(url);
+    if (!dom_file.empty()) cmd = "{ " + cmd + " > " + q(dom_file) + "; }";
+    return depass_test::run_command(cmd, log);
+}
+
+// ---- a small PNG reader: zlib inflate (RFC 1950/1951) and the PNG filters -------------------
+
+class Inflater {
+public:
+    Inflater(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+
+    std::vector<uint8_t> run() {
+        if (n_ < 2 || (p_[0] & 0x0F) != 8 || ((p_[0] << 8) | p_[1]) % 31 != 0) throw Error("PNG: bad zlib header");
+        pos_ = 2;
+        for (bool last = false; !last;) {
+            last = bits(1);
+            const int type = int(bits(2));
+            if (type == 0) stored();
+            else if (type == 1) fixed();
+            else if (type == 2) dynamic();
+            else throw Error("PNG: bad deflate block type");
+        }
+        return out_;
+    }
+
+private:
+    struct Huffman {
+        std::array<int, 16> count{};
+        std::vector<int> symbol;
+    };
+
+    const uint8_t* p_;
+    size_t n_, pos_ = 0;
+    uint32_t buf_ = 0;
+    int have_ = 0;
+    std::vector<uint8_t> out_;
+
+    int bit() {
+        if (have_ == 0) {
+            if (pos_ >= n_) throw Error("PNG: compressed data ends early");
+            buf_ = p_[pos_++];
+            have_ = 8;
+        }
+        const int b = int(buf_ & 1);
+        buf_ >>= 1;
+        --have_;
+        return b;
+    }
+    uint32_t bits(int k) {
+        uint32_t v = 0;
+        for (int i = 0; i < k; ++i) v |= uint32_t(bit()) << i;
+        return v;
+    }
+
+    static Huffman build(const int* lengths, int n) {
+        Huffman h;
+        for (int i = 0; i < n; ++i) ++h.count[size_t(lengths[i])];
+        h.count[0] = 0;
+        std::array<int, 16> offset{};
+        for (int len = 1; len < 16; ++len) offset[size_t(len)] = offset[size_t(len - 1)] + h.count[size_t(len - 1)];
+        h.symbol.assign(size_t(n), 0);
+        for (int i = 0; i < n; ++i)
+            if (lengths[i]) h.symbol[size_t(offset[size_t(lengths[i])]++)] = i;
+        return h;
+    }
+
+    // Canonical codes: codes of one length are consecutive, read most significant bit first.
+    int decode(const Huffman& h) {
+        int code = 0, first = 0, index = 0;
+        for (int len = 1; len < 16; ++len) {
+            code |= bit();
+            const int c = h.count[size_t(len)];
+            if (code - first < c) return h.symbol[size_t(index + code - first)];
+            index += c;
+            first = (first + c) << 1;
+            code <<= 1;
+        }
+        throw Error("PNG: bad Huffman code");
+    }
+
+    void stored() {
+        have_ = 0;  // to the byte boundary
+        if (pos_ + 4 > n_) throw Error("PNG: stored block header cut");
+        const unsigned len = p_[pos_] | (p_[pos_ + 1] << 8), nlen = p_[pos_ + 2] | (p_[pos_ + 3] << 8);
+        pos_ += 4;
+        if ((len ^ 0xFFFFu) != nlen || pos_ + len > n_) throw Error("PNG: bad stored block");
+        out_.insert(out_.end(), p_ + pos_, p_ + pos_ + len);
+        pos_ += len;
+    }
+
+    void codes(const Huffman& lit, const Huffman& dist) {
+        static const int lbase[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
+                                      31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+        static const int lext[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+        static const int dbase[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,   65,    97,    129,
+                                      193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+        static const int dext[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+        for (;;) {
+            const int sym = decode(lit);
+            if (sym < 256) {
+                out_.push_back(uint8_t(sym));
+            } else if (sym == 256) {
+                return;
+            } else {
+                const int l = sym - 257;
+                if (l >= 29) throw Error("PNG: bad length code");
+                const size_t len = size_t(lbase[l]) + bits(lext[l]);
+                const int d = decode(dist);
+                if (d >= 30) throw Error("PNG: bad distance code");
+                const size_t back = size_t(dbase[d]) + bits(dext[d]);
+                if (back > out_.size()) throw Error("PNG: distance beyond the output");
+                for (size_t i = 0; i < len; ++i) out_.push_back(out_[out_.size() - back]);
+            }
+        }
+    }
+
+    void fixed() {
+        int lengths[288 + 30];
+        for (int i = 0; i < 288; ++i) lengths[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
+        for (int i = 0; i < 30; ++i) lengths[288 + i] = 5;
+        codes(build(lengths, 288), build(lengths + 288, 30));
+    }
+
+    void dynamic() {
+        const int nlit = int(bits(5)) + 257, ndist = int(bits(5)) + 1, ncode = int(bits(4)) + 4;
+        static const int order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+        int cl[19] = {0};
+        for (int i = 0; i < ncode; ++i) cl[order[i]] = int(bits(3));
+        const Huffman clh = build(cl, 19);
+        std::vector<int> lengths;
+        while (int(lengths.size()) < nlit + ndist) {
+            const int sym = decode(clh);
+            if (sym < 16) {
+                lengths.push_back(sym);
+                continue;
+            }
+            int repeat = 0, value = 0;
+            if (sym == 16) {
+                if (lengths.empty()) throw Error("PNG: repeat with no previous length");
+                value = lengths.back();
+                repeat = 3 + int(bits(2));
+            } else if (sym == 17) {
+                repeat = 3 + int(bits(3));
+            } else {
+                repeat = 11 + int(bits(7));
+            }
+            lengths.insert(lengths.end(), size_t(repeat), value);
+        }
+        if (int(lengths.size()) != nlit + ndist) throw Error("PNG: code lengths overrun");
+        codes(build(lengths.data(), nlit), build(lengths.data() + nlit, ndist));
+    }
+};
+
+struct Image {
+    int width = 0, height = 0;
+    std::vector<uint8_t> rgb;  // [height, width, 3]
+};
+
+uint32_t be32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
+
+// 8-bit RGB / RGBA, non-interlaced (what Chromium writes); anything else is an error.
+Image read_png(const std::string& path) {
+    const std::string bytes = read_text_file(path);
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+    static const uint8_t sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (bytes.size() < 8 || std::memcmp(p, sig, 8) != 0) throw Error(path + ": not a PNG file");
+    Image img;
+    int channels = 0;
+    std::vector<uint8_t> idat;
+    for (size_t at = 8; at + 12 <= bytes.size();) {
+        const uint32_t len = be32(p + at);
+        const std::string type(bytes, at + 4, 4);
+        if (at + 12 + len > bytes.size()) throw Error(path + ": chunk " + type + " is cut");
+        const uint8_t* d = p + at + 8;
+        if (type == "IHDR") {
+            img.width = int(be32(d));
+            img.height = int(be32(d + 4));
+            if (d[8] != 8 || (d[9] != 2 && d[9] != 6) || d[12] != 0)
+                throw Error(path + ": PNG is not 8-bit RGB/RGBA non-interlaced");
+            channels = d[9] == 2 ? 3 : 4;
+        } else if (type == "IDAT") {
+            idat.insert(idat.end(), d, d + len);
+        } else if (type == "IEND") {
+            break;
+        }
+        at += 12 + len;
+    }
+    if (channels == 0) throw Error(path + ": no IHDR chunk");
+    const std::vector<uint8_t> raw = Inflater(idat.data(), idat.size()).run();
+    const size_t stride = size_t(img.width) * channels;
+    if (raw.size() < (stride + 1) * img.height) throw Error(path + ": image data too short");
+    std::vector<uint8_t> cur(stride), prev(stride, 0);
+    img.rgb.reserve(size_t(img.width) * img.height * 3);
+    for (int y = 0; y < img.height; ++y) {
+        const uint8_t* row = raw.data() + y * (stride + 1);
+        const int filter = row[0];
+        for (size_t i = 0; i < stride; ++i) {
+            const int a = i >= size_t(channels) ? cur[i - channels] : 0, b = prev[i],
+                      c = i >= size_t(channels) ? prev[i - channels] : 0;
+            int pred = 0;
+            switch (filter) {
+                case 0: pred = 0; break;
+                case 1: pred = a; break;
+                case 2: pred = b; break;
+                case 3: pred = (a + b) / 2; break;
+                case 4: {
+                    const int pp = a + b - c, pa = std::abs(pp - a), pb = std::abs(pp - b), pc = std::abs(pp - c);
+                    pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+                    break;
+                }
+                default: throw Error(path + ": bad PNG filter " + std::to_string(filter));
+            }
+            cur[i] = uint8_t(row[1 + i] + pred);
+        }
+        for (int x = 0; x < img.width; ++x)
+            for (int c = 0; c < 3; ++c) img.rgb.push_back(cur[size_t(x) * channels + c]);
+        std::swap(cur, prev);
+    }
+    return img;
+}
+
+struct Colours {
+    size_t distinct = 0, red = 0, blue = 0;
+};
+
+// Distinct colours, and pixels of the report's red (+) and blue (-) shades.
+Colours count_colours(const Image& img) {
+    std::set<uint32_t> seen;
+    Colours c;
+    for (size_t i = 0; i + 2 < img.rgb.size(); i += 3) {
+        const int r = img.rgb[i], g = img.rgb[i + 1], b = img.rgb[i + 2];
+        seen.insert(uint32_t(r) << 16 | uint32_t(g) << 8 | uint32_t(b));
+        if (r >= 150 && r - g >= 60 && r - b >= 60) ++c.red;
+        if (b >= 120 && b - r >= 60 && b - g >= 20) ++c.blue;
+    }
+    c.distinct = seen.size();
+    return c;
+}
+
+std::string text_escaped(const std::string& s) {  // as a serialised DOM writes text
+    std::string out;
+    for (char ch : s) {
+        if (ch == '&') out += "&amp;";
+        else if (ch == '<') out += "&lt;";
+        else if (ch == '>') out += "&gt;";
+        else out += ch;
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("the HTML report renders in headless Chromium", "[report][browser]") {
+    const std::string exe = find_chromium();
+    SKIP_WITHOUT_CHROMIUM(exe);
+    const std::string dir = depass_test::temp_dir() + "/report_browser";
+    fs::create_directories(dir);
+    const std::string model = depass_test::source_dir() + "/weights/stories260K.bin";
+    const std::string prompt = "Once upon a time, there was a little girl named Lily";
+    const std::string html = dir + "/report.html", png = dir + "/report.png", blank_png = dir + "/blank.png";
+    std::string log;
+    REQUIRE(depass_test::run_command(q(depass_test::cli_path()) + " attribute --quiet -m " + q(model) + " --prompt " +
+                                     q(prompt) + " --html " + q(html), &log) == 0);
+
+    // The screenshot, and one of an empty page as the control.
+    const std::string blank_html = dir + "/blank.html";
+    write_file_atomic(blank_html, "<!DOCTYPE html><html><body></body></html>\n");
+    REQUIRE(chromium(exe, "--screenshot=" + q(png), "file://" + html, "", &log) == 0);
+    INFO(log);
+    REQUIRE(chromium(exe, "--screenshot=" + q(blank_png), "file://" + blank_html, "", &log) == 0);
+
+    const Image shot = read_png(png), blank = read_png(blank_png);
+    CHECK(shot.width == 1200);
+    CHECK(shot.height == 900);
+    const Colours empty = count_colours(blank), page = count_colours(shot);
+    std::printf("report screenshot: %s (%zu colours, %zu red and %zu blue pixels; empty page: %zu colour(s))\n",
+                png.c_str(), page.distinct, page.red, page.blue, empty.distinct);
+    INFO("screenshot " << png << ": " << page.distinct << " colours, " << page.red << " red and " << page.blue
+                       << " blue pixels; empty page: " << empty.distinct << " colour(s)");
+    CHECK(empty.distinct == 1);
+    CHECK(empty.red + empty.blue == 0);
+    CHECK(page.distinct >= 100);   // text, tables, a colour ramp
+    CHECK(page.red >= 2000);       // tokens, bars and heatmap cells that raise the logit
+    CHECK(page.blue >= 200);       // the blue end of the colour scale (and any share that lowers it)
+
+    // The DOM after the script ran, opened at #pos=2: every token piece, the completeness
+    // line, and the view moved to position 2 (framed; later tokens greyed).
+    const std::string dom_file = dir + "/report.pos2.dom.html";
+    REQUIRE(chromium(exe, "--dump-dom", "file://" + html + "#pos=2", dom_file, &log) == 0);
+    const std::string dom = read_text_file(dom_file);
+    auto tok = Llama2cTokenizer::load(depass_test::source_dir() + "/weights/tok512.bin", 512);
+    std::vector<int> ids = tok.encode(prompt, true, false);
+    for (size_t j = 0; j < ids.size(); ++j) {
+        std::string piece = tok.piece(ids[j]);
+        if (piece.size() > 2 && piece.front() == '\n' && piece.back() == '\n') piece = piece.substr(1, piece.size() - 2);
+        INFO("token " << j << " '" << piece << "'");
+        CHECK(dom.find(">" + text_escaped(piece) + "</span>") != std::string::npos);
+    }
+    CHECK(dom.find("Completeness: the components sum to the true hidden state within max abs error") != std::string::npos);
+    CHECK(dom.find("Position <b>2</b>") != std::string::npos);
+    CHECK(dom.find("class=\"tok at\" data-j=\"2\"") != std::string::npos);
+    CHECK(dom.find("class=\"tok future\" data-j=\"3\"") != std::string::npos);
+    CHECK(dom.find("class=\"tok future\" data-j=\"" + std::to_string(ids.size() - 1) + "\"") != std::string::npos);
+    // The ranking was rebuilt for position 2: tokens 0..2.
+    const size_t body = dom.find("<tbody id=\"rank-body\">");
+    REQUIRE(body != std::string::npos);
+    const std::string rows = dom.substr(body, dom.find("</tbody>", body) - body);
+    size_t ranked = 0;
+    for (size_t at = rows.find("<tr data-m=\""); at != std::string::npos; at = rows.find("<tr data-m=\"", at + 1)) ++ranked;
+    CHECK(ranked == 3);
+}
