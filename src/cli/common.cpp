@@ -78,7 +78,11 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::s
         if (!required) return nullptr;
         throw Error("no tokenizer: give --tokenizer FILE or a --model to look next to");
     }
-    // A GGUF model carries its own vocabulary; it is to be tried first, before the files below.
+    // A GGUF model carries its own vocabulary: try it first.
+    if (fs::path(model).extension() == ".gguf" && fs::is_regular_file(model)) {
+        auto tok = load_gguf_tokenizer(model);
+        if (tok->vocab_size() <= V || V <= 0) return tok;
+    }
     const fs::path base = fs::is_directory(model) ? fs::path(model)
                           : fs::path(model).parent_path().empty() ? fs::path(".")
                                                                    : fs::path(model).parent_path();

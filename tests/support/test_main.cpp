@@ -14,8 +14,8 @@ int main(int argc, char* argv[]) {
     if (failed) return failed;
     if (depass_test::skipped_count() > 0) {
         std::fprintf(stderr,
-                     "\n*** %d test case(s) SKIPPED: the shared reference data (fixtures/, weights/) "
-                     "was not found. Set DEPASS_SHARED_DIR. ***\n\n",
+                     "\n*** %d test case(s) SKIPPED: something they need is missing (see the warnings above: "
+                     "the shared reference data -- set DEPASS_SHARED_DIR -- or a program such as chromium). ***\n\n",
                      depass_test::skipped_count());
         return 77;
     }
