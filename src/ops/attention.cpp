@@ -3,9 +3,14 @@
 #include "depass/ops.hpp"
 #include "check.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace depass {
+
+// Query rows per block in attention(): each block of rows is one dense product over
+// the keys it can see (the lower triangle plus the masked half of the diagonal block).
+constexpr long kCausalBlock = 64;
 
 // For each query head h (KV head g = h / (H/Hkv)):
 //   S = q_h k_g^T / sqrt(Dh)          [N, N], entries with key > query masked out
@@ -27,16 +32,27 @@ Mat<T> attention(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, int H, int H
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < H; ++h) {
         const int g = h / group;
-        Mat<T> A = (q.middleCols(long(h) * Dh, Dh) * k.middleCols(long(g) * Dh, Dh).transpose()) * scale;
-        for (long i = 0; i < N; ++i) {
-            auto row = A.row(i);
-            const T mx = row.head(i + 1).maxCoeff();
-            T sum = 0;
-            for (long j = 0; j <= i; ++j) sum += (row[j] = std::exp(row[j] - mx));
-            row.head(i + 1) /= sum;
-            row.tail(N - i - 1).setZero();
+        const auto q_h = q.middleCols(long(h) * Dh, Dh);
+        const auto k_g = k.middleCols(long(g) * Dh, Dh), v_g = v.middleCols(long(g) * Dh, Dh);
+        Mat<T> A = Mat<T>::Zero(N, N);
+        // Causal: query rows [r0, r1) only see keys [0, r1). Each block of rows is a product
+        // over those keys alone; inside the diagonal block the masked entries are zeroed.
+        for (long r0 = 0; r0 < N; r0 += kCausalBlock) {
+            const long b = std::min<long>(kCausalBlock, N - r0), r1 = r0 + b;
+            auto S = A.block(r0, 0, b, r1);
+            S.noalias() = q_h.middleRows(r0, b) * k_g.topRows(r1).transpose();
+            // Row softmax over the keys j <= i:
+            //   A[i, j] = exp(s[i, j] - max_j s[i, j]) / sum_j exp(s[i, j] - max_j s[i, j]),  s = S / sqrt(Dh)
+            for (long i = r0; i < r1; ++i) {
+                auto row = A.row(i).head(i + 1).array();
+                row *= scale;
+                row = (row - row.maxCoeff()).exp();
+                row /= row.sum();
+                A.row(i).segment(i + 1, r1 - i - 1).setZero();
+            }
+            // context_h[i] = sum_{j <= i} A[i, j] v_g[j]
+            ctx.block(r0, long(h) * Dh, b, Dh).noalias() = S * v_g.topRows(r1);
         }
-        ctx.middleCols(long(h) * Dh, Dh).noalias() = A * v.middleCols(long(g) * Dh, Dh);
         if (probs) (*probs)[h] = std::move(A);
     }
     return ctx;
@@ -49,40 +65,23 @@ Mat<T> attention(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, int H, int H
 // because the value projection (bias to the rest) already sums to the true values.
 //
 // Component m is stored for positions first[m].. only; since A is causal, rows and
-// keys before first[m] contribute nothing, so the product for m uses the lower
-// triangle of A_h[f:, f:]. Consecutive components with the same first position are
-// stacked side by side so that each (group, head) is ONE triangular matrix product
-// [N-f, N-f] x [N-f, G*Dh] rather than G small ones.
+// keys before first[m] contribute nothing, so the product for m is the lower
+// triangle of A_h[f:, f:] (f = first[m]) times the component's values, read and
+// written in place: one triangular product per (component, head), no copies.
 template <class T>
 Mat<T> attention_decomposed(const Components<T>& c, const Mat<T>& v_rows, const std::vector<Mat<T>>& probs,
                             int H, int Hkv, int Dh) {
     detail::check_shape("attention_decomposed", "values", v_rows, c.rows(), long(Hkv) * Dh);
     detail::check_dim("attention_decomposed", "number of heads in probs", long(probs.size()), H);
     const int group = H / Hkv;
-    constexpr int kMaxStack = 32;  // components stacked per product (bounds the gather buffer)
-    struct Group { int m0, m1; };
-    std::vector<Group> groups;
-    for (int m = 0; m < c.M;) {
-        int e = m + 1;
-        while (e < c.M && e - m < kMaxStack && c.first[e] == c.first[m]) ++e;
-        groups.push_back({m, e});
-        m = e;
-    }
     Mat<T> ctx(c.rows(), long(H) * Dh);
-    const long G = long(groups.size());
 #pragma omp parallel for collapse(2) schedule(dynamic)
-    for (long gi = 0; gi < G; ++gi) {
+    for (int m = 0; m < c.M; ++m) {
         for (int h = 0; h < H; ++h) {
-            const Group& grp = groups[gi];
-            const int f = c.first[grp.m0], n = c.N - f, kv = h / group;
-            const int width = (grp.m1 - grp.m0) * Dh;
-            Mat<T> stacked(n, width);
-            for (int m = grp.m0; m < grp.m1; ++m)
-                stacked.middleCols((m - grp.m0) * Dh, Dh) = v_rows.block(c.offset[m], long(kv) * Dh, n, Dh);
-            Mat<T> mixed(n, width);
-            mixed.noalias() = probs[h].bottomRightCorner(n, n).template triangularView<Eigen::Lower>() * stacked;
-            for (int m = grp.m0; m < grp.m1; ++m)
-                ctx.block(c.offset[m], long(h) * Dh, n, Dh) = mixed.middleCols((m - grp.m0) * Dh, Dh);
+            const int f = c.first[m], n = c.N - f, kv = h / group;
+            const auto A = probs[h].bottomRightCorner(n, n);                 // [n, n]
+            const auto V = v_rows.block(c.offset[m], long(kv) * Dh, n, Dh);  // [n, Dh]
+            ctx.block(c.offset[m], long(h) * Dh, n, Dh).noalias() = A.template triangularView<Eigen::Lower>() * V;
         }
     }
     return ctx;

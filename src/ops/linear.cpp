@@ -7,12 +7,47 @@
 #include "depass/ops.hpp"
 #include "check.hpp"
 
+#include <algorithm>
+
 namespace depass {
+
+namespace {
+
+// Output tiles of the large products below. The sizes are fixed, so every output
+// value is computed the same way whatever the number of threads.
+constexpr long kTileRows = 64, kTileCols = 256;
+// Products with fewer multiply-adds than this are left whole to Eigen.
+constexpr double kTiledWork = 32.0 * 1024 * 1024;
+
+// y = x W^T. A large product is split into output tiles [kTileRows, kTileCols] spread
+// over the threads:  y[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]^T.  Each tile is one
+// single-threaded product, so the threads never wait for each other inside a product
+// (which stalls badly on a loaded machine) and each owns whole tiles.
+template <class T>
+void product_xwt(const Mat<T>& x, const Mat<T>& W, Mat<T>& y) {
+    const long N = x.rows(), O = W.rows();
+    if (double(N) * double(O) * double(x.cols()) < kTiledWork) {
+        y.noalias() = x * W.transpose();
+        return;
+    }
+    const long tiles_r = (N + kTileRows - 1) / kTileRows, tiles_c = (O + kTileCols - 1) / kTileCols;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (long i = 0; i < tiles_r; ++i) {
+        for (long j = 0; j < tiles_c; ++j) {
+            const long r0 = i * kTileRows, c0 = j * kTileCols;
+            const long r = std::min(kTileRows, N - r0), c = std::min(kTileCols, O - c0);
+            y.block(r0, c0, r, c).noalias() = x.middleRows(r0, r) * W.middleRows(c0, c).transpose();
+        }
+    }
+}
+
+}  // namespace
 
 template <class T>
 Mat<T> linear(const Mat<T>& x, const Mat<T>& W, const Vec<T>& b) {
     detail::check_dim("linear", "input width", x.cols(), W.cols());
-    Mat<T> y = x * W.transpose();
+    Mat<T> y(x.rows(), W.rows());
+    product_xwt(x, W, y);
     if (b.size()) {
         detail::check_dim("linear", "bias length", b.size(), W.rows());
         y.rowwise() += b.transpose();
@@ -28,7 +63,7 @@ template <class T>
 Mat<T> linear_decomposed(const Components<T>& c, const Mat<T>& rows, const Mat<T>& W, const Vec<T>& b) {
     detail::check_shape("linear_decomposed", "rows", rows, c.rows(), W.cols());
     Mat<T> y(rows.rows(), W.rows());
-    y.noalias() = rows * W.transpose();
+    product_xwt(rows, W, y);
     if (b.size()) {
         detail::check_dim("linear_decomposed", "bias length", b.size(), W.rows());
         y.middleRows(c.offset[c.rest()], c.N).rowwise() += b.transpose();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace depass {
 
@@ -36,10 +37,11 @@ Mat<T> swiglu_mlp(const Mat<T>& x, const Mat<T>& w_gate, const Mat<T>& w_up, con
     detail::check_dim("swiglu_mlp", "input width", x.cols(), w_gate.cols());
     detail::check_shape("swiglu_mlp", "w_up", w_up, w_gate.rows(), w_gate.cols());
     detail::check_shape("swiglu_mlp", "w_down", w_down, w_gate.cols(), w_gate.rows());
-    Mat<T> g = x * w_gate.transpose();
-    Mat<T> u = x * w_up.transpose();
-    Mat<T> a = g.unaryExpr([](T v) { return silu(v); }).cwiseProduct(u);
-    Mat<T> out = a * w_down.transpose();
+    Mat<T> g = linear(x, w_gate, Vec<T>());
+    Mat<T> u = linear(x, w_up, Vec<T>());
+    // a = silu(g) * u = g / (1 + e^-g) * u, vectorised (silu() above is the same, one value at a time)
+    Mat<T> a = (g.array() / (T(1) + (-g.array()).exp()) * u.array()).matrix();
+    Mat<T> out = linear(a, w_down, Vec<T>());
     if (pre) *pre = std::move(g);
     if (up) *up = std::move(u);
     if (act) *act = std::move(a);
@@ -111,88 +113,184 @@ void rule_weights(MlpRule rule, double temperature, const T* G, int count, T* w)
     }
 }
 
+namespace {
+
+// The per-position kernels below work on the shares of the K components present at
+// one position n: g [K, I] row-major (row k = component comp[k], in component order,
+// so the rest, which is present everywhere, is the last row). They are vectorised
+// over the neurons i; rule_weights() above is the same computation one neuron at a time.
+
+// Section 5 preparation, steps 1-3, in place (`any` is scratch of length I):
+//   1. ignore-special-token: the shares of component 0 are 0;
+//   2. at position 0 the shares of opt.pos0_component are 1;
+//   3. the rest's shares with |G| < 1e-5 are 0; where every share is 0 the rest's is 1.
+template <class T>
+void prepare_shares(T* g, const int* comp, int K, int I, int n, const DecomposeOptions& opt, T* any) {
+    if (opt.ignore_special_token && comp[0] == 0) std::fill(g, g + I, T(0));
+    if (n == 0)
+        for (int k = 0; k < K; ++k)
+            if (comp[k] == opt.pos0_component) std::fill(g + long(k) * I, g + long(k + 1) * I, T(1));
+    T* rest = g + long(K - 1) * I;
+#pragma omp simd
+    for (int i = 0; i < I; ++i) rest[i] = std::abs(rest[i]) < T(1e-5) ? T(0) : rest[i];
+    std::fill(any, any + I, T(0));
+    for (int k = 0; k < K; ++k) {
+        const T* gk = g + long(k) * I;
+#pragma omp simd
+        for (int i = 0; i < I; ++i) any[i] = gk[i] != T(0) ? T(1) : any[i];
+    }
+#pragma omp simd
+    for (int i = 0; i < I; ++i) rest[i] = any[i] == T(0) ? T(1) : rest[i];
+}
+
+// Softmax rule (step 4), in place: over the non-zero shares G_k[i] of neuron i
+//   mx[i] = max_k G_k[i],  e_k[i] = exp((G_k[i] - mx[i]) / T),  w_k[i] = e_k[i] / sum_k e_k[i]
+// and w_k[i] = 0 where G_k[i] == 0. `mx`, `z`, `e` are scratch of length I; `e` must be
+// aligned for Eigen's packets, so that the vectorised exp covers the same neurons (all
+// but the last I mod packet-size) whatever the buffer's address: Eigen computes a peeled
+// head and tail with the scalar exp, which can differ from the packet exp by one ulp.
+template <class T>
+void softmax_shares(T* g, int K, int I, T temperature, T* mx, T* z, T* e) {
+    using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    std::fill(mx, mx + I, -std::numeric_limits<T>::infinity());
+    for (int k = 0; k < K; ++k) {
+        const T* gk = g + long(k) * I;
+#pragma omp simd
+        for (int i = 0; i < I; ++i) mx[i] = gk[i] != T(0) && gk[i] > mx[i] ? gk[i] : mx[i];
+    }
+    std::fill(z, z + I, T(0));
+    for (int k = 0; k < K; ++k) {
+        T* gk = g + long(k) * I;
+        Eigen::Map<Arr, Eigen::AlignedMax>(e, I) = ((Eigen::Map<const Arr>(gk, I) - Eigen::Map<const Arr>(mx, I)) / temperature).exp();
+#pragma omp simd
+        for (int i = 0; i < I; ++i) {
+            gk[i] = gk[i] != T(0) ? e[i] : T(0);
+            z[i] += gk[i];
+        }
+    }
+    for (int k = 0; k < K; ++k) {
+        T* gk = g + long(k) * I;
+#pragma omp simd
+        for (int i = 0; i < I; ++i) gk[i] /= z[i];
+    }
+}
+
+// The other rules (step 4), in place, one neuron at a time through rule_weights():
+// the non-zero shares participate, a zero share gets weight 0. `col`, `w` have length K.
+template <class T>
+void rule_shares_by_neuron(MlpRule rule, double temperature, T* g, int K, int I, T* col, T* w) {
+    for (int i = 0; i < I; ++i) {
+        int P = 0;
+        for (int k = 0; k < K; ++k)
+            if (g[long(k) * I + i] != T(0)) col[P++] = g[long(k) * I + i];
+        rule_weights(rule, temperature, col, P, w);
+        for (int k = 0, p = 0; k < K; ++k) {
+            T& v = g[long(k) * I + i];
+            v = v != T(0) ? w[p++] : T(0);
+        }
+    }
+}
+
+}  // namespace
+
+// The MLP twin, in chunks of consecutive positions (the rules act per position and
+// neuron, so a chunk holds every component present at its positions):
+//   gather   Xc = the normed rows of the chunk, position-major   [rows, D]
+//   shares   G  = Xc W_share^T (+ b_1 on the rest's rows)         [rows, I]
+//   rule     A  = w(G) * a   per position, in place of G          (taylor: A = G * act(p)/p * up)
+//   down     Yc = A W_d^T, scattered back to the stored rows       [rows, D]
+// Each thread takes whole chunks with its own buffers, sized for ~kChunkRows rows, so
+// the intermediates stay in cache; the result does not depend on the number of threads.
 template <class T>
 Mat<T> mlp_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
                       const Components<T>& c, const Mat<T>& normed_rows, const DecomposeOptions& opt) {
-    const int N = c.N, M = c.M, I = cfg.I;
+    const int N = c.N, M = c.M, I = cfg.I, D = c.D;
     const bool gated = cfg.mlp == MlpKind::SwiGLU;
     const Mat<T>& W_share = gated ? lw.w_gate : lw.w_up;  // produces the pre-activation shares G
     const Vec<T>& b_share = gated ? Vec<T>() : lw.b_up;
     detail::check_shape("mlp_decomposed", "normed rows", normed_rows, c.rows(), c.D);
     detail::check_shape("mlp_decomposed", "recorded activations", lt.mlp_act, N, I);
 
-    // Positions per chunk: the [rows, I] intermediates stay within ~64 MiB.
-    int chunk = opt.mlp_chunk;
-    if (chunk <= 0) {
-        const double rows_per_pos = double(c.rows()) / N + 1.0;
-        const double bytes_per_pos = rows_per_pos * I * sizeof(T) * 2.0;
-        chunk = std::max(1, int((64.0 * (1 << 20)) / bytes_per_pos));
-    }
+    // K[n] = number of components present at position n (first[m] <= n).
+    std::vector<int> K(N, 0);
+    for (int m = 0; m < M; ++m)
+        if (c.first[m] < N) ++K[c.first[m]];
+    for (int n = 1; n < N; ++n) K[n] += K[n - 1];
 
-    Mat<T> Y = Mat<T>::Zero(c.rows(), c.D);
-    std::vector<int64_t> base(M), start(M), count(M);
-    for (int p0 = 0; p0 < N; p0 += chunk) {
-        const int p1 = std::min(N, p0 + chunk);
-        // Gather the rows of every component at positions [p0, p1).
-        int64_t rc = 0;
-        for (int m = 0; m < M; ++m) {
-            const int s = std::max(p0, c.first[m]);
-            count[m] = std::max(0, p1 - s);
-            start[m] = s;
-            base[m] = rc;
-            rc += count[m];
+    // Chunk boundaries: opt.mlp_chunk positions each, or (automatic) about kChunkRows rows.
+    constexpr int64_t kChunkRows = 512;
+    std::vector<int> bounds{0};
+    int64_t max_rows = 0, rows = 0;
+    for (int n = 0; n < N; ++n) {
+        rows += K[n];
+        const bool full = opt.mlp_chunk > 0 ? n + 1 - bounds.back() >= opt.mlp_chunk : rows >= kChunkRows;
+        if (full || n + 1 == N) {
+            bounds.push_back(n + 1);
+            max_rows = std::max(max_rows, rows);
+            rows = 0;
         }
-        Mat<T> Xc(rc, c.D);
-        for (int m = 0; m < M; ++m)
-            if (count[m]) Xc.middleRows(base[m], count[m]) = normed_rows.middleRows(c.row(m, int(start[m])), count[m]);
-        Mat<T> G(rc, I);
-        G.noalias() = Xc * W_share.transpose();
-        if (b_share.size()) G.middleRows(base[c.rest()], count[c.rest()]).rowwise() += b_share.transpose();
+    }
+    const int chunks = int(bounds.size()) - 1;
 
-        // Distribute a[n, i] over the components present at n.
-        Mat<T> A(rc, I);  // share of the activation, per stored row
-#pragma omp parallel for schedule(dynamic)
-        for (int n = p0; n < p1; ++n) {
-            std::vector<int64_t> rows;
-            std::vector<int> comps;
-            for (int m = 0; m < M; ++m)
-                if (c.first[m] <= n) {
-                    rows.push_back(base[m] + (n - start[m]));
-                    comps.push_back(m);
-                }
-            const int K = int(rows.size());  // the rest is always present, and last
-            std::vector<T> g(K), pg(K), pw(K);
-            for (int i = 0; i < I; ++i) {
-                const T a = lt.mlp_act(n, i);
+    Mat<T> Y(c.rows(), D);  // every stored row is written exactly once below
+#pragma omp parallel
+    {
+        Mat<T> Xc(max_rows, D), G(max_rows, I), Yc(max_rows, D);
+        std::vector<int> comp(max_rows);       // component of each chunk row
+        std::vector<int64_t> src(max_rows);    // stored row of each chunk row
+        std::vector<T> scratch(3 * size_t(I)), col(M), w(M);
+        Eigen::Array<T, Eigen::Dynamic, 1> exps(I);  // Eigen-aligned, see softmax_shares
+
+#pragma omp for schedule(dynamic)
+        for (int ci = 0; ci < chunks; ++ci) {
+            const int p0 = bounds[ci], p1 = bounds[ci + 1];
+            int64_t rc = 0;
+            for (int n = p0; n < p1; ++n)
+                for (int m = 0; m < M; ++m)
+                    if (c.first[m] <= n) {
+                        comp[rc] = m;
+                        src[rc] = c.row(m, n);
+                        Xc.row(rc) = normed_rows.row(src[rc]);
+                        ++rc;
+                    }
+            G.topRows(rc).noalias() = Xc.topRows(rc) * W_share.transpose();
+            if (b_share.size())
+                for (int64_t r = 0; r < rc; ++r)
+                    if (comp[r] == c.rest()) G.row(r) += b_share.transpose();
+
+            // Distribute a[n, i] over the components present at n.
+            for (int n = p0, r0 = 0; n < p1; r0 += K[n], ++n) {
+                T* g = G.data() + int64_t(r0) * I;
+                const T* a = lt.mlp_act.data() + int64_t(n) * I;
                 if (opt.rule == MlpRule::Taylor) {
                     // First-order split of the activation along the pre-activation:
-                    //   a_m = G_m * act(p)/p * up   (sum_m G_m = p, so sum_m a_m = a)
-                    const T s = act_over_x(cfg.act, lt.mlp_pre(n, i)) * (gated ? lt.mlp_up(n, i) : T(1));
-                    for (int k = 0; k < K; ++k) A(rows[k], i) = G(rows[k], i) * s;
+                    //   A_m = G_m * act(p)/p * up   (sum_m G_m = p, so sum_m A_m = a)
+                    T* s = scratch.data();
+                    for (int i = 0; i < I; ++i)
+                        s[i] = act_over_x(cfg.act, lt.mlp_pre(n, i)) * (gated ? lt.mlp_up(n, i) : T(1));
+                    for (int k = 0; k < K[n]; ++k) {
+                        T* gk = g + int64_t(k) * I;
+#pragma omp simd
+                        for (int i = 0; i < I; ++i) gk[i] *= s[i];
+                    }
                     continue;
                 }
-                for (int k = 0; k < K; ++k) g[k] = G(rows[k], i);
-                // Preparation (depass-math.md section 5, steps 1-4).
-                if (opt.ignore_special_token && comps[0] == 0) g[0] = T(0);
-                if (n == 0)
-                    for (int k = 0; k < K; ++k)
-                        if (comps[k] == opt.pos0_component) g[k] = T(1);
-                if (std::abs(g[K - 1]) < T(1e-5)) g[K - 1] = T(0);
-                bool all_zero = true;
-                for (int k = 0; k < K; ++k) all_zero = all_zero && g[k] == T(0);
-                if (all_zero) g[K - 1] = T(1);
-                // Components with an exactly zero share do not participate.
-                int P = 0;
-                for (int k = 0; k < K; ++k)
-                    if (g[k] != T(0)) pg[P++] = g[k];
-                rule_weights(opt.rule, opt.temperature, pg.data(), P, pw.data());
-                for (int k = 0, p = 0; k < K; ++k) A(rows[k], i) = g[k] != T(0) ? pw[p++] * a : T(0);
+                T* sc = scratch.data();
+                prepare_shares(g, comp.data() + r0, K[n], I, n, opt, sc);
+                if (opt.rule == MlpRule::Softmax)
+                    softmax_shares(g, K[n], I, T(opt.temperature), sc, sc + I, exps.data());
+                else
+                    rule_shares_by_neuron(opt.rule, opt.temperature, g, K[n], I, col.data(), w.data());
+                // A_m[n, i] = w_m[n, i] * a[n, i]
+                for (int k = 0; k < K[n]; ++k) {
+                    T* gk = g + int64_t(k) * I;
+#pragma omp simd
+                    for (int i = 0; i < I; ++i) gk[i] *= a[i];
+                }
             }
+            Yc.topRows(rc).noalias() = G.topRows(rc) * lw.w_down.transpose();
+            for (int64_t r = 0; r < rc; ++r) Y.row(src[r]) = Yc.row(r);
         }
-        Mat<T> Yc(rc, c.D);
-        Yc.noalias() = A * lw.w_down.transpose();
-        for (int m = 0; m < M; ++m)
-            if (count[m]) Y.middleRows(c.row(m, int(start[m])), count[m]) = Yc.middleRows(base[m], count[m]);
     }
     if (lw.b_down.size()) Y.middleRows(c.offset[c.rest()], N).rowwise() += lw.b_down.transpose();
     return Y;
