@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     register_validate(app);
     register_compare(app);
     register_tokenize(app);
+    register_eval(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,0 +1,327 @@
+// eval.hpp -- measuring what DePass claims, against baselines.
+//
+// Two claims of the method are measured on real weights:
+//
+//  1. Faithfulness. Attributions match what the model really uses: masking the
+//     components DePass ranks highest hurts the prediction most.
+//       * tokens:  delete (or keep only) the top-ranked input tokens and re-run the model;
+//       * heads / neurons: zero the top-ranked units (W_O columns of a head, the W_down
+//         column of a neuron) in a working copy of the model.
+//     Baselines are ranked and masked the same way (random, attention, rollout,
+//     embedding norm, leave-one-out occlusion; head norm / activation magnitude).
+//
+//  2. Cost. One decomposed pass per layer gives a score for every neuron of that
+//     layer; ablation needs one forward per neuron. neuron_speed() times both and
+//     reports the rank correlation of the scores with the measured ablation effects.
+//
+// Scores everywhere: the target is the model's own greedy next token at the last
+// position, and P is its softmax probability there.
+//
+// Library code: no printing; long loops report progress through an optional callback.
+#pragma once
+
+#include "depass/decompose.hpp"
+#include "depass/forward.hpp"
+#include "depass/types.hpp"
+#include "depass/weights.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace depass::eval {
+
+// (done, total) -- called from the calling thread only.
+using Progress = std::function<void(int, int)>;
+
+// ---- numbers and rankings ------------------------------------------------------------
+
+// Number of tokens masked at `percent` (1..100) of `candidates` tokens:
+//   k = max(1, floor(percent * candidates / 100))     (integer arithmetic, no rounding error)
+int masked_count(int percent, int candidates);
+
+// Faithfulness score of one masked run:  min(100, |P_clean - P_masked| / P_clean * 100).
+double mask_score(double p_clean, double p_masked);
+
+// Area under a curve y(x) by the trapezoid rule, divided by the width x.back() - x.front(),
+// so a constant curve c has area c (a curve in [0, 100] has an area in [0, 100]).
+// x strictly increasing, at least two points.
+double curve_area(const std::vector<double>& x, const std::vector<double>& y);
+
+// Ranks 1..n of the values (ascending); tied values share the mean of their ranks.
+std::vector<double> average_ranks(const std::vector<double>& v);
+
+// Spearman rank correlation: Pearson correlation of the average ranks (ties handled).
+// Returns 0 when either side is constant.
+double spearman(const std::vector<double>& a, const std::vector<double>& b);
+
+// Indices sorted by descending score; equal scores keep the lower index first.
+std::vector<int> order_descending(const std::vector<double>& scores);
+
+// A small seeded generator (SplitMix64): the same stream on every platform, unlike the
+// distributions of <random>.
+class Rng {
+public:
+    explicit Rng(uint64_t seed) : s_(seed) {}
+    uint64_t next();
+    double uniform();            // [0, 1) with 53 random bits
+    int below(int n);            // uniform in [0, n)
+    template <class It>
+    void shuffle(It first, It last) {  // Fisher-Yates
+        for (auto n = last - first; n > 1; --n) std::swap(first[n - 1], first[below(int(n))]);
+    }
+
+private:
+    uint64_t s_;
+};
+
+// A seed derived from a base seed and up to three indices (prompt, draw, ...).
+uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0);
+
+// ---- masking input tokens ------------------------------------------------------------
+
+// ids without the tokens at `positions`.
+std::vector<int> delete_positions(const std::vector<int>& ids, const std::vector<int>& positions);
+// ids[0] (BOS), the tokens at `positions` in their original order, and ids.back().
+std::vector<int> keep_positions(const std::vector<int>& ids, const std::vector<int>& positions);
+
+// Softmax probability of `target` at the last position of a forward pass on ids.
+template <class T>
+double target_probability(const Model<T>& model, const std::vector<int>& ids, int target);
+
+// Softmax probability (in double) of `target` in one row of logits.
+template <class T>
+double softmax_probability(const Mat<T>& logits, int row, int target);
+
+// ---- token attribution methods --------------------------------------------------------
+
+enum class TokenMethod { DePass, Random, AttentionLast, AttentionMean, Rollout, EmbeddingNorm, Occlusion };
+const char* method_name(TokenMethod m);  // "depass", "random", "attn_last", "attn_mean", "rollout", ...
+TokenMethod parse_token_method(const std::string& s);  // throws naming the value
+std::vector<TokenMethod> all_token_methods();
+
+// DePass at token level: components = input tokens at h[0], softmax MLP rule with
+// `temperature`, ignore-special-token on; score[j] = token j's logit attribution for
+// `target` at the last position. [N]
+template <class T>
+std::vector<double> depass_token_scores(const Model<T>& model, const Trace<T>& trace, int target,
+                                        double temperature = 0.1);
+// Attention of the last layer: the last query row averaged over heads. [N]
+template <class T>
+std::vector<double> attention_last_scores(const Trace<T>& trace);
+// The last query row averaged over heads and over layers. [N]
+template <class T>
+std::vector<double> attention_mean_scores(const Trace<T>& trace);
+// Attention rollout: per layer the head average A, then  B = 0.5 A + 0.5 I  with rows
+// renormalised, R = B_{L-1} ... B_1 B_0; given the per-layer head averages [L] x [N, N],
+// returns R [N, N].
+Mat<double> attention_rollout(const std::vector<Mat<double>>& head_mean);
+template <class T>
+std::vector<double> rollout_scores(const Trace<T>& trace);  // last row of R. [N]
+// ||h[0][j]||: the norm of each input embedding. [N]
+template <class T>
+std::vector<double> embedding_norm_scores(const Trace<T>& trace);
+// Leave-one-out: P_clean - P(ids without token j), for j = 1..N-2 (0 for BOS and the last). [N]
+template <class T>
+std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<int>& ids, int target, double p_clean);
+
+// ---- token faithfulness ------------------------------------------------------------------
+
+struct TokenEvalOptions {
+    std::vector<TokenMethod> methods = all_token_methods();
+    std::vector<int> percents = {10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
+    int random_draws = 5;
+    uint64_t seed = 1;
+    double temperature = 0.1;
+};
+
+// One prompt: for each method and each percent, the deletion and keeping scores
+// (the random method averaged over its draws).
+struct PromptTokenResult {
+    int N = 0;
+    int target = -1;
+    double p_clean = 0;
+    std::vector<std::vector<double>> deletion, keeping;  // [method][percent]
+    std::vector<double> deletion_area, keeping_area;     // [method]
+};
+
+// `prompt_index` seeds the random draws (results do not depend on the thread count).
+// Needs N >= 3 (BOS, at least one maskable token, the last token).
+template <class T>
+PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<int>& ids,
+                                     const TokenEvalOptions& opt, uint64_t prompt_index);
+
+struct TokenEvalSummary {
+    TokenEvalOptions options;
+    int prompts = 0;                                     // evaluated (N >= 3)
+    int skipped = 0;                                     // too short
+    std::vector<std::vector<double>> deletion, keeping;  // [method][percent], mean over prompts
+    std::vector<double> deletion_area, keeping_area;     // [method], area of the mean curve
+    std::vector<double> deletion_area_se, keeping_area_se;  // standard error of the per-prompt areas
+    std::vector<PromptTokenResult> per_prompt;           // only the evaluated prompts
+    std::vector<int> prompt_index;                       // index in the input of each per_prompt entry
+    double seconds = 0;
+};
+
+// All prompts (OpenMP over prompts).
+template <class T>
+TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector<int>>& prompts,
+                            const TokenEvalOptions& opt, const Progress& progress = {});
+
+// ---- heads and neurons -------------------------------------------------------------------
+
+enum class UnitKind { Head, Neuron };
+const char* unit_name(UnitKind k);  // "head" / "neuron"
+// Units per layer: H or I.
+int units_per_layer(const Config& cfg, UnitKind k);
+
+enum class UnitMethod { DePassSigned, DePassAbs, Random, Magnitude };
+const char* method_name(UnitMethod m);  // "depass_signed", "depass_abs", "random", "magnitude"
+std::vector<UnitMethod> all_unit_methods();
+
+// DePass scores of every unit of every layer, [L * U] (layer-major): for each layer the
+// head-level (init_heads) or neuron-level (init_neurons) decomposition is propagated to the
+// end and the unit's logit attribution for `target` at the last position is its score.
+template <class T>
+std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind, int target,
+                                       double temperature = 0.1);
+// Magnitude baseline [L * U]: the norm of the head's output (through W_O) at the last
+// position, or the neuron's |activation| at the last position.
+template <class T>
+std::vector<double> magnitude_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind);
+
+// Zeroing in place: a head's columns h*Dh .. h*Dh+Dh-1 of W_O, or column i of W_down.
+template <class T>
+void zero_head(Model<T>& model, int layer, int head);
+template <class T>
+void zero_neuron(Model<T>& model, int layer, int neuron);
+// Copies the same columns back from `original`.
+template <class T>
+void restore_unit(Model<T>& model, const Model<T>& original, UnitKind kind, int layer, int unit);
+
+struct UnitEvalOptions {
+    std::vector<UnitMethod> methods = all_unit_methods();
+    std::vector<double> fractions = {0.01, 0.05, 0.10};
+    int random_draws = 5;
+    uint64_t seed = 1;
+    double temperature = 0.1;
+};
+
+// Number of units zeroed for a fraction of `total`: max(1, floor(fraction * total + 1e-9)).
+int zeroed_count(double fraction, int total);
+
+// One row of the summary: a method, a direction (top = highest ranked zeroed first,
+// bottom = lowest ranked), a fraction.
+struct UnitEvalRow {
+    UnitMethod method;
+    bool top = true;
+    double fraction = 0;
+    int k = 0;
+    double survival = 0;        // % of prompts whose greedy next token is unchanged
+    double mean_drop = 0;       // mean of (P_clean - P_masked) * 100 (probability points)
+    double mean_rel_drop = 0;   // mean of (P_clean - P_masked) / P_clean * 100
+};
+
+struct UnitEvalSummary {
+    UnitKind kind = UnitKind::Head;
+    UnitEvalOptions options;
+    int prompts = 0;
+    int total_units = 0;
+    double mean_p_clean = 0;
+    std::vector<UnitEvalRow> rows;  // method-major, then top/bottom, then fraction
+    double seconds = 0;
+};
+
+template <class T>
+UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<int>>& prompts, UnitKind kind,
+                          const UnitEvalOptions& opt, const Progress& progress = {});
+
+// ---- neuron-level cost: DePass vs one ablation per neuron ---------------------------------
+
+// Runs blocks `layer` .. L-1 on the residual state h (as h[layer]) with the ordinary ops
+// and returns the final residual h[L]. With the recorded h[layer] it reproduces trace.h[L].
+template <class T>
+Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer);
+// The logit of `target` at the last position from a final residual h[L]:
+// W_U[target] . NormF(h[L][N-1]).
+template <class T>
+double last_target_logit(const Model<T>& model, const Mat<T>& hL, int target);
+
+struct NeuronSpeedResult {
+    int N = 0, target = -1, L = 0, I = 0, threads = 1;
+    double target_logit = 0;
+    // Wall-clock seconds, and process CPU seconds (all threads) of the same spans.
+    double forward_seconds = 0, forward_cpu = 0;    // the recorded forward (counted in both totals)
+    double depass_seconds = 0, depass_cpu = 0;      // forward + per layer init_neurons + propagate + logit_attribution
+    double ablation_seconds = 0, ablation_cpu = 0;  // forward + per neuron: blocks l+1.. from the edited h[l+1]
+    std::vector<double> depass_layer_seconds, ablation_layer_seconds;  // [L], wall, without the forward
+    std::vector<double> depass_scores;     // [L * I] logit attribution of each neuron
+    std::vector<double> ablation_effects;  // [L * I] clean logit - logit with the neuron zeroed
+    double spearman = 0;                   // over all L * I neurons
+    std::vector<double> spearman_layer;    // [L]
+    // Naive ablation, timed on a sample of neurons: a full forward() of the whole model with the
+    // neuron's W_down column zeroed (all layers, all logits), extrapolated to L * I neurons.
+    int naive_sample = 0;
+    double naive_sample_seconds = 0, naive_sample_cpu = 0;
+    double naive_max_effect_diff = 0;      // max |naive effect - ablation effect| over the sample
+    double naive_seconds_extrapolated() const {
+        return naive_sample > 0 ? naive_sample_seconds * double(L) * I / naive_sample : 0;
+    }
+    double naive_cpu_extrapolated() const {
+        return naive_sample > 0 ? naive_sample_cpu * double(L) * I / naive_sample : 0;
+    }
+    double speedup() const { return depass_seconds > 0 ? ablation_seconds / depass_seconds : 0; }
+    double speedup_cpu() const { return depass_cpu > 0 ? ablation_cpu / depass_cpu : 0; }
+};
+
+// DePass: one decomposed pass per layer with every neuron of the layer as a component
+// (M = I + 1). Ablation: for each neuron of layer l, h[l+1] minus a[:, i] W_down[:, i]
+// (exactly the effect of zeroing its W_down column, the earlier layers reused from the
+// trace), then blocks l+1 .. L-1 on all positions, then the target logit at the last
+// position. `run_ablation` false skips the ablation (scores only). `naive_sample` > 0 also
+// times that many naive ablations (neurons spread evenly over the layers).
+template <class T>
+NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& ids, bool run_ablation = true,
+                               double temperature = 0.1, int naive_sample = 0, const Progress& progress = {});
+
+// ---- prompts -----------------------------------------------------------------------------
+
+// One prompt per line; empty lines and lines starting with '#' are skipped; a trailing
+// '\r' is dropped. Throws depass::Error naming the file.
+std::vector<std::string> read_prompt_file(const std::string& path);
+
+// Prefixes sampled from the model itself: for prompt j, a length uniform in
+// [min_tokens, max_tokens], then tokens drawn from softmax(logits / temperature) at the
+// last position, starting from BOS, with a generator seeded by (seed, j). A token with
+// stop[id] true (EOS, pieces holding a newline) ends the prefix when it is long enough,
+// otherwise the draw starts over. Returns the ids, BOS first.
+template <class T>
+std::vector<std::vector<int>> sample_prefixes(const Model<T>& model, int count, uint64_t seed, int min_tokens,
+                                              int max_tokens, double temperature, const std::vector<bool>& stop);
+
+// ---- plots (minimal hand-written SVG) ------------------------------------------------------
+
+struct Series {
+    std::string name;
+    std::vector<double> x, y;
+};
+// A line chart with markers, axes, ticks and a legend.
+std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
+                           const std::vector<Series>& series, double x_min, double x_max, double y_min, double y_max);
+
+struct BarGroup {
+    std::string label;
+    std::vector<double> values;  // one per bar series
+};
+// Grouped bars (a '\n' in a group label starts a second line); `log_scale` draws a log10 y axis (values must be > 0); values are printed
+// above the bars with `value_format` (printf style, e.g. "%.2f").
+std::string svg_bar_chart(const std::string& title, const std::string& y_label,
+                          const std::vector<std::string>& bar_names, const std::vector<BarGroup>& groups,
+                          bool log_scale, const std::string& value_format);
+
+// A scatter plot of y against x with a least-squares line.
+std::string svg_scatter(const std::string& title, const std::string& x_label, const std::string& y_label,
+                        const std::vector<double>& x, const std::vector<double>& y);
+
+}  // namespace depass::eval

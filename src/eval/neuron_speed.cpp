@@ -1,0 +1,213 @@
+// neuron_speed.cpp -- the cost of neuron-level attribution: DePass (one decomposed pass
+// per layer, every neuron a component) against ablation (one forward per neuron).
+//
+// What each timing includes (both start from the token ids):
+//   forward_seconds   the recorded forward pass (needed by both; counted in both totals)
+//   depass_seconds    forward + for each layer l: init_neurons (M = I + 1 components at
+//                     h[l+1]), propagate() through blocks l+1 .. L-1 on all positions,
+//                     logit_attribution() for the target
+//   ablation_seconds  forward + for each layer l and neuron i: h[l+1] - a[:, i] W_down[:, i]
+//                     (what zeroing W_down[:, i] does; blocks 0..l are reused from the
+//                     trace), blocks l+1 .. L-1 on all positions with the ordinary ops,
+//                     the final norm and the target logit at the last position only
+//   naive (sampled)   per neuron a full forward() of a copy with W_down[:, i] zeroed: every
+//                     layer, every logit, the trace recorded -- what an ablation without
+//                     reuse costs; timed on a sample and extrapolated
+// Each span is measured as wall-clock time and as process CPU time (all threads); on a
+// shared machine the CPU time is the steadier measure of work.
+// Both use every OpenMP thread: DePass inside each op, ablation across neurons.
+#include "depass/eval.hpp"
+
+#include "depass/initialisers.hpp"
+#include "depass/ops.hpp"
+#include "parallel.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+namespace depass::eval {
+
+namespace {
+
+// Wall-clock and process CPU time (every thread) since construction.
+struct Clock {
+    std::chrono::steady_clock::time_point wall = std::chrono::steady_clock::now();
+    double cpu = cpu_now();
+    static double cpu_now() {
+        timespec ts{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+    }
+    void stop(double& wall_s, double& cpu_s) const {
+        wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
+        cpu_s = cpu_now() - cpu;
+    }
+};
+
+}  // namespace
+
+// The block loop of forward() (src/model/forward.cpp) from `layer` on, recording nothing.
+template <class T>
+Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
+    const Config& c = model.cfg;
+    if (layer < 0 || layer > c.L)
+        throw Error("forward_blocks: layer " + std::to_string(layer) + " is outside [0, " + std::to_string(c.L) + "]");
+    if (h.cols() != c.D)
+        throw Error("forward_blocks: state has " + std::to_string(h.cols()) + " columns, expected D = " +
+                    std::to_string(c.D));
+    for (int l = layer; l < c.L; ++l) {
+        const LayerWeights<T>& lw = model.w.layers[l];
+        // m = h + W_O attention(Norm1(h))
+        Mat<T> x = apply_norm(c, h, lw.norm1_g, lw.norm1_b);
+        Mat<T> q = linear(x, lw.wq, lw.bq);
+        Mat<T> k = linear(x, lw.wk, lw.bk);
+        Mat<T> v = linear(x, lw.wv, lw.bv);
+        rope(q, c.H, c.Dh, c.rope, c.rope_theta);
+        rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
+        h += linear(attention(q, k, v, c.H, c.Hkv, c.Dh), lw.wo, lw.bo);
+        // h' = m + MLP(Norm2(m))
+        Mat<T> y = apply_norm(c, h, lw.norm2_g, lw.norm2_b);
+        if (c.mlp == MlpKind::SwiGLU)
+            h += swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down);
+        else
+            h += gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down);
+    }
+    return h;
+}
+
+// logit = W_U[target] . NormF(hL[N-1])
+template <class T>
+double last_target_logit(const Model<T>& model, const Mat<T>& hL, int target) {
+    if (target < 0 || target >= model.cfg.V)
+        throw Error("last_target_logit: target " + std::to_string(target) + " is outside the vocabulary [0, " +
+                    std::to_string(model.cfg.V) + ")");
+    const Mat<T> last = hL.bottomRows(1);
+    const Mat<T> y = apply_norm(model.cfg, last, model.w.normf_g, model.w.normf_b);
+    return double(y.row(0).dot(model.w.unembedding().row(target)));
+}
+
+template <class T>
+NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& ids, bool run_ablation,
+                               double temperature, int naive_sample, const Progress& progress) {
+    const Config& cfg = model.cfg;
+    const int L = cfg.L, I = cfg.I;
+    if (naive_sample < 0 || naive_sample > L * I)
+        throw Error("neuron_speed: naive sample of " + std::to_string(naive_sample) + " neurons is outside [0, " +
+                    std::to_string(L * I) + "]");
+    NeuronSpeedResult r;
+    r.L = L;
+    r.I = I;
+    r.threads = detail::max_threads();
+    const int steps = (run_ablation ? 2 * L : L) + (naive_sample > 0 ? 1 : 0);
+    int step = 0;
+
+    Clock clock;
+    const Trace<T> trace = forward(model, ids);
+    clock.stop(r.forward_seconds, r.forward_cpu);
+    const int N = trace.N();
+    r.N = N;
+    Eigen::Index best;
+    trace.logits.row(N - 1).maxCoeff(&best);
+    r.target = int(best);
+    r.target_logit = double(trace.logits(N - 1, r.target));
+
+    // ---- DePass: one decomposed pass per layer ----
+    const std::vector<std::vector<int>> targets(N, std::vector<int>{r.target});
+    r.depass_scores.assign(size_t(L) * I, 0.0);
+    r.depass_layer_seconds.assign(L, 0.0);
+    r.depass_seconds = r.forward_seconds;
+    r.depass_cpu = r.forward_cpu;
+    for (int l = 0; l < L; ++l) {
+        clock = Clock();
+        Initialised<T> init = init_neurons(model, trace, l, {}, 0);
+        DecomposeOptions opt;
+        opt.rule = MlpRule::Softmax;
+        opt.temperature = temperature;
+        opt.ignore_special_token = init.ignore_special_default;
+        opt.pos0_component = init.pos0_component;
+        const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
+        const Tensor<T> attr = logit_attribution(model, trace, out, targets);
+        for (int i = 0; i < I; ++i) r.depass_scores[size_t(l) * I + i] = double(attr.data[size_t(i) * N + (N - 1)]);
+        double cpu = 0;
+        clock.stop(r.depass_layer_seconds[l], cpu);
+        r.depass_seconds += r.depass_layer_seconds[l];
+        r.depass_cpu += cpu;
+        if (progress) progress(++step, steps);
+    }
+
+    // ---- ablation: one forward from layer l+1 per neuron ----
+    r.ablation_effects.assign(size_t(L) * I, 0.0);
+    r.ablation_layer_seconds.assign(L, 0.0);
+    if (run_ablation) {
+        r.ablation_seconds = r.forward_seconds;
+        r.ablation_cpu = r.forward_cpu;
+        const double clean = last_target_logit(model, trace.h[L], r.target);
+        for (int l = 0; l < L; ++l) {
+            clock = Clock();
+            const Mat<T>& a = trace.layers[l].mlp_act;
+            const Mat<T>& Wd = model.w.layers[l].w_down;
+#pragma omp parallel for schedule(dynamic)
+            for (int i = 0; i < I; ++i) {
+                // zeroing W_down[:, i] removes a[:, i] W_down[:, i]^T from h[l+1]
+                Mat<T> h = trace.h[l + 1];
+                h.noalias() -= a.col(i) * Wd.col(i).transpose();
+                const Mat<T> hL = forward_blocks(model, std::move(h), l + 1);
+                r.ablation_effects[size_t(l) * I + i] = clean - last_target_logit(model, hL, r.target);
+            }
+            double cpu = 0;
+            clock.stop(r.ablation_layer_seconds[l], cpu);
+            r.ablation_seconds += r.ablation_layer_seconds[l];
+            r.ablation_cpu += cpu;
+            if (progress) progress(++step, steps);
+        }
+        r.spearman = spearman(r.depass_scores, r.ablation_effects);
+        for (int l = 0; l < L; ++l) {
+            std::vector<double> a(r.depass_scores.begin() + size_t(l) * I, r.depass_scores.begin() + size_t(l + 1) * I);
+            std::vector<double> b(r.ablation_effects.begin() + size_t(l) * I,
+                                  r.ablation_effects.begin() + size_t(l + 1) * I);
+            r.spearman_layer.push_back(spearman(a, b));
+        }
+    }
+
+    // ---- naive ablation on a sample: the whole forward() per neuron ----
+    if (naive_sample > 0) {
+        r.naive_sample = naive_sample;
+        const double clean = double(trace.logits(N - 1, r.target));
+        std::vector<double> effect(naive_sample);
+        std::vector<int> flat(naive_sample);
+        for (int k = 0; k < naive_sample; ++k) flat[k] = int(int64_t(k) * L * I / naive_sample);
+        const int threads = detail::max_threads();
+        std::vector<Model<T>> work(threads, model);
+        clock = Clock();
+#pragma omp parallel for schedule(dynamic)
+        for (int k = 0; k < naive_sample; ++k) {
+#ifdef _OPENMP
+            Model<T>& w = work[omp_get_thread_num()];
+#else
+            Model<T>& w = work[0];
+#endif
+            const int l = flat[k] / I, i = flat[k] % I;
+            zero_neuron(w, l, i);
+            const Trace<T> t = forward(w, ids);
+            restore_unit(w, model, UnitKind::Neuron, l, i);
+            effect[k] = clean - double(t.logits(N - 1, r.target));
+        }
+        clock.stop(r.naive_sample_seconds, r.naive_sample_cpu);
+        if (run_ablation)
+            for (int k = 0; k < naive_sample; ++k)
+                r.naive_max_effect_diff = std::max(r.naive_max_effect_diff, std::abs(effect[k] - r.ablation_effects[flat[k]]));
+        if (progress) progress(++step, steps);
+    }
+    return r;
+}
+
+#define DEPASS_INSTANTIATE(T)                                                                                  \
+    template Mat<T> forward_blocks(const Model<T>&, Mat<T>, int);                                              \
+    template double last_target_logit(const Model<T>&, const Mat<T>&, int);                                    \
+    template NeuronSpeedResult neuron_speed(const Model<T>&, const std::vector<int>&, bool, double, int, const Progress&);
+DEPASS_INSTANTIATE(float)
+DEPASS_INSTANTIATE(double)
+#undef DEPASS_INSTANTIATE
+
+}  // namespace depass::eval

@@ -1,0 +1,328 @@
+// token_eval.cpp -- token-level faithfulness: DePass and baselines rank the input
+// tokens, then the top-ranked ones are deleted (or kept alone) and the model re-run.
+//
+// For a prompt of N tokens, BOS (position 0) and the last token are always kept; the
+// N - 2 tokens between them are the candidates. At p percent, k = max(1, floor(p (N-2)/100))
+// candidates are masked:
+//   deletion: the k highest-ranked tokens are removed from the ids;
+//   keeping:  only BOS, the k highest-ranked tokens and the last token remain.
+// score = min(100, |P_clean - P_masked| / P_clean * 100) for the target (the model's greedy
+// next token on the clean prompt). A faithful ranking has a HIGH deletion score (removing
+// what matters hurts) and a LOW keeping score (what matters alone suffices).
+#include "depass/eval.hpp"
+
+#include "depass/initialisers.hpp"
+#include "parallel.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+namespace depass::eval {
+
+const char* method_name(TokenMethod m) {
+    switch (m) {
+        case TokenMethod::DePass: return "depass";
+        case TokenMethod::Random: return "random";
+        case TokenMethod::AttentionLast: return "attn_last";
+        case TokenMethod::AttentionMean: return "attn_mean";
+        case TokenMethod::Rollout: return "rollout";
+        case TokenMethod::EmbeddingNorm: return "embed_norm";
+        case TokenMethod::Occlusion: return "occlusion";
+    }
+    return "?";
+}
+
+std::vector<TokenMethod> all_token_methods() {
+    return {TokenMethod::DePass,  TokenMethod::Random,        TokenMethod::AttentionLast, TokenMethod::AttentionMean,
+            TokenMethod::Rollout, TokenMethod::EmbeddingNorm, TokenMethod::Occlusion};
+}
+
+TokenMethod parse_token_method(const std::string& s) {
+    for (TokenMethod m : all_token_methods())
+        if (s == method_name(m)) return m;
+    throw Error("unknown token attribution method '" + s +
+                "' (expected depass, random, attn_last, attn_mean, rollout, embed_norm or occlusion)");
+}
+
+// p = exp(l_t - max) / sum_v exp(l_v - max), in double
+template <class T>
+double softmax_probability(const Mat<T>& logits, int row, int target) {
+    if (row < 0 || row >= logits.rows() || target < 0 || target >= logits.cols())
+        throw Error("softmax_probability: row " + std::to_string(row) + " / target " + std::to_string(target) +
+                    " outside the logits [" + std::to_string(logits.rows()) + ", " + std::to_string(logits.cols()) + "]");
+    const auto r = logits.row(row);
+    const double mx = double(r.maxCoeff());
+    double z = 0;
+    for (Eigen::Index v = 0; v < r.size(); ++v) z += std::exp(double(r[v]) - mx);
+    return std::exp(double(r[target]) - mx) / z;
+}
+
+template <class T>
+double target_probability(const Model<T>& model, const std::vector<int>& ids, int target) {
+    const Trace<T> t = forward(model, ids);
+    return softmax_probability(t.logits, t.N() - 1, target);
+}
+
+template <class T>
+std::vector<double> depass_token_scores(const Model<T>& model, const Trace<T>& trace, int target, double temperature) {
+    const int N = trace.N();
+    Initialised<T> init = init_tokens(model, trace, 0);
+    DecomposeOptions opt;
+    opt.rule = MlpRule::Softmax;
+    opt.temperature = temperature;
+    opt.ignore_special_token = true;
+    opt.pos0_component = init.pos0_component;
+    const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
+    const std::vector<std::vector<int>> targets(N, std::vector<int>{target});
+    const Tensor<T> attr = logit_attribution(model, trace, out, targets);
+    std::vector<double> s(N);
+    for (int j = 0; j < N; ++j) s[j] = double(attr.data[size_t(j) * N + (N - 1)]);  // [M, N, 1], component j
+    return s;
+}
+
+template <class T>
+std::vector<double> attention_last_scores(const Trace<T>& trace) {
+    const int N = trace.N();
+    const auto& probs = trace.layers.back().probs;
+    std::vector<double> s(N, 0.0);
+    for (const Mat<T>& A : probs)
+        for (int j = 0; j < N; ++j) s[j] += double(A(N - 1, j)) / double(probs.size());
+    return s;
+}
+
+template <class T>
+std::vector<double> attention_mean_scores(const Trace<T>& trace) {
+    const int N = trace.N();
+    std::vector<double> s(N, 0.0);
+    for (const LayerTrace<T>& lt : trace.layers)
+        for (const Mat<T>& A : lt.probs)
+            for (int j = 0; j < N; ++j) s[j] += double(A(N - 1, j)) / double(lt.probs.size() * trace.layers.size());
+    return s;
+}
+
+// B_l = rownorm(0.5 A_l + 0.5 I);  R = B_{L-1} ... B_0
+Mat<double> attention_rollout(const std::vector<Mat<double>>& head_mean) {
+    if (head_mean.empty()) throw Error("attention_rollout: no layers");
+    const long N = head_mean[0].rows();
+    Mat<double> R = Mat<double>::Identity(N, N);
+    for (size_t l = 0; l < head_mean.size(); ++l) {
+        if (head_mean[l].rows() != N || head_mean[l].cols() != N)
+            throw Error("attention_rollout: layer " + std::to_string(l) + " attention is not [N, N] with N = " +
+                        std::to_string(N));
+        Mat<double> B = 0.5 * head_mean[l] + 0.5 * Mat<double>::Identity(N, N);
+        for (long i = 0; i < N; ++i) {
+            const double z = B.row(i).sum();
+            if (z > 0) B.row(i) /= z;
+        }
+        R = B * R;
+    }
+    return R;
+}
+
+template <class T>
+std::vector<double> rollout_scores(const Trace<T>& trace) {
+    const int N = trace.N();
+    std::vector<Mat<double>> mean;
+    for (const LayerTrace<T>& lt : trace.layers) {
+        Mat<double> A = Mat<double>::Zero(N, N);
+        for (const Mat<T>& P : lt.probs) A += P.template cast<double>();
+        mean.push_back(A / double(lt.probs.size()));
+    }
+    const Mat<double> R = attention_rollout(mean);
+    std::vector<double> s(N);
+    for (int j = 0; j < N; ++j) s[j] = R(N - 1, j);
+    return s;
+}
+
+template <class T>
+std::vector<double> embedding_norm_scores(const Trace<T>& trace) {
+    std::vector<double> s(trace.N());
+    for (int j = 0; j < trace.N(); ++j) s[j] = trace.h[0].row(j).template cast<double>().norm();
+    return s;
+}
+
+template <class T>
+std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<int>& ids, int target, double p_clean) {
+    const int N = int(ids.size());
+    std::vector<double> s(N, 0.0);
+    for (int j = 1; j + 1 < N; ++j) s[j] = p_clean - target_probability(model, delete_positions(ids, {j}), target);
+    return s;
+}
+
+namespace {
+
+// Candidates 1..N-2 ordered by descending score (ties: earlier position first).
+std::vector<int> rank_candidates(const std::vector<double>& scores) {
+    const int N = int(scores.size());
+    std::vector<double> mid(scores.begin() + 1, scores.end() - 1);
+    std::vector<int> order = order_descending(mid);
+    for (int& p : order) p += 1;
+    (void)N;
+    return order;
+}
+
+}  // namespace
+
+template <class T>
+PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<int>& ids, const TokenEvalOptions& opt,
+                                     uint64_t prompt_index) {
+    const int N = int(ids.size());
+    if (N < 3)
+        throw Error("token_faithfulness: the prompt has " + std::to_string(N) +
+                    " tokens; needs at least 3 (BOS, one maskable token, the last token)");
+    if (opt.percents.size() < 2) throw Error("token_faithfulness: needs at least two percents for a curve");
+    const Trace<T> trace = forward(model, ids);
+    PromptTokenResult r;
+    r.N = N;
+    Eigen::Index best;
+    trace.logits.row(N - 1).maxCoeff(&best);
+    r.target = int(best);
+    r.p_clean = softmax_probability(trace.logits, N - 1, r.target);
+
+    // Masked runs repeat across methods (e.g. every method at 100%): one forward per id list.
+    std::map<std::vector<int>, double> cache;
+    auto prob = [&](const std::vector<int>& masked) {
+        auto it = cache.find(masked);
+        if (it != cache.end()) return it->second;
+        const double p = target_probability(model, masked, r.target);
+        cache.emplace(masked, p);
+        return p;
+    };
+    auto curves = [&](const std::vector<int>& order, std::vector<double>& del, std::vector<double>& keep) {
+        del.assign(opt.percents.size(), 0.0);
+        keep.assign(opt.percents.size(), 0.0);
+        for (size_t i = 0; i < opt.percents.size(); ++i) {
+            const int k = masked_count(opt.percents[i], N - 2);
+            const std::vector<int> top(order.begin(), order.begin() + k);
+            del[i] = mask_score(r.p_clean, prob(delete_positions(ids, top)));
+            keep[i] = mask_score(r.p_clean, prob(keep_positions(ids, top)));
+        }
+    };
+
+    std::vector<double> xs(opt.percents.begin(), opt.percents.end());
+    for (TokenMethod m : opt.methods) {
+        std::vector<double> del, keep;
+        if (m == TokenMethod::Random) {
+            const int draws = std::max(1, opt.random_draws);
+            std::vector<double> d(opt.percents.size(), 0.0), k(opt.percents.size(), 0.0);
+            for (int draw = 0; draw < draws; ++draw) {
+                std::vector<int> order(N - 2);
+                std::iota(order.begin(), order.end(), 1);
+                Rng rng(mix_seed(opt.seed, prompt_index, uint64_t(draw)));
+                rng.shuffle(order.begin(), order.end());
+                curves(order, del, keep);
+                for (size_t i = 0; i < d.size(); ++i) {
+                    d[i] += del[i] / draws;
+                    k[i] += keep[i] / draws;
+                }
+            }
+            del = d;
+            keep = k;
+        } else {
+            std::vector<double> s;
+            switch (m) {
+                case TokenMethod::DePass: s = depass_token_scores(model, trace, r.target, opt.temperature); break;
+                case TokenMethod::AttentionLast: s = attention_last_scores(trace); break;
+                case TokenMethod::AttentionMean: s = attention_mean_scores(trace); break;
+                case TokenMethod::Rollout: s = rollout_scores(trace); break;
+                case TokenMethod::EmbeddingNorm: s = embedding_norm_scores(trace); break;
+                case TokenMethod::Occlusion: s = occlusion_scores(model, ids, r.target, r.p_clean); break;
+                case TokenMethod::Random: break;
+            }
+            curves(rank_candidates(s), del, keep);
+        }
+        r.deletion.push_back(del);
+        r.keeping.push_back(keep);
+        r.deletion_area.push_back(curve_area(xs, del));
+        r.keeping_area.push_back(curve_area(xs, keep));
+    }
+    return r;
+}
+
+template <class T>
+TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector<int>>& prompts,
+                            const TokenEvalOptions& opt, const Progress& progress) {
+    const auto t0 = std::chrono::steady_clock::now();
+    TokenEvalSummary s;
+    s.options = opt;
+    const int P = int(prompts.size());
+    std::vector<PromptTokenResult> res(P);
+    std::vector<char> ok(P, 0);
+    for (int i = 0; i < P; ++i) ok[i] = prompts[i].size() >= 3;
+    int done = 0;
+    std::string failure;
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < P; ++i) {
+        if (ok[i]) {
+            try {
+                res[i] = token_faithfulness(model, prompts[i], opt, uint64_t(i));
+            } catch (const std::exception& e) {
+#pragma omp critical(depass_eval_failure)
+                if (failure.empty()) failure = "prompt " + std::to_string(i) + ": " + e.what();
+            }
+        }
+#pragma omp critical(depass_eval_progress)
+        {
+            ++done;
+            if (progress && detail::on_calling_thread()) progress(done, P);
+        }
+    }
+    if (!failure.empty()) throw Error("token_eval: " + failure);
+
+    const size_t M = opt.methods.size(), Q = opt.percents.size();
+    s.deletion.assign(M, std::vector<double>(Q, 0.0));
+    s.keeping.assign(M, std::vector<double>(Q, 0.0));
+    for (int i = 0; i < P; ++i) {
+        if (!ok[i]) {
+            ++s.skipped;
+            continue;
+        }
+        ++s.prompts;
+        s.prompt_index.push_back(i);
+        s.per_prompt.push_back(std::move(res[i]));
+    }
+    if (s.prompts == 0) throw Error("token_eval: no prompt has at least 3 tokens");
+    for (const PromptTokenResult& r : s.per_prompt)
+        for (size_t m = 0; m < M; ++m)
+            for (size_t q = 0; q < Q; ++q) {
+                s.deletion[m][q] += r.deletion[m][q] / s.prompts;
+                s.keeping[m][q] += r.keeping[m][q] / s.prompts;
+            }
+    std::vector<double> xs(opt.percents.begin(), opt.percents.end());
+    for (size_t m = 0; m < M; ++m) {
+        s.deletion_area.push_back(curve_area(xs, s.deletion[m]));
+        s.keeping_area.push_back(curve_area(xs, s.keeping[m]));
+        // standard error of the mean of the per-prompt areas (their mean is the area above)
+        double vd = 0, vk = 0;
+        for (const PromptTokenResult& r : s.per_prompt) {
+            vd += std::pow(r.deletion_area[m] - s.deletion_area.back(), 2);
+            vk += std::pow(r.keeping_area[m] - s.keeping_area.back(), 2);
+        }
+        const double n = s.prompts;
+        s.deletion_area_se.push_back(n > 1 ? std::sqrt(vd / (n - 1) / n) : 0.0);
+        s.keeping_area_se.push_back(n > 1 ? std::sqrt(vk / (n - 1) / n) : 0.0);
+    }
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return s;
+}
+
+#define DEPASS_INSTANTIATE(T)                                                                                    \
+    template double softmax_probability(const Mat<T>&, int, int);                                               \
+    template double target_probability(const Model<T>&, const std::vector<int>&, int);                          \
+    template std::vector<double> depass_token_scores(const Model<T>&, const Trace<T>&, int, double);             \
+    template std::vector<double> attention_last_scores(const Trace<T>&);                                         \
+    template std::vector<double> attention_mean_scores(const Trace<T>&);                                         \
+    template std::vector<double> rollout_scores(const Trace<T>&);                                                \
+    template std::vector<double> embedding_norm_scores(const Trace<T>&);                                         \
+    template std::vector<double> occlusion_scores(const Model<T>&, const std::vector<int>&, int, double);        \
+    template PromptTokenResult token_faithfulness(const Model<T>&, const std::vector<int>&,                      \
+                                                  const TokenEvalOptions&, uint64_t);                            \
+    template TokenEvalSummary token_eval(const Model<T>&, const std::vector<std::vector<int>>&,                  \
+                                         const TokenEvalOptions&, const Progress&);
+DEPASS_INSTANTIATE(float)
+DEPASS_INSTANTIATE(double)
+#undef DEPASS_INSTANTIATE
+
+}  // namespace depass::eval
