@@ -1,6 +1,6 @@
 // bench_decompose -- efficiency of the decomposed pass (token level).
 //
-// A random LLaMA of the stories15M shape; token-level decomposition at h[0]
+// Random LLaMA models of the stories15M and stories110M shapes; token-level decomposition at h[0]
 // (component j = token j, from position j on, plus the rest: M = N + 1), softmax
 // MLP rule with T = 0.1, ignore-special-token on. Times propagate() (median after
 // a warm-up) and compares it with a plain GEMM and with the forward pass, all
@@ -21,123 +21,27 @@
 // and the growth of the peak resident set during one propagate() call (VmHWM after
 // resetting it through /proc/self/clear_refs; getrusage's ru_maxrss if that fails).
 //
-// Usage: bench_decompose [--quick] [--reps K] [--threads K] [--double] [--system-malloc] [--profile N]
-//   --profile N: one forward and one propagate() at N only (for profilers).
+// Usage: bench_decompose [--quick] [--reps K] [--threads K] [--shape S] [--float-only] [--double]
+//                        [--system-malloc] [--profile N]
+//   float and double, both shapes by default; --quick: stories15M, N <= 128.
+//   --profile N: one forward and one propagate() at N only (for profilers; float unless --double).
+#include "bench_common.hpp"
 #include "depass/decompose.hpp"
 #include "depass/forward.hpp"
 #include "depass/initialisers.hpp"
 #include "depass/weights.hpp"
 
-#include <sys/resource.h>
-
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 using namespace depass;
+using namespace depass::bench;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Median wall times of each callable over rounds in which every callable runs once
-// (so all see the same load on a shared machine). The caller warms up. When the
-// calls are long, fewer rounds are made (at least 3).
-template <class... F>
-std::vector<double> median_times(int reps, double budget_s, F&&... f) {
-    constexpr size_t K = sizeof...(F);
-    std::vector<std::vector<double>> t(K);
-    double spent = 0;
-    for (int r = 0; r < reps; ++r) {
-        size_t i = 0;
-        auto time_one = [&](auto& fn) {
-            const auto t0 = Clock::now();
-            fn();
-            t[i].push_back(seconds_since(t0));
-            spent += t[i].back();
-            ++i;
-        };
-        (time_one(f), ...);
-        if (r + 1 >= 3 && spent > budget_s) break;
-    }
-    std::vector<double> med;
-    for (auto& v : t) {
-        std::sort(v.begin(), v.end());
-        med.push_back(v[v.size() / 2]);
-    }
-    return med;
-}
-
-// Resident set figures from /proc/self/status, in bytes (-1 when unavailable).
-long long proc_status_bytes(const char* key) {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    const size_t klen = std::strlen(key);
-    while (std::getline(in, line))
-        if (line.compare(0, klen, key) == 0) return std::atoll(line.c_str() + klen + 1) * 1024LL;
-    return -1;
-}
-
-// Resets the peak resident set (VmHWM) to the current one; false when not supported.
-bool reset_peak_rss() {
-    std::ofstream out("/proc/self/clear_refs");
-    if (!out) return false;
-    out << "5";
-    out.close();
-    return bool(out);
-}
-
-long long ru_maxrss_bytes() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return (long long)u.ru_maxrss * 1024LL;
-}
-
-Config stories15m_config() {
-    Config c;
-    c.model_type = "llama";
-    c.source = "stories15M shape";
-    c.D = 288;
-    c.L = 6;
-    c.H = c.Hkv = 6;
-    c.Dh = 48;
-    c.I = 768;
-    c.V = 32000;
-    c.max_positions = 256;
-    c.norm = NormKind::RMSNorm;
-    c.mlp = MlpKind::SwiGLU;
-    c.act = Activation::SiLU;
-    c.rope = RopeStyle::Half;
-    c.tied_embeddings = true;
-    return c;
-}
-
-std::vector<int> random_ids(const Config& c, int N, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::uniform_int_distribution<int> pick(3, c.V - 1);
-    std::vector<int> ids(N);
-    ids[0] = c.bos_id;
-    for (int n = 1; n < N; ++n) ids[n] = pick(rng);
-    return ids;
-}
 
 // Needed FLOPs of propagate() from h[0] (every layer), see the file comment.
 template <class T>
@@ -152,46 +56,12 @@ double decomposed_flops(const Config& c, const Components<T>& comps) {
     return c.L * per_layer;
 }
 
-// glibc returns freed blocks above its mmap threshold (at most 32 MiB) to the system,
-// so every large temporary is paged in again on its next use (several microseconds
-// per 4 KiB page on a virtual machine). Raising both thresholds keeps freed memory for
-// reuse, as the GEMM reference reuses its buffers. Returns a line for the header.
-std::string configure_malloc(bool system_default) {
-#ifdef __GLIBC__
-    if (!system_default) {
-        mallopt(M_MMAP_THRESHOLD, 1 << 30);
-        mallopt(M_TRIM_THRESHOLD, 1 << 30);
-        return "malloc: glibc mmap/trim thresholds raised to 1 GiB (freed buffers reused; --system-malloc: defaults)";
-    }
-    return "malloc: glibc defaults (--system-malloc)";
-#else
-    (void)system_default;
-    return "malloc: system defaults";
-#endif
-}
-
-// Hands freed heap memory back to the system, so that the resident set is the live set.
-void release_free_memory() {
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
-}
-
-volatile double g_sink = 0;  // keeps results observable so no work is optimised away
-
-double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
-
 template <class T>
-void run_table(bool quick, int reps, const char* type_name) {
-    const Config cfg = stories15m_config();
+void run_table(const std::string& shape, bool quick, int reps, const char* type_name) {
+    const Config cfg = stories_shape(shape);
     const Model<T> model = random_model<T>(cfg, 1234);
-    std::printf("\n%s  (threads: %d)\n", type_name,
-#ifdef _OPENMP
-                omp_get_max_threads()
-#else
-                1
-#endif
-    );
+    std::printf("\n%s, %s shape (D %d, L %d, H %d, I %d)  (threads: %d)\n", type_name, shape.c_str(), cfg.D, cfg.L,
+                cfg.H, cfg.I, max_threads());
     std::printf("%4s %4s %7s %8s %9s %9s %9s %9s %7s %9s %10s\n", "N", "M", "rows R", "GFLOP", "prop ms",
                 "prop GF/s", "gemm GF/s", "vs gemm", "fwd ms", "prop/fwd", "max|sum-h|");
     struct MemRow { int N, M; double dense, stored, peak_growth, cold_s; bool hwm; };
@@ -278,8 +148,8 @@ void run_table(bool quick, int reps, const char* type_name) {
 // One forward and one propagate() at N, timed once each: a short run for profilers
 // (perf record bench_decompose --profile 128).
 template <class T>
-void profile_once(int N) {
-    const Config cfg = stories15m_config();
+void profile_once(const std::string& shape, int N) {
+    const Config cfg = stories_shape(shape);
     const Model<T> model = random_model<T>(cfg, 1234);
     const std::vector<int> ids = random_ids(cfg, N, 7 + N);
     auto t0 = Clock::now();
@@ -300,49 +170,55 @@ void profile_once(int N) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false, with_double = false, system_malloc = false;
+    bool quick = false, with_double = true, profile_double = false, system_malloc = false;
     int reps = 5, profile_n = 0;
+    std::vector<std::string> shapes{"stories15M", "stories110M"};
+    const char* usage =
+        "usage: %s [--quick] [--reps K] [--threads K] [--shape stories15M|stories110M] [--float-only]\n"
+        "          [--double] [--system-malloc] [--profile N]\n";
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--quick")) {
             quick = true;
-        } else if (!std::strcmp(argv[i], "--double")) {
-            with_double = true;
+        } else if (!std::strcmp(argv[i], "--float-only")) {
+            with_double = false;
+        } else if (!std::strcmp(argv[i], "--double")) {  // --profile in double
+            profile_double = true;
         } else if (!std::strcmp(argv[i], "--system-malloc")) {
             system_malloc = true;
+        } else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
+            shapes = {argv[++i]};
         } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = std::max(1, std::atoi(argv[++i]));
         } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
-            const int threads = std::max(1, std::atoi(argv[++i]));
-#ifdef _OPENMP
-            omp_set_num_threads(threads);
-#else
-            (void)threads;
-#endif
+            set_threads(std::atoi(argv[++i]));
         } else if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) {
             profile_n = std::max(1, std::min(256, std::atoi(argv[++i])));
         } else {
-            std::fprintf(stderr,
-                         "usage: %s [--quick] [--reps K] [--threads K] [--double] [--system-malloc] [--profile N]\n",
-                         argv[0]);
+            std::fprintf(stderr, usage, argv[0]);
             return 2;
         }
     }
-    if (quick) reps = std::min(reps, 3);
+    if (quick) {
+        reps = std::min(reps, 3);
+        if (shapes.size() > 1) shapes = {"stories15M"};
+    }
     const std::string malloc_line = configure_malloc(system_malloc);
     try {
         if (profile_n) {
-            with_double ? profile_once<double>(profile_n) : profile_once<float>(profile_n);
+            profile_double ? profile_once<double>(shapes[0], profile_n) : profile_once<float>(shapes[0], profile_n);
             return 0;
         }
         std::printf("decomposed pass, token level from h[0] (M = N + 1 incl. the rest), softmax rule T = 0.1,\n"
-                    "ignore-special-token on; random LLaMA of the stories15M shape (D 288, L 6, H 6, I 768).\n"
+                    "ignore-special-token on; random LLaMA models of the stories shapes.\n"
                     "GFLOP = value, output, gate, down products over the stored rows R + causal attention mixing.\n"
                     "GEMM = [R, D] x [D, I] repeated to the same FLOPs. prop/fwd = propagate() time / forward()\n"
                     "time. Medians, the three calls alternating. max|sum-h| = completeness of the output,\n"
                     "relative to max |h[L]|.\n%s\n",
                     malloc_line.c_str());
-        run_table<float>(quick, reps, "float");
-        if (with_double) run_table<double>(quick, reps, "double");
+        for (const std::string& shape : shapes) {
+            run_table<float>(shape, quick, reps, "float");
+            if (with_double) run_table<double>(shape, quick, reps, "double");
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_decompose: %s\n", e.what());
         return 1;

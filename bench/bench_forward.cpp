@@ -16,78 +16,21 @@
 //   the same FLOPs as the forward; its rate is FLOPs / time.
 //
 // Usage: bench_forward [--quick] [--reps K] [--threads K] [--float-only] [--system-malloc]
+#include "bench_common.hpp"
 #include "depass/forward.hpp"
 #include "depass/weights.hpp"
 
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 using namespace depass;
+using namespace depass::bench;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Median wall times of f and g: one warm-up call of each, then calls alternate
-// (f, g, f, g, ...) so both see the same load on a shared machine. When the calls
-// are long, fewer pairs are made (at least 3) so a run stays short.
-template <class F, class G>
-std::pair<double, double> median_times(F&& f, G&& g, int reps, double budget_s) {
-    f();  // warm-up: page in weights, size the buffers
-    g();
-    std::vector<double> tf, tg;
-    double spent = 0;
-    for (int r = 0; r < reps; ++r) {
-        auto t0 = Clock::now();
-        f();
-        tf.push_back(seconds_since(t0));
-        t0 = Clock::now();
-        g();
-        tg.push_back(seconds_since(t0));
-        spent += tf.back() + tg.back();
-        if (r + 1 >= 3 && spent > budget_s) break;
-    }
-    std::sort(tf.begin(), tf.end());
-    std::sort(tg.begin(), tg.end());
-    return {tf[tf.size() / 2], tg[tg.size() / 2]};
-}
-
-Config stories_config(bool big) {
-    Config c;
-    c.model_type = "llama";
-    c.source = big ? "stories110M shape" : "stories15M shape";
-    c.D = big ? 768 : 288;
-    c.L = big ? 12 : 6;
-    c.H = c.Hkv = big ? 12 : 6;
-    c.Dh = c.D / c.H;
-    c.I = big ? 2048 : 768;
-    c.V = 32000;
-    c.max_positions = big ? 1024 : 256;
-    c.norm = NormKind::RMSNorm;
-    c.mlp = MlpKind::SwiGLU;
-    c.act = Activation::SiLU;
-    c.rope = RopeStyle::Half;
-    c.tied_embeddings = true;
-    return c;
-}
 
 double forward_flops(const Config& c, int N) {
     const double n = N, D = c.D, QD = double(c.H) * c.Dh, KVD = double(c.Hkv) * c.Dh, I = c.I;
@@ -97,50 +40,15 @@ double forward_flops(const Config& c, int N) {
     return c.L * (proj + attn + mlp) + 2 * n * D * c.V;
 }
 
-std::vector<int> random_ids(const Config& c, int N, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::uniform_int_distribution<int> pick(3, c.V - 1);
-    std::vector<int> ids(N);
-    ids[0] = c.bos_id;
-    for (int n = 1; n < N; ++n) ids[n] = pick(rng);
-    return ids;
-}
-
-// glibc returns freed blocks above its mmap threshold (at most 32 MiB) to the system,
-// so every large temporary is paged in again on its next use (several microseconds
-// per 4 KiB page on a virtual machine). Raising both thresholds keeps freed memory for
-// reuse, as the GEMM reference reuses its buffers. Returns a line for the header.
-std::string configure_malloc(bool system_default) {
-#ifdef __GLIBC__
-    if (!system_default) {
-        mallopt(M_MMAP_THRESHOLD, 1 << 30);
-        mallopt(M_TRIM_THRESHOLD, 1 << 30);
-        return "malloc: glibc mmap/trim thresholds raised to 1 GiB (freed buffers reused; --system-malloc: defaults)";
-    }
-    return "malloc: glibc defaults (--system-malloc)";
-#else
-    (void)system_default;
-    return "malloc: system defaults";
-#endif
-}
-
-volatile double g_sink = 0;  // keeps results observable so no work is optimised away
-
 template <class T>
 void run_table(bool quick, int reps, const char* type_name) {
-    std::printf("\n%s  (threads: %d)\n", type_name,
-#ifdef _OPENMP
-                omp_get_max_threads()
-#else
-                1
-#endif
-    );
+    std::printf("\n%s  (threads: %d)\n", type_name, max_threads());
     std::printf("%-11s %4s %9s %10s %10s %10s %10s %8s\n", "model", "N", "GFLOP", "fwd ms", "fwd GF/s",
                 "gemm ms", "gemm GF/s", "ratio");
     const double budget = quick ? 0.5 : 3.0;
     for (bool big : {false, true}) {
         if (quick && big) continue;
-        const Config cfg = stories_config(big);
+        const Config cfg = stories_shape(big ? "stories110M" : "stories15M");
         const Model<T> model = random_model<T>(cfg, 1234);
         Mat<T> W = Mat<T>::Random(cfg.I, cfg.D);
         for (int N : {64, 128, 256}) {
@@ -151,19 +59,21 @@ void run_table(bool quick, int reps, const char* type_name) {
             Mat<T> Y(N, cfg.I);
             const double gemm_flops = 2.0 * N * cfg.D * cfg.I;
             const int repeat = std::max(1, int(std::lround(flops / gemm_flops)));
-            const auto [t_fwd, t_gemm] = median_times(
-                [&] {
-                    Trace<T> t = forward(model, ids);
-                    g_sink = g_sink + double(t.logits(N - 1, 0));
-                },
-                [&] {
-                    for (int r = 0; r < repeat; ++r) {
-                        Y.noalias() = X * W.transpose();
-                        X(0, r % cfg.D) = Y(N - 1, r % cfg.I) * T(1e-3);  // a dependency between repeats
-                    }
-                    g_sink = g_sink + double(Y(0, 0));
-                },
-                reps, budget);
+            auto run_forward = [&] {
+                Trace<T> t = forward(model, ids);
+                g_sink = g_sink + double(t.logits(N - 1, 0));
+            };
+            auto run_gemm = [&] {
+                for (int r = 0; r < repeat; ++r) {
+                    Y.noalias() = X * W.transpose();
+                    X(0, r % cfg.D) = Y(N - 1, r % cfg.I) * T(1e-3);  // a dependency between repeats
+                }
+                g_sink = g_sink + double(Y(0, 0));
+            };
+            run_forward();  // warm-up: page in weights, size the buffers
+            run_gemm();
+            const std::vector<double> t = median_times(reps, budget, run_forward, run_gemm);
+            const double t_fwd = t[0], t_gemm = t[1];
             const double rate_fwd = flops / t_fwd * 1e-9, rate_gemm = repeat * gemm_flops / t_gemm * 1e-9;
             std::printf("%-11s %4d %9.2f %10.2f %10.1f %10.2f %10.1f %7.0f%%\n", big ? "stories110M" : "stories15M",
                         N, flops * 1e-9, t_fwd * 1e3, rate_fwd, t_gemm * 1e3, rate_gemm, 100.0 * rate_fwd / rate_gemm);
@@ -187,12 +97,7 @@ int main(int argc, char** argv) {
         } else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = std::max(1, std::atoi(argv[++i]));
         } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
-            const int threads = std::max(1, std::atoi(argv[++i]));
-#ifdef _OPENMP
-            omp_set_num_threads(threads);
-#else
-            (void)threads;
-#endif
+            set_threads(std::atoi(argv[++i]));
         } else {
             std::fprintf(stderr, "usage: %s [--quick] [--reps K] [--threads K] [--float-only] [--system-malloc]\n",
                          argv[0]);

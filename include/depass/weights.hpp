@@ -62,6 +62,12 @@ void check_weights(const Config& cfg, const Weights<T>& w);
 template <class T>
 Model<T> random_model(const Config& cfg, uint64_t seed, double std = 0.3);
 
+// The shapes of the llama2.c "stories" checkpoints, for random models in benchmarks
+// and evaluations: "stories15M" (D 288, L 6, H 6, I 768) and "stories110M" (D 768,
+// L 12, H 12, I 2048); both LLaMA (RMSNorm, SwiGLU, RoPE half layout), V 32000, tied
+// unembedding. Throws depass::Error naming an unknown shape.
+Config stories_shape(const std::string& name);
+
 // Converts the scalar type of a model (float <-> double).
 template <class To, class From>
 Model<To> cast_model(const Model<From>& m);

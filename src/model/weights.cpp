@@ -221,6 +221,28 @@ Model<To> cast_model(const Model<From>& m) {
 
 template void check_weights<float>(const Config&, const Weights<float>&);
 template void check_weights<double>(const Config&, const Weights<double>&);
+Config stories_shape(const std::string& name) {
+    const bool big = name == "stories110M";
+    if (!big && name != "stories15M")
+        throw Error("unknown model shape '" + name + "' (known: stories15M, stories110M)");
+    Config c;
+    c.model_type = "llama";
+    c.source = name + " shape";
+    c.D = big ? 768 : 288;
+    c.L = big ? 12 : 6;
+    c.H = c.Hkv = big ? 12 : 6;
+    c.Dh = c.D / c.H;
+    c.I = big ? 2048 : 768;
+    c.V = 32000;
+    c.max_positions = big ? 1024 : 256;
+    c.norm = NormKind::RMSNorm;
+    c.mlp = MlpKind::SwiGLU;
+    c.act = Activation::SiLU;
+    c.rope = RopeStyle::Half;
+    c.tied_embeddings = true;
+    return c;
+}
+
 template Model<float> random_model<float>(const Config&, uint64_t, double);
 template Model<double> random_model<double>(const Config&, uint64_t, double);
 template Model<float> cast_model<float, double>(const Model<double>&);
