@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "depass/io.hpp"
+#include "bytes.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian GGUF files by memcpy and needs a little-endian host"
@@ -28,6 +29,11 @@
 namespace fs = std::filesystem;
 
 namespace depass {
+
+using detail::mul_sat;
+using detail::add_sat;
+using detail::half_to_double;
+using detail::bf16_to_float;
 
 namespace {
 
@@ -64,16 +70,6 @@ constexpr int kMaxArrayDepth = 8;  // nesting of array values
 
 // ---- small helpers ------------------------------------------------------------------
 
-uint64_t mul_sat(uint64_t a, uint64_t b) {
-    uint64_t r;
-    if (__builtin_mul_overflow(a, b, &r)) return std::numeric_limits<uint64_t>::max();
-    return r;
-}
-uint64_t add_sat(uint64_t a, uint64_t b) {
-    uint64_t r;
-    if (__builtin_add_overflow(a, b, &r)) return std::numeric_limits<uint64_t>::max();
-    return r;
-}
 
 std::string ne_str(const std::vector<uint64_t>& ne) {
     std::string s = "[";
@@ -92,29 +88,7 @@ std::string hex_bytes(const unsigned char* p, size_t n) {
     return s;
 }
 
-// IEEE 754 binary16 -> double, exact for every input.
-double half_to_double(uint16_t h) {
-    const bool neg = (h & 0x8000u) != 0;
-    const int exp = (h >> 10) & 0x1f;
-    const int mant = h & 0x3ff;
-    double v;
-    if (exp == 0) {
-        v = std::ldexp(static_cast<double>(mant), -24);  // zero or subnormal
-    } else if (exp == 31) {
-        v = mant == 0 ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
-    } else {
-        v = std::ldexp(static_cast<double>(mant | 0x400), exp - 25);
-    }
-    return neg ? -v : v;
-}
 
-// bfloat16 is the upper half of a binary32.
-float bf16_to_float(uint16_t b) {
-    const uint32_t bits = static_cast<uint32_t>(b) << 16;
-    float f;
-    std::memcpy(&f, &bits, sizeof f);
-    return f;
-}
 
 size_t scalar_size(GgufType t) {
     switch (t) {

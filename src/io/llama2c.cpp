@@ -14,23 +14,17 @@
 #include <limits>
 
 #include "depass/io.hpp"
+#include "bytes.hpp"
 
 namespace fs = std::filesystem;
 
 namespace depass {
 
+using detail::mul_sat;
+using detail::add_sat;
+
 namespace {
 
-uint64_t mul_sat(uint64_t a, uint64_t b) {
-    uint64_t r;
-    if (__builtin_mul_overflow(a, b, &r)) return std::numeric_limits<uint64_t>::max();
-    return r;
-}
-uint64_t add_sat(uint64_t a, uint64_t b) {
-    uint64_t r;
-    if (__builtin_add_overflow(a, b, &r)) return std::numeric_limits<uint64_t>::max();
-    return r;
-}
 
 // Sequential float32 reader over the loaded file.
 class Cursor {

@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "depass/io.hpp"
+#include "bytes.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian tensor files by memcpy and needs a little-endian host"
@@ -28,6 +29,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace depass {
+
+using detail::half_to_double;
+using detail::bf16_to_float;
 
 const char* dtype_name(DType t) {
     switch (t) {
@@ -84,30 +88,7 @@ bool is_float_dtype(DType t) {
     return t == DType::F16 || t == DType::BF16 || t == DType::F32 || t == DType::F64;
 }
 
-// IEEE 754 binary16 -> double, exact for every input (normals, subnormals,
-// signed zeros, infinities, NaN).
-double half_to_double(uint16_t h) {
-    const bool neg = (h & 0x8000u) != 0;
-    const int exp = (h >> 10) & 0x1f;
-    const int mant = h & 0x3ff;
-    double v;
-    if (exp == 0) {
-        v = std::ldexp(static_cast<double>(mant), -24);  // zero or subnormal
-    } else if (exp == 31) {
-        v = mant == 0 ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
-    } else {
-        v = std::ldexp(static_cast<double>(mant | 0x400), exp - 25);
-    }
-    return neg ? -v : v;
-}
 
-// bfloat16 is the upper half of a binary32: widening is a shift.
-float bf16_to_float(uint16_t b) {
-    uint32_t bits = static_cast<uint32_t>(b) << 16;
-    float f;
-    std::memcpy(&f, &bits, sizeof f);
-    return f;
-}
 
 // a * b, saturating at UINT64_MAX (sizes read from untrusted headers).
 uint64_t mul_sat(uint64_t a, uint64_t b) {

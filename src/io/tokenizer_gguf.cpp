@@ -25,8 +25,11 @@
 #include <sstream>
 
 #include "depass/gguf.hpp"
+#include "pieces.hpp"
 
 namespace depass {
+
+using detail::raw_byte_piece;
 
 namespace {
 
@@ -386,20 +389,7 @@ std::vector<std::pair<size_t, size_t>> merge_pairs(std::vector<std::pair<size_t,
     return out;
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
 
-// "<0xXX>" -> XX, else -1.
-int raw_byte_piece(const std::string& s) {
-    if (s.size() != 6 || s[0] != '<' || s[1] != '0' || s[2] != 'x' || s[5] != '>') return -1;
-    const int hi = hex_digit(s[3]), lo = hex_digit(s[4]);
-    if (hi < 0 || lo < 0) return -1;
-    return hi * 16 + lo;
-}
 
 }  // namespace
 
@@ -513,12 +503,7 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {
 
 // ---- lookups -------------------------------------------------------------------------------
 
-void GgufTokenizer::check_id(int id) const {
-    if (id < 0 || id >= vocab_size()) {
-        throw Error("token id " + std::to_string(id) + " is out of range for vocab size " +
-                    std::to_string(vocab_size()) + " (tokenizer '" + path_ + "')");
-    }
-}
+void GgufTokenizer::check_id(int id) const { detail::check_token_id(id, vocab_size(), path_); }
 
 const std::string& GgufTokenizer::piece(int id) const {
     check_id(id);

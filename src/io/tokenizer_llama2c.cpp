@@ -1,5 +1,6 @@
 // tokenizer_llama2c.cpp -- loading, encoding and decoding for the llama2.c tokenizer.
 #include "depass/tokenizer.hpp"
+#include "pieces.hpp"
 
 #include <cstdint>
 #include <cstring>
@@ -9,6 +10,8 @@
 #include <sstream>
 
 namespace depass {
+
+using detail::raw_byte_piece;
 
 namespace {
 
@@ -33,20 +36,7 @@ float read_f32_le(const unsigned char* p) {
     return v;
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
 
-// "<0xXX>" -> XX, else -1.
-int raw_byte_piece(const std::string& s) {
-    if (s.size() != 6 || s[0] != '<' || s[1] != '0' || s[2] != 'x' || s[5] != '>') return -1;
-    int hi = hex_digit(s[3]), lo = hex_digit(s[4]);
-    if (hi < 0 || lo < 0) return -1;
-    return hi * 16 + lo;
-}
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
     throw Error("tokenizer file '" + path + "': " + what);
@@ -126,14 +116,7 @@ Llama2cTokenizer Llama2cTokenizer::load(const std::string& path, int expected_vo
     return tok;
 }
 
-void Llama2cTokenizer::check_id(int id) const {
-    if (id < 0 || id >= vocab_size()) {
-        std::ostringstream os;
-        os << "token id " << id << " is out of range for vocab size " << vocab_size() << " (tokenizer '"
-           << path_ << "')";
-        throw Error(os.str());
-    }
-}
+void Llama2cTokenizer::check_id(int id) const { detail::check_token_id(id, vocab_size(), path_); }
 
 const std::string& Llama2cTokenizer::piece(int id) const {
     check_id(id);

@@ -8,6 +8,7 @@
 //   - a byte piece "<0xXX>" becomes that single byte;
 //   - control pieces (<s>, </s>, padding) have no text.
 #include "depass/tokenizer.hpp"
+#include "pieces.hpp"
 
 #include <sentencepiece_processor.h>
 
@@ -15,6 +16,8 @@
 #include <sstream>
 
 namespace depass {
+
+using detail::raw_byte_piece;
 
 namespace {
 
@@ -24,20 +27,7 @@ const std::string kWordMark = "\xE2\x96\x81";  // U+2581, SentencePiece's space
     throw Error("tokenizer file '" + path + "': " + what);
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
 
-// "<0xXX>" -> XX, else -1.
-int raw_byte_piece(const std::string& s) {
-    if (s.size() != 6 || s[0] != '<' || s[1] != '0' || s[2] != 'x' || s[5] != '>') return -1;
-    int hi = hex_digit(s[3]), lo = hex_digit(s[4]);
-    if (hi < 0 || lo < 0) return -1;
-    return hi * 16 + lo;
-}
 
 std::string replace_word_marks(const std::string& s) {
     std::string out;
@@ -142,12 +132,7 @@ public:
     std::string kind() const override { return "sentencepiece"; }
 
 private:
-    void check_id(int id) const {
-        if (id < 0 || id >= vocab_size()) {
-            throw Error("token id " + std::to_string(id) + " is out of range for vocab size " +
-                        std::to_string(vocab_size()) + " (tokenizer '" + path_ + "')");
-        }
-    }
+    void check_id(int id) const { detail::check_token_id(id, vocab_size(), path_); }
 
     std::string path_;
     sentencepiece::SentencePieceProcessor sp_;
