@@ -7,6 +7,10 @@
 
 #include <iostream>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace depass::cli {
 
 std::vector<int> parse_int_list(const std::string& flag, const std::string& text) {
@@ -36,6 +40,13 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& text
 
 int main(int argc, char** argv) {
     using namespace depass::cli;
+#ifdef __GLIBC__
+    // The decomposed pass allocates large temporaries op after op. By default glibc maps
+    // blocks above 128 KiB-32 MiB separately and unmaps them on free, so every op would
+    // page in (and zero) its buffers again; keeping freed memory for reuse avoids that.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
     CLI::App app{
         "depass -- DePass attribution by a decomposed forward pass.\n"
         "Runs a transformer once, records it, then splits a hidden state into additive components\n"
