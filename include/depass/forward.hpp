@@ -56,6 +56,17 @@ void check_ids(const Config& cfg, const std::vector<int>& ids);
 template <class T>
 Trace<T> forward(const Model<T>& model, const std::vector<int>& ids);
 
+// The same recorded pass from given input embeddings h0 [N, D] (instead of embed(ids)):
+// used by the gradient methods, which evaluate the model at scaled embeddings (integrated
+// gradients) and at perturbed ones (finite differences). `ids` only fixes N and is stored
+// in the trace; forward(model, ids) == forward_from_embeddings(model, embed(ids), ids).
+// `logits_row` >= 0 unembeds that position only (the other rows of `logits` are left 0):
+// a gradient of one position's log-probability needs no other logits, and for a large
+// vocabulary the unembedding is a good part of the pass.
+template <class T>
+Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::vector<int>& ids,
+                                 int logits_row = -1);
+
 // Greedy decoding: extends `ids` by up to n_new tokens (stops at EOS or at the
 // model's context length). Returns the new ids only.
 template <class T>

@@ -18,6 +18,7 @@
 //  * Exact float64 references (independent all-double implementation): 1e-10.
 //  * The paper's Python DePass outputs: 1e-4 relative in double (their RoPE tables
 //    are float32), 1e-3 in float.
+//  * Gradients (backward.hpp) against finite differences, element by element (below).
 #pragma once
 
 namespace depass::tolerance {
@@ -51,5 +52,26 @@ constexpr double gguf_bf16_rel = 1e-1;
 constexpr double spec_f64_rel = 1e-10;            // double vs the exact float64 DePass references
 constexpr double official_f64_rel = 1e-4;         // double vs the paper's code in float64
 constexpr double official_f32_rel = 1e-3;         // float vs the paper's code in float32
+
+// Gradients (backward.hpp, the `<op>_backward` functions) against finite differences, in
+// double. The reference is the five-point central difference
+//   fd = (8 (f(x + h) - f(x - h)) - (f(x + 2h) - f(x - 2h))) / (12 h),   h = gradient_fd_step,
+// whose truncation error is h^4 f^(5)(x) / 30 (~1e-13 here) and rounding error about
+// 1e-16 |f| / h (~1e-13 for the tiny random models of the tests). Every coordinate must pass
+//   |g - fd| <= gradient_fd_rel * max(|fd|, gradient_fd_floor * max_coordinates |fd|):
+// relative to the coordinate itself, except that coordinates smaller than 1e-3 of the
+// tensor's largest are measured against that floor (their reference is only as good as its
+// absolute accuracy, ~1e-13, and a relative error of a 1e-12 value means nothing). A wrong
+// term in a backward op (a missing r^3, a lost KV group, a sign) gives errors of 1e-3 .. 1.
+constexpr double gradient_fd_step = 1e-3;
+constexpr double gradient_fd_rel = 1e-6;
+constexpr double gradient_fd_floor = 1e-3;
+// Identities of homogeneous functions (gradient . input = degree * f) and other exact
+// algebraic checks of the gradients, in double, relative to the size of the terms summed:
+// rounding of a few hundred operations only.
+constexpr double gradient_identity_rel = 1e-12;
+// A backward pass in float against the same pass in double, relative to the tensor's
+// largest coordinate: float rounding (~1e-7 per op) amplified through a few layers.
+constexpr double gradient_f32_rel = 1e-4;
 
 }  // namespace depass::tolerance

@@ -33,12 +33,24 @@ Trace<T> forward(const Model<T>& model, const std::vector<int>& ids) {
     const Config& c = model.cfg;
     const Weights<T>& w = model.w;
     check_ids(c, ids);
+    return forward_from_embeddings(model, embed(w.tok_emb, w.pos_emb, ids), ids);
+}
+
+template <class T>
+Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::vector<int>& ids, int logits_row) {
+    const Config& c = model.cfg;
+    const Weights<T>& w = model.w;
+    check_ids(c, ids);
+    if (h0.rows() != long(ids.size()) || h0.cols() != c.D)
+        throw Error("forward_from_embeddings: embeddings have shape [" + std::to_string(h0.rows()) + ", " +
+                    std::to_string(h0.cols()) + "], expected [" + std::to_string(ids.size()) + ", " +
+                    std::to_string(c.D) + "] (one row per token id, D columns)");
 
     Trace<T> t;
     t.ids = ids;
     t.h.reserve(c.L + 1);
     t.layers.resize(c.L);
-    t.h.push_back(embed(w.tok_emb, w.pos_emb, ids));
+    t.h.push_back(std::move(h0));
 
     for (int l = 0; l < c.L; ++l) {
         const LayerWeights<T>& lw = w.layers[l];
@@ -66,7 +78,15 @@ Trace<T> forward(const Model<T>& model, const std::vector<int>& ids) {
     }
 
     t.final_norm_out = apply_norm(c, t.h[c.L], w.normf_g, w.normf_b, &t.normf);
-    t.logits = unembed(t.final_norm_out, w.unembedding());
+    if (logits_row < 0) {
+        t.logits = unembed(t.final_norm_out, w.unembedding());
+    } else {
+        if (logits_row >= t.N())
+            throw Error("forward_from_embeddings: logits row " + std::to_string(logits_row) +
+                        " is outside the sequence [0, " + std::to_string(t.N()) + ")");
+        t.logits = Mat<T>::Zero(t.N(), c.V);
+        t.logits.row(logits_row) = unembed(Mat<T>(t.final_norm_out.row(logits_row)), w.unembedding());
+    }
     return t;
 }
 
@@ -87,6 +107,8 @@ std::vector<int> generate_greedy(const Model<T>& model, std::vector<int> ids, in
 
 template Trace<float> forward(const Model<float>&, const std::vector<int>&);
 template Trace<double> forward(const Model<double>&, const std::vector<int>&);
+template Trace<float> forward_from_embeddings(const Model<float>&, Mat<float>, const std::vector<int>&, int);
+template Trace<double> forward_from_embeddings(const Model<double>&, Mat<double>, const std::vector<int>&, int);
 template std::vector<int> generate_greedy(const Model<float>&, std::vector<int>, int);
 template std::vector<int> generate_greedy(const Model<double>&, std::vector<int>, int);
 

@@ -58,6 +58,44 @@ Mat<T> attention(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, int H, int H
     return ctx;
 }
 
+// Backward of attention, per query head h reading KV head g (scale = 1/sqrt(Dh)):
+//   ctx_h = A v_g                     ->  dA = dctx_h v_g^T,   dv_g += A^T dctx_h
+//   A[i, :] = softmax(s[i, :])        ->  ds[i, j] = A[i, j] (dA[i, j] - sum_k A[i, k] dA[i, k])
+//                                         (masked entries have A = 0, so ds = 0 there)
+//   s = scale q_h k_g^T               ->  dq_h = scale ds k_g,  dk_g += scale ds^T q_h
+// The query heads of a group share k_g and v_g, so their gradients add up.
+template <class T>
+void attention_backward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const std::vector<Mat<T>>& probs,
+                        const Mat<T>& dctx, int H, int Hkv, int Dh, Mat<T>& dq, Mat<T>& dk, Mat<T>& dv) {
+    const long N = q.rows();
+    detail::check_shape("attention_backward", "q", q, N, long(H) * Dh);
+    detail::check_shape("attention_backward", "k", k, N, long(Hkv) * Dh);
+    detail::check_shape("attention_backward", "v", v, N, long(Hkv) * Dh);
+    detail::check_shape("attention_backward", "dctx", dctx, N, long(H) * Dh);
+    detail::check_dim("attention_backward", "number of heads in probs", long(probs.size()), H);
+    if (Hkv <= 0 || H % Hkv) throw Error("attention_backward: " + std::to_string(H) + " query heads cannot share " +
+                                         std::to_string(Hkv) + " KV heads");
+    const int group = H / Hkv;
+    const T scale = T(1) / std::sqrt(T(Dh));
+    dq = Mat<T>::Zero(N, long(H) * Dh);
+    dk = Mat<T>::Zero(N, long(Hkv) * Dh);
+    dv = Mat<T>::Zero(N, long(Hkv) * Dh);
+    for (int h = 0; h < H; ++h) {
+        const int g = h / group;
+        const Mat<T>& A = probs[h];
+        detail::check_shape("attention_backward", "probs[h]", A, N, N);
+        const auto q_h = q.middleCols(long(h) * Dh, Dh);
+        const auto k_g = k.middleCols(long(g) * Dh, Dh), v_g = v.middleCols(long(g) * Dh, Dh);
+        const auto dctx_h = dctx.middleCols(long(h) * Dh, Dh);
+        const Mat<T> dA = dctx_h * v_g.transpose();                                  // [N, N]
+        dv.middleCols(long(g) * Dh, Dh) += A.transpose() * dctx_h;
+        const Vec<T> row_dot = A.cwiseProduct(dA).rowwise().sum();                   // sum_k A[i,k] dA[i,k]
+        const Mat<T> ds = (A.array() * (dA.colwise() - row_dot).array()).matrix();  // [N, N]
+        dq.middleCols(long(h) * Dh, Dh) = scale * (ds * k_g);
+        dk.middleCols(long(g) * Dh, Dh) += scale * (ds.transpose() * q_h);
+    }
+}
+
 // Decomposed twin of attention: only the value path is decomposed; queries, keys,
 // RoPE and the softmax are frozen in the recorded probabilities A_h.
 //   ctx_m[q] (head h) = sum_k A_h[q, k] V_m[k] (KV head of h)
@@ -91,6 +129,12 @@ template Mat<float> attention(const Mat<float>&, const Mat<float>&, const Mat<fl
                               std::vector<Mat<float>>*);
 template Mat<double> attention(const Mat<double>&, const Mat<double>&, const Mat<double>&, int, int, int,
                                std::vector<Mat<double>>*);
+template void attention_backward(const Mat<float>&, const Mat<float>&, const Mat<float>&,
+                                 const std::vector<Mat<float>>&, const Mat<float>&, int, int, int, Mat<float>&,
+                                 Mat<float>&, Mat<float>&);
+template void attention_backward(const Mat<double>&, const Mat<double>&, const Mat<double>&,
+                                 const std::vector<Mat<double>>&, const Mat<double>&, int, int, int, Mat<double>&,
+                                 Mat<double>&, Mat<double>&);
 template Mat<float> attention_decomposed(const Components<float>&, const Mat<float>&,
                                          const std::vector<Mat<float>>&, int, int, int);
 template Mat<double> attention_decomposed(const Components<double>&, const Mat<double>&,

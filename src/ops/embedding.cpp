@@ -25,11 +25,36 @@ Mat<T> embed(const Mat<T>& tok_emb, const Mat<T>& pos_emb, const std::vector<int
     return x;
 }
 
+// Backward of embed. x[n] = E[ids[n]] (+ P[n]) is a row lookup, so each input row's
+// gradient lands on the embedding row it was read from:
+//   df/dE[v] = sum_{n : ids[n] = v} df/dx[n]
+// (a token that occurs twice collects both gradients; df/dP[n] = df/dx[n]).
+template <class T>
+Mat<T> embed_backward(const Mat<T>& dx, const std::vector<int>& ids, long V) {
+    detail::check_dim("embed_backward", "gradient rows", dx.rows(), long(ids.size()));
+    Mat<T> dE = Mat<T>::Zero(V, dx.cols());
+    for (size_t n = 0; n < ids.size(); ++n) {
+        if (ids[n] < 0 || ids[n] >= V)
+            throw Error("embed_backward: token id " + std::to_string(ids[n]) + " at position " + std::to_string(n) +
+                        " is outside the vocabulary [0, " + std::to_string(V) + ")");
+        dE.row(ids[n]) += dx.row(long(n));
+    }
+    return dE;
+}
+
 // logits[n, v] = W_U[v] . x[n]
 template <class T>
 Mat<T> unembed(const Mat<T>& x, const Mat<T>& W_U) {
     detail::check_dim("unembed", "x columns", x.cols(), W_U.cols());
     return x * W_U.transpose();
+}
+
+// Backward of unembed. logits[n, v] = sum_d x[n, d] W_U[v, d], so
+//   df/dx[n, d] = sum_v df/dlogits[n, v] W_U[v, d],   i.e.  dx = dlogits W_U.
+template <class T>
+Mat<T> unembed_backward(const Mat<T>& dlogits, const Mat<T>& W_U) {
+    detail::check_dim("unembed_backward", "gradient columns", dlogits.cols(), W_U.rows());
+    return dlogits * W_U;
 }
 
 // Decomposed twin of the final norm + unembedding (the logit attribution).
@@ -66,6 +91,10 @@ template Mat<float> embed(const Mat<float>&, const Mat<float>&, const std::vecto
 template Mat<double> embed(const Mat<double>&, const Mat<double>&, const std::vector<int>&);
 template Mat<float> unembed(const Mat<float>&, const Mat<float>&);
 template Mat<double> unembed(const Mat<double>&, const Mat<double>&);
+template Mat<float> embed_backward(const Mat<float>&, const std::vector<int>&, long);
+template Mat<double> embed_backward(const Mat<double>&, const std::vector<int>&, long);
+template Mat<float> unembed_backward(const Mat<float>&, const Mat<float>&);
+template Mat<double> unembed_backward(const Mat<double>&, const Mat<double>&);
 template Tensor<float> logit_attribution(const Model<float>&, const Trace<float>&, const Components<float>&,
                                          const std::vector<std::vector<int>>&);
 template Tensor<double> logit_attribution(const Model<double>&, const Trace<double>&, const Components<double>&,

@@ -55,6 +55,19 @@ Mat<T> linear(const Mat<T>& x, const Mat<T>& W, const Vec<T>& b) {
     return y;
 }
 
+// Backward of linear. y[n, o] = sum_i x[n, i] W[o, i] + b[o], so
+//   df/dx[n, i] = sum_o df/dy[n, o] W[o, i]     dx = dy W
+//   df/dW[o, i] = sum_n df/dy[n, o] x[n, i]     dW = dy^T x
+//   df/db[o]    = sum_n df/dy[n, o]
+template <class T>
+Mat<T> linear_backward(const Mat<T>& x, const Mat<T>& W, const Mat<T>& dy, Mat<T>* dW, Vec<T>* db) {
+    detail::check_dim("linear_backward", "input width", x.cols(), W.cols());
+    detail::check_shape("linear_backward", "dy", dy, x.rows(), W.rows());
+    if (dW) *dW = dy.transpose() * x;
+    if (db) *db = dy.colwise().sum().transpose();
+    return dy * W;
+}
+
 // Decomposed twin of linear: each component goes through W, the bias goes to the rest.
 //   Y_m = X_m W^T  (+ b for the rest).     rows [R, in] -> [R, out]
 // Identity kept: sum_m Y_m = (sum_m X_m) W^T + b = linear(S).
@@ -73,6 +86,10 @@ Mat<T> linear_decomposed(const Components<T>& c, const Mat<T>& rows, const Mat<T
 
 template Mat<float> linear(const Mat<float>&, const Mat<float>&, const Vec<float>&);
 template Mat<double> linear(const Mat<double>&, const Mat<double>&, const Vec<double>&);
+template Mat<float> linear_backward(const Mat<float>&, const Mat<float>&, const Mat<float>&, Mat<float>*,
+                                    Vec<float>*);
+template Mat<double> linear_backward(const Mat<double>&, const Mat<double>&, const Mat<double>&, Mat<double>*,
+                                     Vec<double>*);
 template Mat<float> linear_decomposed(const Components<float>&, const Mat<float>&, const Mat<float>&,
                                       const Vec<float>&);
 template Mat<double> linear_decomposed(const Components<double>&, const Mat<double>&, const Mat<double>&,

@@ -30,6 +30,21 @@ T act_over_x(Activation act, T x) {
     return T(0.5) * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
 }
 
+// d act / dx, written from the definitions above:
+//   SiLU:  silu(x) = x s(x), s = sigmoid  ->  s + x s (1 - s) = s (1 + x (1 - s))
+//   GELU:  0.5 x (1 + t), t = tanh(z), z = c (x + 0.044715 x^3)
+//          -> 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)
+template <class T>
+T act_derivative(Activation act, T x) {
+    if (act == Activation::SiLU) {
+        const T s = T(1) / (T(1) + std::exp(-x));
+        return s * (T(1) + x * (T(1) - s));
+    }
+    const T c = T(0.7978845608028654);
+    const T t = std::tanh(c * (x + T(0.044715) * x * x * x));
+    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * x * x);
+}
+
 // SwiGLU:  g = x W_g^T,  u = x W_u^T,  a = silu(g) * u,  out = a W_d^T
 template <class T>
 Mat<T> swiglu_mlp(const Mat<T>& x, const Mat<T>& w_gate, const Mat<T>& w_up, const Mat<T>& w_down, Mat<T>* pre,
@@ -59,6 +74,45 @@ Mat<T> gelu_mlp(const Mat<T>& x, const Mat<T>& w1, const Vec<T>& b1, const Mat<T
     if (pre) *pre = std::move(p);
     if (act) *act = std::move(a);
     return out;
+}
+
+// Backward of swiglu_mlp (from the recorded gate pre-activation g and up projection u):
+//   out = a W_d^T              ->  da = dout W_d
+//   a = silu(g) * u            ->  dg = da * u * silu'(g),   du = da * silu(g)
+//   g = x W_g^T, u = x W_u^T   ->  dx = dg W_g + du W_u
+template <class T>
+Mat<T> swiglu_mlp_backward(const Mat<T>& w_gate, const Mat<T>& w_up, const Mat<T>& w_down, const Mat<T>& pre,
+                           const Mat<T>& up, const Mat<T>& dout, Mat<T>* dact) {
+    detail::check_shape("swiglu_mlp_backward", "w_up", w_up, w_gate.rows(), w_gate.cols());
+    detail::check_shape("swiglu_mlp_backward", "w_down", w_down, w_gate.cols(), w_gate.rows());
+    detail::check_shape("swiglu_mlp_backward", "pre", pre, dout.rows(), w_gate.rows());
+    detail::check_shape("swiglu_mlp_backward", "up", up, dout.rows(), w_gate.rows());
+    const Mat<T> da = linear_backward(pre, w_down, dout);
+    Mat<T> dg(pre.rows(), pre.cols()), du(pre.rows(), pre.cols());
+    for (long n = 0; n < pre.rows(); ++n)
+        for (long i = 0; i < pre.cols(); ++i) {
+            const T gv = pre(n, i);
+            dg(n, i) = da(n, i) * up(n, i) * act_derivative(Activation::SiLU, gv);
+            du(n, i) = da(n, i) * silu(gv);
+        }
+    Mat<T> dx = dg * w_gate + du * w_up;
+    if (dact) *dact = da;
+    return dx;
+}
+
+// Backward of gelu_mlp (from the recorded pre-activation p):
+//   out = a W_2^T + b_2        ->  da = dout W_2
+//   a = gelu(p)                ->  dp = da * gelu'(p)
+//   p = x W_1^T + b_1          ->  dx = dp W_1
+template <class T>
+Mat<T> gelu_mlp_backward(const Mat<T>& w1, const Mat<T>& w2, const Mat<T>& pre, const Mat<T>& dout, Mat<T>* dact) {
+    detail::check_shape("gelu_mlp_backward", "w2", w2, w1.cols(), w1.rows());
+    detail::check_shape("gelu_mlp_backward", "pre", pre, dout.rows(), w1.rows());
+    const Mat<T> da = linear_backward(pre, w2, dout);
+    const Mat<T> dp = da.cwiseProduct(pre.unaryExpr([](T v) { return act_derivative(Activation::GeluTanh, v); }));
+    Mat<T> dx = dp * w1;
+    if (dact) *dact = da;
+    return dx;
 }
 
 // ---- decomposed twin of the MLPs -----------------------------------------------------
@@ -300,6 +354,10 @@ Mat<T> mlp_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerT
     template T silu(T);                                                                               \
     template T gelu_tanh(T);                                                                          \
     template T act_over_x(Activation, T);                                                             \
+    template T act_derivative(Activation, T);                                                         \
+    template Mat<T> swiglu_mlp_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&,     \
+                                        const Mat<T>&, const Mat<T>&, Mat<T>*);                         \
+    template Mat<T> gelu_mlp_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&, Mat<T>*); \
     template Mat<T> swiglu_mlp(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&, Mat<T>*, Mat<T>*, \
                                Mat<T>*);                                                              \
     template Mat<T> gelu_mlp(const Mat<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, const Vec<T>&, Mat<T>*, \

@@ -35,6 +35,26 @@ Mat<T> rms_norm(const Mat<T>& x, const Vec<T>& g, double eps, NormFactors<T>* fa
     return y;
 }
 
+// Backward of rms_norm. With r = (mean_d x_d^2 + eps)^(-1/2) and u = g * dy (per token):
+//   dr/dx_j = -r^3 x_j / D
+//   d(x_i r)/dx_j = r delta_ij - r^3 x_i x_j / D
+//   df/dx_j = sum_i u_i (r delta_ij - r^3 x_i x_j / D) = r u_j - (r^3 / D) (u . x) x_j
+// (with eps = 0 the norm is homogeneous of degree 0 in x, so df/dx . x = 0: the tests check it).
+template <class T>
+Mat<T> rms_norm_backward(const Mat<T>& x, const Vec<T>& g, double eps, const Mat<T>& dy) {
+    const long N = x.rows(), D = x.cols();
+    detail::check_dim("rms_norm_backward", "gain length", g.size(), D);
+    detail::check_shape("rms_norm_backward", "dy", dy, N, D);
+    Mat<T> dx(N, D);
+    for (long n = 0; n < N; ++n) {
+        const T r = T(1) / std::sqrt(x.row(n).squaredNorm() / T(D) + T(eps));
+        const auto u = dy.row(n).cwiseProduct(g.transpose());
+        const T ux = u.dot(x.row(n));
+        dx.row(n) = r * u - (r * r * r / T(D)) * ux * x.row(n);
+    }
+    return dx;
+}
+
 // Decomposed twin of rms_norm. With the factor r[n] frozen from the true state the
 // norm is linear in its input:   Y_m[n] = g * X_m[n] * r[n].
 // Identity kept: sum_m Y_m[n] = g * (sum_m X_m[n]) * r[n] = rms_norm(S)[n].
@@ -73,6 +93,29 @@ Mat<T> layer_norm(const Mat<T>& x, const Vec<T>& g, const Vec<T>& b, double eps,
     return y;
 }
 
+// Backward of layer_norm (beta is a constant shift). With xhat = (x - mu) r,
+// r = (var + eps)^(-1/2) and u = g * dy (per token):
+//   d xhat_i / dx_j = r (delta_ij - 1/D - xhat_i xhat_j / D)
+//   df/dx_j = sum_i u_i d xhat_i/dx_j = r ( u_j - mean(u) - xhat_j mean(u * xhat) )
+// (the gradient sums to 0 over j: LayerNorm ignores a constant added to every coordinate).
+template <class T>
+Mat<T> layer_norm_backward(const Mat<T>& x, const Vec<T>& g, double eps, const Mat<T>& dy) {
+    const long N = x.rows(), D = x.cols();
+    detail::check_dim("layer_norm_backward", "gain length", g.size(), D);
+    detail::check_shape("layer_norm_backward", "dy", dy, N, D);
+    Mat<T> dx(N, D);
+    for (long n = 0; n < N; ++n) {
+        const T mean = x.row(n).sum() / T(D);
+        const auto centred = (x.row(n).array() - mean).matrix();
+        const T r = T(1) / std::sqrt(centred.squaredNorm() / T(D) + T(eps));
+        const Mat<T> xhat = centred * r;
+        const Mat<T> u = dy.row(n).cwiseProduct(g.transpose());
+        const T mean_u = u.sum() / T(D), mean_uxhat = u.cwiseProduct(xhat).sum() / T(D);
+        dx.row(n) = r * ((u.array() - mean_u) - xhat.array() * mean_uxhat).matrix();
+    }
+    return dx;
+}
+
 // Decomposed twin of layer_norm. Centring is linear (each component subtracts its
 // own mean); the 1/std factor r[n] is frozen from the true state; beta goes to the rest:
 //   Y_m[n] = g * (X_m[n] - mean_d X_m[n]) * r[n]   (+ b for the rest).
@@ -101,6 +144,12 @@ Mat<T> apply_norm(const Config& cfg, const Mat<T>& x, const Vec<T>& g, const Vec
 }
 
 template <class T>
+Mat<T> apply_norm_backward(const Config& cfg, const Mat<T>& x, const Vec<T>& g, const Mat<T>& dy) {
+    return cfg.norm == NormKind::RMSNorm ? rms_norm_backward(x, g, cfg.norm_eps, dy)
+                                         : layer_norm_backward(x, g, cfg.norm_eps, dy);
+}
+
+template <class T>
 Mat<T> apply_norm_decomposed(const Config& cfg, const Components<T>& c, const Vec<T>& g, const Vec<T>& b,
                              const NormFactors<T>& f) {
     return cfg.norm == NormKind::RMSNorm ? rms_norm_decomposed(c, g, f.inv) : layer_norm_decomposed(c, g, b, f.inv);
@@ -110,6 +159,9 @@ Mat<T> apply_norm_decomposed(const Config& cfg, const Components<T>& c, const Ve
     template Mat<T> rms_norm(const Mat<T>&, const Vec<T>&, double, NormFactors<T>*);           \
     template Mat<T> layer_norm(const Mat<T>&, const Vec<T>&, const Vec<T>&, double, NormFactors<T>*); \
     template Mat<T> apply_norm(const Config&, const Mat<T>&, const Vec<T>&, const Vec<T>&, NormFactors<T>*); \
+    template Mat<T> rms_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);         \
+    template Mat<T> layer_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);       \
+    template Mat<T> apply_norm_backward(const Config&, const Mat<T>&, const Vec<T>&, const Mat<T>&); \
     template Mat<T> rms_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&);      \
     template Mat<T> layer_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&, const Vec<T>&); \
     template Mat<T> apply_norm_decomposed(const Config&, const Components<T>&, const Vec<T>&, const Vec<T>&, \

@@ -41,7 +41,35 @@ void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0
     }
 }
 
+// Backward of rope. Per pair, (a', b') = R (a, b) with R = [[c, -s], [s, c]], so
+//   (df/da, df/db) = R^T (df/da', df/db') = (c da' + s db',  -s da' + c db'):
+// the same rotation by the opposite angle, applied to the gradient.
+template <class T>
+void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, double theta, int pos0) {
+    if (style == RopeStyle::None) return;
+    detail::check_dim("rope_backward", "width", d.cols(), long(nheads) * Dh);
+    if (Dh % 2) throw Error("rope_backward: head dimension " + std::to_string(Dh) + " is odd");
+    const int half = Dh / 2;
+    for (long n = 0; n < d.rows(); ++n) {
+        const double p = double(pos0 + n);
+        for (int i = 0; i < half; ++i) {
+            const double angle = p * (1.0 / std::pow(theta, double(2 * i) / double(Dh)));
+            const T c = T(std::cos(angle)), s = T(std::sin(angle));
+            const int ia = style == RopeStyle::Interleaved ? 2 * i : i;
+            const int ib = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
+            for (int h = 0; h < nheads; ++h) {
+                T* head = d.data() + n * d.cols() + long(h) * Dh;
+                const T da = head[ia], db = head[ib];
+                head[ia] = c * da + s * db;
+                head[ib] = -s * da + c * db;
+            }
+        }
+    }
+}
+
 template void rope(Mat<float>&, int, int, RopeStyle, double, int);
 template void rope(Mat<double>&, int, int, RopeStyle, double, int);
+template void rope_backward(Mat<float>&, int, int, RopeStyle, double, int);
+template void rope_backward(Mat<double>&, int, int, RopeStyle, double, int);
 
 }  // namespace depass
