@@ -4,6 +4,7 @@
 // end-to-end run of every `depass eval` command on the shipped stories260K model.
 #include "test_support.hpp"
 
+#include "depass/backward.hpp"
 #include "depass/eval.hpp"
 #include "depass/initialisers.hpp"
 #include "depass/io.hpp"
@@ -12,8 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -379,6 +382,115 @@ TEST_CASE("neuron_speed: last-layer scores and effects against closed forms; nai
     CHECK(r.ablation_seconds >= r.forward_seconds);
 }
 
+// ---- gradient baselines --------------------------------------------------------------------------
+
+namespace {
+
+// Five-point central difference of a scalar function of t at 0.
+double fd5(const std::function<double(double)>& f) {
+    const double h = tolerance::gradient_fd_step;
+    return (8 * (f(h) - f(-h)) - (f(2 * h) - f(-2 * h))) / (12 * h);
+}
+
+}  // namespace
+
+TEST_CASE("integrated gradients: the completeness gap vanishes as the steps grow", "[eval][gradients]") {
+    // A GPT-2-like random model: the baseline keeps the learned positions, so h[0] never
+    // reaches 0 on the path and f(alpha) is smooth. (With no positions the path ends at
+    // h[0] = 0, where every norm divides by sqrt(eps): see docs/results.md, "Gradient baselines".)
+    Config c;
+    c.model_type = "gpt2";
+    c.D = 32;
+    c.I = 48;
+    c.L = 2;
+    c.H = c.Hkv = 4;
+    c.Dh = 8;
+    c.V = 50;
+    c.max_positions = 64;
+    c.norm = NormKind::LayerNorm;
+    c.mlp = MlpKind::GeluMLP;
+    c.act = Activation::GeluTanh;
+    c.rope = RopeStyle::None;
+    c.learned_positions = c.qkv_bias = c.o_bias = c.mlp_bias = c.tied_embeddings = true;
+    const Model<double> m = random_model<double>(c, 4242);
+    const std::vector<int> ids{1, 17, 3, 44, 9, 23, 31, 5};
+    const Trace<double> t = forward(m, ids);
+    const int N = t.N();
+    Eigen::Index best;
+    t.logits.row(N - 1).maxCoeff(&best);
+    const int target = int(best);
+    const ev::IntegratedGradientsResult ig40 = ev::integrated_gradients(m, ids, target, 40);
+    const ev::IntegratedGradientsResult ig400 = ev::integrated_gradients(m, ids, target, 400);
+    // f at the input is the recorded forward's log-probability; f(0) is the model with every
+    // token embedding zeroed and the positions kept.
+    CHECK(ig40.f_x == Approx(target_log_prob(t, N - 1, target)).epsilon(1e-12));
+    const double f0 = log_prob_from_embeddings(m, Mat<double>(m.w.pos_emb.topRows(N)), ids, N - 1, target);
+    CHECK(ig40.f_0 == Approx(f0).epsilon(1e-12));
+    double sum = 0;
+    for (double v : ig400.scores) sum += v;
+    CHECK(ig400.sum == Approx(sum));
+    // The midpoint rule's error falls as 1/S^2 (once S resolves the path: from about 40 steps
+    // here): 10x more steps, ~100x smaller gap. Ask for 50x.
+    INFO("gap at 40 steps " << ig40.gap() << ", at 400 steps " << ig400.gap() << ", f(x) - f(0) "
+                            << ig40.f_x - ig40.f_0);
+    CHECK(std::abs(ig40.gap()) > 0);
+    CHECK(std::abs(ig400.gap()) < std::abs(ig40.gap()) / 50);
+    CHECK(std::abs(ig400.gap()) < 1e-4 * std::abs(ig400.f_x - ig400.f_0));
+    CHECK_THROWS_AS(ev::integrated_gradients(m, ids, target, 0), Error);
+}
+
+TEST_CASE("input x gradient and gradient norm against finite differences of the model", "[eval][gradients]") {
+    const Model<double>& m = model_f64();
+    const std::vector<int> ids = greedy_ids(m, 9);
+    const Trace<double> t = forward(m, ids);
+    const int N = t.N(), target = 300;
+    const std::vector<double> ixg = ev::input_x_gradient_scores(m, t, target);
+    const std::vector<double> gn = ev::gradient_norm_scores(m, t, target);
+    const Gradients<double> g = backward(m, t, N - 1, target);
+    for (int j = 0; j < N; ++j) {
+        INFO("token " << j);
+        // x_j . g_j = d/ds f(h0 with row j scaled by 1 + s) at s = 0
+        const double fd = fd5([&](double s) {
+            Mat<double> h0 = t.h[0];
+            h0.row(j) *= 1 + s;
+            return log_prob_from_embeddings(m, h0, ids, N - 1, target);
+        });
+        CHECK(std::abs(ixg[j] - fd) <= tolerance::gradient_fd_rel * std::max(std::abs(fd), 1e-6));
+        CHECK(gn[j] == Approx(g.h0.row(j).norm()).epsilon(1e-14));
+    }
+}
+
+TEST_CASE("AtP: the first-order effect of zeroing, against finite differences on scaled weights", "[eval][gradients]") {
+    const Model<double>& m = model_f64();
+    const std::vector<int> ids = greedy_ids(m, 11);
+    const Trace<double> t = forward(m, ids);
+    const int N = t.N(), L = m.cfg.L, Dh = m.cfg.Dh;
+    Eigen::Index best;
+    t.logits.row(N - 1).maxCoeff(&best);
+    const int target = int(best);
+    // Scaling a head's W_O columns (a neuron's W_down column) by 1 - s scales its output at every
+    // position: s = 1 is the zeroing of unit_eval, and d f / d s at s = 0 is the AtP estimate.
+    for (ev::UnitKind kind : {ev::UnitKind::Head, ev::UnitKind::Neuron}) {
+        const int U = ev::units_per_layer(m.cfg, kind);
+        const std::vector<double> atp = ev::atp_unit_scores(m, t, kind, target);
+        REQUIRE(atp.size() == size_t(L) * U);
+        for (auto [l, u] : {std::pair{0, 1}, std::pair{2, U / 2}, std::pair{L - 1, U - 1}}) {
+            INFO(ev::unit_name(kind) << " layer " << l << " unit " << u);
+            const double fd = fd5([&](double s) {
+                Model<double> z = m;
+                if (kind == ev::UnitKind::Head)
+                    z.w.layers[l].wo.middleCols(long(u) * Dh, Dh) *= 1 - s;
+                else
+                    z.w.layers[l].w_down.col(u) *= 1 - s;
+                return target_log_prob(forward(z, ids), N - 1, target);
+            });
+            const double scale = *std::max_element(atp.begin(), atp.end());
+            CHECK(std::abs(atp[size_t(l) * U + u] - std::abs(fd)) <=
+                  tolerance::gradient_fd_rel * std::max(std::abs(fd), tolerance::gradient_fd_floor * scale));
+        }
+    }
+}
+
 TEST_CASE("unit_eval: rows, counts and ranges on two prompts", "[eval]") {
     const Model<double>& m = model_f64();
     const std::vector<std::vector<int>> prompts{greedy_ids(m, 9), greedy_ids(m, 6)};
@@ -428,10 +540,13 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
     const std::string base = " -m " + q(model_path()) + " --quiet --prompts " + q(prompts) + " --limit 3 --out " + q(dir);
     std::string log;
 
-    REQUIRE(run_cli("eval tokens" + base + " --draws 2", &log) == 0);
+    REQUIRE(run_cli("eval tokens" + base + " --draws 2 --ig-steps 30", &log) == 0);
     const nlohmann::json tj = nlohmann::json::parse(read_text_file(dir + "/tokens_summary.json"));
     CHECK(tj.at("prompts").get<int>() == 3);
-    for (const std::string name : {"depass", "random", "attn_last", "attn_mean", "rollout", "embed_norm", "occlusion"}) {
+    CHECK(tj.at("integrated_gradients").at("steps").get<int>() == 30);
+    CHECK(tj.at("integrated_gradients").at("completeness_gap_max_abs").get<double>() >= 0);
+    for (const std::string name : {"depass", "random", "attn_last", "attn_mean", "rollout", "embed_norm", "occlusion",
+                                   "integrated_gradients", "input_x_gradient", "gradient_norm"}) {
         INFO(name);
         const auto& e = tj.at("methods").at(name);
         CHECK(e.at("deletion_curve").size() == 10);
@@ -444,9 +559,13 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
         CHECK(e.at("keeping_curve")[9].get<double>() == Approx(0.0).margin(1e-6));
     }
     const auto curves = read_csv(dir + "/tokens_curves.csv");
-    CHECK(curves.size() == 1 + 7 * 2 * 10);
+    CHECK(curves.size() == 1 + 10 * 2 * 10);
     CHECK(curves[0] == std::vector<std::string>{"method", "mode", "percent", "mean_score"});
-    CHECK(read_csv(dir + "/tokens_per_prompt.csv").size() == 1 + 3 * 7);
+    const auto per_prompt = read_csv(dir + "/tokens_per_prompt.csv");
+    REQUIRE(per_prompt.size() == 1 + 3 * 10);
+    REQUIRE(per_prompt[0].size() == 12);
+    CHECK(per_prompt[0][11] == "ig_completeness_gap");
+    for (size_t i = 1; i < per_prompt.size(); ++i) CHECK(!per_prompt[i][11].empty());  // IG ran on every prompt
     CHECK(is_svg(dir + "/tokens_deletion.svg"));
     CHECK(is_svg(dir + "/tokens_keeping.svg"));
 
@@ -455,9 +574,10 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
         REQUIRE(run_cli("eval " + unit + base + " --draws 2", &log) == 0);
         const nlohmann::json uj = nlohmann::json::parse(read_text_file(dir + "/" + unit + ".json"));
         CHECK(uj.at("prompts").get<int>() == 3);
-        CHECK(uj.at("rows").size() == 4 * 2 * 3);
+        CHECK(uj.at("rows").size() == 5 * 2 * 3);
         const auto rows = read_csv(dir + "/" + unit + ".csv");
-        CHECK(rows.size() == 1 + 4 * 2 * 3);
+        CHECK(rows.size() == 1 + 5 * 2 * 3);
+        CHECK(rows.back()[0] == "atp");
         CHECK(is_svg(dir + "/" + unit + "_drop.svg"));
         CHECK(is_svg(dir + "/" + unit + "_survival.svg"));
     }
@@ -477,6 +597,20 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
     REQUIRE(run_cli("eval speed-plot --quiet --json " + q(js) + " " + q(js) + " --out " + q(dir), &log) == 0);
     CHECK(read_csv(dir + "/speed.csv").size() == 3);
     CHECK(is_svg(dir + "/speed.svg"));
+
+    const std::string cj = dir + "/cost.json";
+    REQUIRE(run_cli("eval cost -m " + q(model_path()) + " --quiet --prompts " + q(prompts) +
+                        " --limit 2 --ig-steps 10 --json " + q(cj), &log) == 0);
+    const nlohmann::json cost = nlohmann::json::parse(read_text_file(cj));
+    CHECK(cost.at("prompts").get<int>() == 2);
+    CHECK(cost.at("per_prompt").size() == 2);
+    for (const char* key : {"depass_seconds_per_prompt", "integrated_gradients_seconds_per_prompt",
+                            "input_x_gradient_seconds_per_prompt"})
+        CHECK(cost.at(key).get<double>() > 0);
+    CHECK(cost.at("ratio_integrated_gradients_to_depass").get<double>() ==
+          Approx(cost.at("integrated_gradients_seconds_per_prompt").get<double>() /
+                 cost.at("depass_seconds_per_prompt").get<double>()));
+    CHECK(run_cli("eval cost -m " + q(model_path()) + " --quiet --n 8 --prompts " + q(prompts), &log) == 2);
 
     const std::string sampled = dir + "/sampled.txt";
     REQUIRE(run_cli("eval prompts -m " + q(model_path()) + " --quiet --count 4 --seed 3 --out " + q(sampled), &log) == 0);

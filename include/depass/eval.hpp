@@ -8,11 +8,14 @@
 //       * heads / neurons: zero the top-ranked units (W_O columns of a head, the W_down
 //         column of a neuron) in a working copy of the model.
 //     Baselines are ranked and masked the same way (random, attention, rollout,
-//     embedding norm, leave-one-out occlusion; head norm / activation magnitude).
+//     embedding norm, leave-one-out occlusion, and the gradient methods integrated
+//     gradients, input x gradient, gradient norm; head norm / activation magnitude and
+//     attribution patching for units).
 //
 //  2. Cost. One decomposed pass per layer gives a score for every neuron of that
 //     layer; ablation needs one forward per neuron. neuron_speed() times both and
 //     reports the rank correlation of the scores with the measured ablation effects.
+//     token_cost() times token-level DePass against integrated gradients and input x gradient.
 //
 // Scores everywhere: the target is the model's own greedy next token at the last
 // position, and P is its softmax probability there.
@@ -27,6 +30,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -96,8 +100,13 @@ double softmax_probability(const Mat<T>& logits, int row, int target);
 
 // ---- token attribution methods --------------------------------------------------------
 
-enum class TokenMethod { DePass, Random, AttentionLast, AttentionMean, Rollout, EmbeddingNorm, Occlusion };
-const char* method_name(TokenMethod m);  // "depass", "random", "attn_last", "attn_mean", "rollout", ...
+enum class TokenMethod {
+    DePass, Random, AttentionLast, AttentionMean, Rollout, EmbeddingNorm, Occlusion,
+    IntegratedGradients, InputXGradient, GradientNorm  // gradient baselines (backward.hpp)
+};
+// "depass", "random", "attn_last", "attn_mean", "rollout", "embed_norm", "occlusion",
+// "integrated_gradients", "input_x_gradient", "gradient_norm"
+const char* method_name(TokenMethod m);
 TokenMethod parse_token_method(const std::string& s);  // throws naming the value
 std::vector<TokenMethod> all_token_methods();
 
@@ -126,10 +135,35 @@ std::vector<double> embedding_norm_scores(const Trace<T>& trace);
 template <class T>
 std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<int>& ids, int target, double p_clean);
 
+// Gradient baselines. f = log softmax(logits[N-1])[target]; x[j] = E[ids[j]] the token
+// embedding (GPT-2's learned positions are kept fixed, see backward.hpp); g = df/dh[0].
+//
+// Integrated gradients with the zero-embedding baseline, midpoint Riemann sum of `steps` points:
+//   attr[j, d] = x[j, d] * (1/S) sum_{s=0}^{S-1} g(alpha_s)[j, d],  alpha_s = (s + 1/2) / S,
+//   evaluated at h[0] = alpha_s x + P;   score[j] = sum_d attr[j, d].
+// Completeness: sum_j score[j] -> f(x) - f(0) as S grows (the midpoint rule's error is O(1/S^2));
+// gap = sum_j score[j] - (f(x) - f(0)).
+struct IntegratedGradientsResult {
+    std::vector<double> scores;  // [N]
+    double f_x = 0, f_0 = 0;     // f at the input and at the baseline (token embeddings zeroed)
+    double sum = 0;              // sum_j scores[j]
+    double gap() const { return sum - (f_x - f_0); }
+};
+template <class T>
+IntegratedGradientsResult integrated_gradients(const Model<T>& model, const std::vector<int>& ids, int target,
+                                               int steps = 100);
+// Input x gradient: score[j] = x[j] . g[j] at the input. [N]
+template <class T>
+std::vector<double> input_x_gradient_scores(const Model<T>& model, const Trace<T>& trace, int target);
+// Gradient norm: score[j] = ||g[j]||. [N]
+template <class T>
+std::vector<double> gradient_norm_scores(const Model<T>& model, const Trace<T>& trace, int target);
+
 // ---- token faithfulness ------------------------------------------------------------------
 
 struct TokenEvalOptions {
     std::vector<TokenMethod> methods = all_token_methods();
+    int ig_steps = 100;  // integrated gradients: points of the midpoint rule
     std::vector<int> percents = {10, 20, 30, 40, 50, 60, 70, 80, 90, 100};
     int random_draws = 5;
     uint64_t seed = 1;
@@ -144,6 +178,11 @@ struct PromptTokenResult {
     double p_clean = 0;
     std::vector<std::vector<double>> deletion, keeping;  // [method][percent]
     std::vector<double> deletion_area, keeping_area;     // [method]
+    // Integrated gradients (NaN when the method was not run): f(x), f(0) and the completeness
+    // gap sum(attr) - (f(x) - f(0)).
+    double ig_f_x = std::numeric_limits<double>::quiet_NaN();
+    double ig_f_0 = std::numeric_limits<double>::quiet_NaN();
+    double ig_gap = std::numeric_limits<double>::quiet_NaN();
 };
 
 // `prompt_index` seeds the random draws (results do not depend on the thread count).
@@ -176,8 +215,9 @@ const char* unit_name(UnitKind k);  // "head" / "neuron"
 // Units per layer: H or I.
 int units_per_layer(const Config& cfg, UnitKind k);
 
-enum class UnitMethod { DePassSigned, DePassAbs, Random, Magnitude };
-const char* method_name(UnitMethod m);  // "depass_signed", "depass_abs", "random", "magnitude"
+// atp: attribution patching (AtP), the first-order estimate of zeroing the unit (see atp_unit_scores).
+enum class UnitMethod { DePassSigned, DePassAbs, Random, Magnitude, Atp };
+const char* method_name(UnitMethod m);  // "depass_signed", "depass_abs", "random", "magnitude", "atp"
 std::vector<UnitMethod> all_unit_methods();
 
 // DePass scores of every unit of every layer, [L * U] (layer-major): for each layer the
@@ -190,6 +230,16 @@ std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& tr
 // position, or the neuron's |activation| at the last position.
 template <class T>
 std::vector<double> magnitude_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind);
+
+// Attribution patching (AtP) [L * U]: with f = log softmax(logits[N-1])[target] and g its gradient
+// (backward.hpp), the first-order estimate of zeroing a unit at every position, as the ablation
+// of unit_eval does (a head's W_O columns = its context c_h; a neuron's W_down column = its
+// activation a[:, i]):
+//   f(zeroed) - f ~ -sum_n c_h[n] . g_h[n]         (head: its Dh context dims, all positions)
+//   f(zeroed) - f ~ -sum_n a[n, i] g[n, i]         (neuron)
+// and the score is the absolute value of that estimate, |sum_n activation x gradient|.
+template <class T>
+std::vector<double> atp_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind, int target);
 
 // Zeroing in place: a head's columns h*Dh .. h*Dh+Dh-1 of W_O, or column i of W_down.
 template <class T>
@@ -284,6 +334,24 @@ struct NeuronSpeedResult {
 template <class T>
 NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& ids, bool run_ablation = true,
                                double temperature = 0.1, int naive_sample = 0, const Progress& progress = {});
+
+// ---- token-level cost: DePass against the gradient baselines ------------------------------
+
+// Wall-clock seconds of one attribution of one prompt (target = the greedy next token at the
+// last position, found beforehand and not timed). Every method starts from the ids and runs
+// its own forward at the input:
+//   depass:               forward + init_tokens + propagate + logit_attribution (depass_token_scores)
+//   integrated_gradients: forward at x (f(x)) + forward at the baseline (f(0))
+//                         + `ig_steps` x (forward_from_embeddings + backward)
+//   input_x_gradient:     forward + backward + x . g
+struct TokenCostResult {
+    int N = 0, target = -1, ig_steps = 0;
+    double depass_seconds = 0, ig_seconds = 0, ixg_seconds = 0;
+    double ig_gap = 0;  // completeness gap of the timed IG run
+};
+template <class T>
+TokenCostResult token_cost(const Model<T>& model, const std::vector<int>& ids, int ig_steps = 100,
+                           double temperature = 0.1);
 
 // ---- prompts -----------------------------------------------------------------------------
 

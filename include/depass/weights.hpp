@@ -64,7 +64,7 @@ Model<T> random_model(const Config& cfg, uint64_t seed, double std = 0.3);
 
 // The shapes of the llama2.c "stories" checkpoints, for random models in benchmarks
 // and evaluations: "stories15M" (D 288, L 6, H 6, I 768) and "stories110M" (D 768,
-// L 12, H 12, I 2048); both LLaMA (RMSNorm, SwiGLU, RoPE half layout), V 32000, tied
+// L 12, H 12, I 2048); both LLaMA (RMSNorm, SwiGLU, RoPE in llama2.c's interleaved layout), V 32000, tied
 // unembedding. Throws depass::Error naming an unknown shape.
 Config stories_shape(const std::string& name);
 

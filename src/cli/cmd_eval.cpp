@@ -5,6 +5,7 @@
 //   depass eval heads          zero the top / bottom ranked attention heads
 //   depass eval neurons        zero the top / bottom ranked MLP neurons
 //   depass eval neurons-speed  neuron-level DePass vs one ablation per neuron: time, Spearman
+//   depass eval cost           token-level DePass vs integrated gradients vs input x gradient: time per prompt
 //   depass eval speed-plot     one bar chart from several neurons-speed JSON files
 #include "common.hpp"
 
@@ -23,6 +24,9 @@
 
 #ifdef __GLIBC__
 #include <malloc.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
 #endif
 
 namespace fs = std::filesystem;
@@ -82,6 +86,7 @@ struct SetOptions {
     int draws = 5;
     double temperature = 0.1;
     std::string methods;   // tokens: comma list or empty = all
+    int ig_steps = 100;    // tokens: integrated gradients steps
     std::string fractions = "1,5,10";  // heads / neurons: percents
 };
 
@@ -161,6 +166,8 @@ void run_tokens(const SetOptions& o) {
     opt.random_draws = o.draws;
     opt.seed = o.seed;
     opt.temperature = o.temperature;
+    if (o.ig_steps < 1) throw UsageError("--ig-steps: " + std::to_string(o.ig_steps) + " (expected >= 1)");
+    opt.ig_steps = o.ig_steps;
     say(o.in, "model: " + describe(model.cfg) + "; " + std::to_string(ps.ids.size()) + " prompts");
     const eval::TokenEvalSummary s = eval::token_eval(model, ps.ids, opt, progress_to(o.in, "prompts"));
     progress(o.in, "");
@@ -178,7 +185,11 @@ void run_tokens(const SetOptions& o) {
 
     // Per prompt: the areas of every method.
     std::ostringstream per;
-    per << "prompt,source,N,target,target_piece,p_clean,method,deletion_area,keeping_area\n";
+    // ig_*: integrated gradients' f(x), f(0) = log P(target) at the input and at the zero
+    // baseline, and the completeness gap sum(attr) - (f(x) - f(0)); empty when IG was not run.
+    per << "prompt,source,N,target,target_piece,p_clean,method,deletion_area,keeping_area,ig_f_x,ig_f_0,"
+           "ig_completeness_gap\n";
+    auto num_or_empty = [](double v) { return std::isnan(v) ? std::string() : fmt("%.6g", v); };
     for (size_t i = 0; i < s.per_prompt.size(); ++i) {
         const eval::PromptTokenResult& r = s.per_prompt[i];
         const int idx = s.prompt_index[i];
@@ -186,7 +197,8 @@ void run_tokens(const SetOptions& o) {
             per << idx << "," << csv_field(ps.source[idx]) << "," << r.N << "," << r.target << ","
                 << csv_field(show_piece(tok.get(), r.target)) << "," << fmt("%.6g", r.p_clean) << ","
                 << eval::method_name(opt.methods[m]) << "," << fmt("%.6g", r.deletion_area[m]) << ","
-                << fmt("%.6g", r.keeping_area[m]) << "\n";
+                << fmt("%.6g", r.keeping_area[m]) << "," << num_or_empty(r.ig_f_x) << "," << num_or_empty(r.ig_f_0)
+                << "," << num_or_empty(r.ig_gap) << "\n";
     }
     write_out(o.in, dir + "/tokens_per_prompt.csv", per.str());
 
@@ -204,6 +216,30 @@ void run_tokens(const SetOptions& o) {
     j["seconds"] = s.seconds;
     j["score"] = "min(100, |P_clean - P_masked| / P_clean * 100), target = greedy next token at the last position";
     j["area"] = "trapezoid over percent 10..100 divided by the width: a constant curve c has area c";
+    if (std::find(opt.methods.begin(), opt.methods.end(), eval::TokenMethod::IntegratedGradients) != opt.methods.end()) {
+        // Completeness of integrated gradients over the prompts: gap = sum(attr) - (f(x) - f(0)).
+        double mean = 0, mean_abs = 0, max_abs = 0, mean_rel = 0, max_rel = 0;
+        for (const eval::PromptTokenResult& r : s.per_prompt) {
+            const double rel = std::abs(r.ig_gap) / std::max(std::abs(r.ig_f_x - r.ig_f_0), 1e-300);
+            mean += r.ig_gap / s.prompts;
+            mean_abs += std::abs(r.ig_gap) / s.prompts;
+            max_abs = std::max(max_abs, std::abs(r.ig_gap));
+            mean_rel += rel / s.prompts;
+            max_rel = std::max(max_rel, rel);
+        }
+        j["integrated_gradients"] = {
+            {"steps", opt.ig_steps},
+            {"rule", "midpoint Riemann sum: alpha_s = (s + 1/2) / steps, s = 0 .. steps-1"},
+            {"f", "log softmax(logits[N-1])[target]"},
+            {"baseline", "token embeddings zeroed (learned position embeddings kept)"},
+            {"completeness_gap", "sum_j attr[j] - (f(x) - f(0))"},
+            {"completeness_gap_mean", mean},
+            {"completeness_gap_mean_abs", mean_abs},
+            {"completeness_gap_max_abs", max_abs},
+            {"completeness_gap_mean_abs_rel", mean_rel},
+            {"completeness_gap_max_abs_rel", max_rel},
+            {"completeness_gap_rel", "|gap| / |f(x) - f(0)|"}};
+    }
     for (size_t m = 0; m < M; ++m) {
         nlohmann::json e;
         e["deletion_curve"] = s.deletion[m];
@@ -263,10 +299,10 @@ void run_tokens(const SetOptions& o) {
 
     // Table on stdout.
     std::printf("token faithfulness on %d prompts (%d too short skipped), %.1f s\n", s.prompts, s.skipped, s.seconds);
-    std::printf("%-12s %18s %18s %20s %20s\n", "method", "deletion area (^)", "keeping area (v)",
+    std::printf("%-20s %18s %18s %20s %20s\n", "method", "deletion area (^)", "keeping area (v)",
                 "deletion - depass", "keeping - depass");
     for (size_t m = 0; m < M; ++m)
-        std::printf("%-12s %11.2f +-%4.2f %11.2f +-%4.2f %12.2f +-%5.2f %12.2f +-%5.2f\n",
+        std::printf("%-20s %11.2f +-%4.2f %11.2f +-%4.2f %12.2f +-%5.2f %12.2f +-%5.2f\n",
                     eval::method_name(opt.methods[m]), s.deletion_area[m], s.deletion_area_se[m], s.keeping_area[m],
                     s.keeping_area_se[m], dd_mean[m], dd_se[m], kd_mean[m], kd_se[m]);
 }
@@ -416,25 +452,6 @@ struct SpeedOptions {
     std::string json, csv, svg, label;
 };
 
-Config stories15m_config() {
-    Config c;
-    c.model_type = "llama";
-    c.source = "random stories15M shape";
-    c.D = 288;
-    c.L = 6;
-    c.H = c.Hkv = 6;
-    c.Dh = 48;
-    c.I = 768;
-    c.V = 32000;
-    c.max_positions = 256;
-    c.norm = NormKind::RMSNorm;
-    c.mlp = MlpKind::SwiGLU;
-    c.act = Activation::SiLU;
-    c.rope = RopeStyle::Interleaved;
-    c.tied_embeddings = true;
-    return c;
-}
-
 // Weight scale of the random model: a freshly initialised network (std 0.02).
 constexpr double kRandomStd = 0.02;
 
@@ -446,7 +463,7 @@ void run_speed(const SpeedOptions& o) {
     if (given != 1) throw UsageError("neurons-speed: give exactly one of --ids, --prompt or --n N");
     const bool tuned = !o.system_malloc && keep_freed_memory();
     const Model<T> model = o.random.empty() ? load_model<T>(o.in.model)
-                                            : random_model<T>(stories15m_config(), o.seed, kRandomStd);
+                                            : random_model<T>(stories_shape("stories15M"), o.seed, kRandomStd);
     const Config& cfg = model.cfg;
     std::vector<int> ids;
     std::string ids_from;
@@ -641,6 +658,116 @@ void run_speed_plot(const SpeedPlotOptions& o) {
                                   groups, true, "%.3g"));
 }
 
+
+// ---- eval cost ---------------------------------------------------------------------------
+
+struct CostOptions {
+    InputOptions in;
+    std::string random;  // "stories15M"
+    std::vector<std::string> prompt_files;
+    int limit = 10;
+    int n = 0, count = 5;
+    uint64_t seed = 1;
+    int ig_steps = 100;
+    double temperature = 0.1;
+    std::string json, label;
+};
+
+template <class T>
+void run_cost(const CostOptions& o) {
+    if (o.in.model.empty() == o.random.empty())
+        throw UsageError("cost: give exactly one of --model PATH or --random stories15M");
+    if (o.prompt_files.empty() == (o.n <= 0))
+        throw UsageError("cost: give exactly one of --prompts FILE... or --n N (with --count K sampled prefixes)");
+    if (o.ig_steps < 1) throw UsageError("--ig-steps: " + std::to_string(o.ig_steps) + " (expected >= 1)");
+    if (o.limit < 1 || o.count < 1) throw UsageError("--limit and --count must be >= 1");
+    keep_freed_memory();
+    const Model<T> model = o.random.empty() ? load_model<T>(o.in.model)
+                                            : random_model<T>(stories_shape("stories15M"), o.seed, kRandomStd);
+    const Config& cfg = model.cfg;
+    std::vector<std::vector<int>> prompts;
+    std::string ids_from;
+    if (o.n > 0) {
+        if (cfg.max_positions > 0 && o.n > cfg.max_positions)
+            throw UsageError("--n: " + std::to_string(o.n) + " exceeds the context of " + std::to_string(cfg.max_positions));
+        std::vector<bool> stop(cfg.V, false);
+        prompts = eval::sample_prefixes(model, o.count, o.seed, o.n - 1, o.n - 1, 1.0, stop);
+        ids_from = std::to_string(o.count) + " prefixes of " + std::to_string(o.n) + " tokens sampled from the model (seed " +
+                   std::to_string(o.seed) + ", temperature 1)";
+    } else {
+        SetOptions so;
+        so.in = o.in;
+        so.prompt_files = o.prompt_files;
+        so.limit = o.limit;
+        auto tok = find_tokenizer(o.in, cfg, true);
+        prompts = load_prompts(so, cfg, *tok).ids;
+        ids_from = "the first " + std::to_string(prompts.size()) + " prompts of " + files_list(o.prompt_files);
+    }
+    if (prompts.empty()) throw Error("cost: no prompts");
+    const std::string model_name = o.random.empty() ? fs::path(o.in.model).stem().string() : "random " + o.random;
+    say(o.in, "model: " + model_name + ": " + describe(cfg) + "; " + std::to_string(prompts.size()) + " prompts");
+    std::vector<eval::TokenCostResult> runs;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        progress(o.in, "prompt " + std::to_string(i + 1) + " / " + std::to_string(prompts.size()));
+        runs.push_back(eval::token_cost(model, prompts[i], o.ig_steps, o.temperature));
+    }
+    progress(o.in, "");
+    double dep = 0, ig = 0, ixg = 0, n_mean = 0, gap_max = 0;
+    const double P = double(runs.size());
+    for (const eval::TokenCostResult& r : runs) {
+        dep += r.depass_seconds / P;
+        ig += r.ig_seconds / P;
+        ixg += r.ixg_seconds / P;
+        n_mean += r.N / P;
+        gap_max = std::max(gap_max, std::abs(r.ig_gap));
+    }
+    const std::string label = o.label.empty() ? model_name : o.label;
+    nlohmann::json j;
+    j["label"] = label;
+    j["model"] = model_name;
+    if (!o.random.empty()) {
+        j["random_seed"] = o.seed;
+        j["random_std"] = kRandomStd;
+    }
+    j["dtype"] = o.in.dtype;
+    j["config"] = {{"D", cfg.D}, {"L", cfg.L}, {"H", cfg.H}, {"Hkv", cfg.Hkv}, {"I", cfg.I}, {"V", cfg.V}};
+    j["prompts"] = runs.size();
+    j["ids_from"] = ids_from;
+    j["mean_N"] = n_mean;
+    j["ig_steps"] = o.ig_steps;
+#ifdef _OPENMP
+    j["threads"] = omp_get_max_threads();
+#else
+    j["threads"] = 1;
+#endif
+    j["timing"] = "wall-clock seconds per attributed prompt, mean over the prompts; every method runs its own forward";
+    j["depass_includes"] = "forward + init_tokens + propagate + logit_attribution (token level at h[0], softmax rule)";
+    j["integrated_gradients_includes"] =
+        "forward at x + forward at the zero baseline + ig_steps x (forward_from_embeddings + backward), all logits";
+    j["input_x_gradient_includes"] = "forward + backward + x . g per token";
+    j["depass_seconds_per_prompt"] = dep;
+    j["integrated_gradients_seconds_per_prompt"] = ig;
+    j["input_x_gradient_seconds_per_prompt"] = ixg;
+    j["ratio_integrated_gradients_to_depass"] = ig / dep;
+    j["ratio_input_x_gradient_to_depass"] = ixg / dep;
+    j["ig_completeness_gap_max_abs"] = gap_max;
+    for (const eval::TokenCostResult& r : runs)
+        j["per_prompt"].push_back({{"N", r.N},
+                                   {"target", r.target},
+                                   {"depass_seconds", r.depass_seconds},
+                                   {"integrated_gradients_seconds", r.ig_seconds},
+                                   {"input_x_gradient_seconds", r.ixg_seconds},
+                                   {"ig_completeness_gap", r.ig_gap}});
+    std::printf("%s: %zu prompts, mean N %.1f, IG %d steps, %d thread(s)\n", label.c_str(), runs.size(), n_mean,
+                o.ig_steps, j["threads"].get<int>());
+    std::printf("  %-30s %14s %14s\n", "method", "s / prompt", "x DePass");
+    std::printf("  %-30s %14.5f %14.2f\n", "depass (token level)", dep, 1.0);
+    std::printf("  %-30s %14.5f %14.2f\n", ("integrated_gradients (" + std::to_string(o.ig_steps) + ")").c_str(), ig,
+                ig / dep);
+    std::printf("  %-30s %14.5f %14.2f\n", "input_x_gradient", ixg, ixg / dep);
+    if (!o.json.empty()) write_out(o.in, o.json, j.dump(2) + "\n");
+}
+
 }  // namespace
 
 void register_eval(CLI::App& app) {
@@ -673,11 +800,16 @@ void register_eval(CLI::App& app) {
             "ranks the tokens between BOS and the last token; at p = 10..100% the top k = max(1, floor(p (N-2)))\n"
             "are deleted (deletion) or kept alone with BOS and the last token (keeping); score =\n"
             "min(100, |P_clean - P_masked| / P_clean * 100). Methods: depass (token level at h[0], softmax rule,\n"
-            "ignore-special-token on), random, attn_last, attn_mean, rollout, embed_norm, occlusion.\n"
+            "ignore-special-token on), random, attn_last, attn_mean, rollout, embed_norm, occlusion, and the gradient\n"
+            "baselines on f = log P(target): integrated_gradients (zero token-embedding baseline, midpoint rule,\n"
+            "--ig-steps points; the completeness gap sum(attr) - (f(x) - f(0)) is reported), input_x_gradient\n"
+            "(x . df/dx per token), gradient_norm (||df/dx|| per token).\n"
             "Writes tokens_curves.csv, tokens_per_prompt.csv, tokens_summary.json, tokens_deletion.svg, tokens_keeping.svg.\n"
             "Example: depass eval tokens -m weights/stories260K.bin --prompts data/prompts/handwritten.txt --out out/");
         add_set_options(sub, *o);
         sub->add_option("--methods", o->methods, "Comma list of methods (default all)");
+        sub->add_option("--ig-steps", o->ig_steps, "Integrated gradients: points of the midpoint rule")
+            ->capture_default_str();
         sub->callback([o] { wants_double(o->in) ? run_tokens<double>(*o) : run_tokens<float>(*o); });
     }
     for (eval::UnitKind kind : {eval::UnitKind::Head, eval::UnitKind::Neuron}) {
@@ -688,8 +820,9 @@ void register_eval(CLI::App& app) {
             std::string(head ? "Head" : "Neuron") +
                 "-level faithfulness. Every " + (head ? "head (L x H)" : "MLP neuron (L x I)") +
                 " is ranked by DePass (signed and absolute logit attribution of the target at the last position),\n"
-                "random and " + (head ? "the head's output norm" : "|activation|") +
-                " at the last position; the top and the bottom 1, 5, 10% are zeroed (" +
+                "random, " + (head ? "the head's output norm" : "|activation|") +
+                " at the last position, and AtP (|sum over positions of activation x gradient of log P(target)|,\n"
+                "the first-order estimate of zeroing the unit); the top and the bottom 1, 5, 10% are zeroed (" +
                 (head ? "W_O columns" : "W_down column") +
                 ") in a copy of the model.\n"
                 "Reports how often the greedy token survives and the mean drop of its probability.\n"
@@ -731,6 +864,30 @@ void register_eval(CLI::App& app) {
         sub->add_option("--label", o->label, "Label of this run in JSON and plots");
         sub->add_flag("--quiet,-q", o->in.quiet, "No progress on stderr");
         sub->callback([o] { wants_double(o->in) ? run_speed<double>(*o) : run_speed<float>(*o); });
+    }
+    {
+        auto o = std::make_shared<CostOptions>();
+        CLI::App* sub = ev->add_subcommand(
+            "cost",
+            "Token-level cost: wall time per attributed prompt of DePass (token level), integrated gradients\n"
+            "(--ig-steps, default 100) and input x gradient, in the same run, one prompt after the other.\n"
+            "Example: depass eval cost --random stories15M --n 32 --count 5 --json cost.json");
+        sub->add_option("--model,-m", o->in.model, "Model: Hugging Face directory or llama2.c .bin");
+        sub->add_option("--random", o->random, "A random model instead: stories15M (D 288, L 6, H 6, I 768, V 32000)")
+            ->check(CLI::IsMember({"stories15M"}));
+        sub->add_option("--prompts", o->prompt_files, "Prompt file(s), one prompt per line");
+        sub->add_option("--limit", o->limit, "Use the first K prompts of --prompts")->capture_default_str();
+        sub->add_option("--n", o->n, "Instead of --prompts: prefixes of N tokens sampled from the model (seeded)");
+        sub->add_option("--count", o->count, "Number of sampled prefixes with --n")->capture_default_str();
+        sub->add_option("--seed", o->seed, "Seed of the sampled ids and of the random model")->capture_default_str();
+        sub->add_option("--ig-steps", o->ig_steps, "Integrated gradients: points of the midpoint rule")->capture_default_str();
+        sub->add_option("--tokenizer", o->in.tokenizer, "Tokenizer file (default: next to the model)");
+        sub->add_option("--dtype", o->in.dtype, "f32 or f64")->check(CLI::IsMember({"f32", "f64"}))->capture_default_str();
+        sub->add_option("--temperature", o->temperature, "Softmax MLP rule temperature of DePass")->capture_default_str();
+        sub->add_option("--json", o->json, "Write the result as JSON");
+        sub->add_option("--label", o->label, "Label of this run in the JSON");
+        sub->add_flag("--quiet,-q", o->in.quiet, "No progress on stderr");
+        sub->callback([o] { wants_double(o->in) ? run_cost<double>(*o) : run_cost<float>(*o); });
     }
     {
         auto o = std::make_shared<SpeedPlotOptions>();

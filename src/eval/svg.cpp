@@ -12,8 +12,9 @@ namespace depass::eval {
 
 namespace {
 
-const char* kPalette[] = {"#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"};
-constexpr int kPaletteSize = 8;
+const char* kPalette[] = {"#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd",
+                          "#ff7f0e", "#8c564b", "#17becf", "#e377c2", "#bcbd22"};
+constexpr int kPaletteSize = 10;
 
 std::string esc(const std::string& s) {
     std::string o;
@@ -55,7 +56,7 @@ std::vector<double> nice_ticks(double lo, double hi, int n = 5) {
 }
 
 struct Frame {
-    double W = 760, H = 440, left = 70, right = 190, top = 44, bottom = 62;
+    double W = 800, H = 440, left = 70, right = 230, top = 44, bottom = 62;
     double pw() const { return W - left - right; }
     double ph() const { return H - top - bottom; }
 };

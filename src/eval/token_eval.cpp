@@ -11,6 +11,7 @@
 // what matters hurts) and a LOW keeping score (what matters alone suffices).
 #include "depass/eval.hpp"
 
+#include "depass/backward.hpp"
 #include "depass/initialisers.hpp"
 #include "parallel.hpp"
 
@@ -30,20 +31,26 @@ const char* method_name(TokenMethod m) {
         case TokenMethod::Rollout: return "rollout";
         case TokenMethod::EmbeddingNorm: return "embed_norm";
         case TokenMethod::Occlusion: return "occlusion";
+        case TokenMethod::IntegratedGradients: return "integrated_gradients";
+        case TokenMethod::InputXGradient: return "input_x_gradient";
+        case TokenMethod::GradientNorm: return "gradient_norm";
     }
     return "?";
 }
 
 std::vector<TokenMethod> all_token_methods() {
-    return {TokenMethod::DePass,  TokenMethod::Random,        TokenMethod::AttentionLast, TokenMethod::AttentionMean,
-            TokenMethod::Rollout, TokenMethod::EmbeddingNorm, TokenMethod::Occlusion};
+    return {TokenMethod::DePass,         TokenMethod::Random,        TokenMethod::AttentionLast,
+            TokenMethod::AttentionMean,  TokenMethod::Rollout,       TokenMethod::EmbeddingNorm,
+            TokenMethod::Occlusion,      TokenMethod::IntegratedGradients, TokenMethod::InputXGradient,
+            TokenMethod::GradientNorm};
 }
 
 TokenMethod parse_token_method(const std::string& s) {
     for (TokenMethod m : all_token_methods())
         if (s == method_name(m)) return m;
     throw Error("unknown token attribution method '" + s +
-                "' (expected depass, random, attn_last, attn_mean, rollout, embed_norm or occlusion)");
+                "' (expected depass, random, attn_last, attn_mean, rollout, embed_norm, occlusion, "
+                "integrated_gradients, input_x_gradient or gradient_norm)");
 }
 
 // p = exp(l_t - max) / sum_v exp(l_v - max), in double
@@ -151,6 +158,53 @@ std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<in
     return s;
 }
 
+// The integration path h[0](alpha) = alpha x + P (P: learned positions, or 0) at the midpoints
+// alpha_s = (s + 1/2) / S; the gradients are summed in double.
+template <class T>
+IntegratedGradientsResult integrated_gradients(const Model<T>& model, const std::vector<int>& ids, int target,
+                                               int steps) {
+    if (steps < 1) throw Error("integrated_gradients: " + std::to_string(steps) + " steps (expected >= 1)");
+    check_ids(model.cfg, ids);
+    const int N = int(ids.size()), pos = N - 1;
+    const Mat<T> x = token_embeddings(model, ids);
+    const Mat<T> P = model.w.pos_emb.size() ? Mat<T>(model.w.pos_emb.topRows(N)) : Mat<T>(Mat<T>::Zero(N, model.cfg.D));
+    IntegratedGradientsResult r;
+    r.f_x = log_prob_from_embeddings(model, Mat<T>(x + P), ids, pos, target);
+    r.f_0 = log_prob_from_embeddings(model, P, ids, pos, target);
+    Mat<double> gsum = Mat<double>::Zero(N, model.cfg.D);
+    for (int s = 0; s < steps; ++s) {
+        const T alpha = T((s + 0.5) / steps);
+        const Trace<T> t = forward_from_embeddings(model, Mat<T>(alpha * x + P), ids, pos);
+        gsum += backward(model, t, pos, target).h0.template cast<double>();
+    }
+    const Mat<double> attr = x.template cast<double>().cwiseProduct(gsum) / double(steps);
+    r.scores.resize(N);
+    for (int j = 0; j < N; ++j) {
+        r.scores[j] = attr.row(j).sum();
+        r.sum += r.scores[j];
+    }
+    return r;
+}
+
+template <class T>
+std::vector<double> input_x_gradient_scores(const Model<T>& model, const Trace<T>& trace, int target) {
+    const int N = trace.N();
+    const Mat<double> g = backward(model, trace, N - 1, target).h0.template cast<double>();
+    const Mat<double> x = token_embeddings(model, trace.ids).template cast<double>();
+    std::vector<double> s(N);
+    for (int j = 0; j < N; ++j) s[j] = x.row(j).dot(g.row(j));
+    return s;
+}
+
+template <class T>
+std::vector<double> gradient_norm_scores(const Model<T>& model, const Trace<T>& trace, int target) {
+    const int N = trace.N();
+    const Mat<double> g = backward(model, trace, N - 1, target).h0.template cast<double>();
+    std::vector<double> s(N);
+    for (int j = 0; j < N; ++j) s[j] = g.row(j).norm();
+    return s;
+}
+
 namespace {
 
 // Candidates 1..N-2 ordered by descending score (ties: earlier position first).
@@ -229,6 +283,16 @@ PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<in
                 case TokenMethod::Rollout: s = rollout_scores(trace); break;
                 case TokenMethod::EmbeddingNorm: s = embedding_norm_scores(trace); break;
                 case TokenMethod::Occlusion: s = occlusion_scores(model, ids, r.target, r.p_clean); break;
+                case TokenMethod::IntegratedGradients: {
+                    const IntegratedGradientsResult ig = integrated_gradients(model, ids, r.target, opt.ig_steps);
+                    s = ig.scores;
+                    r.ig_f_x = ig.f_x;
+                    r.ig_f_0 = ig.f_0;
+                    r.ig_gap = ig.gap();
+                    break;
+                }
+                case TokenMethod::InputXGradient: s = input_x_gradient_scores(model, trace, r.target); break;
+                case TokenMethod::GradientNorm: s = gradient_norm_scores(model, trace, r.target); break;
                 case TokenMethod::Random: break;
             }
             curves(rank_candidates(s), del, keep);
@@ -308,6 +372,44 @@ TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector
     return s;
 }
 
+template <class T>
+TokenCostResult token_cost(const Model<T>& model, const std::vector<int>& ids, int ig_steps, double temperature) {
+    using clock = std::chrono::steady_clock;
+    auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
+    TokenCostResult r;
+    r.N = int(ids.size());
+    r.ig_steps = ig_steps;
+    {
+        const Trace<T> t = forward(model, ids);
+        Eigen::Index best;
+        t.logits.row(r.N - 1).maxCoeff(&best);
+        r.target = int(best);
+    }
+    double sink = 0;  // keeps the results alive
+    auto t0 = clock::now();
+    {
+        const Trace<T> t = forward(model, ids);
+        sink += depass_token_scores(model, t, r.target, temperature)[0];
+    }
+    r.depass_seconds = since(t0);
+    t0 = clock::now();
+    {
+        // f(x) inside is the recorded forward at the input
+        const IntegratedGradientsResult ig = integrated_gradients(model, ids, r.target, ig_steps);
+        sink += ig.scores[0];
+        r.ig_gap = ig.gap();
+    }
+    r.ig_seconds = since(t0);
+    t0 = clock::now();
+    {
+        const Trace<T> t = forward(model, ids);
+        sink += input_x_gradient_scores(model, t, r.target)[0];
+    }
+    r.ixg_seconds = since(t0);
+    if (std::isnan(sink)) throw Error("token_cost: NaN attribution");
+    return r;
+}
+
 #define DEPASS_INSTANTIATE(T)                                                                                    \
     template double softmax_probability(const Mat<T>&, int, int);                                               \
     template double target_probability(const Model<T>&, const std::vector<int>&, int);                          \
@@ -317,6 +419,10 @@ TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector
     template std::vector<double> rollout_scores(const Trace<T>&);                                                \
     template std::vector<double> embedding_norm_scores(const Trace<T>&);                                         \
     template std::vector<double> occlusion_scores(const Model<T>&, const std::vector<int>&, int, double);        \
+    template IntegratedGradientsResult integrated_gradients(const Model<T>&, const std::vector<int>&, int, int); \
+    template std::vector<double> input_x_gradient_scores(const Model<T>&, const Trace<T>&, int);                \
+    template std::vector<double> gradient_norm_scores(const Model<T>&, const Trace<T>&, int);                   \
+    template TokenCostResult token_cost(const Model<T>&, const std::vector<int>&, int, double);                 \
     template PromptTokenResult token_faithfulness(const Model<T>&, const std::vector<int>&,                      \
                                                   const TokenEvalOptions&, uint64_t);                            \
     template TokenEvalSummary token_eval(const Model<T>&, const std::vector<std::vector<int>>&,                  \

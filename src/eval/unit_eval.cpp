@@ -7,6 +7,7 @@
 // the MLP output; the activation itself is unchanged).
 #include "depass/eval.hpp"
 
+#include "depass/backward.hpp"
 #include "depass/initialisers.hpp"
 #include "parallel.hpp"
 
@@ -26,12 +27,13 @@ const char* method_name(UnitMethod m) {
         case UnitMethod::DePassAbs: return "depass_abs";
         case UnitMethod::Random: return "random";
         case UnitMethod::Magnitude: return "magnitude";
+        case UnitMethod::Atp: return "atp";
     }
     return "?";
 }
 
 std::vector<UnitMethod> all_unit_methods() {
-    return {UnitMethod::DePassSigned, UnitMethod::DePassAbs, UnitMethod::Random, UnitMethod::Magnitude};
+    return {UnitMethod::DePassSigned, UnitMethod::DePassAbs, UnitMethod::Random, UnitMethod::Magnitude, UnitMethod::Atp};
 }
 
 int zeroed_count(double fraction, int total) {
@@ -77,6 +79,34 @@ std::vector<double> magnitude_unit_scores(const Model<T>& model, const Trace<T>&
                 const Vec<T> out = model.w.layers[l].wo.middleCols(long(u) * cfg.Dh, cfg.Dh) * ctx.transpose();
                 s[size_t(l) * U + u] = double(out.norm());
             }
+        }
+    }
+    return s;
+}
+
+// Zeroing head h of layer l replaces its context c_h (columns h*Dh .. h*Dh+Dh-1 of attn_ctx)
+// by 0 at every position, so to first order  f(zeroed) - f = sum_n (0 - c_h[n]) . g_h[n];
+// the same for a neuron's activation column. Score = |that estimate|.
+template <class T>
+std::vector<double> atp_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind, int target) {
+    const Config& cfg = model.cfg;
+    const int N = trace.N(), U = units_per_layer(cfg, kind);
+    const Gradients<T> g = backward(model, trace, N - 1, target);
+    std::vector<double> s(size_t(cfg.L) * U);
+    for (int l = 0; l < cfg.L; ++l) {
+        const LayerTrace<T>& lt = trace.layers[l];
+        for (int u = 0; u < U; ++u) {
+            double est = 0;
+            if (kind == UnitKind::Head) {
+                for (int n = 0; n < N; ++n)
+                    for (int d = 0; d < cfg.Dh; ++d) {
+                        const long col = long(u) * cfg.Dh + d;
+                        est -= double(lt.attn_ctx(n, col)) * double(g.attn_ctx[l](n, col));
+                    }
+            } else {
+                for (int n = 0; n < N; ++n) est -= double(lt.mlp_act(n, u)) * double(g.mlp_act[l](n, u));
+            }
+            s[size_t(l) * U + u] = std::abs(est);
         }
     }
     return s;
@@ -171,11 +201,12 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
             const int target = int(best);
             const double pc = softmax_probability(trace.logits, N - 1, target);
             p_clean[i] = pc;
-            std::vector<double> dep, mag;
+            std::vector<double> dep, mag, atp;
             for (UnitMethod m : opt.methods) {
                 if ((m == UnitMethod::DePassSigned || m == UnitMethod::DePassAbs) && dep.empty())
                     dep = depass_unit_scores(model, trace, kind, target, opt.temperature);
                 if (m == UnitMethod::Magnitude && mag.empty()) mag = magnitude_unit_scores(model, trace, kind);
+                if (m == UnitMethod::Atp && atp.empty()) atp = atp_unit_scores(model, trace, kind, target);
             }
             size_t row = 0;
             for (UnitMethod m : opt.methods) {
@@ -195,6 +226,8 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
                     std::vector<double> a(dep.size());
                     for (size_t k = 0; k < a.size(); ++k) a[k] = std::abs(dep[k]);
                     orders.push_back(order_descending(a));
+                } else if (m == UnitMethod::Atp) {
+                    orders.push_back(order_descending(atp));
                 } else {
                     orders.push_back(order_descending(mag));
                 }
@@ -241,6 +274,7 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
 #define DEPASS_INSTANTIATE(T)                                                                                    \
     template std::vector<double> depass_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int, double);    \
     template std::vector<double> magnitude_unit_scores(const Model<T>&, const Trace<T>&, UnitKind);              \
+    template std::vector<double> atp_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int);               \
     template void zero_head(Model<T>&, int, int);                                                                \
     template void zero_neuron(Model<T>&, int, int);                                                              \
     template void restore_unit(Model<T>&, const Model<T>&, UnitKind, int, int);                                  \

@@ -238,7 +238,7 @@ Config stories_shape(const std::string& name) {
     c.norm = NormKind::RMSNorm;
     c.mlp = MlpKind::SwiGLU;
     c.act = Activation::SiLU;
-    c.rope = RopeStyle::Half;
+    c.rope = RopeStyle::Interleaved;  // llama2.c's layout
     c.tied_embeddings = true;
     return c;
 }
