@@ -252,63 +252,9 @@ TEST_CASE("embedding, unembedding and log-softmax backward", "[backward]") {
 
 namespace {
 
-enum class Arch { LlamaHalf, LlamaInterleaved, Qwen2, Gpt2 };
-const char* arch_name(Arch a) {
-    switch (a) {
-        case Arch::LlamaHalf: return "llama (GQA, rotate-half RoPE)";
-        case Arch::LlamaInterleaved: return "llama (GQA, interleaved RoPE)";
-        case Arch::Qwen2: return "qwen2 (q/k/v biases, one KV head, tied)";
-        case Arch::Gpt2: return "gpt2 (LayerNorm, GELU, biases, learned positions)";
-    }
-    return "?";
-}
-
-// The small configs of the decomposition tests: LLaMA with GQA (D != H Dh), Qwen2 with q/k/v
-// biases and one KV head, GPT-2 with LayerNorm, GELU, every bias and learned positions.
-Config make_config(Arch a) {
-    Config c;
-    c.I = 48;
-    c.L = 2;
-    c.H = 4;
-    c.Dh = 8;
-    c.V = 50;
-    c.max_positions = 64;
-    c.norm_eps = 1e-5;
-    switch (a) {
-        case Arch::LlamaHalf:
-        case Arch::LlamaInterleaved:
-            c.model_type = "llama";
-            c.D = 24;
-            c.Hkv = 2;
-            c.rope = a == Arch::LlamaHalf ? RopeStyle::Half : RopeStyle::Interleaved;
-            break;
-        case Arch::Qwen2:
-            c.model_type = "qwen2";
-            c.D = 32;
-            c.Hkv = 1;
-            c.rope = RopeStyle::Half;
-            c.rope_theta = 1e6;
-            c.qkv_bias = true;
-            c.tied_embeddings = true;
-            break;
-        case Arch::Gpt2:
-            c.model_type = "gpt2";
-            c.D = 32;
-            c.Hkv = 4;
-            c.norm = NormKind::LayerNorm;
-            c.mlp = MlpKind::GeluMLP;
-            c.act = Activation::GeluTanh;
-            c.rope = RopeStyle::None;
-            c.learned_positions = true;
-            c.qkv_bias = true;
-            c.o_bias = true;
-            c.mlp_bias = true;
-            c.tied_embeddings = true;
-            break;
-    }
-    validate_config(c);
-    return c;
-}
+using Arch = depass_test::TinyArch;
+const char* arch_name(Arch a) { return depass_test::tiny_arch_name(a); }
+Config make_config(Arch a) { return depass_test::tiny_config(a); }
 
 // An independent forward for the finite differences: the block loop of forward() written
 // again from the forward ops, with an additive perturbation of one layer's attention context
@@ -353,7 +299,7 @@ std::vector<int> random_ids(int N, int V, uint64_t seed) {
 
 TEST_CASE("model backward: df/dh0, df/d attn_ctx, df/d mlp_act against finite differences, every coordinate",
           "[backward]") {
-    for (Arch arch : {Arch::LlamaHalf, Arch::LlamaInterleaved, Arch::Qwen2, Arch::Gpt2}) {
+    for (Arch arch : {Arch::Llama, Arch::LlamaInterleaved, Arch::Qwen2, Arch::Gpt2}) {
         const Model<double> m = random_model<double>(make_config(arch), 2000 + uint64_t(arch));
         const Config& c = m.cfg;
         const std::vector<int> ids = random_ids(7, c.V, 31 + uint64_t(arch));
@@ -393,7 +339,7 @@ TEST_CASE("model backward: df/dh0, df/d attn_ctx, df/d mlp_act against finite di
 }
 
 TEST_CASE("model backward: exact identities on the gradients", "[backward]") {
-    for (Arch arch : {Arch::LlamaHalf, Arch::Gpt2}) {
+    for (Arch arch : {Arch::Llama, Arch::Gpt2}) {
         INFO(arch_name(arch));
         const Model<double> m = random_model<double>(make_config(arch), 2100 + uint64_t(arch));
         const Config& c = m.cfg;

@@ -123,74 +123,18 @@ Components<T> random_split(const Mat<T>& state, int M, std::mt19937_64& rng) {
 
 // ---- the three architectures -------------------------------------------------------------------
 
-enum class Arch { Llama, Qwen2, Gpt2 };
+using Arch = depass_test::TinyArch;
 const Arch kArchs[] = {Arch::Llama, Arch::Qwen2, Arch::Gpt2};
+const char* arch_name(Arch a) { return depass_test::tiny_arch_name(a); }
+Config make_config(Arch a) { return depass_test::tiny_config(a); }
 
-const char* arch_name(Arch a) {
+uint64_t arch_seed(Arch a) {
     switch (a) {
-        case Arch::Llama:
-            return "llama-gqa";
-        case Arch::Qwen2:
-            return "qwen2";
-        case Arch::Gpt2:
-            return "gpt2";
+        case Arch::Qwen2: return 1017;
+        case Arch::Gpt2: return 1034;
+        default: return 1000;
     }
-    return "?";
 }
-
-// Small configs: LLaMA-like with GQA (and D != H * Dh), Qwen2-like with q/k/v biases and
-// a single KV head, GPT-2-like with LayerNorm, GELU, every bias and learned positions.
-Config make_config(Arch a) {
-    Config c;
-    c.I = 48;
-    c.L = 2;
-    c.H = 4;
-    c.Dh = 8;
-    c.V = 50;
-    c.max_positions = 64;
-    c.norm_eps = 1e-5;
-    switch (a) {
-        case Arch::Llama:
-            c.model_type = "llama";
-            c.D = 24;
-            c.Hkv = 2;
-            c.norm = NormKind::RMSNorm;
-            c.mlp = MlpKind::SwiGLU;
-            c.act = Activation::SiLU;
-            c.rope = RopeStyle::Half;
-            break;
-        case Arch::Qwen2:
-            c.model_type = "qwen2";
-            c.D = 32;
-            c.Hkv = 1;
-            c.norm = NormKind::RMSNorm;
-            c.mlp = MlpKind::SwiGLU;
-            c.act = Activation::SiLU;
-            c.rope = RopeStyle::Half;
-            c.rope_theta = 1e6;
-            c.qkv_bias = true;
-            c.tied_embeddings = true;
-            break;
-        case Arch::Gpt2:
-            c.model_type = "gpt2";
-            c.D = 32;
-            c.Hkv = 4;
-            c.norm = NormKind::LayerNorm;
-            c.mlp = MlpKind::GeluMLP;
-            c.act = Activation::GeluTanh;
-            c.rope = RopeStyle::None;
-            c.learned_positions = true;
-            c.qkv_bias = true;
-            c.o_bias = true;
-            c.mlp_bias = true;
-            c.tied_embeddings = true;
-            break;
-    }
-    validate_config(c);
-    return c;
-}
-
-uint64_t arch_seed(Arch a) { return 1000 + uint64_t(a) * 17; }
 
 std::vector<int> random_ids(int N, int V, uint64_t seed) {
     std::mt19937_64 rng(seed);

@@ -52,4 +52,60 @@ int run_command(const std::string& cmd, std::string* out) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+const char* tiny_arch_name(TinyArch a) {
+    switch (a) {
+        case TinyArch::Llama: return "llama (GQA, rotate-half RoPE)";
+        case TinyArch::LlamaInterleaved: return "llama (GQA, interleaved RoPE)";
+        case TinyArch::Qwen2: return "qwen2 (q/k/v biases, one KV head, tied)";
+        case TinyArch::Gpt2: return "gpt2 (LayerNorm, GELU, biases, learned positions)";
+    }
+    return "?";
+}
+
+depass::Config tiny_config(TinyArch a) {
+    using namespace depass;
+    Config c;
+    c.I = 48;
+    c.L = 2;
+    c.H = 4;
+    c.Dh = 8;
+    c.V = 50;
+    c.max_positions = 64;
+    c.norm_eps = 1e-5;
+    switch (a) {
+        case TinyArch::Llama:
+        case TinyArch::LlamaInterleaved:
+            c.model_type = "llama";
+            c.D = 24;
+            c.Hkv = 2;
+            c.rope = a == TinyArch::Llama ? RopeStyle::Half : RopeStyle::Interleaved;
+            break;
+        case TinyArch::Qwen2:
+            c.model_type = "qwen2";
+            c.D = 32;
+            c.Hkv = 1;
+            c.rope = RopeStyle::Half;
+            c.rope_theta = 1e6;
+            c.qkv_bias = true;
+            c.tied_embeddings = true;
+            break;
+        case TinyArch::Gpt2:
+            c.model_type = "gpt2";
+            c.D = 32;
+            c.Hkv = 4;
+            c.norm = NormKind::LayerNorm;
+            c.mlp = MlpKind::GeluMLP;
+            c.act = Activation::GeluTanh;
+            c.rope = RopeStyle::None;
+            c.learned_positions = true;
+            c.qkv_bias = true;
+            c.o_bias = true;
+            c.mlp_bias = true;
+            c.tied_embeddings = true;
+            break;
+    }
+    validate_config(c);
+    return c;
+}
+
 }  // namespace depass_test

@@ -7,6 +7,7 @@
 // With DEPASS_REQUIRE_FIXTURES=1 (as .ci/run sets) a missing directory fails.
 #pragma once
 
+#include "depass/config.hpp"
 #include "depass/types.hpp"
 
 #include <catch2/catch.hpp>
@@ -28,6 +29,14 @@ std::string temp_dir();                   // a fresh directory for this test bin
 
 // Runs a shell command, returns its exit status; captures stdout+stderr in *out.
 int run_command(const std::string& cmd, std::string* out = nullptr);
+
+// Tiny configs of the op-level tests, one per architecture family: LLaMA with GQA (and
+// D != H Dh) in either RoPE layout, Qwen2 with q/k/v biases and a single KV head (theta 1e6,
+// tied), GPT-2 with LayerNorm, GELU, every bias and learned positions. D 24-32, L 2, H 4,
+// Dh 8, I 48, V 50, 64 positions.
+enum class TinyArch { Llama, LlamaInterleaved, Qwen2, Gpt2 };
+depass::Config tiny_config(TinyArch a);
+const char* tiny_arch_name(TinyArch a);  // e.g. "llama (GQA, rotate-half RoPE)"
 
 // max |a - b| and max |b| over two equally sized arrays.
 struct Diff {
