@@ -72,11 +72,7 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
         const std::vector<int> ids = random_ids(cfg, N, 7 + N);
         const Trace<T> trace = forward(model, ids);
         const Initialised<T> init = init_tokens(model, trace, 0);
-        DecomposeOptions opt;
-        opt.rule = MlpRule::Softmax;
-        opt.temperature = 0.1;
-        opt.ignore_special_token = true;
-        opt.pos0_component = init.pos0_component;
+        const DecomposeOptions opt = init.options(MlpRule::Softmax, 0.1);  // ignore-special-token on
 
         // Memory: one propagate() with the peak resident set reset just before it and
         // free memory handed back first. This first call also pages in its buffers
@@ -156,9 +152,7 @@ void profile_once(const std::string& shape, int N) {
     const Trace<T> trace = forward(model, ids);
     const double t_fwd = seconds_since(t0);
     const Initialised<T> init = init_tokens(model, trace, 0);
-    DecomposeOptions opt;
-    opt.ignore_special_token = true;
-    opt.pos0_component = init.pos0_component;
+    const DecomposeOptions opt = init.options();
     t0 = Clock::now();
     Components<T> out = propagate(model, trace, init.comps, init.cut, opt);
     const double t_prop = seconds_since(t0);

@@ -20,6 +20,17 @@ struct Initialised {
     int pos0_component = 0;
     bool ignore_special_default = false;
     std::string level;  // "token", "module", "head", "neuron", "subspace", "custom"
+
+    // Options for propagate() with this level's defaults: the given MLP rule and
+    // temperature, the level's ignore-special-token default and position-0 component.
+    DecomposeOptions options(MlpRule rule = MlpRule::Softmax, double temperature = 0.1) const {
+        DecomposeOptions opt;
+        opt.rule = rule;
+        opt.temperature = temperature;
+        opt.ignore_special_token = ignore_special_default;
+        opt.pos0_component = pos0_component;
+        return opt;
+    }
 };
 
 // The true residual state at a cut point.

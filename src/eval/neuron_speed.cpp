@@ -121,11 +121,7 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
     for (int l = 0; l < L; ++l) {
         clock = Clock();
         Initialised<T> init = init_neurons(model, trace, l, {}, 0);
-        DecomposeOptions opt;
-        opt.rule = MlpRule::Softmax;
-        opt.temperature = temperature;
-        opt.ignore_special_token = init.ignore_special_default;
-        opt.pos0_component = init.pos0_component;
+        const DecomposeOptions opt = init.options(MlpRule::Softmax, temperature);
         const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
         const Tensor<T> attr = logit_attribution(model, trace, out, targets);
         for (int i = 0; i < I; ++i) r.depass_scores[size_t(l) * I + i] = double(attr.data[size_t(i) * N + (N - 1)]);

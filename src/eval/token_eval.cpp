@@ -76,11 +76,7 @@ template <class T>
 std::vector<double> depass_token_scores(const Model<T>& model, const Trace<T>& trace, int target, double temperature) {
     const int N = trace.N();
     Initialised<T> init = init_tokens(model, trace, 0);
-    DecomposeOptions opt;
-    opt.rule = MlpRule::Softmax;
-    opt.temperature = temperature;
-    opt.ignore_special_token = true;
-    opt.pos0_component = init.pos0_component;
+    const DecomposeOptions opt = init.options(MlpRule::Softmax, temperature);  // ignore-special-token on
     const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
     const std::vector<std::vector<int>> targets(N, std::vector<int>{target});
     const Tensor<T> attr = logit_attribution(model, trace, out, targets);

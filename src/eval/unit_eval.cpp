@@ -51,11 +51,7 @@ std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& tr
     std::vector<double> s(size_t(cfg.L) * U);
     for (int l = 0; l < cfg.L; ++l) {
         Initialised<T> init = kind == UnitKind::Head ? init_heads(model, trace, l, {}) : init_neurons(model, trace, l, {}, 0);
-        DecomposeOptions opt;
-        opt.rule = MlpRule::Softmax;
-        opt.temperature = temperature;
-        opt.ignore_special_token = init.ignore_special_default;
-        opt.pos0_component = init.pos0_component;
+        const DecomposeOptions opt = init.options(MlpRule::Softmax, temperature);
         const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
         const Tensor<T> attr = logit_attribution(model, trace, out, targets);
         for (int u = 0; u < U; ++u) s[size_t(l) * U + u] = double(attr.data[size_t(u) * N + (N - 1)]);
