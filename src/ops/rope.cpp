@@ -12,27 +12,33 @@
 #include "check.hpp"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 namespace depass {
 
+namespace {
+
+// Rotates every pair of every head of every row n by the angle  sign * (pos0 + n) * theta^(-2i/Dh).
 template <class T>
-void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0) {
-    if (style == RopeStyle::None) return;
-    detail::check_dim("rope", "width", x.cols(), long(nheads) * Dh);
-    if (Dh % 2) throw Error("rope: head dimension " + std::to_string(Dh) + " is odd");
+void rotate_pairs(const char* what, Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0,
+                  double sign) {
+    detail::check_dim(what, "width", x.cols(), long(nheads) * Dh);
+    if (Dh % 2) throw Error(std::string(what) + ": head dimension " + std::to_string(Dh) + " is odd");
     const int half = Dh / 2;
     const long N = x.rows();
+    std::vector<double> inv_freq(half);  // theta^(-2i/Dh)
+    for (int i = 0; i < half; ++i) inv_freq[i] = 1.0 / std::pow(theta, double(2 * i) / double(Dh));
 #pragma omp parallel for if (N * x.cols() > 16384)
     for (long n = 0; n < N; ++n) {
         const double p = double(pos0 + n);
         for (int i = 0; i < half; ++i) {
-            const double inv_freq = 1.0 / std::pow(theta, double(2 * i) / double(Dh));
-            const double angle = p * inv_freq;
+            const double angle = sign * (p * inv_freq[i]);
             const T c = T(std::cos(angle)), s = T(std::sin(angle));
+            const int ia = style == RopeStyle::Interleaved ? 2 * i : i;
+            const int ib = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
             for (int h = 0; h < nheads; ++h) {
                 T* head = x.data() + n * x.cols() + long(h) * Dh;
-                const int ia = style == RopeStyle::Interleaved ? 2 * i : i;
-                const int ib = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
                 const T a = head[ia], b = head[ib];
                 head[ia] = a * c - b * s;
                 head[ib] = a * s + b * c;
@@ -41,30 +47,21 @@ void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0
     }
 }
 
+}  // namespace
+
+template <class T>
+void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0) {
+    if (style == RopeStyle::None) return;
+    rotate_pairs("rope", x, nheads, Dh, style, theta, pos0, +1.0);
+}
+
 // Backward of rope. Per pair, (a', b') = R (a, b) with R = [[c, -s], [s, c]], so
 //   (df/da, df/db) = R^T (df/da', df/db') = (c da' + s db',  -s da' + c db'):
-// the same rotation by the opposite angle, applied to the gradient.
+// the same rotation by the opposite angle (R^T = R(-angle)), applied to the gradient.
 template <class T>
 void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, double theta, int pos0) {
     if (style == RopeStyle::None) return;
-    detail::check_dim("rope_backward", "width", d.cols(), long(nheads) * Dh);
-    if (Dh % 2) throw Error("rope_backward: head dimension " + std::to_string(Dh) + " is odd");
-    const int half = Dh / 2;
-    for (long n = 0; n < d.rows(); ++n) {
-        const double p = double(pos0 + n);
-        for (int i = 0; i < half; ++i) {
-            const double angle = p * (1.0 / std::pow(theta, double(2 * i) / double(Dh)));
-            const T c = T(std::cos(angle)), s = T(std::sin(angle));
-            const int ia = style == RopeStyle::Interleaved ? 2 * i : i;
-            const int ib = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
-            for (int h = 0; h < nheads; ++h) {
-                T* head = d.data() + n * d.cols() + long(h) * Dh;
-                const T da = head[ia], db = head[ib];
-                head[ia] = c * da + s * db;
-                head[ib] = -s * da + c * db;
-            }
-        }
-    }
+    rotate_pairs("rope_backward", d, nheads, Dh, style, theta, pos0, -1.0);
 }
 
 template void rope(Mat<float>&, int, int, RopeStyle, double, int);
