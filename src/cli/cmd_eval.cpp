@@ -441,7 +441,7 @@ void run_prompts(const PromptsOptions& o) {
 
 struct SpeedOptions {
     InputOptions in;
-    std::string random;  // "stories15M"
+    std::string random;  // "stories15M" or "stories110M"
     int n = 0;
     uint64_t seed = 1;
     bool no_ablation = false;
@@ -458,12 +458,12 @@ constexpr double kRandomStd = 0.02;
 template <class T>
 void run_speed(const SpeedOptions& o) {
     if (o.in.model.empty() == o.random.empty())
-        throw UsageError("neurons-speed: give exactly one of --model PATH or --random stories15M");
+        throw UsageError("neurons-speed: give exactly one of --model PATH or --random stories15M|stories110M");
     const int given = int(!o.in.ids.empty()) + int(!o.in.prompt.empty()) + int(o.n > 0);
     if (given != 1) throw UsageError("neurons-speed: give exactly one of --ids, --prompt or --n N");
     const bool tuned = !o.system_malloc && keep_freed_memory();
     const Model<T> model = o.random.empty() ? load_model<T>(o.in.model)
-                                            : random_model<T>(stories_shape("stories15M"), o.seed, kRandomStd);
+                                            : random_model<T>(stories_shape(o.random), o.seed, kRandomStd);
     const Config& cfg = model.cfg;
     std::vector<int> ids;
     std::string ids_from;
@@ -663,7 +663,7 @@ void run_speed_plot(const SpeedPlotOptions& o) {
 
 struct CostOptions {
     InputOptions in;
-    std::string random;  // "stories15M"
+    std::string random;  // "stories15M" or "stories110M"
     std::vector<std::string> prompt_files;
     int limit = 10;
     int n = 0, count = 5;
@@ -676,14 +676,14 @@ struct CostOptions {
 template <class T>
 void run_cost(const CostOptions& o) {
     if (o.in.model.empty() == o.random.empty())
-        throw UsageError("cost: give exactly one of --model PATH or --random stories15M");
+        throw UsageError("cost: give exactly one of --model PATH or --random stories15M|stories110M");
     if (o.prompt_files.empty() == (o.n <= 0))
         throw UsageError("cost: give exactly one of --prompts FILE... or --n N (with --count K sampled prefixes)");
     if (o.ig_steps < 1) throw UsageError("--ig-steps: " + std::to_string(o.ig_steps) + " (expected >= 1)");
     if (o.limit < 1 || o.count < 1) throw UsageError("--limit and --count must be >= 1");
     keep_freed_memory();
     const Model<T> model = o.random.empty() ? load_model<T>(o.in.model)
-                                            : random_model<T>(stories_shape("stories15M"), o.seed, kRandomStd);
+                                            : random_model<T>(stories_shape(o.random), o.seed, kRandomStd);
     const Config& cfg = model.cfg;
     std::vector<std::vector<int>> prompts;
     std::string ids_from;
@@ -841,8 +841,10 @@ void register_eval(CLI::App& app) {
             "DePass scores with the measured effects on the target logit.\n"
             "Example: depass eval neurons-speed --random stories15M --n 32 --json speed.json");
         sub->add_option("--model,-m", o->in.model, "Model: Hugging Face directory or llama2.c .bin");
-        sub->add_option("--random", o->random, "A random model instead: stories15M (D 288, L 6, H 6, I 768, V 32000)")
-            ->check(CLI::IsMember({"stories15M"}));
+        sub->add_option("--random", o->random,
+                        "A random model instead (weights N(0, 0.02^2), seed --seed): stories15M (D 288, L 6, H 6, "
+                        "I 768) or stories110M (D 768, L 12, H 12, I 2048), V 32000")
+            ->check(CLI::IsMember({"stories15M", "stories110M"}));
         sub->add_option("--ids", o->in.ids, "Token ids, comma-separated");
         sub->add_option("--prompt,-p", o->in.prompt, "Text to tokenise (BOS is prepended)");
         sub->add_option("--n", o->n, "N tokens: BOS then N-1 tokens sampled from the model (seeded)");
@@ -873,8 +875,10 @@ void register_eval(CLI::App& app) {
             "(--ig-steps, default 100) and input x gradient, in the same run, one prompt after the other.\n"
             "Example: depass eval cost --random stories15M --n 32 --count 5 --json cost.json");
         sub->add_option("--model,-m", o->in.model, "Model: Hugging Face directory or llama2.c .bin");
-        sub->add_option("--random", o->random, "A random model instead: stories15M (D 288, L 6, H 6, I 768, V 32000)")
-            ->check(CLI::IsMember({"stories15M"}));
+        sub->add_option("--random", o->random,
+                        "A random model instead (weights N(0, 0.02^2), seed --seed): stories15M (D 288, L 6, H 6, "
+                        "I 768) or stories110M (D 768, L 12, H 12, I 2048), V 32000")
+            ->check(CLI::IsMember({"stories15M", "stories110M"}));
         sub->add_option("--prompts", o->prompt_files, "Prompt file(s), one prompt per line");
         sub->add_option("--limit", o->limit, "Use the first K prompts of --prompts")->capture_default_str();
         sub->add_option("--n", o->n, "Instead of --prompts: prefixes of N tokens sampled from the model (seeded)");
