@@ -460,6 +460,27 @@ TEST_CASE("input x gradient and gradient norm against finite differences of the 
     }
 }
 
+TEST_CASE("input x gradient with learned positions: only the token embedding is the input", "[eval][gradients]") {
+    // GPT-2: h0[j] = E[ids[j]] + P[j] and x_j = E[ids[j]], so x_j . g_j is the derivative of f
+    // when the token part of row j alone is scaled: h0[j] = (1 + s) E[ids[j]] + P[j].
+    const Model<double> m = random_model<double>(depass_test::tiny_config(depass_test::TinyArch::Gpt2), 4242);
+    const std::vector<int> ids{3, 17, 5, 41, 8, 22, 9};
+    const Trace<double> t = forward(m, ids);
+    const int N = t.N(), target = 11;
+    const Mat<double> x = token_embeddings(m, ids);
+    REQUIRE((t.h[0] - x).cwiseAbs().maxCoeff() > 0.1);  // the positions are really there
+    const std::vector<double> ixg = ev::input_x_gradient_scores(m, t, target);
+    for (int j = 0; j < N; ++j) {
+        INFO("token " << j);
+        const double fd = fd5([&](double s) {
+            Mat<double> h0 = t.h[0];
+            h0.row(j) += s * x.row(j);
+            return log_prob_from_embeddings(m, h0, ids, N - 1, target);
+        });
+        CHECK(std::abs(ixg[j] - fd) <= tolerance::gradient_fd_rel * std::max(std::abs(fd), 1e-6));
+    }
+}
+
 TEST_CASE("AtP: the first-order effect of zeroing, against finite differences on scaled weights", "[eval][gradients]") {
     const Model<double>& m = model_f64();
     const std::vector<int> ids = greedy_ids(m, 11);

@@ -11,8 +11,10 @@
 // Input of the gradient methods. The "input" x of integrated gradients and input x gradient
 // is the TOKEN embedding E[ids[n]]; GPT-2's learned position embedding P[n] is kept fixed
 // (h[0] = alpha E[ids] + P on the integration path). Positions are not something a token
-// deletion can remove, so they are not attributed. Since h[0] = E[ids] + P, df/dE[ids[n]]
-// (the row's gradient) equals df/dh[0][n].
+// deletion can remove, so they are not attributed. Since h[0] = E[ids] + P, the gradient
+// with respect to the per-position input x[n] = E[ids[n]] equals df/dh[0][n]. (That is not
+// the gradient of the weight matrix E: a token occurring twice sums its rows, and with tied
+// embeddings the unembedding adds its own term; no gradient method here needs it.)
 #pragma once
 
 #include "depass/forward.hpp"

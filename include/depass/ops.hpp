@@ -20,8 +20,10 @@ namespace depass {
 // x[n] = E[ids[n]] (+ P[n] with learned positions).        E [V, D], P [>=N, D] -> [N, D]
 template <class T>
 Mat<T> embed(const Mat<T>& tok_emb, const Mat<T>& pos_emb, const std::vector<int>& ids);
-// Backward of embed (the gradient of a scalar f reaching the weights): with dx = df/dx [N, D],
+// Backward of embed (the part of a scalar f's weight gradient that flows through the
+// embedding lookup): with dx = df/dx [N, D],
 //   df/dE[v] = sum_{n : ids[n] = v} dx[n]   ([V, D], rows of unused tokens zero);
+// with tied embeddings the full df/dE also has the unembedding's term (unembed_backward).
 //   df/dP[n] = dx[n] (learned positions: the same matrix, not repeated here).
 template <class T>
 Mat<T> embed_backward(const Mat<T>& dx, const std::vector<int>& ids, long V);

@@ -390,7 +390,7 @@ TokenCostResult token_cost(const Model<T>& model, const std::vector<int>& ids, i
     r.depass_seconds = since(t0);
     t0 = clock::now();
     {
-        // f(x) inside is the recorded forward at the input
+        // integrated_gradients runs its own forwards: f(x) and f(0) from forward_from_embeddings
         const IntegratedGradientsResult ig = integrated_gradients(model, ids, r.target, ig_steps);
         sink += ig.scores[0];
         r.ig_gap = ig.gap();

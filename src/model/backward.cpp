@@ -47,15 +47,18 @@ double target_log_prob(const Trace<T>& trace, int pos, int target) {
 }
 
 // d f / d l_v = [v == t] - exp(l_v) / sum_u exp(l_u) = [v == t] - softmax(l)_v
+// Computed in double: for a confident target (p_t near 1) the entry 1 - p_t is taken as
+// sum_{v != t} p_v, which keeps its relative precision instead of cancelling.
 template <class T>
 Vec<T> log_softmax_backward(const Mat<T>& logits, int pos, int target) {
     check_pos_target("log_softmax_backward", int(logits.rows()), int(logits.cols()), pos, target);
-    const auto r = logits.row(pos);
-    const T mx = r.maxCoeff();
-    Vec<T> p = (r.array() - mx).exp().matrix().transpose();
-    p /= p.sum();
-    Vec<T> d = -p;
-    d[target] += T(1);
+    const Eigen::VectorXd r = logits.row(pos).transpose().template cast<double>();
+    const Eigen::VectorXd p = (r.array() - r.maxCoeff()).exp().matrix() / (r.array() - r.maxCoeff()).exp().sum();
+    double others = 0;
+    for (Eigen::Index v = 0; v < p.size(); ++v)
+        if (v != target) others += p[v];
+    Vec<T> d = (-p).template cast<T>();
+    d[target] = T(others);
     return d;
 }
 
