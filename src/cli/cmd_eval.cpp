@@ -455,30 +455,61 @@ struct SpeedOptions {
 // Weight scale of the random model: a freshly initialised network (std 0.02).
 constexpr double kRandomStd = 0.02;
 
+// The model of `eval neurons-speed` / `eval cost`: --model PATH, or --random SHAPE (seeded).
+template <class T>
+Model<T> model_or_random(const char* command, const InputOptions& in, const std::string& random, uint64_t seed) {
+    if (in.model.empty() == random.empty())
+        throw UsageError(std::string(command) + ": give exactly one of --model PATH or --random stories15M|stories110M");
+    return random.empty() ? load_model<T>(in.model) : random_model<T>(stories_shape(random), seed, kRandomStd);
+}
+
+std::string model_label(const InputOptions& in, const std::string& random) {
+    return random.empty() ? fs::path(in.model).stem().string() : "random " + random;
+}
+
+// `count` prefixes of n tokens (BOS + n - 1) sampled from the model, seeded.
+template <class T>
+std::vector<std::vector<int>> sampled_ids(const Model<T>& model, int n, int count, uint64_t seed) {
+    const Config& cfg = model.cfg;
+    if (cfg.max_positions > 0 && n > cfg.max_positions)
+        throw UsageError("--n: " + std::to_string(n) + " exceeds the context of " + std::to_string(cfg.max_positions));
+    const std::vector<bool> stop(cfg.V, false);
+    return eval::sample_prefixes(model, count, seed, n - 1, n - 1, 1.0, stop);
+}
+
+// The fields every timing JSON starts with.
+nlohmann::json run_header(const std::string& label, const std::string& model_name, const std::string& random,
+                          uint64_t seed, const std::string& dtype, const Config& cfg) {
+    nlohmann::json j;
+    j["label"] = label;
+    j["model"] = model_name;
+    if (!random.empty()) {
+        j["random_seed"] = seed;
+        j["random_std"] = kRandomStd;
+    }
+    j["dtype"] = dtype;
+    j["config"] = {{"D", cfg.D}, {"L", cfg.L}, {"H", cfg.H}, {"Hkv", cfg.Hkv}, {"I", cfg.I}, {"V", cfg.V}};
+    return j;
+}
+
 template <class T>
 void run_speed(const SpeedOptions& o) {
-    if (o.in.model.empty() == o.random.empty())
-        throw UsageError("neurons-speed: give exactly one of --model PATH or --random stories15M|stories110M");
     const int given = int(!o.in.ids.empty()) + int(!o.in.prompt.empty()) + int(o.n > 0);
     if (given != 1) throw UsageError("neurons-speed: give exactly one of --ids, --prompt or --n N");
     const bool tuned = !o.system_malloc && keep_freed_memory();
-    const Model<T> model = o.random.empty() ? load_model<T>(o.in.model)
-                                            : random_model<T>(stories_shape(o.random), o.seed, kRandomStd);
+    const Model<T> model = model_or_random<T>("neurons-speed", o.in, o.random, o.seed);
     const Config& cfg = model.cfg;
     std::vector<int> ids;
     std::string ids_from;
     if (o.n > 0) {
-        if (cfg.max_positions > 0 && o.n > cfg.max_positions)
-            throw UsageError("--n: " + std::to_string(o.n) + " exceeds the context of " + std::to_string(cfg.max_positions));
-        std::vector<bool> stop(cfg.V, false);
-        ids = eval::sample_prefixes(model, 1, o.seed, o.n - 1, o.n - 1, 1.0, stop)[0];
+        ids = sampled_ids(model, o.n, 1, o.seed)[0];
         ids_from = "sampled from the model (seed " + std::to_string(o.seed) + ", temperature 1)";
     } else {
         auto tok = o.random.empty() ? find_tokenizer(o.in, cfg, !o.in.prompt.empty()) : nullptr;
         ids = resolve_ids(o.in, cfg, tok.get());
         ids_from = o.in.ids.empty() ? "--prompt" : "--ids";
     }
-    const std::string model_name = o.random.empty() ? fs::path(o.in.model).stem().string() : "random " + o.random;
+    const std::string model_name = model_label(o.in, o.random);
     say(o.in, "model: " + model_name + ": " + describe(cfg) + "; N = " + std::to_string(ids.size()));
     if (o.repeats < 1) throw UsageError("--repeats: " + std::to_string(o.repeats) + " (expected >= 1)");
     // Repeated runs: every timing is the median over the runs (the machine may be shared).
@@ -513,15 +544,7 @@ void run_speed(const SpeedOptions& o) {
     progress(o.in, "");
     const std::string label = o.label.empty() ? model_name + " N=" + std::to_string(r.N) : o.label;
 
-    nlohmann::json j;
-    j["label"] = label;
-    j["model"] = model_name;
-    if (!o.random.empty()) {
-        j["random_seed"] = o.seed;
-        j["random_std"] = kRandomStd;
-    }
-    j["dtype"] = o.in.dtype;
-    j["config"] = {{"D", cfg.D}, {"L", cfg.L}, {"H", cfg.H}, {"Hkv", cfg.Hkv}, {"I", cfg.I}, {"V", cfg.V}};
+    nlohmann::json j = run_header(label, model_name, o.random, o.seed, o.in.dtype, cfg);
     j["N"] = r.N;
     j["ids_from"] = ids_from;
     j["ids"] = ids;
@@ -675,23 +698,17 @@ struct CostOptions {
 
 template <class T>
 void run_cost(const CostOptions& o) {
-    if (o.in.model.empty() == o.random.empty())
-        throw UsageError("cost: give exactly one of --model PATH or --random stories15M|stories110M");
     if (o.prompt_files.empty() == (o.n <= 0))
         throw UsageError("cost: give exactly one of --prompts FILE... or --n N (with --count K sampled prefixes)");
     if (o.ig_steps < 1) throw UsageError("--ig-steps: " + std::to_string(o.ig_steps) + " (expected >= 1)");
     if (o.limit < 1 || o.count < 1) throw UsageError("--limit and --count must be >= 1");
     keep_freed_memory();
-    const Model<T> model = o.random.empty() ? load_model<T>(o.in.model)
-                                            : random_model<T>(stories_shape(o.random), o.seed, kRandomStd);
+    const Model<T> model = model_or_random<T>("cost", o.in, o.random, o.seed);
     const Config& cfg = model.cfg;
     std::vector<std::vector<int>> prompts;
     std::string ids_from;
     if (o.n > 0) {
-        if (cfg.max_positions > 0 && o.n > cfg.max_positions)
-            throw UsageError("--n: " + std::to_string(o.n) + " exceeds the context of " + std::to_string(cfg.max_positions));
-        std::vector<bool> stop(cfg.V, false);
-        prompts = eval::sample_prefixes(model, o.count, o.seed, o.n - 1, o.n - 1, 1.0, stop);
+        prompts = sampled_ids(model, o.n, o.count, o.seed);
         ids_from = std::to_string(o.count) + " prefixes of " + std::to_string(o.n) + " tokens sampled from the model (seed " +
                    std::to_string(o.seed) + ", temperature 1)";
     } else {
@@ -704,7 +721,7 @@ void run_cost(const CostOptions& o) {
         ids_from = "the first " + std::to_string(prompts.size()) + " prompts of " + files_list(o.prompt_files);
     }
     if (prompts.empty()) throw Error("cost: no prompts");
-    const std::string model_name = o.random.empty() ? fs::path(o.in.model).stem().string() : "random " + o.random;
+    const std::string model_name = model_label(o.in, o.random);
     say(o.in, "model: " + model_name + ": " + describe(cfg) + "; " + std::to_string(prompts.size()) + " prompts");
     std::vector<eval::TokenCostResult> runs;
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -722,15 +739,7 @@ void run_cost(const CostOptions& o) {
         gap_max = std::max(gap_max, std::abs(r.ig_gap));
     }
     const std::string label = o.label.empty() ? model_name : o.label;
-    nlohmann::json j;
-    j["label"] = label;
-    j["model"] = model_name;
-    if (!o.random.empty()) {
-        j["random_seed"] = o.seed;
-        j["random_std"] = kRandomStd;
-    }
-    j["dtype"] = o.in.dtype;
-    j["config"] = {{"D", cfg.D}, {"L", cfg.L}, {"H", cfg.H}, {"Hkv", cfg.Hkv}, {"I", cfg.I}, {"V", cfg.V}};
+    nlohmann::json j = run_header(label, model_name, o.random, o.seed, o.in.dtype, cfg);
     j["prompts"] = runs.size();
     j["ids_from"] = ids_from;
     j["mean_N"] = n_mean;
