@@ -178,11 +178,7 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
         clock = Clock();
 #pragma omp parallel for schedule(dynamic)
         for (int k = 0; k < naive_sample; ++k) {
-#ifdef _OPENMP
-            Model<T>& w = work[omp_get_thread_num()];
-#else
-            Model<T>& w = work[0];
-#endif
+            Model<T>& w = work[detail::thread_index()];
             const int l = flat[k] / I, i = flat[k] % I;
             zero_neuron(w, l, i);
             const Trace<T> t = forward(w, ids);

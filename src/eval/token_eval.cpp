@@ -311,25 +311,9 @@ TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector
     std::vector<PromptTokenResult> res(P);
     std::vector<char> ok(P, 0);
     for (int i = 0; i < P; ++i) ok[i] = prompts[i].size() >= 3;
-    int done = 0;
-    std::string failure;
-#pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < P; ++i) {
-        if (ok[i]) {
-            try {
-                res[i] = token_faithfulness(model, prompts[i], opt, uint64_t(i));
-            } catch (const std::exception& e) {
-#pragma omp critical(depass_eval_failure)
-                if (failure.empty()) failure = "prompt " + std::to_string(i) + ": " + e.what();
-            }
-        }
-#pragma omp critical(depass_eval_progress)
-        {
-            ++done;
-            if (progress && detail::on_calling_thread()) progress(done, P);
-        }
-    }
-    if (!failure.empty()) throw Error("token_eval: " + failure);
+    detail::for_each_prompt("token_eval", P, progress, [&](int i) {
+        if (ok[i]) res[i] = token_faithfulness(model, prompts[i], opt, uint64_t(i));
+    });
 
     const size_t M = opt.methods.size(), Q = opt.percents.size();
     s.deletion.assign(M, std::vector<double>(Q, 0.0));

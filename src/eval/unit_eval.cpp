@@ -179,80 +179,62 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
     std::vector<double> p_clean(P, 0);
     const int threads = detail::max_threads();
     std::vector<Model<T>> work(threads, model);  // one working copy per thread, zeroed and restored in place
-    int done = 0;
-    std::string failure;
-#pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < P; ++i) {
-        try {
-            const std::vector<int>& ids = prompts[i];
-#ifdef _OPENMP
-            Model<T>& w = work[omp_get_thread_num()];
-#else
-            Model<T>& w = work[0];
-#endif
-            const Trace<T> trace = forward(model, ids);
-            const int N = trace.N();
-            Eigen::Index best;
-            trace.logits.row(N - 1).maxCoeff(&best);
-            const int target = int(best);
-            const double pc = softmax_probability(trace.logits, N - 1, target);
-            p_clean[i] = pc;
-            std::vector<double> dep, mag, atp;
-            for (UnitMethod m : opt.methods) {
-                if ((m == UnitMethod::DePassSigned || m == UnitMethod::DePassAbs) && dep.empty())
-                    dep = depass_unit_scores(model, trace, kind, target, opt.temperature);
-                if (m == UnitMethod::Magnitude && mag.empty()) mag = magnitude_unit_scores(model, trace, kind);
-                if (m == UnitMethod::Atp && atp.empty()) atp = atp_unit_scores(model, trace, kind, target);
-            }
-            size_t row = 0;
-            for (UnitMethod m : opt.methods) {
-                // One ordering per draw (a single one for the deterministic methods).
-                std::vector<std::vector<int>> orders;
-                if (m == UnitMethod::Random) {
-                    for (int d = 0; d < std::max(1, opt.random_draws); ++d) {
-                        std::vector<int> o(total);
-                        std::iota(o.begin(), o.end(), 0);
-                        Rng rng(mix_seed(opt.seed, uint64_t(i), uint64_t(d), uint64_t(kind == UnitKind::Head ? 1 : 2)));
-                        rng.shuffle(o.begin(), o.end());
-                        orders.push_back(std::move(o));
-                    }
-                } else if (m == UnitMethod::DePassSigned) {
-                    orders.push_back(order_descending(dep));
-                } else if (m == UnitMethod::DePassAbs) {
-                    std::vector<double> a(dep.size());
-                    for (size_t k = 0; k < a.size(); ++k) a[k] = std::abs(dep[k]);
-                    orders.push_back(order_descending(a));
-                } else if (m == UnitMethod::Atp) {
-                    orders.push_back(order_descending(atp));
-                } else {
-                    orders.push_back(order_descending(mag));
+    detail::for_each_prompt("unit_eval", P, progress, [&](int i) {
+        const std::vector<int>& ids = prompts[i];
+        Model<T>& w = work[detail::thread_index()];
+        const Trace<T> trace = forward(model, ids);
+        const int N = trace.N();
+        Eigen::Index best;
+        trace.logits.row(N - 1).maxCoeff(&best);
+        const int target = int(best);
+        const double pc = softmax_probability(trace.logits, N - 1, target);
+        p_clean[i] = pc;
+        std::vector<double> dep, mag, atp;
+        for (UnitMethod m : opt.methods) {
+            if ((m == UnitMethod::DePassSigned || m == UnitMethod::DePassAbs) && dep.empty())
+                dep = depass_unit_scores(model, trace, kind, target, opt.temperature);
+            if (m == UnitMethod::Magnitude && mag.empty()) mag = magnitude_unit_scores(model, trace, kind);
+            if (m == UnitMethod::Atp && atp.empty()) atp = atp_unit_scores(model, trace, kind, target);
+        }
+        size_t row = 0;
+        for (UnitMethod m : opt.methods) {
+            // One ordering per draw (a single one for the deterministic methods).
+            std::vector<std::vector<int>> orders;
+            if (m == UnitMethod::Random) {
+                for (int d = 0; d < std::max(1, opt.random_draws); ++d) {
+                    std::vector<int> o(total);
+                    std::iota(o.begin(), o.end(), 0);
+                    Rng rng(mix_seed(opt.seed, uint64_t(i), uint64_t(d), uint64_t(kind == UnitKind::Head ? 1 : 2)));
+                    rng.shuffle(o.begin(), o.end());
+                    orders.push_back(std::move(o));
                 }
-                for (bool top : {true, false})
-                    for (double f : opt.fractions) {
-                        const int k = zeroed_count(f, total);
-                        Outcome acc;
-                        for (const std::vector<int>& o : orders) {
-                            std::vector<int> units = top ? std::vector<int>(o.begin(), o.begin() + k)
-                                                         : std::vector<int>(o.end() - k, o.end());
-                            const Outcome oc = masked_outcome(w, model, kind, ids, units, target, pc);
-                            acc.survived += oc.survived / double(orders.size());
-                            acc.drop += oc.drop / double(orders.size());
-                            acc.rel_drop += oc.rel_drop / double(orders.size());
-                        }
-                        per[i][row++] = acc;
-                    }
+            } else if (m == UnitMethod::DePassSigned) {
+                orders.push_back(order_descending(dep));
+            } else if (m == UnitMethod::DePassAbs) {
+                std::vector<double> a(dep.size());
+                for (size_t k = 0; k < a.size(); ++k) a[k] = std::abs(dep[k]);
+                orders.push_back(order_descending(a));
+            } else if (m == UnitMethod::Atp) {
+                orders.push_back(order_descending(atp));
+            } else {
+                orders.push_back(order_descending(mag));
             }
-        } catch (const std::exception& e) {
-#pragma omp critical(depass_eval_failure)
-            if (failure.empty()) failure = "prompt " + std::to_string(i) + ": " + e.what();
+            for (bool top : {true, false})
+                for (double f : opt.fractions) {
+                    const int k = zeroed_count(f, total);
+                    Outcome acc;
+                    for (const std::vector<int>& o : orders) {
+                        std::vector<int> units = top ? std::vector<int>(o.begin(), o.begin() + k)
+                                                     : std::vector<int>(o.end() - k, o.end());
+                        const Outcome oc = masked_outcome(w, model, kind, ids, units, target, pc);
+                        acc.survived += oc.survived / double(orders.size());
+                        acc.drop += oc.drop / double(orders.size());
+                        acc.rel_drop += oc.rel_drop / double(orders.size());
+                    }
+                    per[i][row++] = acc;
+                }
         }
-#pragma omp critical(depass_eval_progress)
-        {
-            ++done;
-            if (progress && detail::on_calling_thread()) progress(done, P);
-        }
-    }
-    if (!failure.empty()) throw Error("unit_eval: " + failure);
+    });
 
     s.prompts = P;
     for (int i = 0; i < P; ++i) {
