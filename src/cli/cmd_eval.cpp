@@ -477,6 +477,15 @@ std::vector<std::vector<int>> sampled_ids(const Model<T>& model, int n, int coun
     return eval::sample_prefixes(model, count, seed, n - 1, n - 1, 1.0, stop);
 }
 
+// --model PATH or --random SHAPE (see model_or_random).
+void add_model_or_random(CLI::App* sub, InputOptions& in, std::string& random) {
+    sub->add_option("--model,-m", in.model, "Model: Hugging Face directory or llama2.c .bin");
+    sub->add_option("--random", random,
+                    "A random model instead (weights N(0, 0.02^2), seed --seed): stories15M (D 288, L 6, H 6, "
+                    "I 768) or stories110M (D 768, L 12, H 12, I 2048), V 32000")
+        ->check(CLI::IsMember({"stories15M", "stories110M"}));
+}
+
 // The fields every timing JSON starts with.
 nlohmann::json run_header(const std::string& label, const std::string& model_name, const std::string& random,
                           uint64_t seed, const std::string& dtype, const Config& cfg) {
@@ -849,11 +858,7 @@ void register_eval(CLI::App& app) {
             "layers reused from the trace). Prints both times, the ratio and the Spearman correlation of the\n"
             "DePass scores with the measured effects on the target logit.\n"
             "Example: depass eval neurons-speed --random stories15M --n 32 --json speed.json");
-        sub->add_option("--model,-m", o->in.model, "Model: Hugging Face directory or llama2.c .bin");
-        sub->add_option("--random", o->random,
-                        "A random model instead (weights N(0, 0.02^2), seed --seed): stories15M (D 288, L 6, H 6, "
-                        "I 768) or stories110M (D 768, L 12, H 12, I 2048), V 32000")
-            ->check(CLI::IsMember({"stories15M", "stories110M"}));
+        add_model_or_random(sub, o->in, o->random);
         sub->add_option("--ids", o->in.ids, "Token ids, comma-separated");
         sub->add_option("--prompt,-p", o->in.prompt, "Text to tokenise (BOS is prepended)");
         sub->add_option("--n", o->n, "N tokens: BOS then N-1 tokens sampled from the model (seeded)");
@@ -883,11 +888,7 @@ void register_eval(CLI::App& app) {
             "Token-level cost: wall time per attributed prompt of DePass (token level), integrated gradients\n"
             "(--ig-steps, default 100) and input x gradient, in the same run, one prompt after the other.\n"
             "Example: depass eval cost --random stories15M --n 32 --count 5 --json cost.json");
-        sub->add_option("--model,-m", o->in.model, "Model: Hugging Face directory or llama2.c .bin");
-        sub->add_option("--random", o->random,
-                        "A random model instead (weights N(0, 0.02^2), seed --seed): stories15M (D 288, L 6, H 6, "
-                        "I 768) or stories110M (D 768, L 12, H 12, I 2048), V 32000")
-            ->check(CLI::IsMember({"stories15M", "stories110M"}));
+        add_model_or_random(sub, o->in, o->random);
         sub->add_option("--prompts", o->prompt_files, "Prompt file(s), one prompt per line");
         sub->add_option("--limit", o->limit, "Use the first K prompts of --prompts")->capture_default_str();
         sub->add_option("--n", o->n, "Instead of --prompts: prefixes of N tokens sampled from the model (seeded)");
