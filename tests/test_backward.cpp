@@ -265,14 +265,14 @@ double perturbed_f(const Model<double>& m, const Mat<double>& h0, int what, int 
     Mat<double> h = h0;
     for (int l = 0; l < c.L; ++l) {
         const LayerWeights<double>& lw = m.w.layers[l];
-        const Mat<double> x = apply_norm(c, h, lw.norm1_g, lw.norm1_b);
+        const Mat<double> x = apply_norm(c.norm, c.norm_eps, h, lw.norm1_g, lw.norm1_b);
         Mat<double> q = linear(x, lw.wq, lw.bq), k = linear(x, lw.wk, lw.bk), v = linear(x, lw.wv, lw.bv);
         rope(q, c.H, c.Dh, c.rope, c.rope_theta);
         rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
         Mat<double> ctx = attention(q, k, v, c.H, c.Hkv, c.Dh);
         if (what == 1 && l == layer) ctx += delta;
         const Mat<double> mres = h + linear(ctx, lw.wo, lw.bo);
-        const Mat<double> y = apply_norm(c, mres, lw.norm2_g, lw.norm2_b);
+        const Mat<double> y = apply_norm(c.norm, c.norm_eps, mres, lw.norm2_g, lw.norm2_b);
         Mat<double> a;
         if (c.mlp == MlpKind::SwiGLU)
             swiglu_mlp<double>(y, lw.w_gate, lw.w_up, lw.w_down, nullptr, nullptr, &a);
@@ -282,7 +282,7 @@ double perturbed_f(const Model<double>& m, const Mat<double>& h0, int what, int 
         h = mres + linear(a, lw.w_down, lw.b_down);
     }
     Trace<double> t;
-    t.logits = unembed(apply_norm(c, h, m.w.normf_g, m.w.normf_b), m.w.unembedding());
+    t.logits = unembed(apply_norm(c.norm, c.norm_eps, h, m.w.normf_g, m.w.normf_b), m.w.unembedding());
     return target_log_prob(t, pos, target);
 }
 
@@ -353,7 +353,7 @@ TEST_CASE("model backward: exact identities on the gradients", "[backward]") {
         const Vec<double> dl = log_softmax_backward(trace.logits, N - 1, 5);
         Mat<double> dn = Mat<double>::Zero(N, c.D);
         dn.row(N - 1) = (dl.transpose() * m.w.unembedding());
-        const Mat<double> dhL = apply_norm_backward(c, trace.h[c.L], m.w.normf_g, dn);
+        const Mat<double> dhL = apply_norm_backward(c.norm, c.norm_eps, trace.h[c.L], m.w.normf_g, dn);
         const Mat<double> expect = dhL * m.w.layers[c.L - 1].w_down;
         CHECK((g.mlp_act[c.L - 1] - expect).cwiseAbs().maxCoeff() <=
               tolerance::gradient_identity_rel * expect.cwiseAbs().maxCoeff());

@@ -214,7 +214,7 @@ Outcome<T> run_case(const Model<T>& model, const Trace<T>& trace, const Official
     for (size_t s = 0; s < stages.size(); ++s) {
         Components<T> c = stages[s];
         if (final_norm_scaled(oc.kind))
-            c = c.like(apply_norm_decomposed(cfg, c, model.w.normf_g, model.w.normf_b, trace.normf));
+            c = apply_norm_decomposed(cfg.norm, c, model.w.normf_g, model.w.normf_b, trace.normf);
         double* base = r.mapped.data.data() + s * size_t(N) * K * D;
         for (int k = 0; k < K; ++k) {
             const Mat<T> x = c.component(of[k]);

@@ -175,6 +175,15 @@ double naive_act_over_x(Activation act, double p) {
     return 0.5 * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (p + 0.044715 * p * p * p)));
 }
 
+// The MLP twin with a model layer's weights and record (as mlp_block_decomposed passes them).
+template <class T>
+Components<T> mlp_twin(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt, const Components<T>& z,
+                       const DecomposeOptions& opt) {
+    const bool gated = cfg.mlp == MlpKind::SwiGLU;
+    return mlp_decomposed(z, gated ? lw.w_gate : lw.w_up, gated ? Vec<T>() : lw.b_up, lw.w_down, lw.b_down, cfg.act,
+                          lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt);
+}
+
 struct NaiveMlpStats {
     long equal_splits = 0;  // (position, neuron) pairs split equally (relu / linear with zero normaliser)
     long excluded = 0;      // component shares excluded because G == 0 exactly
@@ -400,10 +409,10 @@ TEMPLATE_TEST_CASE(
             const Vec<T> g = randv<T>(D, rng, 1.0, 0.2), b = randv<T>(D, rng, 0.0, 0.3);
             NormFactors<T> f;
             const Mat<T> y_rms = rms_norm(S, g, 1e-5, &f);
-            const double e_rms = rel_err(c.like(rms_norm_decomposed(c, g, f.inv)).sum(), y_rms);
+            const double e_rms = rel_err(rms_norm_decomposed(c, g, f.inv).sum(), y_rms);
             w_rms.add(e_rms, where);
             CHECK(e_rms <= tol);
-            const Mat<T> y1_rms = rms_norm_decomposed(one, g, f.inv);
+            const Mat<T> y1_rms = rms_norm_decomposed(one, g, f.inv).X;
             w_rms1.add(rel_err(y1_rms, y_rms), where);
             bit_rms1 = bit_rms1 && bitwise_equal(y1_rms, y_rms);
             CHECK(rel_err(y1_rms, y_rms) <= tol);
@@ -411,10 +420,10 @@ TEMPLATE_TEST_CASE(
             // LayerNorm: beta to the rest.
             NormFactors<T> fl;
             const Mat<T> y_ln = layer_norm(S, g, b, 1e-5, &fl);
-            const double e_ln = rel_err(c.like(layer_norm_decomposed(c, g, b, fl.inv)).sum(), y_ln);
+            const double e_ln = rel_err(layer_norm_decomposed(c, g, b, fl.inv).sum(), y_ln);
             w_ln.add(e_ln, where);
             CHECK(e_ln <= tol);
-            const Mat<T> y1_ln = layer_norm_decomposed(one, g, b, fl.inv);
+            const Mat<T> y1_ln = layer_norm_decomposed(one, g, b, fl.inv).X;
             w_ln1.add(rel_err(y1_ln, y_ln), where);
             bit_ln1 = bit_ln1 && bitwise_equal(y1_ln, y_ln);
             CHECK(rel_err(y1_ln, y_ln) <= tol);
@@ -424,10 +433,10 @@ TEMPLATE_TEST_CASE(
             for (bool with_bias : {true, false}) {
                 const Vec<T> bias = with_bias ? randv<T>(20, rng) : Vec<T>();
                 const Mat<T> y_lin = linear(S, W, bias);
-                const double e_lin = rel_err(c.like(linear_decomposed(c, c.X, W, bias)).sum(), y_lin);
+                const double e_lin = rel_err(linear_decomposed(c, W, bias).sum(), y_lin);
                 w_lin.add(e_lin, where);
                 CHECK(e_lin <= tol);
-                const Mat<T> y1_lin = linear_decomposed(one, one.X, W, bias);
+                const Mat<T> y1_lin = linear_decomposed(one, W, bias).X;
                 w_lin1.add(rel_err(y1_lin, y_lin), where);
                 bit_lin1 = bit_lin1 && bitwise_equal(y1_lin, y_lin);
                 CHECK(rel_err(y1_lin, y_lin) <= tol);
@@ -443,10 +452,10 @@ TEMPLATE_TEST_CASE(
                 std::vector<Mat<T>> probs;
                 const Mat<T> ctx = attention(q, k, v, H, Hkv, Dh, &probs);
                 const double e_att =
-                    rel_err(c.like(attention_decomposed(c, vc.X, probs, H, Hkv, Dh)).sum(), ctx);
+                    rel_err(attention_decomposed(vc, probs, H, Hkv, Dh).sum(), ctx);
                 w_att.add(e_att, where + " Hkv=" + std::to_string(Hkv));
                 CHECK(e_att <= tol);
-                const Mat<T> y1_att = attention_decomposed(one, v, probs, H, Hkv, Dh);
+                const Mat<T> y1_att = attention_decomposed(one.like(v), probs, H, Hkv, Dh).X;
                 w_att1.add(rel_err(y1_att, ctx), where + " Hkv=" + std::to_string(Hkv));
                 bit_att1 = bit_att1 && bitwise_equal(y1_att, ctx);
                 CHECK(rel_err(y1_att, ctx) <= tol);
@@ -483,7 +492,7 @@ TEMPLATE_TEST_CASE("mlp_decomposed: sum over components equals the recorded MLP 
                 for (int M : {1, 2, 5, 41}) {
                     // Components at m[l] (random, mixed first positions) summing to the true state.
                     const Components<T> c = random_split(lt.m, M, rng);
-                    const Mat<T> normed = apply_norm_decomposed(cfg, c, lw.norm2_g, lw.norm2_b, lt.norm2);
+                    const Components<T> normed = apply_norm_decomposed(cfg.norm, c, lw.norm2_g, lw.norm2_b, lt.norm2);
                     for (MlpRule rule : kRules)
                         for (bool ign : {false, true}) {
                             DecomposeOptions opt;
@@ -495,7 +504,7 @@ TEMPLATE_TEST_CASE("mlp_decomposed: sum over components equals the recorded MLP 
                                                       " M=" + std::to_string(M) + " " + rule_name(rule) +
                                                       (ign ? " ignore-special" : "");
                             INFO(where);
-                            const Mat<T> Y = mlp_decomposed(cfg, lw, lt, c, normed, opt);
+                            const Mat<T> Y = mlp_twin(cfg, lw, lt, normed, opt).X;
                             const double e = rel_err(c.like(Y).sum(), lt.mlp_out);
                             (M == 1 ? w_one : w_all).add(e, where);
                             CHECK(e <= tol);
@@ -544,7 +553,7 @@ TEMPLATE_TEST_CASE("attention_decomposed equals the naive per-component loop sum
                 const Mat<T> q = randn<T>(N, H * Dh, rng), k = randn<T>(N, Hkv * Dh, rng);
                 std::vector<Mat<T>> probs;
                 attention(q, k, c.like(v_rows).sum(), H, Hkv, Dh, &probs);
-                const Mat<T> fast = attention_decomposed(c, v_rows, probs, H, Hkv, Dh);
+                const Mat<T> fast = attention_decomposed(c.like(v_rows), probs, H, Hkv, Dh).X;
                 const double e = rel_err(fast, naive_attention_decomposed(c, v_rows, probs, H, Hkv, Dh));
                 worst.add(e, where);
                 CHECK(e <= tol);
@@ -609,7 +618,7 @@ TEMPLATE_TEST_CASE(
                     layouts.push_back({"mixed pos0=late", c, late, {false}});
                 }
                 for (const Layout& lay : layouts) {
-                    const Mat<T> normed = apply_norm_decomposed(cfg, lay.c, lw.norm2_g, lw.norm2_b, lt.norm2);
+                    const Components<T> normed = apply_norm_decomposed(cfg.norm, lay.c, lw.norm2_g, lw.norm2_b, lt.norm2);
                     for (int r = 0; r < 5; ++r)
                         for (bool ign : lay.ignore) {
                             DecomposeOptions opt;
@@ -620,9 +629,9 @@ TEMPLATE_TEST_CASE(
                                                       " N=" + std::to_string(N) + " L" + std::to_string(l) +
                                                       " " + lay.name + (ign ? " ignore-special" : "");
                             INFO(where << " rule " << rule_name(kRules[r]));
-                            const Mat<T> fast = mlp_decomposed(cfg, lw, lt, lay.c, normed, opt);
+                            const Mat<T> fast = mlp_twin(cfg, lw, lt, normed, opt).X;
                             const Mat<double> ref =
-                                naive_mlp_decomposed(cfg, lw, lt, lay.c, normed, opt, &stats[r]);
+                                naive_mlp_decomposed(cfg, lw, lt, lay.c, normed.X, opt, &stats[r]);
                             const double e = rel_err(fast, ref);
                             worst[r].add(e, where);
                             CHECK(e <= tol);
@@ -644,17 +653,26 @@ TEMPLATE_TEST_CASE(
 }
 
 // =====================================================================================
-// 3. rule_weights.
+// 3. The rules, one neuron (I = 1) at a time.
 // =====================================================================================
 
-TEMPLATE_TEST_CASE("rule_weights: every rule sums to 1; hand-derived cases", "[decompose][rules]", float,
-                   double) {
+TEMPLATE_TEST_CASE("softmax/max/relu/linear_rule: weights sum to 1; hand-derived cases; zero shares excluded",
+                   "[decompose][rules]", float, double) {
     using T = TestType;
     const double tol = std::is_same<T, double>::value ? 1e-15 : 1e-6;
     auto weights = [](MlpRule r, std::vector<T> G, double temp = 0.1) {
-        std::vector<T> w(G.size(), T(-7));
-        rule_weights<T>(r, temp, G.data(), int(G.size()), w.data());
-        return w;
+        // The shares of K components for one neuron: a [K, 1] block, weights in place.
+        const int K = int(G.size());
+        std::vector<T> scratch(2);
+        Eigen::Array<T, Eigen::Dynamic, 1> e(1);
+        switch (r) {
+            case MlpRule::Softmax: softmax_rule(G.data(), K, 1, T(temp), scratch.data(), e.data()); break;
+            case MlpRule::Max: max_rule(G.data(), K, 1); break;
+            case MlpRule::Relu: relu_rule(G.data(), K, 1); break;
+            case MlpRule::Linear: linear_rule(G.data(), K, 1); break;
+            case MlpRule::Taylor: FAIL("taylor has no weights"); break;
+        }
+        return G;
     };
     auto near = [&](const std::vector<T>& w, const std::vector<double>& e) {
         REQUIRE(w.size() == e.size());
@@ -681,13 +699,13 @@ TEMPLATE_TEST_CASE("rule_weights: every rule sums to 1; hand-derived cases", "[d
                     worst_sum = std::max(worst_sum, std::abs(s - 1.0));
                     CHECK(std::abs(s - 1.0) <= tol * count);
                 }
-    std::printf("  rule_weights %-6s worst |sum - 1| %.3e\n", type_name<T>(), worst_sum);
+    std::printf("  rules %-6s worst |sum - 1| %.3e\n", type_name<T>(), worst_sum);
 
-    // softmax of {0, 0.1} at T = 0.1: {1, e} / (1 + e).
+    // softmax of {0.2, 0.3} at T = 0.1: {1, e} / (1 + e).
     const double e = std::exp(1.0);
-    near(weights(MlpRule::Softmax, {T(0), T(0.1)}), {1 / (1 + e), e / (1 + e)});
-    // Temperature 1: softmax of {0, log 3} = {1/4, 3/4}.
-    near(weights(MlpRule::Softmax, {T(0), T(std::log(3.0))}, 1.0), {0.25, 0.75});
+    near(weights(MlpRule::Softmax, {T(0.2), T(0.3)}), {1 / (1 + e), e / (1 + e)});
+    // Temperature 1: softmax of {1, 1 + log 3} = {1/4, 3/4}.
+    near(weights(MlpRule::Softmax, {T(1), T(1 + std::log(3.0))}, 1.0), {0.25, 0.75});
     // max picks the largest (the first on ties).
     near(weights(MlpRule::Max, {T(1), T(5), T(3), T(-9)}), {0, 1, 0, 0});
     near(weights(MlpRule::Max, {T(-4), T(-2), T(-3)}), {0, 1, 0});
@@ -701,9 +719,22 @@ TEMPLATE_TEST_CASE("rule_weights: every rule sums to 1; hand-derived cases", "[d
     // A single participant takes everything under every rule.
     for (MlpRule r : {MlpRule::Softmax, MlpRule::Max, MlpRule::Relu, MlpRule::Linear})
         near(weights(r, {T(-0.5)}), {1.0});
-    // Taylor has no weights.
-    std::vector<T> G{T(1), T(2)}, w(2);
-    CHECK_THROWS_AS(rule_weights<T>(MlpRule::Taylor, 0.1, G.data(), 2, w.data()), Error);
+    // A share that is exactly 0 does not participate (section 5 step 4): weight 0, the
+    // others share the neuron as if it were absent.
+    near(weights(MlpRule::Softmax, {T(0), T(0.3), T(0.3)}), {0, 0.5, 0.5});
+    near(weights(MlpRule::Max, {T(0), T(-1), T(-2)}), {0, 1, 0});
+    near(weights(MlpRule::Relu, {T(0), T(-1), T(-1)}), {0, 0.5, 0.5});
+    near(weights(MlpRule::Linear, {T(0), T(1), T(3)}), {0, 0, 1});
+
+    // taylor: A_m = G_m * act(p)/p * up, for SiLU act(p)/p = sigmoid(p); GELU has no up.
+    std::vector<T> G{T(1), T(-2)}, s(1);
+    const T p = T(0.7), u = T(1.5);
+    taylor_rule(G.data(), 2, 1, Activation::SiLU, &p, &u, s.data());
+    const double sig = 1 / (1 + std::exp(-0.7));
+    near(G, {sig * 1.5, -2 * sig * 1.5});
+    std::vector<T> G2{T(3)};
+    taylor_rule(G2.data(), 1, 1, Activation::GeluTanh, &p, static_cast<const T*>(nullptr), s.data());
+    near(G2, {3 * 0.5 * (1 + std::tanh(std::sqrt(2 / M_PI) * (0.7 + 0.044715 * 0.343)))});
 }
 
 // =====================================================================================

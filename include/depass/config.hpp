@@ -5,14 +5,13 @@
 // embeddings). There is no class per model.
 #pragma once
 
+#include "depass/ops.hpp"  // NormKind, Activation, RopeStyle
+
 #include <string>
 
 namespace depass {
 
-enum class NormKind { RMSNorm, LayerNorm };
-enum class MlpKind { SwiGLU, GeluMLP };          // gated (LLaMA) / ungated (GPT-2)
-enum class Activation { SiLU, GeluTanh };        // GeluTanh = GPT-2's "gelu_new"
-enum class RopeStyle { None, Interleaved, Half };  // llama2.c pairs (2i,2i+1) / HF (i, i+Dh/2)
+enum class MlpKind { SwiGLU, GeluMLP };  // gated (LLaMA) / ungated (GPT-2)
 
 struct Config {
     std::string model_type;  // "llama", "mistral", "qwen2", "gpt2", "llama2c"

@@ -6,21 +6,13 @@
 // the trace; it never recomputes queries, keys, softmax or norm statistics.
 #pragma once
 
+#include "depass/ops.hpp"  // NormFactors
 #include "depass/types.hpp"
 #include "depass/weights.hpp"
 
 #include <vector>
 
 namespace depass {
-
-// Per-token factors of one norm, computed from the true state.
-//   RMSNorm:   inv[n] = 1 / sqrt(mean_d x[n,d]^2 + eps), mean empty
-//   LayerNorm: inv[n] = 1 / sqrt(var_d x[n,d] + eps),     mean[n] = mean_d x[n,d]
-template <class T>
-struct NormFactors {
-    Vec<T> inv;   // [N]
-    Vec<T> mean;  // [N] (LayerNorm only)
-};
 
 template <class T>
 struct LayerTrace {

@@ -59,7 +59,7 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
     for (int l = layer; l < c.L; ++l) {
         const LayerWeights<T>& lw = model.w.layers[l];
         // m = h + W_O attention(Norm1(h))
-        Mat<T> x = apply_norm(c, h, lw.norm1_g, lw.norm1_b);
+        Mat<T> x = apply_norm(c.norm, c.norm_eps, h, lw.norm1_g, lw.norm1_b);
         Mat<T> q = linear(x, lw.wq, lw.bq);
         Mat<T> k = linear(x, lw.wk, lw.bk);
         Mat<T> v = linear(x, lw.wv, lw.bv);
@@ -67,7 +67,7 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
         rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
         h += linear(attention(q, k, v, c.H, c.Hkv, c.Dh), lw.wo, lw.bo);
         // h' = m + MLP(Norm2(m))
-        Mat<T> y = apply_norm(c, h, lw.norm2_g, lw.norm2_b);
+        Mat<T> y = apply_norm(c.norm, c.norm_eps, h, lw.norm2_g, lw.norm2_b);
         if (c.mlp == MlpKind::SwiGLU)
             h += swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down);
         else
@@ -83,7 +83,7 @@ double last_target_logit(const Model<T>& model, const Mat<T>& hL, int target) {
         throw Error("last_target_logit: target " + std::to_string(target) + " is outside the vocabulary [0, " +
                     std::to_string(model.cfg.V) + ")");
     const Mat<T> last = hL.bottomRows(1);
-    const Mat<T> y = apply_norm(model.cfg, last, model.w.normf_g, model.w.normf_b);
+    const Mat<T> y = apply_norm(model.cfg.norm, model.cfg.norm_eps, last, model.w.normf_g, model.w.normf_b);
     return double(y.row(0).dot(model.w.unembedding().row(target)));
 }
 

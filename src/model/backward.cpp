@@ -84,7 +84,7 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
     const Mat<T> dlogits_pos = log_softmax_backward(trace.logits, pos, target).transpose();  // [1, V]
     Mat<T> dnormed = Mat<T>::Zero(N, c.D);
     dnormed.row(pos) = unembed_backward(dlogits_pos, w.unembedding());
-    Mat<T> dh = apply_norm_backward(c, trace.h[c.L], w.normf_g, dnormed);  // df/dh[L]
+    Mat<T> dh = apply_norm_backward(c.norm, c.norm_eps, trace.h[c.L], w.normf_g, dnormed);  // df/dh[L]
 
     for (int l = c.L - 1; l >= 0; --l) {
         const LayerWeights<T>& lw = w.layers[l];
@@ -94,13 +94,13 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
         Mat<T> dy = c.mlp == MlpKind::SwiGLU
                         ? swiglu_mlp_backward(lw.w_gate, lw.w_up, lw.w_down, lt.mlp_pre, lt.mlp_up, dh, &g.mlp_act[l])
                         : gelu_mlp_backward(lw.w_up, lw.w_down, lt.mlp_pre, dh, &g.mlp_act[l]);
-        Mat<T> dm = dh + apply_norm_backward(c, lt.m, lw.norm2_g, dy);
+        Mat<T> dm = dh + apply_norm_backward(c.norm, c.norm_eps, lt.m, lw.norm2_g, dy);
 
         // m = h[l] + ctx W_o^T + b_o
         g.attn_ctx[l] = linear_backward(lt.attn_ctx, lw.wo, dm);
 
         // Queries, keys and values again, exactly as forward() computed them.
-        const Mat<T> x = apply_norm(c, trace.h[l], lw.norm1_g, lw.norm1_b);
+        const Mat<T> x = apply_norm(c.norm, c.norm_eps, trace.h[l], lw.norm1_g, lw.norm1_b);
         Mat<T> q = linear(x, lw.wq, lw.bq), k = linear(x, lw.wk, lw.bk);
         const Mat<T> v = linear(x, lw.wv, lw.bv);
         rope(q, c.H, c.Dh, c.rope, c.rope_theta);
@@ -112,7 +112,7 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
         const Mat<T> dx = linear_backward(x, lw.wq, dq) + linear_backward(x, lw.wk, dk) + linear_backward(x, lw.wv, dv);
 
         // x = Norm1(h[l]); the residual passes dm on.
-        dh = dm + apply_norm_backward(c, trace.h[l], lw.norm1_g, dx);
+        dh = dm + apply_norm_backward(c.norm, c.norm_eps, trace.h[l], lw.norm1_g, dx);
     }
     g.h0 = std::move(dh);
     return g;

@@ -1,92 +1,43 @@
-// decompose.cpp -- the decomposed state and the decomposed block loop.
+// decompose.cpp -- the decomposed block loop.
 //
 // propagate() mirrors forward() (src/model/forward.cpp) line by line, calling the
-// decomposed twin of every op. It reads every frozen quantity from the trace.
+// decomposed twin of every op (src/ops/, each beside its op). It reads every frozen
+// quantity from the trace and never recomputes queries, keys, softmax or norm statistics.
 #include "depass/decompose.hpp"
 
-#include "depass/ops.hpp"
-
 namespace depass {
-
-// ---- Components ------------------------------------------------------------------------
-
-template <class T>
-Components<T> Components<T>::zeros(int N, int D, std::vector<int> first, std::vector<std::string> names) {
-    Components c;
-    c.M = int(first.size());
-    c.N = N;
-    c.D = D;
-    if (c.M < 1) throw Error("components: at least the rest component is needed");
-    if (int(names.size()) != c.M) throw Error("components: " + std::to_string(names.size()) + " names for " +
-                                              std::to_string(c.M) + " components");
-    if (first.back() != 0) throw Error("components: the rest (last component) must start at position 0");
-    c.offset.resize(c.M + 1);
-    c.offset[0] = 0;
-    for (int m = 0; m < c.M; ++m) {
-        if (first[m] < 0 || first[m] > N)
-            throw Error("components: first position " + std::to_string(first[m]) + " of component " +
-                        std::to_string(m) + " is outside [0, " + std::to_string(N) + "]");
-        c.offset[m + 1] = c.offset[m] + (N - first[m]);
-    }
-    c.row_pos.resize(c.offset[c.M]);
-    for (int m = 0; m < c.M; ++m)
-        for (int n = first[m]; n < N; ++n) c.row_pos[c.offset[m] + (n - first[m])] = n;
-    c.first = std::move(first);
-    c.names = std::move(names);
-    c.X = Mat<T>::Zero(c.offset[c.M], D);
-    return c;
-}
-
-template <class T>
-Mat<T> Components<T>::sum() const {
-    Mat<T> s = Mat<T>::Zero(N, D);
-    for (int m = 0; m < M; ++m) s.bottomRows(N - first[m]) += block(m);
-    return s;
-}
-
-template <class T>
-Mat<T> Components<T>::component(int m) const {
-    Mat<T> x = Mat<T>::Zero(N, D);
-    x.bottomRows(N - first[m]) = block(m);
-    return x;
-}
-
-template <class T>
-Components<T> Components<T>::like(Mat<T> newX) const {
-    if (newX.rows() != rows()) throw Error("components: new rows do not match the layout");
-    Components c = *this;  // copies the layout (and X, replaced below)
-    c.X = std::move(newX);
-    c.D = int(c.X.cols());
-    return c;
-}
-
-// ---- options -------------------------------------------------------------------------
-
-MlpRule parse_mlp_rule(const std::string& s) {
-    if (s == "softmax") return MlpRule::Softmax;
-    if (s == "max") return MlpRule::Max;
-    if (s == "relu") return MlpRule::Relu;
-    if (s == "linear") return MlpRule::Linear;
-    if (s == "taylor") return MlpRule::Taylor;
-    throw Error("unknown MLP rule '" + s + "' (expected softmax, max, relu, linear or taylor)");
-}
-
-const char* rule_name(MlpRule r) {
-    switch (r) {
-        case MlpRule::Softmax: return "softmax";
-        case MlpRule::Max: return "max";
-        case MlpRule::Relu: return "relu";
-        case MlpRule::Linear: return "linear";
-        case MlpRule::Taylor: return "taylor";
-    }
-    return "?";
-}
 
 std::string CutPoint::str() const {
     return std::string(after_attention ? "m[" : "h[") + std::to_string(layer) + "]";
 }
 
-// ---- the decomposed block loop ---------------------------------------------------------
+// Attention block:  Y_m = W_O ( A V_m ),   V_m = Norm1_m(X_m) W_V^T   (b_V and b_O to the rest)
+template <class T>
+Components<T> attention_block_decomposed(const Model<T>& model, const Trace<T>& trace, int l,
+                                         const Components<T>& x) {
+    const Config& cfg = model.cfg;
+    const LayerWeights<T>& lw = model.w.layers[l];
+    const LayerTrace<T>& lt = trace.layers[l];
+    const Components<T> u = apply_norm_decomposed(cfg.norm, x, lw.norm1_g, lw.norm1_b, lt.norm1);
+    const Components<T> v = linear_decomposed(u, lw.wv, lw.bv);
+    const Components<T> ctx = attention_decomposed(v, lt.probs, cfg.H, cfg.Hkv, cfg.Dh);
+    return linear_decomposed(ctx, lw.wo, lw.bo);
+}
+
+// MLP block:  Y_m = the component's share of every neuron's frozen activation, through W_down.
+template <class T>
+Components<T> mlp_block_decomposed(const Model<T>& model, const Trace<T>& trace, int l, const Components<T>& x,
+                                   const DecomposeOptions& opt) {
+    const Config& cfg = model.cfg;
+    const LayerWeights<T>& lw = model.w.layers[l];
+    const LayerTrace<T>& lt = trace.layers[l];
+    const Components<T> z = apply_norm_decomposed(cfg.norm, x, lw.norm2_g, lw.norm2_b, lt.norm2);
+    const bool gated = cfg.mlp == MlpKind::SwiGLU;
+    static const Vec<T> none;
+    // The shares G_m come from the gate (SwiGLU) or from W_1 with b_1 as the rest's share (GELU).
+    return mlp_decomposed(z, gated ? lw.w_gate : lw.w_up, gated ? none : lw.b_up, lw.w_down, lw.b_down, cfg.act,
+                          lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt);
+}
 
 template <class T>
 Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components<T> c, CutPoint cut,
@@ -101,31 +52,35 @@ Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components
     if (observe) observe(cut, c);
 
     for (int l = cut.layer; l < cfg.L; ++l) {
-        const LayerWeights<T>& lw = model.w.layers[l];
-        const LayerTrace<T>& lt = trace.layers[l];
-
         if (!(l == cut.layer && cut.after_attention)) {
-            // Attention block: X_m += W_O ( A V_m )   with V_m = Norm1_m(X_m) W_V^T (+ b_V, rest)
-            Mat<T> x = apply_norm_decomposed(cfg, c, lw.norm1_g, lw.norm1_b, lt.norm1);
-            Mat<T> v = linear_decomposed(c, x, lw.wv, lw.bv);
-            Mat<T> ctx = attention_decomposed(c, v, lt.probs, cfg.H, cfg.Hkv, cfg.Dh);
-            c.X += linear_decomposed(c, ctx, lw.wo, lw.bo);
+            residual_add(c, attention_block_decomposed(model, trace, l, c));  // m[l] = h[l] + Attn
             if (observe) observe(CutPoint{l, true}, c);
         }
-
-        // MLP block: X_m += the component's share of every neuron's frozen activation.
-        Mat<T> y = apply_norm_decomposed(cfg, c, lw.norm2_g, lw.norm2_b, lt.norm2);
-        c.X += mlp_decomposed(cfg, lw, lt, c, y, opt);
+        residual_add(c, mlp_block_decomposed(model, trace, l, c, opt));  // h[l+1] = m[l] + MLP
         if (observe) observe(CutPoint{l + 1, false}, c);
     }
     return c;
 }
 
-template struct Components<float>;
-template struct Components<double>;
-template Components<float> propagate(const Model<float>&, const Trace<float>&, Components<float>, CutPoint,
-                                     const DecomposeOptions&, const ComponentObserver<float>&);
-template Components<double> propagate(const Model<double>&, const Trace<double>&, Components<double>, CutPoint,
-                                      const DecomposeOptions&, const ComponentObserver<double>&);
+// The twin of the final norm, then of the unembedding at the targets.
+template <class T>
+Tensor<T> logit_attribution(const Model<T>& model, const Trace<T>& trace, const Components<T>& c,
+                            const std::vector<std::vector<int>>& targets) {
+    const Components<T> z = apply_norm_decomposed(model.cfg.norm, c, model.w.normf_g, model.w.normf_b, trace.normf);
+    return unembed_decomposed(z, model.w.unembedding(), targets);
+}
+
+#define DEPASS_INSTANTIATE(T)                                                                                  \
+    template Components<T> attention_block_decomposed(const Model<T>&, const Trace<T>&, int,                   \
+                                                      const Components<T>&);                                   \
+    template Components<T> mlp_block_decomposed(const Model<T>&, const Trace<T>&, int, const Components<T>&,   \
+                                                const DecomposeOptions&);                                      \
+    template Components<T> propagate(const Model<T>&, const Trace<T>&, Components<T>, CutPoint,                \
+                                     const DecomposeOptions&, const ComponentObserver<T>&);                    \
+    template Tensor<T> logit_attribution(const Model<T>&, const Trace<T>&, const Components<T>&,               \
+                                         const std::vector<std::vector<int>>&);
+DEPASS_INSTANTIATE(float)
+DEPASS_INSTANTIATE(double)
+#undef DEPASS_INSTANTIATE
 
 }  // namespace depass

@@ -58,7 +58,7 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
         const Mat<T>& h = t.h[l];
 
         // Attention block.
-        Mat<T> x = apply_norm(c, h, lw.norm1_g, lw.norm1_b, &lt.norm1);
+        Mat<T> x = apply_norm(c.norm, c.norm_eps, h, lw.norm1_g, lw.norm1_b, &lt.norm1);
         Mat<T> q = linear(x, lw.wq, lw.bq);
         Mat<T> k = linear(x, lw.wk, lw.bk);
         Mat<T> v = linear(x, lw.wv, lw.bv);
@@ -69,7 +69,7 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
         lt.m = h + lt.attn_out;
 
         // MLP block.
-        Mat<T> y = apply_norm(c, lt.m, lw.norm2_g, lw.norm2_b, &lt.norm2);
+        Mat<T> y = apply_norm(c.norm, c.norm_eps, lt.m, lw.norm2_g, lw.norm2_b, &lt.norm2);
         if (c.mlp == MlpKind::SwiGLU)
             lt.mlp_out = swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down, &lt.mlp_pre, &lt.mlp_up, &lt.mlp_act);
         else
@@ -77,7 +77,7 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
         t.h.push_back(lt.m + lt.mlp_out);
     }
 
-    t.final_norm_out = apply_norm(c, t.h[c.L], w.normf_g, w.normf_b, &t.normf);
+    t.final_norm_out = apply_norm(c.norm, c.norm_eps, t.h[c.L], w.normf_g, w.normf_b, &t.normf);
     if (logits_row < 0) {
         t.logits = unembed(t.final_norm_out, w.unembedding());
     } else {

@@ -1,5 +1,4 @@
 // attention.cpp -- causal softmax attention with grouped KV heads.
-#include "depass/decompose.hpp"
 #include "depass/ops.hpp"
 #include "check.hpp"
 
@@ -107,8 +106,9 @@ void attention_backward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const
 // triangle of A_h[f:, f:] (f = first[m]) times the component's values, read and
 // written in place: one triangular product per (component, head), no copies.
 template <class T>
-Mat<T> attention_decomposed(const Components<T>& c, const Mat<T>& v_rows, const std::vector<Mat<T>>& probs,
-                            int H, int Hkv, int Dh) {
+Components<T> attention_decomposed(const Components<T>& c, const std::vector<Mat<T>>& probs, int H, int Hkv,
+                                   int Dh) {
+    const Mat<T>& v_rows = c.X;
     detail::check_shape("attention_decomposed", "values", v_rows, c.rows(), long(Hkv) * Dh);
     detail::check_dim("attention_decomposed", "number of heads in probs", long(probs.size()), H);
     const int group = H / Hkv;
@@ -122,7 +122,7 @@ Mat<T> attention_decomposed(const Components<T>& c, const Mat<T>& v_rows, const 
             ctx.block(c.offset[m], long(h) * Dh, n, Dh).noalias() = A.template triangularView<Eigen::Lower>() * V;
         }
     }
-    return ctx;
+    return c.like(std::move(ctx));
 }
 
 template Mat<float> attention(const Mat<float>&, const Mat<float>&, const Mat<float>&, int, int, int,
@@ -135,9 +135,9 @@ template void attention_backward(const Mat<float>&, const Mat<float>&, const Mat
 template void attention_backward(const Mat<double>&, const Mat<double>&, const Mat<double>&,
                                  const std::vector<Mat<double>>&, const Mat<double>&, int, int, int, Mat<double>&,
                                  Mat<double>&, Mat<double>&);
-template Mat<float> attention_decomposed(const Components<float>&, const Mat<float>&,
-                                         const std::vector<Mat<float>>&, int, int, int);
-template Mat<double> attention_decomposed(const Components<double>&, const Mat<double>&,
-                                          const std::vector<Mat<double>>&, int, int, int);
+template Components<float> attention_decomposed(const Components<float>&, const std::vector<Mat<float>>&, int,
+                                                int, int);
+template Components<double> attention_decomposed(const Components<double>&, const std::vector<Mat<double>>&, int,
+                                                 int, int);
 
 }  // namespace depass

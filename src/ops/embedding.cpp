@@ -1,5 +1,4 @@
 // embedding.cpp -- token (+ learned position) embedding and the unembedding.
-#include "depass/decompose.hpp"
 #include "depass/ops.hpp"
 #include "check.hpp"
 
@@ -57,27 +56,26 @@ Mat<T> unembed_backward(const Mat<T>& dlogits, const Mat<T>& W_U) {
     return dlogits * W_U;
 }
 
-// Decomposed twin of the final norm + unembedding (the logit attribution).
-// With the final norm's factors frozen, component m's logit for token v at n is
-//   attr[m, n, v] = W_U[v] . NormF_m(X_m[n])
-// Identity kept: sum_m attr[m, n, v] = W_U[v] . NormF(S[n]) = logits[n, v]
+// Decomposed twin of the unembedding at the requested targets (with the final norm's
+// twin before it, this is the logit attribution). Component m's logit for token v at n:
+//   attr[m, n, v] = W_U[v] . Z_m[n]
+// Identity kept: sum_m attr[m, n, v] = W_U[v] . (sum_m Z_m[n]) = logits[n, v]
 // (minus an unembedding bias, which no supported model has). Only the requested
 // target rows of W_U are used, never the full [M, N, V].
 template <class T>
-Tensor<T> logit_attribution(const Model<T>& model, const Trace<T>& trace, const Components<T>& c,
-                            const std::vector<std::vector<int>>& targets) {
-    const Config& cfg = model.cfg;
+Tensor<T> unembed_decomposed(const Components<T>& c, const Mat<T>& W_U, const std::vector<std::vector<int>>& targets) {
+    const long V = W_U.rows();
     detail::check_dim("logit_attribution", "target rows", long(targets.size()), c.N);
+    detail::check_dim("logit_attribution", "component width", c.D, W_U.cols());
     const int K = targets.empty() ? 0 : int(targets[0].size());
     for (int n = 0; n < c.N; ++n) {
         detail::check_dim("logit_attribution", "targets per position", long(targets[n].size()), K);
         for (int v : targets[n])
-            if (v < 0 || v >= cfg.V)
+            if (v < 0 || v >= V)
                 throw Error("logit_attribution: target id " + std::to_string(v) + " at position " +
-                            std::to_string(n) + " is outside the vocabulary [0, " + std::to_string(cfg.V) + ")");
+                            std::to_string(n) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
     }
-    const Mat<T> normed = apply_norm_decomposed(cfg, c, model.w.normf_g, model.w.normf_b, trace.normf);
-    const Mat<T>& W_U = model.w.unembedding();
+    const Mat<T>& normed = c.X;
     Tensor<T> out({int64_t(c.M), int64_t(c.N), int64_t(K)});
 #pragma omp parallel for if (int64_t(c.M) * c.N * K * c.D > (1 << 18))
     for (int m = 0; m < c.M; ++m)
@@ -95,9 +93,9 @@ template Mat<float> embed_backward(const Mat<float>&, const std::vector<int>&, l
 template Mat<double> embed_backward(const Mat<double>&, const std::vector<int>&, long);
 template Mat<float> unembed_backward(const Mat<float>&, const Mat<float>&);
 template Mat<double> unembed_backward(const Mat<double>&, const Mat<double>&);
-template Tensor<float> logit_attribution(const Model<float>&, const Trace<float>&, const Components<float>&,
-                                         const std::vector<std::vector<int>>&);
-template Tensor<double> logit_attribution(const Model<double>&, const Trace<double>&, const Components<double>&,
+template Tensor<float> unembed_decomposed(const Components<float>&, const Mat<float>&,
                                           const std::vector<std::vector<int>>&);
+template Tensor<double> unembed_decomposed(const Components<double>&, const Mat<double>&,
+                                           const std::vector<std::vector<int>>&);
 
 }  // namespace depass

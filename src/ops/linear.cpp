@@ -3,7 +3,6 @@
 // Weights keep the (out, in) layout of PyTorch's nn.Linear. GPT-2 checkpoints
 // store Conv1D weights as (in, out); the loader transposes those once, so this
 // is the only linear op.
-#include "depass/decompose.hpp"
 #include "depass/ops.hpp"
 #include "check.hpp"
 
@@ -73,15 +72,15 @@ Mat<T> linear_backward(const Mat<T>& x, const Mat<T>& W, const Mat<T>& dy, Mat<T
 // Identity kept: sum_m Y_m = (sum_m X_m) W^T + b = linear(S).
 // One matrix product over all stored rows of all components.
 template <class T>
-Mat<T> linear_decomposed(const Components<T>& c, const Mat<T>& rows, const Mat<T>& W, const Vec<T>& b) {
-    detail::check_shape("linear_decomposed", "rows", rows, c.rows(), W.cols());
-    Mat<T> y(rows.rows(), W.rows());
-    product_xwt(rows, W, y);
+Components<T> linear_decomposed(const Components<T>& c, const Mat<T>& W, const Vec<T>& b) {
+    detail::check_dim("linear_decomposed", "input width", c.D, W.cols());
+    Mat<T> y(c.rows(), W.rows());
+    product_xwt(c.X, W, y);
     if (b.size()) {
         detail::check_dim("linear_decomposed", "bias length", b.size(), W.rows());
         y.middleRows(c.offset[c.rest()], c.N).rowwise() += b.transpose();
     }
-    return y;
+    return c.like(std::move(y));
 }
 
 template Mat<float> linear(const Mat<float>&, const Mat<float>&, const Vec<float>&);
@@ -90,9 +89,7 @@ template Mat<float> linear_backward(const Mat<float>&, const Mat<float>&, const 
                                     Vec<float>*);
 template Mat<double> linear_backward(const Mat<double>&, const Mat<double>&, const Mat<double>&, Mat<double>*,
                                      Vec<double>*);
-template Mat<float> linear_decomposed(const Components<float>&, const Mat<float>&, const Mat<float>&,
-                                      const Vec<float>&);
-template Mat<double> linear_decomposed(const Components<double>&, const Mat<double>&, const Mat<double>&,
-                                       const Vec<double>&);
+template Components<float> linear_decomposed(const Components<float>&, const Mat<float>&, const Vec<float>&);
+template Components<double> linear_decomposed(const Components<double>&, const Mat<double>&, const Vec<double>&);
 
 }  // namespace depass

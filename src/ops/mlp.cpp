@@ -1,5 +1,4 @@
 // mlp.cpp -- the two MLP kinds: SwiGLU (LLaMA, Mistral, Qwen2) and GELU (GPT-2).
-#include "depass/decompose.hpp"
 #include "depass/ops.hpp"
 #include "check.hpp"
 
@@ -125,61 +124,17 @@ Mat<T> gelu_mlp_backward(const Mat<T>& w1, const Mat<T>& w2, const Mat<T>& pre, 
 //   G_m = Norm2_m(X_m) W_g^T            (SwiGLU gate)
 //   G_m = Norm2_m(X_m) W_1^T (+ b_1)    (GELU MLP; the bias is the rest's)
 // Identity kept: sum_m Y_m[n] = sum_i a[n, i] W_d[:, i] (+ b_d) = MLP output.
+//
+// The steps below work on the shares of the K components present at one position n:
+// g [K, I] row-major (row k = component comp[k], in component order, so the rest,
+// which is present everywhere, is the last row), in place, vectorised over the neurons.
 
-// Weights of the rules over the participating components (G already prepared).
-// Each rule's weights sum to 1; where a rule's normaliser would be zero the value
-// is split equally, so nothing is lost.
-template <class T>
-void rule_weights(MlpRule rule, double temperature, const T* G, int count, T* w) {
-    if (count <= 0) return;
-    switch (rule) {
-        case MlpRule::Softmax: {  // w = softmax(G / T)
-            T mx = G[0];
-            for (int k = 1; k < count; ++k) mx = std::max(mx, G[k]);
-            T z = 0;
-            for (int k = 0; k < count; ++k) z += (w[k] = std::exp((G[k] - mx) / T(temperature)));
-            for (int k = 0; k < count; ++k) w[k] /= z;
-            return;
-        }
-        case MlpRule::Max: {  // all to the largest share (first on ties)
-            int best = 0;
-            for (int k = 1; k < count; ++k)
-                if (G[k] > G[best]) best = k;
-            for (int k = 0; k < count; ++k) w[k] = k == best ? T(1) : T(0);
-            return;
-        }
-        case MlpRule::Relu:     // w proportional to max(G, 0)
-        case MlpRule::Linear: { // w proportional to G - min G
-            T mn = G[0];
-            for (int k = 1; k < count; ++k) mn = std::min(mn, G[k]);
-            T z = 0;
-            for (int k = 0; k < count; ++k)
-                z += (w[k] = rule == MlpRule::Relu ? std::max(G[k], T(0)) : G[k] - mn);
-            if (z > T(0)) {
-                for (int k = 0; k < count; ++k) w[k] /= z;
-            } else {
-                for (int k = 0; k < count; ++k) w[k] = T(1) / T(count);
-            }
-            return;
-        }
-        case MlpRule::Taylor:
-            throw Error("rule_weights: the taylor rule splits the activation directly, it has no weights");
-    }
-}
-
-namespace {
-
-// The per-position kernels below work on the shares of the K components present at
-// one position n: g [K, I] row-major (row k = component comp[k], in component order,
-// so the rest, which is present everywhere, is the last row). They are vectorised
-// over the neurons i; rule_weights() above is the same computation one neuron at a time.
-
-// Section 5 preparation, steps 1-3, in place (`any` is scratch of length I):
+// Section 5 preparation, steps 1-3 (`any` is scratch of length I):
 //   1. ignore-special-token: the shares of component 0 are 0;
 //   2. at position 0 the shares of opt.pos0_component are 1;
 //   3. the rest's shares with |G| < 1e-5 are 0; where every share is 0 the rest's is 1.
 template <class T>
-void prepare_shares(T* g, const int* comp, int K, int I, int n, const DecomposeOptions& opt, T* any) {
+void prepare_gate_shares(T* g, const int* comp, int K, int I, int n, const DecomposeOptions& opt, T* any) {
     if (opt.ignore_special_token && comp[0] == 0) std::fill(g, g + I, T(0));
     if (n == 0)
         for (int k = 0; k < K; ++k)
@@ -197,15 +152,17 @@ void prepare_shares(T* g, const int* comp, int K, int I, int n, const DecomposeO
     for (int i = 0; i < I; ++i) rest[i] = any[i] == T(0) ? T(1) : rest[i];
 }
 
-// Softmax rule (step 4), in place: over the non-zero shares G_k[i] of neuron i
+// Softmax rule (step 4): over the non-zero shares G_k[i] of neuron i
 //   mx[i] = max_k G_k[i],  e_k[i] = exp((G_k[i] - mx[i]) / T),  w_k[i] = e_k[i] / sum_k e_k[i]
-// and w_k[i] = 0 where G_k[i] == 0. `mx`, `z`, `e` are scratch of length I; `e` must be
-// aligned for Eigen's packets, so that the vectorised exp covers the same neurons (all
-// but the last I mod packet-size) whatever the buffer's address: Eigen computes a peeled
-// head and tail with the scalar exp, which can differ from the packet exp by one ulp.
+// and w_k[i] = 0 where G_k[i] == 0. `scratch` holds mx and the sums z (2I); `e` (length I)
+// must be aligned for Eigen's packets, so that the vectorised exp covers the same neurons
+// (all but the last I mod packet-size) whatever the buffer's address: Eigen computes a
+// peeled head and tail with the scalar exp, which can differ from the packet exp by one ulp.
 template <class T>
-void softmax_shares(T* g, int K, int I, T temperature, T* mx, T* z, T* e) {
+void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e) {
     using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    T* mx = scratch;
+    T* z = scratch + I;
     std::fill(mx, mx + I, -std::numeric_limits<T>::infinity());
     for (int k = 0; k < K; ++k) {
         const T* gk = g + long(k) * I;
@@ -215,7 +172,8 @@ void softmax_shares(T* g, int K, int I, T temperature, T* mx, T* z, T* e) {
     std::fill(z, z + I, T(0));
     for (int k = 0; k < K; ++k) {
         T* gk = g + long(k) * I;
-        Eigen::Map<Arr, Eigen::AlignedMax>(e, I) = ((Eigen::Map<const Arr>(gk, I) - Eigen::Map<const Arr>(mx, I)) / temperature).exp();
+        Eigen::Map<Arr, Eigen::AlignedMax>(e, I) =
+            ((Eigen::Map<const Arr>(gk, I) - Eigen::Map<const Arr>(mx, I)) / temperature).exp();
 #pragma omp simd
         for (int i = 0; i < I; ++i) {
             gk[i] = gk[i] != T(0) ? e[i] : T(0);
@@ -229,46 +187,105 @@ void softmax_shares(T* g, int K, int I, T temperature, T* mx, T* z, T* e) {
     }
 }
 
-// The other rules (step 4), in place, one neuron at a time through rule_weights():
-// the non-zero shares participate, a zero share gets weight 0. `col`, `w` have length K.
+// Max rule (step 4): neuron i goes wholly to the largest non-zero share (the first on ties).
 template <class T>
-void rule_shares_by_neuron(MlpRule rule, double temperature, T* g, int K, int I, T* col, T* w) {
+void max_rule(T* g, int K, int I) {
     for (int i = 0; i < I; ++i) {
+        int best = -1;
+        for (int k = 0; k < K; ++k) {
+            const T v = g[long(k) * I + i];
+            if (v != T(0) && (best < 0 || v > g[long(best) * I + i])) best = k;
+        }
+        for (int k = 0; k < K; ++k) g[long(k) * I + i] = k == best ? T(1) : T(0);
+    }
+}
+
+// Relu rule (step 4): w_k[i] = max(G_k[i], 0) / sum_k max(G_k[i], 0) over the non-zero
+// shares; when that sum is 0 (every share negative) the P participating components get 1/P.
+template <class T>
+void relu_rule(T* g, int K, int I) {
+    for (int i = 0; i < I; ++i) {
+        T z = 0;
         int P = 0;
-        for (int k = 0; k < K; ++k)
-            if (g[long(k) * I + i] != T(0)) col[P++] = g[long(k) * I + i];
-        rule_weights(rule, temperature, col, P, w);
-        for (int k = 0, p = 0; k < K; ++k) {
+        for (int k = 0; k < K; ++k) {
+            const T v = g[long(k) * I + i];
+            if (v != T(0)) {
+                z += std::max(v, T(0));
+                ++P;
+            }
+        }
+        for (int k = 0; k < K; ++k) {
             T& v = g[long(k) * I + i];
-            v = v != T(0) ? w[p++] : T(0);
+            if (v != T(0)) v = z > T(0) ? std::max(v, T(0)) / z : T(1) / T(P);
         }
     }
 }
 
-}  // namespace
+// Linear rule (step 4): w_k[i] = (G_k[i] - mn) / sum_k (G_k[i] - mn) with mn the smallest
+// non-zero share; when that sum is 0 (one participant, or all equal) the P participating
+// components get 1/P.
+template <class T>
+void linear_rule(T* g, int K, int I) {
+    for (int i = 0; i < I; ++i) {
+        T mn = std::numeric_limits<T>::infinity(), z = 0;
+        int P = 0;
+        for (int k = 0; k < K; ++k) {
+            const T v = g[long(k) * I + i];
+            if (v != T(0)) {
+                mn = std::min(mn, v);
+                ++P;
+            }
+        }
+        for (int k = 0; k < K; ++k) {
+            const T v = g[long(k) * I + i];
+            if (v != T(0)) z += v - mn;
+        }
+        for (int k = 0; k < K; ++k) {
+            T& v = g[long(k) * I + i];
+            if (v != T(0)) v = z > T(0) ? (v - mn) / z : T(1) / T(P);
+        }
+    }
+}
+
+// Taylor rule: first-order split of the activation along the pre-activation p,
+//   A_m = G_m * act(p)/p * up   (sum_m G_m = p, so sum_m A_m = a)
+// in place of the shares; `s` is scratch of length I; up is null for the GELU MLP.
+template <class T>
+void taylor_rule(T* g, int K, int I, Activation act, const T* pre, const T* up, T* s) {
+    for (int i = 0; i < I; ++i) s[i] = act_over_x(act, pre[i]) * (up ? up[i] : T(1));
+    for (int k = 0; k < K; ++k) {
+        T* gk = g + int64_t(k) * I;
+#pragma omp simd
+        for (int i = 0; i < I; ++i) gk[i] *= s[i];
+    }
+}
 
 // The MLP twin, in chunks of consecutive positions (the rules act per position and
 // neuron, so a chunk holds every component present at its positions):
-//   gather   Xc = the normed rows of the chunk, position-major   [rows, D]
-//   shares   G  = Xc W_share^T (+ b_1 on the rest's rows)         [rows, I]
-//   rule     A  = w(G) * a   per position, in place of G          (taylor: A = G * act(p)/p * up)
+//   gather   Zc = the normed rows of the chunk, position-major   [rows, D]
+//   shares   G  = Zc W_share^T (+ b_1 on the rest's rows)         [rows, I]
+//   rule     A  = w(G) * a   per position, in place of G          (taylor: A = taylor_rule(G))
 //   down     Yc = A W_d^T, scattered back to the stored rows       [rows, D]
 // Each thread takes whole chunks with its own buffers, sized for ~kChunkRows rows, so
 // the intermediates stay in cache; the result does not depend on the number of threads.
 template <class T>
-Mat<T> mlp_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
-                      const Components<T>& c, const Mat<T>& normed_rows, const DecomposeOptions& opt) {
-    const int N = c.N, M = c.M, I = cfg.I, D = c.D;
-    const bool gated = cfg.mlp == MlpKind::SwiGLU;
-    const Mat<T>& W_share = gated ? lw.w_gate : lw.w_up;  // produces the pre-activation shares G
-    const Vec<T>& b_share = gated ? Vec<T>() : lw.b_up;
-    detail::check_shape("mlp_decomposed", "normed rows", normed_rows, c.rows(), c.D);
-    detail::check_shape("mlp_decomposed", "recorded activations", lt.mlp_act, N, I);
+Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, const Vec<T>& b_share,
+                             const Mat<T>& W_down, const Vec<T>& b_down, Activation act, const Mat<T>& pre,
+                             const Mat<T>& up, const Mat<T>& a, const DecomposeOptions& opt) {
+    const int N = z.N, M = z.M, I = int(W_share.rows()), D = int(W_down.rows());
+    const bool gated = up.size() > 0;
+    detail::check_dim("mlp_decomposed", "share weight columns", W_share.cols(), z.D);
+    detail::check_dim("mlp_decomposed", "down weight columns", W_down.cols(), I);
+    detail::check_shape("mlp_decomposed", "recorded activations", a, N, I);
+    detail::check_shape("mlp_decomposed", "recorded pre-activations", pre, N, I);
+    if (gated) detail::check_shape("mlp_decomposed", "recorded up projection", up, N, I);
+    if (b_share.size()) detail::check_dim("mlp_decomposed", "share bias length", b_share.size(), I);
+    if (b_down.size()) detail::check_dim("mlp_decomposed", "down bias length", b_down.size(), D);
 
     // K[n] = number of components present at position n (first[m] <= n).
     std::vector<int> K(N, 0);
     for (int m = 0; m < M; ++m)
-        if (c.first[m] < N) ++K[c.first[m]];
+        if (z.first[m] < N) ++K[z.first[m]];
     for (int n = 1; n < N; ++n) K[n] += K[n - 1];
 
     // Chunk boundaries: opt.mlp_chunk positions each, or (automatic) about kChunkRows rows.
@@ -286,14 +303,14 @@ Mat<T> mlp_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerT
     }
     const int chunks = int(bounds.size()) - 1;
 
-    Mat<T> Y(c.rows(), D);  // every stored row is written exactly once below
+    Mat<T> Y(z.rows(), D);  // every stored row is written exactly once below
 #pragma omp parallel
     {
-        Mat<T> Xc(max_rows, D), G(max_rows, I), Yc(max_rows, D);
+        Mat<T> Zc(max_rows, z.D), G(max_rows, I), Yc(max_rows, D);
         std::vector<int> comp(max_rows);       // component of each chunk row
         std::vector<int64_t> src(max_rows);    // stored row of each chunk row
-        std::vector<T> scratch(3 * size_t(I)), col(M), w(M);
-        Eigen::Array<T, Eigen::Dynamic, 1> exps(I);  // Eigen-aligned, see softmax_shares
+        std::vector<T> scratch(3 * size_t(I));
+        Eigen::Array<T, Eigen::Dynamic, 1> exps(I);  // Eigen-aligned, see softmax_rule
 
 #pragma omp for schedule(dynamic)
         for (int ci = 0; ci < chunks; ++ci) {
@@ -301,53 +318,48 @@ Mat<T> mlp_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerT
             int64_t rc = 0;
             for (int n = p0; n < p1; ++n)
                 for (int m = 0; m < M; ++m)
-                    if (c.first[m] <= n) {
+                    if (z.first[m] <= n) {
                         comp[rc] = m;
-                        src[rc] = c.row(m, n);
-                        Xc.row(rc) = normed_rows.row(src[rc]);
+                        src[rc] = z.row(m, n);
+                        Zc.row(rc) = z.X.row(src[rc]);
                         ++rc;
                     }
-            G.topRows(rc).noalias() = Xc.topRows(rc) * W_share.transpose();
+            G.topRows(rc).noalias() = Zc.topRows(rc) * W_share.transpose();
             if (b_share.size())
                 for (int64_t r = 0; r < rc; ++r)
-                    if (comp[r] == c.rest()) G.row(r) += b_share.transpose();
+                    if (comp[r] == z.rest()) G.row(r) += b_share.transpose();
 
             // Distribute a[n, i] over the components present at n.
             for (int n = p0, r0 = 0; n < p1; r0 += K[n], ++n) {
                 T* g = G.data() + int64_t(r0) * I;
-                const T* a = lt.mlp_act.data() + int64_t(n) * I;
+                T* sc = scratch.data();
                 if (opt.rule == MlpRule::Taylor) {
-                    // First-order split of the activation along the pre-activation:
-                    //   A_m = G_m * act(p)/p * up   (sum_m G_m = p, so sum_m A_m = a)
-                    T* s = scratch.data();
-                    for (int i = 0; i < I; ++i)
-                        s[i] = act_over_x(cfg.act, lt.mlp_pre(n, i)) * (gated ? lt.mlp_up(n, i) : T(1));
-                    for (int k = 0; k < K[n]; ++k) {
-                        T* gk = g + int64_t(k) * I;
-#pragma omp simd
-                        for (int i = 0; i < I; ++i) gk[i] *= s[i];
-                    }
+                    taylor_rule(g, K[n], I, act, pre.data() + int64_t(n) * I,
+                                gated ? up.data() + int64_t(n) * I : nullptr, sc);
                     continue;
                 }
-                T* sc = scratch.data();
-                prepare_shares(g, comp.data() + r0, K[n], I, n, opt, sc);
-                if (opt.rule == MlpRule::Softmax)
-                    softmax_shares(g, K[n], I, T(opt.temperature), sc, sc + I, exps.data());
-                else
-                    rule_shares_by_neuron(opt.rule, opt.temperature, g, K[n], I, col.data(), w.data());
+                prepare_gate_shares(g, comp.data() + r0, K[n], I, n, opt, sc);
+                switch (opt.rule) {
+                    case MlpRule::Softmax: softmax_rule(g, K[n], I, T(opt.temperature), sc, exps.data()); break;
+                    case MlpRule::Max: max_rule(g, K[n], I); break;
+                    case MlpRule::Relu: relu_rule(g, K[n], I); break;
+                    case MlpRule::Linear: linear_rule(g, K[n], I); break;
+                    case MlpRule::Taylor: break;
+                }
                 // A_m[n, i] = w_m[n, i] * a[n, i]
+                const T* an = a.data() + int64_t(n) * I;
                 for (int k = 0; k < K[n]; ++k) {
                     T* gk = g + int64_t(k) * I;
 #pragma omp simd
-                    for (int i = 0; i < I; ++i) gk[i] *= a[i];
+                    for (int i = 0; i < I; ++i) gk[i] *= an[i];
                 }
             }
-            Yc.topRows(rc).noalias() = G.topRows(rc) * lw.w_down.transpose();
+            Yc.topRows(rc).noalias() = G.topRows(rc) * W_down.transpose();
             for (int64_t r = 0; r < rc; ++r) Y.row(src[r]) = Yc.row(r);
         }
     }
-    if (lw.b_down.size()) Y.middleRows(c.offset[c.rest()], N).rowwise() += lw.b_down.transpose();
-    return Y;
+    if (b_down.size()) Y.middleRows(z.offset[z.rest()], N).rowwise() += b_down.transpose();
+    return z.like(std::move(Y));
 }
 
 #define DEPASS_INSTANTIATE(T)                                                                         \
@@ -362,9 +374,15 @@ Mat<T> mlp_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerT
                                Mat<T>*);                                                              \
     template Mat<T> gelu_mlp(const Mat<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, const Vec<T>&, Mat<T>*, \
                              Mat<T>*);                                                                \
-    template void rule_weights(MlpRule, double, const T*, int, T*);                                   \
-    template Mat<T> mlp_decomposed(const Config&, const LayerWeights<T>&, const LayerTrace<T>&,         \
-                                   const Components<T>&, const Mat<T>&, const DecomposeOptions&);
+    template void prepare_gate_shares(T*, const int*, int, int, int, const DecomposeOptions&, T*);     \
+    template void softmax_rule(T*, int, int, T, T*, T*);                                              \
+    template void max_rule(T*, int, int);                                                             \
+    template void relu_rule(T*, int, int);                                                            \
+    template void linear_rule(T*, int, int);                                                          \
+    template void taylor_rule(T*, int, int, Activation, const T*, const T*, T*);                      \
+    template Components<T> mlp_decomposed(const Components<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, \
+                                          const Vec<T>&, Activation, const Mat<T>&, const Mat<T>&,      \
+                                          const Mat<T>&, const DecomposeOptions&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

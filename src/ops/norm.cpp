@@ -3,7 +3,6 @@
 // DePass freezes the per-token factor of every norm (1/rms, or 1/std and the
 // mean for LayerNorm) from the true state; the factors are returned here so the
 // trace can record them.
-#include "depass/decompose.hpp"
 #include "depass/ops.hpp"
 #include "check.hpp"
 
@@ -59,14 +58,14 @@ Mat<T> rms_norm_backward(const Mat<T>& x, const Vec<T>& g, double eps, const Mat
 // norm is linear in its input:   Y_m[n] = g * X_m[n] * r[n].
 // Identity kept: sum_m Y_m[n] = g * (sum_m X_m[n]) * r[n] = rms_norm(S)[n].
 template <class T>
-Mat<T> rms_norm_decomposed(const Components<T>& c, const Vec<T>& g, const Vec<T>& inv) {
+Components<T> rms_norm_decomposed(const Components<T>& c, const Vec<T>& g, const Vec<T>& inv) {
     detail::check_dim("rms_norm_decomposed", "gain length", g.size(), c.D);
     detail::check_dim("rms_norm_decomposed", "factor length", inv.size(), c.N);
     const int64_t R = c.rows();
     Mat<T> y(R, c.D);
 #pragma omp parallel for if (R * c.D > kParallelElements)
     for (int64_t r = 0; r < R; ++r) y.row(r) = c.X.row(r).cwiseProduct(g.transpose()) * inv[c.row_pos[r]];
-    return y;
+    return c.like(std::move(y));
 }
 
 // LayerNorm:  mu[n] = mean_d x[n,d],  r[n] = 1 / sqrt( mean_d (x[n,d] - mu[n])^2 + eps ),
@@ -121,7 +120,7 @@ Mat<T> layer_norm_backward(const Mat<T>& x, const Vec<T>& g, double eps, const M
 //   Y_m[n] = g * (X_m[n] - mean_d X_m[n]) * r[n]   (+ b for the rest).
 // Identity kept: sum_m Y_m[n] = g * (S[n] - mean S[n]) * r[n] + b = layer_norm(S)[n].
 template <class T>
-Mat<T> layer_norm_decomposed(const Components<T>& c, const Vec<T>& g, const Vec<T>& b, const Vec<T>& inv) {
+Components<T> layer_norm_decomposed(const Components<T>& c, const Vec<T>& g, const Vec<T>& b, const Vec<T>& inv) {
     detail::check_dim("layer_norm_decomposed", "gain length", g.size(), c.D);
     detail::check_dim("layer_norm_decomposed", "bias length", b.size(), c.D);
     detail::check_dim("layer_norm_decomposed", "factor length", inv.size(), c.N);
@@ -133,38 +132,37 @@ Mat<T> layer_norm_decomposed(const Components<T>& c, const Vec<T>& g, const Vec<
         y.row(r) = (c.X.row(r).array() - mean).matrix().cwiseProduct(g.transpose()) * inv[c.row_pos[r]];
     }
     y.middleRows(c.offset[c.rest()], c.N).rowwise() += b.transpose();
-    return y;
+    return c.like(std::move(y));
 }
 
 template <class T>
-Mat<T> apply_norm(const Config& cfg, const Mat<T>& x, const Vec<T>& g, const Vec<T>& b,
+Mat<T> apply_norm(NormKind kind, double eps, const Mat<T>& x, const Vec<T>& g, const Vec<T>& b,
                   NormFactors<T>* factors) {
-    return cfg.norm == NormKind::RMSNorm ? rms_norm(x, g, cfg.norm_eps, factors)
-                                         : layer_norm(x, g, b, cfg.norm_eps, factors);
+    return kind == NormKind::RMSNorm ? rms_norm(x, g, eps, factors) : layer_norm(x, g, b, eps, factors);
 }
 
 template <class T>
-Mat<T> apply_norm_backward(const Config& cfg, const Mat<T>& x, const Vec<T>& g, const Mat<T>& dy) {
-    return cfg.norm == NormKind::RMSNorm ? rms_norm_backward(x, g, cfg.norm_eps, dy)
-                                         : layer_norm_backward(x, g, cfg.norm_eps, dy);
+Mat<T> apply_norm_backward(NormKind kind, double eps, const Mat<T>& x, const Vec<T>& g, const Mat<T>& dy) {
+    return kind == NormKind::RMSNorm ? rms_norm_backward(x, g, eps, dy) : layer_norm_backward(x, g, eps, dy);
 }
 
 template <class T>
-Mat<T> apply_norm_decomposed(const Config& cfg, const Components<T>& c, const Vec<T>& g, const Vec<T>& b,
-                             const NormFactors<T>& f) {
-    return cfg.norm == NormKind::RMSNorm ? rms_norm_decomposed(c, g, f.inv) : layer_norm_decomposed(c, g, b, f.inv);
+Components<T> apply_norm_decomposed(NormKind kind, const Components<T>& c, const Vec<T>& g, const Vec<T>& b,
+                                    const NormFactors<T>& f) {
+    return kind == NormKind::RMSNorm ? rms_norm_decomposed(c, g, f.inv) : layer_norm_decomposed(c, g, b, f.inv);
 }
 
 #define DEPASS_INSTANTIATE(T)                                                                  \
     template Mat<T> rms_norm(const Mat<T>&, const Vec<T>&, double, NormFactors<T>*);           \
     template Mat<T> layer_norm(const Mat<T>&, const Vec<T>&, const Vec<T>&, double, NormFactors<T>*); \
-    template Mat<T> apply_norm(const Config&, const Mat<T>&, const Vec<T>&, const Vec<T>&, NormFactors<T>*); \
+    template Mat<T> apply_norm(NormKind, double, const Mat<T>&, const Vec<T>&, const Vec<T>&, NormFactors<T>*); \
     template Mat<T> rms_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);         \
     template Mat<T> layer_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);       \
-    template Mat<T> apply_norm_backward(const Config&, const Mat<T>&, const Vec<T>&, const Mat<T>&); \
-    template Mat<T> rms_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&);      \
-    template Mat<T> layer_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&, const Vec<T>&); \
-    template Mat<T> apply_norm_decomposed(const Config&, const Components<T>&, const Vec<T>&, const Vec<T>&, \
+    template Mat<T> apply_norm_backward(NormKind, double, const Mat<T>&, const Vec<T>&, const Mat<T>&); \
+    template Components<T> rms_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&); \
+    template Components<T> layer_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&, \
+                                                 const Vec<T>&);                                \
+    template Components<T> apply_norm_decomposed(NormKind, const Components<T>&, const Vec<T>&, const Vec<T>&, \
                                           const NormFactors<T>&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)

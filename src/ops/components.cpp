@@ -1,0 +1,96 @@
+// components.cpp -- the decomposed state (components.hpp) and the MLP rule names.
+#include "depass/components.hpp"
+
+#include "depass/ops.hpp"
+#include "check.hpp"
+
+namespace depass {
+
+template <class T>
+Components<T> Components<T>::zeros(int N, int D, std::vector<int> first, std::vector<std::string> names) {
+    Components c;
+    c.M = int(first.size());
+    c.N = N;
+    c.D = D;
+    if (c.M < 1) throw Error("components: at least the rest component is needed");
+    if (int(names.size()) != c.M) throw Error("components: " + std::to_string(names.size()) + " names for " +
+                                              std::to_string(c.M) + " components");
+    if (first.back() != 0) throw Error("components: the rest (last component) must start at position 0");
+    c.offset.resize(c.M + 1);
+    c.offset[0] = 0;
+    for (int m = 0; m < c.M; ++m) {
+        if (first[m] < 0 || first[m] > N)
+            throw Error("components: first position " + std::to_string(first[m]) + " of component " +
+                        std::to_string(m) + " is outside [0, " + std::to_string(N) + "]");
+        c.offset[m + 1] = c.offset[m] + (N - first[m]);
+    }
+    c.row_pos.resize(c.offset[c.M]);
+    for (int m = 0; m < c.M; ++m)
+        for (int n = first[m]; n < N; ++n) c.row_pos[c.offset[m] + (n - first[m])] = n;
+    c.first = std::move(first);
+    c.names = std::move(names);
+    c.X = Mat<T>::Zero(c.offset[c.M], D);
+    return c;
+}
+
+template <class T>
+Mat<T> Components<T>::sum() const {
+    Mat<T> s = Mat<T>::Zero(N, D);
+    for (int m = 0; m < M; ++m) s.bottomRows(N - first[m]) += block(m);
+    return s;
+}
+
+template <class T>
+Mat<T> Components<T>::component(int m) const {
+    Mat<T> x = Mat<T>::Zero(N, D);
+    x.bottomRows(N - first[m]) = block(m);
+    return x;
+}
+
+template <class T>
+Components<T> Components<T>::like(Mat<T> newX) const {
+    if (newX.rows() != rows()) throw Error("components: new rows do not match the layout");
+    Components c;  // the layout of *this, the new rows
+    c.M = M;
+    c.N = N;
+    c.D = int(newX.cols());
+    c.first = first;
+    c.offset = offset;
+    c.row_pos = row_pos;
+    c.X = std::move(newX);
+    c.names = names;
+    return c;
+}
+
+template <class T>
+void residual_add(Components<T>& x, const Components<T>& y) {
+    detail::check_shape("residual_add", "added components", y.X, x.rows(), x.D);
+    x.X += y.X;
+}
+
+MlpRule parse_mlp_rule(const std::string& s) {
+    if (s == "softmax") return MlpRule::Softmax;
+    if (s == "max") return MlpRule::Max;
+    if (s == "relu") return MlpRule::Relu;
+    if (s == "linear") return MlpRule::Linear;
+    if (s == "taylor") return MlpRule::Taylor;
+    throw Error("unknown MLP rule '" + s + "' (expected softmax, max, relu, linear or taylor)");
+}
+
+const char* rule_name(MlpRule r) {
+    switch (r) {
+        case MlpRule::Softmax: return "softmax";
+        case MlpRule::Max: return "max";
+        case MlpRule::Relu: return "relu";
+        case MlpRule::Linear: return "linear";
+        case MlpRule::Taylor: return "taylor";
+    }
+    return "?";
+}
+
+template struct Components<float>;
+template struct Components<double>;
+template void residual_add(Components<float>&, const Components<float>&);
+template void residual_add(Components<double>&, const Components<double>&);
+
+}  // namespace depass
