@@ -116,15 +116,15 @@ Outcome<T> run_case(const Model<T>& model, const Trace<T>& trace, const Official
     LevelRequest req;
     switch (oc.kind) {
         case Kind::Token:
-        case Kind::AllLayers: req.level = "token"; req.layer = 0; break;
-        case Kind::Mid: req.level = "token"; req.layer = 1; break;
-        case Kind::Head: req.level = "head"; req.layer = 0; break;
-        case Kind::ModuleAttn: req.level = "module"; req.layer = 0; break;
-        case Kind::ModuleMlp: req.level = "module"; req.layer = 0; req.module_mlp = true; break;
-        case Kind::Neuron: req.level = "neuron"; req.layer = 0; break;
+        case Kind::AllLayers: req.level = Level::Token; req.layer = 0; break;
+        case Kind::Mid: req.level = Level::Token; req.layer = 1; break;
+        case Kind::Head: req.level = Level::Head; req.layer = 0; break;
+        case Kind::ModuleAttn: req.level = Level::Module; req.layer = 0; break;
+        case Kind::ModuleMlp: req.level = Level::Module; req.layer = 0; req.module_mlp = true; break;
+        case Kind::Neuron: req.level = Level::Neuron; req.layer = 0; break;
         case Kind::Subspace: {
             // The reference decomposes x = h[1] (output of block 0) into [x P, x - x P].
-            req.level = "subspace";
+            req.level = Level::Subspace;
             req.layer = 1;
             Tensor<double> P = read_npy<double>(dir + "/depass_subspace_projector_L0.npy");
             req.projectors.push_back(Eigen::Map<Mat<double>>(P.data.data(), P.shape.at(0), P.shape.at(1)));

@@ -323,7 +323,7 @@ std::vector<NamedRequest> all_requests(const Config& cfg, const Trace<T>& trace,
     auto add = [&](std::string label, LevelRequest r) { out.push_back({std::move(label), std::move(r)}); };
     for (int l = 0; l <= cfg.L; ++l) {
         LevelRequest r;
-        r.level = "token";
+        r.level = Level::Token;
         r.layer = l;
         add("token h[" + std::to_string(l) + "]", r);
     }
@@ -331,20 +331,20 @@ std::vector<NamedRequest> all_requests(const Config& cfg, const Trace<T>& trace,
         const std::string L = std::to_string(l);
         LevelRequest r;
         r.layer = l;
-        r.level = "module";
+        r.level = Level::Module;
         r.module_mlp = false;
         add("module attn L" + L, r);
         r.module_mlp = true;
         add("module mlp L" + L, r);
         r = LevelRequest();
         r.layer = l;
-        r.level = "head";
+        r.level = Level::Head;
         add("head all L" + L, r);
         r.heads = {0, cfg.H - 1};
         add("head {0,H-1} L" + L, r);
         r = LevelRequest();
         r.layer = l;
-        r.level = "neuron";
+        r.level = Level::Neuron;
         add("neuron all L" + L, r);
         r.neurons = {0, cfg.I / 2, cfg.I - 1};
         add("neuron list L" + L, r);
@@ -356,7 +356,7 @@ std::vector<NamedRequest> all_requests(const Config& cfg, const Trace<T>& trace,
     const Mat<double> P2 = projector_from(randn<double>(cfg.D, 1, rng), cfg.D, "random basis (1)");
     for (int l = 0; l <= cfg.L; ++l) {
         LevelRequest r;
-        r.level = "subspace";
+        r.level = Level::Subspace;
         r.layer = l;
         r.projectors = {P1, P2};
         add("subspace h[" + std::to_string(l) + "]", r);
@@ -366,7 +366,7 @@ std::vector<NamedRequest> all_requests(const Config& cfg, const Trace<T>& trace,
         const int N = trace.N(), D = cfg.D, K = 3;
         const Mat<double> x = trace.h[1].template cast<double>();
         LevelRequest r;
-        r.level = "custom";
+        r.level = Level::Custom;
         r.layer = 1;
         r.custom = Tensor<double>({K, N, D});
         Mat<double> left = x;
@@ -802,7 +802,7 @@ TEST_CASE("MLP chunking: mlp_chunk = 1, 3, N and 0 (auto) give the same componen
             const Trace<T> trace = forward(model, random_ids(N, model.cfg.V, 400 + N));
             for (const char* level : {"token", "head"}) {
                 LevelRequest req;
-                req.level = level;
+                req.level = parse_level(level);
                 req.layer = 0;
                 const Initialised<T> init = initialise(model, trace, req);
                 for (MlpRule rule : kRules) {
@@ -917,7 +917,7 @@ TEMPLATE_TEST_CASE(
             const double scale = double(trace.logits.cwiseAbs().maxCoeff());
             for (const char* level : {"token", "head", "neuron"}) {
                 LevelRequest req;
-                req.level = level;
+                req.level = parse_level(level);
                 req.layer = 0;
                 if (std::string(level) == "neuron") req.neuron_groups = 4;
                 const Initialised<T> init = initialise(model, trace, req);
@@ -1035,9 +1035,7 @@ TEST_CASE("initialisers reject bad requests with a depass::Error naming the valu
     CHECK_THAT(error_of([&] { init_subspaces(model, trace, 0, {Mat<double>::Identity(D + 1, D + 1)}, {}); }),
                Contains("projector 0"));
     // Unknown level.
-    LevelRequest req;
-    req.level = "layers";
-    CHECK_THAT(error_of([&] { initialise(model, trace, req); }), Contains("'layers'"));
+    CHECK_THAT(error_of([&] { parse_level("layers"); }), Contains("'layers'"));
 }
 
 TEST_CASE("projector_from does not depend on the scale of the basis", "[decompose][subspace]") {

@@ -26,7 +26,7 @@ std::vector<SpecCase> spec_cases(const std::string& dir) {
     std::vector<SpecCase> cases;
     auto tok = [](MlpRule r, bool ign) {
         SpecCase c;
-        c.req.level = "token";
+        c.req.level = Level::Token;
         c.req.layer = 0;
         c.rule = r;
         c.ignore_special = ign;
@@ -43,23 +43,23 @@ std::vector<SpecCase> spec_cases(const std::string& dir) {
     }
     SpecCase head;
     head.file = "depass_spec_head_L0_f64.npy";
-    head.req.level = "head";
+    head.req.level = Level::Head;
     cases.push_back(head);
     SpecCase neuron;
     neuron.file = "depass_spec_neuron_L0_f64.npy";
-    neuron.req.level = "neuron";
+    neuron.req.level = Level::Neuron;
     cases.push_back(neuron);
     for (bool mlp : {false, true}) {
         SpecCase m;
         m.file = mlp ? "depass_spec_module_mlp_L0_f64.npy" : "depass_spec_module_attn_L0_f64.npy";
-        m.req.level = "module";
+        m.req.level = Level::Module;
         m.req.module_mlp = mlp;
         cases.push_back(m);
     }
     if (file_exists(dir + "/depass_subspace_projector_L0.npy")) {
         SpecCase s;
         s.file = "depass_spec_subspace_L0_f64.npy";
-        s.req.level = "subspace";
+        s.req.level = Level::Subspace;
         s.req.layer = 1;  // x = h[1], the output of block 0
         Tensor<double> P = read_npy<double>(dir + "/depass_subspace_projector_L0.npy");
         s.req.projectors.push_back(Eigen::Map<Mat<double>>(P.data.data(), P.shape[0], P.shape[1]));

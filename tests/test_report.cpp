@@ -6,7 +6,7 @@
 #include "test_support.hpp"
 
 #include "depass/decompose.hpp"
-#include "depass/initialisers.hpp"
+#include "depass/attribute.hpp"
 #include "depass/io.hpp"
 #include "depass/report.hpp"
 #include "depass/tokenizer.hpp"
@@ -85,31 +85,10 @@ RealRun<T> real_run(const std::string& level, int layer, const std::string& prom
     Model<T> model = load_model<T>(model_path());
     auto tok = Llama2cTokenizer::load(tok_path(), model.cfg.V);
     std::vector<int> ids = tok.encode(prompt, true, false);
-    Trace<T> trace = forward(model, ids);
-    LevelRequest req;
-    req.level = level;
-    req.layer = layer;
-    Initialised<T> init = initialise(model, trace, req);
-    DecomposeOptions opt;
-    opt.ignore_special_token = init.ignore_special_default;
-    opt.pos0_component = init.pos0_component;
-    double max_abs = 0, max_rel = 0;
-    std::string worst;
-    auto observe = [&](const CutPoint& p, const Components<T>& c) {
-        const Mat<double> truth = state_at(trace, p).template cast<double>();
-        const Mat<double> sum = c.sum().template cast<double>();
-        const double a = (sum - truth).cwiseAbs().maxCoeff();
-        max_abs = std::max(max_abs, a);
-        if (a / truth.cwiseAbs().maxCoeff() >= max_rel) {
-            max_rel = a / truth.cwiseAbs().maxCoeff();
-            worst = p.str();
-        }
-    };
-    Components<T> out = propagate(model, trace, init.comps, init.cut, opt, ComponentObserver<T>(observe));
-
+    const Mat<double> logits = forward(model, ids).logits.template cast<double>();
+    const int N = int(ids.size()), K = 2;
     RealRun<T> r;
-    r.logits = trace.logits.template cast<double>();
-    const int N = trace.N(), K = 2;
+    r.logits = logits;
     for (int n = 0; n < N; ++n) {
         std::vector<int> order(size_t(model.cfg.V));
         std::iota(order.begin(), order.end(), 0);
@@ -117,14 +96,21 @@ RealRun<T> real_run(const std::string& level, int layer, const std::string& prom
                           [&](int a, int b) { return r.logits(n, a) > r.logits(n, b); });
         r.targets.push_back({order[0], order[1]});
     }
-    Tensor<T> attr = logit_attribution(model, trace, out, r.targets);
+    AttributionRequest rq;
+    rq.start.level = parse_level(level);
+    rq.start.layer = layer;
+    rq.targets = r.targets;
+    const Attribution<T> a = attribute(model, ids, rq);
+    const Components<T>& out = a.components;
+    const DecomposeOptions& opt = a.options;
+    const Tensor<T>& attr = a.logit_attribution;
 
     AttributionReport& rep = r.rep;
     rep.model = "stories260K <shipped> & \"friends\"";
     rep.dtype = sizeof(T) == 8 ? "f64" : "f32";
-    rep.level = init.level;
+    rep.level = level_name(a.level);
     rep.rule = rule_name(opt.rule);
-    rep.cut = init.cut.str();
+    rep.cut = a.cut.str();
     rep.metadata["temperature"] = "0.1";
     rep.N = N;
     rep.M = out.M;
@@ -144,9 +130,9 @@ RealRun<T> real_run(const std::string& level, int layer, const std::string& prom
             rep.target_logits.push_back(r.logits(n, v));
         }
     rep.logit_attribution.assign(attr.data.begin(), attr.data.end());
-    rep.completeness_max_abs = max_abs;
-    rep.completeness_max_rel = max_rel;
-    rep.completeness_worst_point = worst;
+    rep.completeness_max_abs = a.completeness_max_abs;
+    rep.completeness_max_rel = a.completeness_max_rel;
+    rep.completeness_worst_point = a.completeness_worst_point;
     return r;
 }
 

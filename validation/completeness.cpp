@@ -2,6 +2,7 @@
 // rule, checked at every residual point from the cut to the end.
 #include "completeness.hpp"
 
+#include "depass/attribute.hpp"
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
@@ -62,26 +63,6 @@ bool same_point(const CutPoint& a, const CutPoint& b) {
 }
 
 // max |sum - state| and max |state| in double; NaN propagates into max_abs.
-template <class T>
-PointResult measure(const Components<T>& c, const Mat<T>& state, const CutPoint& p, double tol) {
-    PointResult r;
-    r.point = p;
-    const Mat<T> s = c.sum();
-    if (s.rows() != state.rows() || s.cols() != state.cols())
-        throw Error("completeness: components sum to [" + std::to_string(s.rows()) + ", " + std::to_string(s.cols()) +
-                    "] at " + p.str() + ", the state is [" + std::to_string(state.rows()) + ", " +
-                    std::to_string(state.cols()) + "]");
-    for (long i = 0; i < s.rows(); ++i)
-        for (long j = 0; j < s.cols(); ++j) {
-            const double e = std::abs(double(s(i, j)) - double(state(i, j)));
-            if (!(e <= r.max_abs)) r.max_abs = e;
-            r.scale = std::max(r.scale, std::abs(double(state(i, j))));
-        }
-    r.max_rel = r.scale > 0 ? r.max_abs / r.scale : r.max_abs;
-    r.pass = r.max_rel <= tol;  // false for NaN
-    return r;
-}
-
 // One initialisation to run with every rule.
 struct Case {
     std::string level, variant;
@@ -146,7 +127,7 @@ std::vector<Case> build_cases(const Model<T>& model, const Trace<T>& trace, cons
             if (block_level && l == L) continue;  // blocks are 0..L-1
             Case c;
             c.level = level;
-            c.req.level = level;
+            c.req.level = parse_level(level);
             c.req.layer = l;
             if (level == "token") {
                 for (int on : {1, 0}) {
@@ -236,10 +217,11 @@ std::vector<RunResult> check_completeness(const Model<T>& model, const std::vect
             opt.pos0_component = init.pos0_component;
             opt.ignore_special_token = cs.ignore_special < 0 ? init.ignore_special_default : cs.ignore_special == 1;
 
-            ComponentObserver<T> observe = [&](const CutPoint& p, const Components<T>& c) {
-                r.points.push_back(measure(c, state_at(trace, p), p, tol));
-            };
-            propagate(model, trace, start, init.cut, opt, observe);
+            CompletenessMonitor<T> monitor(trace, tol);
+            propagate(model, trace, start, init.cut, opt,
+                      ComponentObserver<T>([&](const CutPoint& p, const Components<T>& c) { monitor.observe(p, c); }));
+            for (const CompletenessPoint& p : monitor.points())
+                r.points.push_back({p.point, p.max_abs, p.scale, p.max_rel, p.pass});
 
             // The observer must have seen exactly the residual points from the cut to h[L].
             bool sequence_ok = r.points.size() == expected.size();

@@ -13,13 +13,31 @@
 
 namespace depass {
 
+// Where a decomposition starts (the `--level` of the command line).
+enum class Level { Token, Module, Head, Neuron, Subspace, Custom };
+Level parse_level(const std::string& s);  // "token", ...; throws naming the value
+const char* level_name(Level level);
+
+// What one component is, for reports and tools: its kind, the block it comes from,
+// and its index there.
+struct ComponentInfo {
+    enum class Kind { Token, Attention, Mlp, Head, Neuron, NeuronGroup, Subspace, Custom, Rest };
+    Kind kind = Kind::Rest;
+    int layer = -1;      // the residual point h[layer] (token, subspace, custom) or the block
+    int index = -1;      // token position, head, neuron, first neuron of a group, subspace / custom index
+    int index_end = -1;  // neuron groups: one past the last neuron
+    std::string label;   // the component's name, as in Components::names
+};
+const char* kind_name(ComponentInfo::Kind kind);  // "token", "attention", "mlp", "head", ...
+
 template <class T>
 struct Initialised {
     Components<T> comps;
     CutPoint cut;
     int pos0_component = 0;
     bool ignore_special_default = false;
-    std::string level;  // "token", "module", "head", "neuron", "subspace", "custom"
+    Level level = Level::Token;
+    std::vector<ComponentInfo> info;  // [M], one per component (the rest last)
 
     // Options for propagate() with this level's defaults: the given MLP rule and
     // temperature, the level's ignore-special-token default and position-0 component.
@@ -83,7 +101,7 @@ namespace depass {
 
 // A whole request, as the command line and the validation suite express it.
 struct LevelRequest {
-    std::string level = "token";  // token | module | head | neuron | subspace | custom
+    Level level = Level::Token;
     // token, subspace, custom: the residual point h[layer] (0 = embeddings, L = final residual);
     // module, head, neuron:    the block whose module / heads / neurons are decomposed.
     int layer = 0;

@@ -1,8 +1,7 @@
 // depass attribute -- the decomposed forward pass from the command line.
 #include "common.hpp"
 
-#include "depass/decompose.hpp"
-#include "depass/initialisers.hpp"
+#include "depass/attribute.hpp"
 #include "depass/io.hpp"
 #include "depass/report.hpp"
 #include "depass/tolerance.hpp"
@@ -70,24 +69,15 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
     if (o.format == "npy") check_npy_directory_target(o.out);
 }
 
-std::vector<std::vector<int>> resolve_targets(const std::string& spec, const Mat<double>& logits, int V) {
-    const int N = int(logits.rows());
-    std::vector<std::vector<int>> t(N);
-    if (spec == "auto") {
-        for (int n = 0; n < N; ++n) {
-            Eigen::Index best;
-            logits.row(n).maxCoeff(&best);
-            t[n] = {int(best)};
-        }
-        return t;
-    }
+// --targets: "auto" (the model's argmax at every position, the library's default) or ids for every position.
+std::vector<std::vector<int>> parse_targets(const std::string& spec, int V) {
+    if (spec == "auto") return {};
     std::vector<int> ids = parse_int_list("--targets", spec);
     for (int v : ids)
         if (v < 0 || v >= V)
             throw Error("--targets: token id " + std::to_string(v) + " is outside the vocabulary [0, " +
                         std::to_string(V) + ")");
-    for (auto& row : t) row = ids;
-    return t;
+    return {ids};
 }
 
 template <class T>
@@ -108,8 +98,9 @@ void run_attribute(const AttributeOptions& o) {
     Trace<T> trace = forward(model, ids);
     const int N = trace.N();
 
-    LevelRequest req;
-    req.level = o.level;
+    AttributionRequest rq;
+    LevelRequest& req = rq.start;
+    req.level = parse_level(o.level);
     req.layer = o.layer;
     req.module_mlp = o.module == "mlp";
     if (!o.heads.empty()) req.heads = parse_int_list("--heads", o.heads);
@@ -129,53 +120,36 @@ void run_attribute(const AttributeOptions& o) {
         req.custom_source = o.components;
         req.custom_rel_tol = sizeof(T) == 8 ? 1e-9 : 1e-5;
     }
-    Initialised<T> init = initialise(model, trace, req);
+    rq.rule = parse_mlp_rule(o.rule);
+    rq.temperature = o.temperature;
+    if (!o.ignore_special.empty()) rq.ignore_special_token = o.ignore_special == "on";
+    rq.mlp_chunk = o.mlp_chunk;
+    rq.targets = parse_targets(o.targets, cfg.V);
+    rq.keep_points = o.all_layers;
 
-    DecomposeOptions opt;
-    opt.rule = parse_mlp_rule(o.rule);
-    opt.temperature = o.temperature;
-    opt.ignore_special_token = o.ignore_special.empty() ? init.ignore_special_default : o.ignore_special == "on";
-    opt.pos0_component = init.pos0_component;
-    opt.mlp_chunk = o.mlp_chunk;
-
-    // Propagate, checking completeness at every residual point on the way.
-    std::vector<std::string> points;
-    std::vector<double> by_layer;
-    double worst_rel = 0, worst_abs = 0;
-    std::string worst_point;
-    auto observe = [&](const CutPoint& p, const Components<T>& c) {
-        const Mat<T>& truth = state_at(trace, p);
-        const double scale = std::max(1e-30, double(truth.cwiseAbs().maxCoeff()));
-        const double abs_err = double((c.sum() - truth).cwiseAbs().maxCoeff());
-        const double rel = abs_err / scale;
-        if (!(abs_err <= worst_abs)) worst_abs = abs_err;  // NaN sticks
-        if (rel > worst_rel || worst_point.empty()) {
-            worst_rel = std::max(worst_rel, rel);
-            worst_point = p.str();
-        }
-        if (o.all_layers) {
-            points.push_back(p.str());
-            append_dense(by_layer, c);
-        }
+    bool started = false;
+    const auto report_progress = [&](const CutPoint& p, const Components<T>& c) {
+        if (!started)  // the first point is the cut, with the initial components
+            say(o.in, "decomposing from " + p.str() + " (" + o.level + " level, " + std::to_string(c.M) +
+                          " components, rule " + rule_name(rq.rule) + ")");
+        started = true;
         progress(o.in, "decomposed up to " + p.str() + " of h[" + std::to_string(cfg.L) + "]");
     };
-    say(o.in, "decomposing from " + init.cut.str() + " (" + init.level + " level, " + std::to_string(init.comps.M) +
-                  " components, rule " + rule_name(opt.rule) + ")");
-    Components<T> out = propagate(model, trace, init.comps, init.cut, opt, ComponentObserver<T>(observe));
+    const Attribution<T> a = attribute(model, trace, rq, ComponentObserver<T>(report_progress));
     progress(o.in, "");
-    if (!(worst_rel <= tolerance::completeness_rel<T>())) {
-        std::ostringstream os;
-        os << "completeness violated: the components' sum differs from the true state at " << worst_point
-           << " by " << worst_rel << " (relative), above the tolerance " << tolerance::completeness_rel<T>()
-           << "; nothing was written";
-        throw Error(os.str());
+    const Components<T>& out = a.components;
+    const DecomposeOptions& opt = a.options;
+    const auto& targets = a.targets;
+    const int K = a.K();
+    const Tensor<T>& attr = a.logit_attribution;
+    const std::string level = level_name(a.level);
+    const double worst_rel = a.completeness_max_rel;
+    std::vector<std::string> points;
+    std::vector<double> by_layer;
+    for (size_t i = 0; i < a.points.size(); ++i) {
+        points.push_back(a.points[i].str());
+        append_dense(by_layer, a.at_points[i]);
     }
-
-    // Logit attribution for the targets.
-    Mat<double> logits = trace.logits.template cast<double>();
-    auto targets = resolve_targets(o.targets, logits, cfg.V);
-    const int K = int(targets[0].size());
-    Tensor<T> attr = logit_attribution(model, trace, out, targets);
 
     std::vector<NamedTensor> tensors;
     NamedTensor comps{"components", {out.M, N, cfg.D}, {}, false};
@@ -184,9 +158,9 @@ void run_attribute(const AttributeOptions& o) {
     tensors.push_back({"logit_attribution", {out.M, N, K}, std::vector<double>(attr.data.begin(), attr.data.end()), false});
     NamedTensor tg{"targets", {N, K}, {}, true}, tl{"target_logits", {N, K}, {}, false};
     for (int n = 0; n < N; ++n)
-        for (int v : targets[n]) {
-            tg.values.push_back(v);
-            tl.values.push_back(logits(n, v));
+        for (int k = 0; k < K; ++k) {
+            tg.values.push_back(targets[n][k]);
+            tl.values.push_back(a.target_logits(n, k));
         }
     tensors.push_back(std::move(tg));
     tensors.push_back(std::move(tl));
@@ -203,8 +177,8 @@ void run_attribute(const AttributeOptions& o) {
         {"format", "depass-attribution"},
         {"model", o.in.model},
         {"dtype", o.in.dtype},
-        {"level", init.level},
-        {"cut", init.cut.str()},
+        {"level", level},
+        {"cut", a.cut.str()},
         {"rule", rule_name(opt.rule)},
         {"temperature", std::to_string(opt.temperature)},
         {"ignore_special_token", opt.ignore_special_token ? "on" : "off"},
@@ -217,39 +191,39 @@ void run_attribute(const AttributeOptions& o) {
     AttributionReport rep;
     rep.model = o.in.model;
     rep.dtype = o.in.dtype;
-    rep.level = init.level;
+    rep.level = level;
     rep.rule = rule_name(opt.rule);
-    rep.cut = init.cut.str();
+    rep.cut = a.cut.str();
     std::ostringstream temp;
     temp << opt.temperature;
     rep.metadata = {{"temperature", temp.str()}, {"ignore_special_token", meta["ignore_special_token"]}};
-    if (init.level != "token") rep.metadata["layer"] = std::to_string(o.layer);
+    if (a.level != Level::Token) rep.metadata["layer"] = std::to_string(o.layer);
     rep.N = N;
     rep.M = out.M;
     rep.K = K;
     rep.component_names = out.names;
-    if (init.level == "head" || init.level == "neuron") {
-        std::vector<int> idx = init.level == "head" ? req.heads : req.neurons;
-        const int count = init.level == "head" ? cfg.H : cfg.I;
-        if (idx.empty() && !(init.level == "neuron" && req.neuron_groups > 0))
-            for (int i = 0; i < count; ++i) idx.push_back(i);
+    if (a.level == Level::Head || a.level == Level::Neuron) {
+        // The layer x head grid and the neuron table place each component by its descriptor.
         rep.sites.assign(size_t(out.M), ComponentSite{});
-        for (int m = 0; m < out.rest(); ++m)
-            rep.sites[size_t(m)] = {o.layer, m < int(idx.size()) ? idx[size_t(m)] : -1};
+        for (int m = 0; m < out.rest(); ++m) {
+            const ComponentInfo& ci = a.info[size_t(m)];
+            const bool single = ci.kind == ComponentInfo::Kind::Head || ci.kind == ComponentInfo::Kind::Neuron;
+            rep.sites[size_t(m)] = {ci.layer, single ? ci.index : -1};
+        }
         rep.heads_per_layer = cfg.H;
     }
     rep.input_ids = ids;
     for (int id : ids) rep.token_pieces.push_back(show_piece(tok.get(), id));
     for (int n2 = 0; n2 < N; ++n2)
-        for (int v : targets[n2]) {
-            rep.targets.push_back(v);
-            rep.target_pieces.push_back(show_piece(tok.get(), v));
-            rep.target_logits.push_back(logits(n2, v));
+        for (int k = 0; k < K; ++k) {
+            rep.targets.push_back(targets[n2][k]);
+            rep.target_pieces.push_back(show_piece(tok.get(), targets[n2][k]));
+            rep.target_logits.push_back(a.target_logits(n2, k));
         }
     rep.logit_attribution.assign(attr.data.begin(), attr.data.end());
-    rep.completeness_max_abs = worst_abs;
+    rep.completeness_max_abs = a.completeness_max_abs;
     rep.completeness_max_rel = worst_rel;
-    rep.completeness_worst_point = worst_point;
+    rep.completeness_worst_point = a.completeness_worst_point;
     if (o.all_layers) rep.metadata["points"] = meta["points"];
 
     // Every output is written under a temporary name first and renamed into place
@@ -278,11 +252,11 @@ void run_attribute(const AttributeOptions& o) {
     for (int m = 0; m < out.M; ++m) ranked.push_back({double(attr.data[(size_t(m) * N + n) * K]), m});
     std::sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return std::abs(a.first) > std::abs(b.first); });
     std::printf("target at position %d: id %d '%s', logit %.6g; completeness max rel error %.3g\n", n,
-                targets[n][0], show_piece(tok.get(), targets[n][0]).c_str(), logits(n, targets[n][0]), worst_rel);
+                targets[n][0], show_piece(tok.get(), targets[n][0]).c_str(), a.target_logits(n, 0), worst_rel);
     std::printf("%-6s %-40s %14s\n", "rank", "component", "logit share");
     for (size_t r = 0; r < std::min<size_t>(10, ranked.size()); ++r) {
         std::string name = out.names[ranked[r].second];
-        if (init.level == "token" && ranked[r].second < N)
+        if (a.level == Level::Token && ranked[r].second < N)
             name += " '" + show_piece(tok.get(), ids[ranked[r].second]) + "'";
         std::printf("%-6zu %-40s %14.6g\n", r + 1, name.c_str(), ranked[r].first);
     }

@@ -18,7 +18,7 @@
 // Both use every OpenMP thread: DePass inside each op, ablation across neurons.
 #include "depass/eval.hpp"
 
-#include "depass/initialisers.hpp"
+#include "depass/attribute.hpp"
 #include "depass/ops.hpp"
 #include "parallel.hpp"
 
@@ -113,17 +113,18 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
     r.target_logit = double(trace.logits(N - 1, r.target));
 
     // ---- DePass: one decomposed pass per layer ----
-    const std::vector<std::vector<int>> targets(N, std::vector<int>{r.target});
     r.depass_scores.assign(size_t(L) * I, 0.0);
     r.depass_layer_seconds.assign(L, 0.0);
     r.depass_seconds = r.forward_seconds;
     r.depass_cpu = r.forward_cpu;
     for (int l = 0; l < L; ++l) {
         clock = Clock();
-        Initialised<T> init = init_neurons(model, trace, l, {}, 0);
-        const DecomposeOptions opt = init.options(MlpRule::Softmax, temperature);
-        const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
-        const Tensor<T> attr = logit_attribution(model, trace, out, targets);
+        AttributionRequest rq;  // every neuron of block l, softmax rule
+        rq.start.level = Level::Neuron;
+        rq.start.layer = l;
+        rq.temperature = temperature;
+        rq.targets = {{r.target}};
+        const Tensor<T> attr = attribute(model, trace, rq).logit_attribution;
         for (int i = 0; i < I; ++i) r.depass_scores[size_t(l) * I + i] = double(attr.data[size_t(i) * N + (N - 1)]);
         double cpu = 0;
         clock.stop(r.depass_layer_seconds[l], cpu);

@@ -12,7 +12,7 @@
 #include "depass/eval.hpp"
 
 #include "depass/backward.hpp"
-#include "depass/initialisers.hpp"
+#include "depass/attribute.hpp"
 #include "parallel.hpp"
 
 #include <chrono>
@@ -75,11 +75,10 @@ double target_probability(const Model<T>& model, const std::vector<int>& ids, in
 template <class T>
 std::vector<double> depass_token_scores(const Model<T>& model, const Trace<T>& trace, int target, double temperature) {
     const int N = trace.N();
-    Initialised<T> init = init_tokens(model, trace, 0);
-    const DecomposeOptions opt = init.options(MlpRule::Softmax, temperature);  // ignore-special-token on
-    const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
-    const std::vector<std::vector<int>> targets(N, std::vector<int>{target});
-    const Tensor<T> attr = logit_attribution(model, trace, out, targets);
+    AttributionRequest rq;  // token level at h[0], softmax rule, ignore-special-token on
+    rq.temperature = temperature;
+    rq.targets = {{target}};
+    const Tensor<T> attr = attribute(model, trace, rq).logit_attribution;
     std::vector<double> s(N);
     for (int j = 0; j < N; ++j) s[j] = double(attr.data[size_t(j) * N + (N - 1)]);  // [M, N, 1], component j
     return s;

@@ -8,7 +8,7 @@
 #include "depass/eval.hpp"
 
 #include "depass/backward.hpp"
-#include "depass/initialisers.hpp"
+#include "depass/attribute.hpp"
 #include "parallel.hpp"
 
 #include <chrono>
@@ -47,13 +47,14 @@ std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& tr
                                        double temperature) {
     const Config& cfg = model.cfg;
     const int N = trace.N(), U = units_per_layer(cfg, kind);
-    const std::vector<std::vector<int>> targets(N, std::vector<int>{target});
     std::vector<double> s(size_t(cfg.L) * U);
     for (int l = 0; l < cfg.L; ++l) {
-        Initialised<T> init = kind == UnitKind::Head ? init_heads(model, trace, l, {}) : init_neurons(model, trace, l, {}, 0);
-        const DecomposeOptions opt = init.options(MlpRule::Softmax, temperature);
-        const Components<T> out = propagate(model, trace, std::move(init.comps), init.cut, opt);
-        const Tensor<T> attr = logit_attribution(model, trace, out, targets);
+        AttributionRequest rq;  // every head / neuron of block l, softmax rule
+        rq.start.level = kind == UnitKind::Head ? Level::Head : Level::Neuron;
+        rq.start.layer = l;
+        rq.temperature = temperature;
+        rq.targets = {{target}};
+        const Tensor<T> attr = attribute(model, trace, rq).logit_attribution;
         for (int u = 0; u < U; ++u) s[size_t(l) * U + u] = double(attr.data[size_t(u) * N + (N - 1)]);
     }
     return s;

@@ -25,6 +25,60 @@ void set_rest(Components<T>& c, const Mat<T>& state) {
 
 }  // namespace
 
+Level parse_level(const std::string& s) {
+    if (s == "token") return Level::Token;
+    if (s == "module") return Level::Module;
+    if (s == "head") return Level::Head;
+    if (s == "neuron") return Level::Neuron;
+    if (s == "subspace") return Level::Subspace;
+    if (s == "custom") return Level::Custom;
+    throw Error("unknown level '" + s + "' (expected token, module, head, neuron, subspace or custom)");
+}
+
+const char* level_name(Level level) {
+    switch (level) {
+        case Level::Token: return "token";
+        case Level::Module: return "module";
+        case Level::Head: return "head";
+        case Level::Neuron: return "neuron";
+        case Level::Subspace: return "subspace";
+        case Level::Custom: return "custom";
+    }
+    return "?";
+}
+
+const char* kind_name(ComponentInfo::Kind kind) {
+    using K = ComponentInfo::Kind;
+    switch (kind) {
+        case K::Token: return "token";
+        case K::Attention: return "attention";
+        case K::Mlp: return "mlp";
+        case K::Head: return "head";
+        case K::Neuron: return "neuron";
+        case K::NeuronGroup: return "neuron_group";
+        case K::Subspace: return "subspace";
+        case K::Custom: return "custom";
+        case K::Rest: return "rest";
+    }
+    return "?";
+}
+
+namespace {
+
+// Components named by their descriptors (the rest last).
+template <class T>
+Initialised<T> start(int N, int D, std::vector<int> first, std::vector<ComponentInfo> info, CutPoint cut,
+                     int pos0_component, bool ignore_special_default, Level level) {
+    info.push_back({ComponentInfo::Kind::Rest, -1, -1, -1, "rest"});
+    std::vector<std::string> names;
+    for (const ComponentInfo& c : info) names.push_back(c.label);
+    Initialised<T> r{Components<T>::zeros(N, D, std::move(first), std::move(names)), cut, pos0_component,
+                     ignore_special_default, level, std::move(info)};
+    return r;
+}
+
+}  // namespace
+
 template <class T>
 const Mat<T>& state_at(const Trace<T>& t, const CutPoint& p) {
     return p.after_attention ? t.layers.at(p.layer).m : t.h.at(p.layer);
@@ -35,14 +89,14 @@ Initialised<T> init_tokens(const Model<T>& model, const Trace<T>& t, int layer) 
     check_layer(model.cfg, layer, model.cfg.L, "token level");
     const int N = t.N();
     std::vector<int> first(N + 1);
-    std::vector<std::string> names(N + 1);
+    std::vector<ComponentInfo> info;
     for (int j = 0; j < N; ++j) {
         first[j] = j;
-        names[j] = "token " + std::to_string(j) + " (id " + std::to_string(t.ids[j]) + ")";
+        info.push_back({ComponentInfo::Kind::Token, layer, j, -1,
+                        "token " + std::to_string(j) + " (id " + std::to_string(t.ids[j]) + ")"});
     }
     first[N] = 0;
-    names[N] = "rest";
-    Initialised<T> r{Components<T>::zeros(N, model.cfg.D, first, names), CutPoint{layer, false}, 0, true, "token"};
+    Initialised<T> r = start<T>(N, model.cfg.D, first, info, CutPoint{layer, false}, 0, true, Level::Token);
     const Mat<T>& h = t.h[layer];
     for (int j = 0; j < N; ++j) r.comps.X.row(r.comps.row(j, j)) = h.row(j);
     set_rest(r.comps, h);
@@ -55,7 +109,8 @@ Initialised<T> init_module(const Model<T>& model, const Trace<T>& t, int layer, 
     const LayerTrace<T>& lt = t.layers[layer];
     CutPoint cut = mlp ? CutPoint{layer + 1, false} : CutPoint{layer, true};
     std::string name = (mlp ? "mlp_out[" : "attn_out[") + std::to_string(layer) + "]";
-    Initialised<T> r{Components<T>::zeros(t.N(), model.cfg.D, {0, 0}, {name, "rest"}), cut, 1, false, "module"};
+    const ComponentInfo info{mlp ? ComponentInfo::Kind::Mlp : ComponentInfo::Kind::Attention, layer, -1, -1, name};
+    Initialised<T> r = start<T>(t.N(), model.cfg.D, {0, 0}, {info}, cut, 1, false, Level::Module);
     r.comps.block(0) = mlp ? lt.mlp_out : lt.attn_out;
     set_rest(r.comps, state_at(t, cut));
     return r;
@@ -72,13 +127,13 @@ Initialised<T> init_heads(const Model<T>& model, const Trace<T>& t, int layer, s
             throw Error("head level: head " + std::to_string(h) + " is out of range [0, " + std::to_string(cfg.H) +
                         ") in layer " + std::to_string(layer));
     const int K = int(heads.size());
-    std::vector<std::string> names;
-    for (int h : heads) names.push_back("L" + std::to_string(layer) + ".head " + std::to_string(h));
-    names.push_back("rest");
+    std::vector<ComponentInfo> info;
+    for (int h : heads)
+        info.push_back({ComponentInfo::Kind::Head, layer, h, -1, "L" + std::to_string(layer) + ".head " + std::to_string(h)});
     const LayerTrace<T>& lt = t.layers[layer];
     const LayerWeights<T>& lw = model.w.layers[layer];
     CutPoint cut{layer, true};
-    Initialised<T> r{Components<T>::zeros(t.N(), cfg.D, std::vector<int>(K + 1, 0), names), cut, K, false, "head"};
+    Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, K, false, Level::Head);
     const int Dh = cfg.Dh, group = cfg.kv_group();
     for (int k = 0; k < K; ++k) {
         const int h = heads[k];
@@ -100,7 +155,7 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
     const LayerWeights<T>& lw = model.w.layers[layer];
     // Each component is a set of neurons [lo, hi) or a single listed neuron.
     std::vector<std::vector<int>> sets;
-    std::vector<std::string> names;
+    std::vector<ComponentInfo> info;
     if (groups > 0) {
         if (!neurons.empty()) throw Error("neuron level: give either a neuron list or a number of groups, not both");
         if (groups > cfg.I)
@@ -111,8 +166,9 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
             std::vector<int> s;
             for (int i = lo; i < hi; ++i) s.push_back(i);
             sets.push_back(s);
-            names.push_back("L" + std::to_string(layer) + ".neurons " + std::to_string(lo) + "-" +
-                            std::to_string(hi - 1));
+            info.push_back({ComponentInfo::Kind::NeuronGroup, layer, lo, hi,
+                            "L" + std::to_string(layer) + ".neurons " + std::to_string(lo) + "-" +
+                                std::to_string(hi - 1)});
         }
     } else {
         if (neurons.empty())
@@ -122,14 +178,13 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
                 throw Error("neuron level: neuron " + std::to_string(i) + " is out of range [0, " +
                             std::to_string(cfg.I) + ") in layer " + std::to_string(layer));
             sets.push_back({i});
-            names.push_back("L" + std::to_string(layer) + ".neuron " + std::to_string(i));
+            info.push_back({ComponentInfo::Kind::Neuron, layer, i, -1,
+                            "L" + std::to_string(layer) + ".neuron " + std::to_string(i)});
         }
     }
-    names.push_back("rest");
     const int K = int(sets.size());
     CutPoint cut{layer + 1, false};
-    Initialised<T> r{Components<T>::zeros(t.N(), cfg.D, std::vector<int>(K + 1, 0), names), cut, K, false,
-                     "neuron"};
+    Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, K, false, Level::Neuron);
 #pragma omp parallel for schedule(dynamic) if (int64_t(cfg.I) * t.N() * cfg.D > (1 << 18))
     for (int k = 0; k < K; ++k) {
         auto blk = r.comps.block(k);
@@ -174,13 +229,12 @@ Initialised<T> init_subspaces(const Model<T>& model, const Trace<T>& t, int laye
     check_layer(cfg, layer, cfg.L, "subspace level");
     if (projectors.empty()) throw Error("subspace level: no subspace given");
     const int K = int(projectors.size());
-    std::vector<std::string> nm = names;
-    nm.resize(K);
+    std::vector<ComponentInfo> info;
     for (int k = 0; k < K; ++k)
-        if (nm[k].empty()) nm[k] = "subspace " + std::to_string(k);
-    nm.push_back("rest");
+        info.push_back({ComponentInfo::Kind::Subspace, layer, k, -1,
+                        k < int(names.size()) && !names[k].empty() ? names[k] : "subspace " + std::to_string(k)});
     CutPoint cut{layer, false};
-    Initialised<T> r{Components<T>::zeros(t.N(), cfg.D, std::vector<int>(K + 1, 0), nm), cut, 0, false, "subspace"};
+    Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, 0, false, Level::Subspace);
     const Mat<T>& x = state_at(t, cut);
     for (int k = 0; k < K; ++k) {
         if (projectors[k].rows() != cfg.D || projectors[k].cols() != cfg.D)
@@ -203,11 +257,10 @@ Initialised<T> init_custom(const Model<T>& model, const Trace<T>& t, int layer, 
                     ", " + std::to_string(D) + "] (K components, N tokens, D hidden)");
     const int K = int(C.shape[0]);
     if (K < 1) throw Error(what + ": no components");
-    std::vector<std::string> names;
-    for (int k = 0; k < K; ++k) names.push_back("custom " + std::to_string(k));
-    names.push_back("rest");
+    std::vector<ComponentInfo> info;
+    for (int k = 0; k < K; ++k) info.push_back({ComponentInfo::Kind::Custom, layer, k, -1, "custom " + std::to_string(k)});
     CutPoint cut{layer, false};
-    Initialised<T> r{Components<T>::zeros(N, D, std::vector<int>(K + 1, 0), names), cut, 0, false, "custom"};
+    Initialised<T> r = start<T>(N, D, std::vector<int>(K + 1, 0), info, cut, 0, false, Level::Custom);
     Mat<double> sum = Mat<double>::Zero(N, D);
     for (int k = 0; k < K; ++k) {
         Eigen::Map<const Mat<double>> ck(C.data.data() + size_t(k) * N * D, N, D);
@@ -247,13 +300,15 @@ namespace depass {
 
 template <class T>
 Initialised<T> initialise(const Model<T>& model, const Trace<T>& t, const LevelRequest& q) {
-    if (q.level == "token") return init_tokens(model, t, q.layer);
-    if (q.level == "module") return init_module(model, t, q.layer, q.module_mlp);
-    if (q.level == "head") return init_heads(model, t, q.layer, q.heads);
-    if (q.level == "neuron") return init_neurons(model, t, q.layer, q.neurons, q.neuron_groups);
-    if (q.level == "subspace") return init_subspaces(model, t, q.layer, q.projectors, q.projector_names);
-    if (q.level == "custom") return init_custom(model, t, q.layer, q.custom, q.custom_rel_tol, q.custom_source);
-    throw Error("unknown level '" + q.level + "' (expected token, module, head, neuron, subspace or custom)");
+    switch (q.level) {
+        case Level::Token: return init_tokens(model, t, q.layer);
+        case Level::Module: return init_module(model, t, q.layer, q.module_mlp);
+        case Level::Head: return init_heads(model, t, q.layer, q.heads);
+        case Level::Neuron: return init_neurons(model, t, q.layer, q.neurons, q.neuron_groups);
+        case Level::Subspace: return init_subspaces(model, t, q.layer, q.projectors, q.projector_names);
+        case Level::Custom: return init_custom(model, t, q.layer, q.custom, q.custom_rel_tol, q.custom_source);
+    }
+    throw Error("initialise: unknown level");
 }
 
 template Initialised<float> initialise(const Model<float>&, const Trace<float>&, const LevelRequest&);

@@ -1,0 +1,152 @@
+// attribute.cpp -- the library entry point: initialise, propagate with a completeness
+// monitor, attribute the target logits.
+#include "depass/attribute.hpp"
+
+#include "depass/tolerance.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace depass {
+
+// ---- completeness --------------------------------------------------------------------
+
+template <class T>
+CompletenessMonitor<T>::CompletenessMonitor(const Trace<T>& trace, double tolerance)
+    : trace_(&trace), tol_(tolerance) {}
+
+template <class T>
+CompletenessMonitor<T>::CompletenessMonitor(const Trace<T>& trace)
+    : CompletenessMonitor(trace, tolerance::completeness_rel<T>()) {}
+
+// At point p:  abs = max |sum_m X_m - state|,  rel = abs / max |state|.
+template <class T>
+void CompletenessMonitor<T>::observe(const CutPoint& p, const Components<T>& c) {
+    const Mat<T>& truth = state_at(*trace_, p);
+    if (c.N != truth.rows() || c.D != truth.cols())
+        throw Error("completeness: components are [" + std::to_string(c.N) + ", " + std::to_string(c.D) + "] at " +
+                    p.str() + ", the state is [" + std::to_string(truth.rows()) + ", " +
+                    std::to_string(truth.cols()) + "]");
+    const double state_max = double(truth.cwiseAbs().maxCoeff());
+    const double scale = std::max(1e-30, state_max);
+    const double abs_err = double((c.sum() - truth).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>());
+    const double rel = abs_err / scale;
+    CompletenessPoint pt{p, abs_err, state_max, rel, rel <= tol_};
+    points_.push_back(pt);
+    if (!(abs_err <= max_abs_)) max_abs_ = abs_err;  // NaN sticks
+    if (std::isnan(rel)) {
+        if (!std::isnan(max_rel_)) {
+            max_rel_ = rel;
+            worst_point_ = p.str();
+        }
+    } else if (rel > max_rel_ || worst_point_.empty()) {
+        max_rel_ = std::max(max_rel_, rel);
+        worst_point_ = p.str();
+    }
+    ok_ = ok_ && pt.pass;
+}
+
+template <class T>
+void CompletenessMonitor<T>::require() const {
+    if (ok_) return;
+    std::ostringstream os;
+    os << "completeness violated: the components' sum differs from the true state at " << worst_point_ << " by "
+       << max_rel_ << " (relative), above the tolerance " << tol_;
+    throw Error(os.str());
+}
+
+// ---- the entry point ------------------------------------------------------------------
+
+namespace {
+
+// Targets per position: the model's argmax (none given), one row for every position, or one row each.
+template <class T>
+std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>& given, const Trace<T>& trace,
+                                              int V) {
+    const int N = trace.N();
+    std::vector<std::vector<int>> t(N);
+    if (given.empty()) {
+        for (int n = 0; n < N; ++n) {
+            Eigen::Index best;
+            trace.logits.row(n).maxCoeff(&best);
+            t[n] = {int(best)};
+        }
+        return t;
+    }
+    if (given.size() != 1 && int(given.size()) != N)
+        throw Error("targets: " + std::to_string(given.size()) + " rows of target ids for " + std::to_string(N) +
+                    " positions (expected 1 or " + std::to_string(N) + ")");
+    for (size_t r = 0; r < given.size(); ++r) {
+        if (given[r].empty() || given[r].size() != given[0].size())
+            throw Error("targets: row " + std::to_string(r) + " has " + std::to_string(given[r].size()) +
+                        " ids, expected the same non-zero number in every row");
+        for (int v : given[r])
+            if (v < 0 || v >= V)
+                throw Error("targets: token id " + std::to_string(v) + " is outside the vocabulary [0, " +
+                            std::to_string(V) + ")");
+    }
+    for (int n = 0; n < N; ++n) t[n] = given.size() == 1 ? given[0] : given[size_t(n)];
+    return t;
+}
+
+}  // namespace
+
+template <class T>
+Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const AttributionRequest& rq,
+                         const ComponentObserver<T>& observe) {
+    if (!(rq.temperature > 0)) throw Error("attribute: temperature " + std::to_string(rq.temperature) + " (expected > 0)");
+    if (rq.mlp_chunk < 0) throw Error("attribute: MLP chunk " + std::to_string(rq.mlp_chunk) + " (expected >= 0)");
+    Attribution<T> a;
+    a.targets = resolve_targets(rq.targets, trace, model.cfg.V);  // a bad target fails before any work
+    Initialised<T> init = initialise(model, trace, rq.start);
+    a.level = init.level;
+    a.cut = init.cut;
+    a.info = init.info;
+    a.options = init.options(rq.rule, rq.temperature);
+    if (rq.ignore_special_token) a.options.ignore_special_token = *rq.ignore_special_token;
+    a.options.mlp_chunk = rq.mlp_chunk;
+
+    CompletenessMonitor<T> monitor(trace);
+    const ComponentObserver<T> watch = [&](const CutPoint& p, const Components<T>& c) {
+        monitor.observe(p, c);
+        if (rq.keep_points) {
+            a.points.push_back(p);
+            a.at_points.push_back(c);
+        }
+        if (observe) observe(p, c);
+    };
+    a.components = propagate(model, trace, std::move(init.comps), init.cut, a.options, watch);
+    monitor.require();
+    a.completeness = monitor.points();
+    a.completeness_max_abs = monitor.max_abs();
+    a.completeness_max_rel = monitor.max_rel();
+    a.completeness_worst_point = monitor.worst_point();
+
+    a.logit_attribution = logit_attribution(model, trace, a.components, a.targets);
+    const int N = trace.N(), K = a.K();
+    a.target_logits.resize(N, K);
+    for (int n = 0; n < N; ++n)
+        for (int k = 0; k < K; ++k) a.target_logits(n, k) = double(trace.logits(n, a.targets[n][k]));
+    return a;
+}
+
+template <class T>
+Attribution<T> attribute(const Model<T>& model, const std::vector<int>& ids, const AttributionRequest& request,
+                         const ComponentObserver<T>& observe) {
+    const Trace<T> trace = forward(model, ids);
+    return attribute(model, trace, request, observe);
+}
+
+template class CompletenessMonitor<float>;
+template class CompletenessMonitor<double>;
+#define DEPASS_INSTANTIATE(T)                                                                                   \
+    template Attribution<T> attribute(const Model<T>&, const Trace<T>&, const AttributionRequest&,              \
+                                      const ComponentObserver<T>&);                                              \
+    template Attribution<T> attribute(const Model<T>&, const std::vector<int>&, const AttributionRequest&,      \
+                                      const ComponentObserver<T>&);
+DEPASS_INSTANTIATE(float)
+DEPASS_INSTANTIATE(double)
+#undef DEPASS_INSTANTIATE
+
+}  // namespace depass
