@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace depass {
 
@@ -13,6 +14,21 @@ enum class NormKind { RMSNorm, LayerNorm };
 enum class MlpKind { SwiGLU, GeluMLP };          // gated (LLaMA) / ungated (GPT-2)
 enum class Activation { SiLU, GeluTanh };        // GeluTanh = GPT-2's "gelu_new"
 enum class RopeStyle { None, Interleaved, Half };  // llama2.c pairs (2i,2i+1) / HF (i, i+Dh/2)
+
+// RoPE frequency scaling (config.json `rope_scaling`; see rope_inv_freq in ops.hpp).
+//   Linear: every inverse frequency divided by `factor` (positions divided by it).
+//   Llama3: Llama 3.1's rule: pairs whose wavelength 2 pi / f exceeds
+//           original_max_positions / low_freq_factor are divided by `factor`, those
+//           shorter than original_max_positions / high_freq_factor are kept, the band
+//           between is interpolated.
+enum class RopeScalingKind { None, Linear, Llama3 };
+struct RopeScaling {
+    RopeScalingKind kind = RopeScalingKind::None;
+    double factor = 1.0;
+    double low_freq_factor = 1.0;
+    double high_freq_factor = 4.0;
+    double original_max_positions = 8192;
+};
 
 struct Config {
     std::string model_type;  // "llama", "mistral", "qwen2", "gpt2", "llama2c"
@@ -34,6 +50,9 @@ struct Config {
     MlpKind mlp = MlpKind::SwiGLU;
     Activation act = Activation::SiLU;
     RopeStyle rope = RopeStyle::Half;
+    RopeScaling rope_scaling;                // none unless the config asks for it
+    std::vector<double> rope_freq_factors;   // GGUF `rope_freqs.weight`: per-pair divisor of the
+                                             // frequency ([Dh/2]); empty = none
     bool learned_positions = false;  // GPT-2 adds wpe[n]
     bool tied_embeddings = false;    // unembedding reuses the token embedding
     bool qkv_bias = false;           // Qwen2, GPT-2

@@ -63,15 +63,23 @@ Mat<T> linear_backward(const Mat<T>& x, const Mat<T>& W, const Mat<T>& dy, Mat<T
                        Vec<T>* db = nullptr);
 
 // ---- rotary position embedding ---------------------------------------------------
-// Rotates each head of x [N, nheads*Dh] in place by angle pos * theta^(-2i/Dh) for
-// pair i. Interleaved (llama2.c) pairs are (2i, 2i+1); Half (Hugging Face) pairs
-// are (i, i + Dh/2). Positions start at `pos0`.
+// The inverse frequency of every pair, [Dh/2]: f_i = theta^(-2i/Dh), then scaled as
+// `scaling` says (see RopeScaling in config.hpp). Computed in double.
+std::vector<double> rope_inv_freq(int Dh, double theta, const RopeScaling& scaling = {});
+// The table of a config: its theta and scaling, each pair then divided by
+// cfg.rope_freq_factors[i] when given (GGUF `rope_freqs.weight`).
+std::vector<double> rope_inv_freq(const Config& cfg);
+
+// Rotates each head of x [N, nheads*Dh] in place by angle pos * inv_freq[i] for pair i
+// (inv_freq [Dh/2], from rope_inv_freq). Interleaved (llama2.c) pairs are (2i, 2i+1);
+// Half (Hugging Face) pairs are (i, i + Dh/2). Positions start at `pos0`.
 template <class T>
-void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0 = 0);
+void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq, int pos0 = 0);
 // Backward of rope, in place on the gradient dy -> dx: each pair is rotated by the
 // opposite angle (a rotation's transpose is its inverse).
 template <class T>
-void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, double theta, int pos0 = 0);
+void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq,
+                   int pos0 = 0);
 
 // ---- attention -----------------------------------------------------------------
 // Causal softmax attention with grouped KV heads: query head h reads KV head
