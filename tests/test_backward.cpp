@@ -136,22 +136,23 @@ TEST_CASE("rms_norm_backward and layer_norm_backward against finite differences;
 
 TEST_CASE("rope_backward: finite differences in both layouts; it inverts the rotation", "[backward]") {
     std::mt19937_64 rng(13);
+    const std::vector<double> f = rope_inv_freq(8, 10000.0);
     for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::Half}) {
         for (int pos0 : {0, 5}) {
             INFO("style " << int(style) << " pos0 " << pos0);
             Mat<double> x = randn(6, 3 * 8, rng);
             const Mat<double> R = randn(6, 3 * 8, rng);
             Mat<double> dx = R;
-            rope_backward(dx, 3, 8, style, 10000.0, pos0);
+            rope_backward(dx, 3, 8, style, f, pos0);
             CHECK_FD("rope dx", check_fd(x, dx, [&] {
                          Mat<double> y = x;
-                         rope(y, 3, 8, style, 10000.0, pos0);
+                         rope(y, 3, 8, style, f, pos0);
                          return inner(R, y);
                      }));
             // A rotation's transpose is its inverse: rope_backward(rope(x)) = x.
             Mat<double> y = x;
-            rope(y, 3, 8, style, 10000.0, pos0);
-            rope_backward(y, 3, 8, style, 10000.0, pos0);
+            rope(y, 3, 8, style, f, pos0);
+            rope_backward(y, 3, 8, style, f, pos0);
             CHECK((y - x).cwiseAbs().maxCoeff() <= tolerance::gradient_identity_rel * x.cwiseAbs().maxCoeff());
         }
     }
@@ -263,12 +264,13 @@ double perturbed_f(const Model<double>& m, const Mat<double>& h0, int what, int 
                    int pos, int target) {
     const Config& c = m.cfg;
     Mat<double> h = h0;
+    const std::vector<double> inv_freq = rope_inv_freq(c);
     for (int l = 0; l < c.L; ++l) {
         const LayerWeights<double>& lw = m.w.layers[l];
         const Mat<double> x = apply_norm(c.norm, c.norm_eps, h, lw.norm1_g, lw.norm1_b);
         Mat<double> q = linear(x, lw.wq, lw.bq), k = linear(x, lw.wk, lw.bk), v = linear(x, lw.wv, lw.bv);
-        rope(q, c.H, c.Dh, c.rope, c.rope_theta);
-        rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
+        rope(q, c.H, c.Dh, c.rope, inv_freq);
+        rope(k, c.Hkv, c.Dh, c.rope, inv_freq);
         Mat<double> ctx = attention(q, k, v, c.H, c.Hkv, c.Dh);
         if (what == 1 && l == layer) ctx += delta;
         const Mat<double> mres = h + linear(ctx, lw.wo, lw.bo);

@@ -1,6 +1,7 @@
 // Parity with the outputs of the paper's own Python code (fixtures' depass_official_*.npy,
-// LLaMA-GQA and Qwen2), in double against the float64 files and in float against the
-// float32 files, after mapping our components into the reference layout.
+// LLaMA-GQA, Qwen2 and LLaMA with Llama 3.1 RoPE scaling), in double against the float64
+// files and in float against the float32 files, after mapping our components into the
+// reference layout.
 //
 // Two outcomes per file, decided up front (not from the numbers):
 //  * MATCH: where the reference code keeps completeness (LLaMA; softmax, max and taylor
@@ -38,7 +39,7 @@ namespace {
 // noise); the incomplete ones lose 1e-2 .. 1 of the state.
 constexpr double kIncompleteReferenceRel = 1e-3;
 
-const char* const kFixtures[] = {"llama-gqa-s1", "qwen2-s1"};
+const char* const kFixtures[] = {"llama-gqa-s1", "qwen2-s1", "llama3-rope-s2"};
 
 enum class Kind { Token, AllLayers, Mid, Head, ModuleAttn, ModuleMlp, Neuron, Subspace };
 
@@ -363,19 +364,19 @@ TEST_CASE("every official DePass file of the fixtures has a parity case", "[deco
             CHECK(file_exists(dir + "/" + f));
         }
     }
-    CHECK(found == 52);  // 13 calls x {f32, f64} x {LLaMA-GQA, Qwen2}
+    CHECK(found == 78);  // 13 calls x {f32, f64} x {LLaMA-GQA, Qwen2, LLaMA-3 RoPE}
 }
 
 TEST_CASE("double decomposition against the paper's float64 outputs", "[decompose][official]") {
     SKIP_WITHOUT_SHARED();
     int files = 0;
     for (std::string name : kFixtures) files += check_fixture<double>(name);
-    CHECK(files == 26);
+    CHECK(files == 39);
 }
 
 TEST_CASE("float decomposition against the paper's float32 outputs", "[decompose][official]") {
     SKIP_WITHOUT_SHARED();
     int files = 0;
     for (std::string name : kFixtures) files += check_fixture<float>(name);
-    CHECK(files == 26);
+    CHECK(files == 39);
 }

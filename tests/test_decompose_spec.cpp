@@ -73,7 +73,7 @@ std::vector<SpecCase> spec_cases(const std::string& dir) {
 TEST_CASE("double decomposition equals the exact float64 references of every fixture", "[decompose][spec]") {
     SKIP_WITHOUT_SHARED();
     int files = 0;
-    for (std::string name : {"llama-gqa-s1", "qwen2-s1", "gpt2-s1"}) {
+    for (std::string name : {"llama-gqa-s1", "qwen2-s1", "llama3-rope-s2", "gpt2-s1"}) {
         const std::string dir = depass_test::fixtures_dir() + "/" + name;
         auto ids = nlohmann::json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
         Model<double> model = load_model<double>(dir);
@@ -108,5 +108,5 @@ TEST_CASE("double decomposition equals the exact float64 references of every fix
             ++files;
         }
     }
-    CHECK(files == 32);  // 11 + 11 LLaMA / Qwen2 files, 10 GPT-2 files (no subspace)
+    CHECK(files == 43);  // 11 + 11 + 11 LLaMA / Qwen2 / LLaMA-3 RoPE files, 10 GPT-2 files (no subspace)
 }

@@ -49,7 +49,7 @@ void compare_with_golden(const std::string& fixture, const Model<T>& model, cons
 
 TEST_CASE("forward matches the goldens of every fixture (float and double)", "[forward][fixtures]") {
     SKIP_WITHOUT_SHARED();
-    for (std::string name : {"llama-gqa-s1", "qwen2-s1", "gpt2-s1"}) {
+    for (std::string name : {"llama-gqa-s1", "qwen2-s1", "llama3-rope-s2", "gpt2-s1"}) {
         const std::string dir = depass_test::fixtures_dir() + "/" + name;
         const auto ids = fixture_ids(dir);
         const bool uses_rope = name != "gpt2-s1";

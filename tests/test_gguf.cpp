@@ -516,3 +516,88 @@ TEST_CASE("GGUF model errors: quantised tensors, architecture, missing / odd ten
     const std::string kpath = k.write("nokey.gguf");
     expect_error([&] { load_model<float>(kpath); }, {kpath, "missing metadata key 'llama.block_count'"});
 }
+
+TEST_CASE("llama3-rope-s2 through GGUF with rope_freqs.weight agrees with the Hugging Face load", "[gguf][fixtures][rope]") {
+    SKIP_WITHOUT_SHARED();
+    const std::string dir = depass_test::fixtures_dir() + "/llama3-rope-s2";
+    const auto ids = fixture_ids(dir);
+    const Model<double> hf = load_model<double>(dir);
+    const RopeScaling& s = hf.cfg.rope_scaling;
+    REQUIRE(s.kind == RopeScalingKind::Llama3);
+
+    // The factors as llama.cpp's converter writes them: per pair, from the wavelength
+    // 2 pi / f of the unscaled frequency f = theta^(-2i/Dh): 1 below M / high_freq_factor,
+    // the factor above M / low_freq_factor, 1 / ((1 - smooth) / factor + smooth) between.
+    const int half = hf.cfg.Dh / 2;
+    Vec<double> factors(half);
+    for (int i = 0; i < half; ++i) {
+        const double f = std::pow(hf.cfg.rope_theta, -2.0 * i / hf.cfg.Dh);
+        const double w = 2 * std::acos(-1.0) / f;
+        const double M = s.original_max_positions;
+        if (w < M / s.high_freq_factor) {
+            factors[i] = 1;
+        } else if (w > M / s.low_freq_factor) {
+            factors[i] = s.factor;
+        } else {
+            const double sm = (M / w - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+            factors[i] = 1 / ((1 - sm) / s.factor + sm);
+        }
+    }
+    // All three regimes occur in this fixture.
+    CHECK(factors[0] == 1);
+    CHECK(factors[1] > 1);
+    CHECK(factors[1] < s.factor);
+    CHECK(factors[half - 1] == s.factor);
+
+    GgufWriter w = llama_gguf(hf, kF32, true);
+    w.matrix("rope_freqs.weight", factors.data(), 0, half, kF32);
+    const std::string path = w.write("llama3-rope-s2-f32.gguf");
+    const Model<double> gd = load_model<double>(path);
+    const Model<float> gf = load_model<float>(path);
+    CHECK(gd.cfg.rope_scaling.kind == RopeScalingKind::None);  // the factors carry the scaling
+    REQUIRE(gd.cfg.rope_freq_factors.size() == size_t(half));
+    for (int i = 0; i < half; ++i) CHECK(gd.cfg.rope_freq_factors[size_t(i)] == double(float(factors[i])));
+
+    // Double: the GGUF copy equals the directory load up to the rounding of the factors to
+    // float32 (relative 6e-8 of a frequency; 5e-8 measured on the logits).
+    const Mat<double> l_hf = forward(hf, ids).logits;
+    const double scale = l_hf.cwiseAbs().maxCoeff();
+    const double dd = max_abs_diff(forward(gd, ids).logits, l_hf) / scale;
+    std::printf("  llama3 GGUF F32 vs safetensors logits (double): rel %.3e\n", dd);
+    CHECK(dd <= 1e-6);
+    worst_golden_error("llama3 GGUF (float)", gf, ids, dir + "/golden_f32.safetensors", tolerance::golden_f32_rel);
+    worst_golden_error("llama3 GGUF (double)", gd, ids, dir + "/golden_f64.safetensors",
+                       tolerance::golden_f64_rope_rel);
+    const double df = max_abs_diff(forward(gf, ids).logits, forward(load_model<float>(dir), ids).logits) / scale;
+    std::printf("  llama3 GGUF F32 vs safetensors logits (float): rel %.3e (tol %.0e)\n", df,
+                tolerance::same_weights_f32_rel);
+    CHECK(df <= tolerance::same_weights_f32_rel);
+
+    // Without the tensor the frequencies are unscaled and the model is another one.
+    const Model<double> plain = load_model<double>(llama_gguf(hf, kF32, true).write("llama3-no-freqs.gguf"));
+    const double dp = max_abs_diff(forward(plain, ids).logits, l_hf) / scale;
+    std::printf("  llama3 GGUF without rope_freqs.weight: logits rel %.3e (must be large)\n", dp);
+    CHECK(dp > 1e-3);
+
+    // Linear scaling is metadata (llama.rope.scaling.type / .factor); other types are refused.
+    GgufWriter lin = llama_gguf(hf, kF32, true);
+    lin.str("llama.rope.scaling.type", "linear");
+    lin.f32("llama.rope.scaling.factor", 4.0f);
+    const Config lc = load_model<float>(lin.write("llama-linear.gguf")).cfg;
+    CHECK(lc.rope_scaling.kind == RopeScalingKind::Linear);
+    CHECK(lc.rope_scaling.factor == 4.0);
+    GgufWriter yarn = llama_gguf(hf, kF32, true);
+    yarn.str("llama.rope.scaling.type", "yarn");
+    const std::string ypath = yarn.write("llama-yarn.gguf");
+    expect_error([&] { load_model<float>(ypath); }, {ypath, "'llama.rope.scaling.type'", "'yarn'"});
+
+    // A factor table of the wrong length or type is refused, naming the tensor.
+    GgufWriter bad = llama_gguf(hf, kF32, true);
+    bad.matrix("rope_freqs.weight", factors.data(), 0, half - 1, kF32);
+    const std::string bpath = bad.write("llama3-bad-freqs.gguf");
+    expect_error([&] { load_model<float>(bpath); }, {bpath, "'rope_freqs.weight'", "[7]", "[8]"});
+    GgufWriter bad16 = llama_gguf(hf, kF32, true);
+    bad16.matrix("rope_freqs.weight", factors.data(), 0, half, kF16);
+    const std::string b16 = bad16.write("llama3-f16-freqs.gguf");
+    expect_error([&] { load_model<float>(b16); }, {b16, "'rope_freqs.weight'", "F16", "expected F32"});
+}

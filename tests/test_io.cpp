@@ -580,9 +580,10 @@ TEST_CASE("malformed Hugging Face model directories are rejected", "[io][hf][err
     }
     {
         const std::string d = edited_copy("llama-gqa-s1", "hf_rope", no_tensor_edit, [](json& j) {
-            j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+            j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
         });
-        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") && Contains("rope_scaling"));
+        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") && Contains("'rope_scaling.rope_type'") &&
+                                                    Contains("'yarn'"));
     }
     {
         const std::string d = edited_copy("gpt2-s1", "hf_gpt2_act", no_tensor_edit,

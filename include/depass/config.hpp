@@ -8,6 +8,7 @@
 #include "depass/ops.hpp"  // NormKind, Activation, RopeStyle
 
 #include <string>
+#include <vector>
 
 namespace depass {
 
@@ -33,6 +34,9 @@ struct Config {
     MlpKind mlp = MlpKind::SwiGLU;
     Activation act = Activation::SiLU;
     RopeStyle rope = RopeStyle::Half;
+    RopeScaling rope_scaling;                // none unless the config asks for it
+    std::vector<double> rope_freq_factors;   // GGUF `rope_freqs.weight`: per-pair divisor of the
+                                             // frequency ([Dh/2]); empty = none
     bool learned_positions = false;  // GPT-2 adds wpe[n]
     bool tied_embeddings = false;    // unembedding reuses the token embedding
     bool qkv_bias = false;           // Qwen2, GPT-2
@@ -44,6 +48,10 @@ struct Config {
 
     int kv_group() const { return H / Hkv; }  // query heads per KV head
 };
+
+// The RoPE table of a config: its theta and scaling, each pair then divided by
+// cfg.rope_freq_factors[i] when given (GGUF `rope_freqs.weight`).
+std::vector<double> rope_inv_freq(const Config& cfg);
 
 // Reads a Hugging Face config.json (model_type llama, mistral, qwen2, gpt2).
 // Throws depass::Error naming the file and the missing / invalid field.

@@ -99,15 +99,35 @@ template <class T>
 Components<T> linear_decomposed(const Components<T>& x, const Mat<T>& W, const Vec<T>& b);
 
 // ---- rotary position embedding ---------------------------------------------------
-// Rotates each head of x [N, nheads*Dh] in place by angle pos * theta^(-2i/Dh) for
-// pair i. Interleaved (llama2.c) pairs are (2i, 2i+1); Half (Hugging Face) pairs
-// are (i, i + Dh/2). Positions start at `pos0`.
+// RoPE frequency scaling (config.json `rope_scaling`).
+//   Linear: every inverse frequency divided by `factor` (positions divided by it).
+//   Llama3: Llama 3.1's rule: pairs whose wavelength 2 pi / f exceeds
+//           original_max_positions / low_freq_factor are divided by `factor`, those
+//           shorter than original_max_positions / high_freq_factor are kept, the band
+//           between is interpolated.
+enum class RopeScalingKind { None, Linear, Llama3 };
+struct RopeScaling {
+    RopeScalingKind kind = RopeScalingKind::None;
+    double factor = 1.0;
+    double low_freq_factor = 1.0;
+    double high_freq_factor = 4.0;
+    double original_max_positions = 8192;
+};
+
+// The inverse frequency of every pair, [Dh/2]: f_i = theta^(-2i/Dh), then scaled as
+// `scaling` says. Computed in double. (A model's table: rope_inv_freq(cfg), config.hpp.)
+std::vector<double> rope_inv_freq(int Dh, double theta, const RopeScaling& scaling = {});
+
+// Rotates each head of x [N, nheads*Dh] in place by angle pos * inv_freq[i] for pair i
+// (inv_freq [Dh/2], from rope_inv_freq). Interleaved (llama2.c) pairs are (2i, 2i+1);
+// Half (Hugging Face) pairs are (i, i + Dh/2). Positions start at `pos0`.
 template <class T>
-void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0 = 0);
+void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq, int pos0 = 0);
 // Backward of rope, in place on the gradient dy -> dx: each pair is rotated by the
 // opposite angle (a rotation's transpose is its inverse).
 template <class T>
-void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, double theta, int pos0 = 0);
+void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq,
+                   int pos0 = 0);
 
 // ---- attention -----------------------------------------------------------------
 // Causal softmax attention with grouped KV heads: query head h reads KV head

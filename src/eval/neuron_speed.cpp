@@ -56,6 +56,7 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
     if (h.cols() != c.D)
         throw Error("forward_blocks: state has " + std::to_string(h.cols()) + " columns, expected D = " +
                     std::to_string(c.D));
+    const std::vector<double> inv_freq = rope_inv_freq(c);
     for (int l = layer; l < c.L; ++l) {
         const LayerWeights<T>& lw = model.w.layers[l];
         // m = h + W_O attention(Norm1(h))
@@ -63,8 +64,8 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
         Mat<T> q = linear(x, lw.wq, lw.bq);
         Mat<T> k = linear(x, lw.wk, lw.bk);
         Mat<T> v = linear(x, lw.wv, lw.bv);
-        rope(q, c.H, c.Dh, c.rope, c.rope_theta);
-        rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
+        rope(q, c.H, c.Dh, c.rope, inv_freq);
+        rope(k, c.Hkv, c.Dh, c.rope, inv_freq);
         h += linear(attention(q, k, v, c.H, c.Hkv, c.Dh), lw.wo, lw.bo);
         // h' = m + MLP(Norm2(m))
         Mat<T> y = apply_norm(c.norm, c.norm_eps, h, lw.norm2_g, lw.norm2_b);

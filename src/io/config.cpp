@@ -5,8 +5,9 @@
 //   llama, mistral, qwen2  RMSNorm, SwiGLU with SiLU, rotate-half RoPE.
 //                          qwen2 always has q/k/v biases; llama/mistral take
 //                          `attention_bias` (q/k/v/o biases, default false).
-//                          `mlp_bias` true and non-null `rope_scaling` are
-//                          rejected. A sliding window (mistral `sliding_window`,
+//                          `mlp_bias` true is rejected. `rope_scaling` of type
+//                          linear or llama3 is read (config_rope.cpp); other
+//                          types are rejected. A sliding window (mistral `sliding_window`,
 //                          qwen2 with `use_sliding_window`) smaller than
 //                          max_position_embeddings caps max_positions at the
 //                          window: up to that length sliding-window attention
@@ -16,6 +17,8 @@
 //                          biases everywhere, tied embeddings by default.
 // Token ids: `bos_token_id` / `eos_token_id` default to 1 / 2 (gpt2: 50256)
 // when absent; an explicit null gives -1 ("none"); a list takes its first id.
+// A `quantization_config` (GPTQ, AWQ, bitsandbytes, ...) is rejected for every type.
+// Informational fields (torch_dtype / dtype, architectures, ...) are ignored.
 #include "depass/config.hpp"
 
 #include <cmath>
@@ -23,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "config_rope.hpp"
 #include "depass/io.hpp"
 
 using json = nlohmann::json;
@@ -146,7 +150,7 @@ void read_llama_family(const Fields& f, const std::string& file, Config& c) {
     if (act != "silu") {
         throw Error(file + ": field 'hidden_act' = '" + act + "' is not supported (only \"silu\")");
     }
-    // (a non-null 'rope_scaling' is rejected by read_hf_config before this point)
+    // ('rope_scaling' is read by read_hf_config, see config_rope.cpp)
     if (f.get_bool("mlp_bias", false)) {
         throw Error(file + ": field 'mlp_bias' = true is unsupported (SwiGLU MLP biases)");
     }
@@ -241,12 +245,17 @@ Config read_hf_config(const std::string& path_in) {
     Config c;
     c.source = path;
     c.model_type = f.get_string("model_type");
+    if (f.present("quantization_config")) {
+        const json& q = j["quantization_config"];
+        const std::string method = q.is_object() && q.contains("quant_method") && q["quant_method"].is_string()
+                                       ? q["quant_method"].get<std::string>()
+                                       : std::string("unknown");
+        throw Error(path + ": field 'quantization_config' (quant_method '" + method +
+                    "'): quantised checkpoints are not supported (F32, F16 or BF16 weights only)");
+    }
     if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2") {
-        if (f.present("rope_scaling")) {
-            throw Error(path + ": unsupported rope_scaling: field 'rope_scaling' must be null, got " +
-                        j["rope_scaling"].dump());
-        }
         read_llama_family(f, path, c);
+        c.rope_scaling = detail::read_rope_scaling(path, j);
     } else if (c.model_type == "gpt2") {
         read_gpt2(f, path, c);
     } else {
@@ -284,6 +293,7 @@ void validate_config(const Config& c) {
         }
         if (c.Dh % 2 != 0)
             throw Error(where + "Dh (head dim) must be even for RoPE, got " + std::to_string(c.Dh));
+        detail::validate_rope_scaling(where, c);
     }
     if ((c.model_type == "gpt2" || c.model_type == "llama2c") && c.D != c.H * c.Dh) {
         throw Error(where + "D (" + std::to_string(c.D) + ") must equal H * Dh (" + std::to_string(c.H) +
@@ -315,6 +325,13 @@ std::string describe(const Config& c) {
             os << "half(theta=" << c.rope_theta << ")";
             break;
     }
+    if (c.rope_scaling.kind == RopeScalingKind::Linear)
+        os << " rope_scaling=linear(factor=" << c.rope_scaling.factor << ")";
+    if (c.rope_scaling.kind == RopeScalingKind::Llama3)
+        os << " rope_scaling=llama3(factor=" << c.rope_scaling.factor << " low=" << c.rope_scaling.low_freq_factor
+           << " high=" << c.rope_scaling.high_freq_factor << " original_max=" << c.rope_scaling.original_max_positions
+           << ")";
+    if (!c.rope_freq_factors.empty()) os << " rope_freqs[" << c.rope_freq_factors.size() << "]";
     if (c.learned_positions) os << " learned_pos";
     os << " tied=" << (c.tied_embeddings ? "yes" : "no");
     std::string biases;

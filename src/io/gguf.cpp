@@ -739,9 +739,7 @@ public:
         }
         for (const GgufTensorInfo& t : g_.tensors()) {
             if (expected.count(t.name)) continue;
-            if (t.name == "rope_freqs.weight")
-                throw Error(g_.path() +
-                            ": tensor 'rope_freqs.weight' (scaled RoPE frequencies) is not supported");
+            if (t.name == "rope_freqs.weight") continue;  // read with the config (read_gguf_model)
             throw Error(g_.path() + ": unexpected tensor '" + t.name + "' for a llama model");
         }
     }
@@ -777,8 +775,9 @@ Model<T> read_gguf_model(const std::string& path) {
         throw Error(path + ": mixture-of-experts llama models (llama.expert_count = " +
                     std::to_string(g.get_uint("llama.expert_count")) + ") are not supported");
     const std::string scaling = g.get_string("llama.rope.scaling.type", "none");
-    if (scaling != "none")
-        throw Error(path + ": metadata key 'llama.rope.scaling.type' = '" + scaling + "' is not supported");
+    if (scaling != "none" && scaling != "linear")
+        throw Error(path + ": metadata key 'llama.rope.scaling.type' = '" + scaling +
+                    "' is not supported (none, linear)");
 
     Model<T> m;
     Config& c = m.cfg;
@@ -820,6 +819,21 @@ Model<T> read_gguf_model(const std::string& path) {
     c.mlp = MlpKind::SwiGLU;
     c.act = Activation::SiLU;
     c.rope = RopeStyle::Interleaved;  // see gguf.hpp: q / k rows are stored pair-interleaved
+    if (scaling == "linear") {
+        c.rope_scaling.kind = RopeScalingKind::Linear;
+        c.rope_scaling.factor = g.get_float("llama.rope.scaling.factor");
+    }
+    // Llama 3.1-style scaling is stored as the tensor rope_freqs.weight [Dh/2] (F32): the
+    // divisor of each pair's frequency, as llama.cpp's converter writes it and its RoPE
+    // applies it (frequency / rope_freqs[i]).
+    if (g.has_tensor("rope_freqs.weight")) {
+        const GgufTensorInfo& rf = g.tensor("rope_freqs.weight");
+        if (rf.type != kF32)
+            throw Error(path + ": tensor 'rope_freqs.weight' has type " + ggml_type_name(rf.type) +
+                        ", expected F32");
+        const Tensor<double> f = g.read<double>("rope_freqs.weight", {int64_t(c.Dh / 2)});
+        c.rope_freq_factors = f.data;
+    }
     c.learned_positions = false;
     c.qkv_bias = c.o_bias = c.mlp_bias = false;
 

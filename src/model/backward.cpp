@@ -86,6 +86,7 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
     dnormed.row(pos) = unembed_backward(dlogits_pos, w.unembedding());
     Mat<T> dh = apply_norm_backward(c.norm, c.norm_eps, trace.h[c.L], w.normf_g, dnormed);  // df/dh[L]
 
+    const std::vector<double> inv_freq = rope_inv_freq(c);  // the same RoPE table as forward()
     for (int l = c.L - 1; l >= 0; --l) {
         const LayerWeights<T>& lw = w.layers[l];
         const LayerTrace<T>& lt = trace.layers[l];
@@ -103,12 +104,12 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
         const Mat<T> x = apply_norm(c.norm, c.norm_eps, trace.h[l], lw.norm1_g, lw.norm1_b);
         Mat<T> q = linear(x, lw.wq, lw.bq), k = linear(x, lw.wk, lw.bk);
         const Mat<T> v = linear(x, lw.wv, lw.bv);
-        rope(q, c.H, c.Dh, c.rope, c.rope_theta);
-        rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
+        rope(q, c.H, c.Dh, c.rope, inv_freq);
+        rope(k, c.Hkv, c.Dh, c.rope, inv_freq);
         Mat<T> dq, dk, dv;
         attention_backward(q, k, v, lt.probs, g.attn_ctx[l], c.H, c.Hkv, c.Dh, dq, dk, dv);
-        rope_backward(dq, c.H, c.Dh, c.rope, c.rope_theta);
-        rope_backward(dk, c.Hkv, c.Dh, c.rope, c.rope_theta);
+        rope_backward(dq, c.H, c.Dh, c.rope, inv_freq);
+        rope_backward(dk, c.Hkv, c.Dh, c.rope, inv_freq);
         const Mat<T> dx = linear_backward(x, lw.wq, dq) + linear_backward(x, lw.wk, dk) + linear_backward(x, lw.wv, dv);
 
         // x = Norm1(h[l]); the residual passes dm on.

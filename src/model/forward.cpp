@@ -52,6 +52,7 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
     t.layers.resize(c.L);
     t.h.push_back(std::move(h0));
 
+    const std::vector<double> inv_freq = rope_inv_freq(c);  // RoPE table (scaled as the config says)
     for (int l = 0; l < c.L; ++l) {
         const LayerWeights<T>& lw = w.layers[l];
         LayerTrace<T>& lt = t.layers[l];
@@ -62,8 +63,8 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
         Mat<T> q = linear(x, lw.wq, lw.bq);
         Mat<T> k = linear(x, lw.wk, lw.bk);
         Mat<T> v = linear(x, lw.wv, lw.bv);
-        rope(q, c.H, c.Dh, c.rope, c.rope_theta);
-        rope(k, c.Hkv, c.Dh, c.rope, c.rope_theta);
+        rope(q, c.H, c.Dh, c.rope, inv_freq);
+        rope(k, c.Hkv, c.Dh, c.rope, inv_freq);
         lt.attn_ctx = attention(q, k, v, c.H, c.Hkv, c.Dh, &lt.probs);
         lt.attn_out = linear(lt.attn_ctx, lw.wo, lw.bo);
         lt.m = h + lt.attn_out;

@@ -1,13 +1,14 @@
 // rope.cpp -- rotary position embedding, both layouts.
 //
 // For head dimension Dh there are Dh/2 rotation pairs; pair i at position p is
-// rotated by the angle  p * theta^(-2i/Dh):
+// rotated by the angle  p * f_i, with the inverse frequency f_i = theta^(-2i/Dh) or its
+// scaled value (the table comes from rope_inv_freq, rope_freq.cpp):
 //     (a, b) -> (a cos - b sin,  a sin + b cos)
 // llama2.c ("Interleaved") pairs the coordinates (2i, 2i+1) of each head;
 // Hugging Face ("Half") pairs (i, i + Dh/2). The two are the same rotation after
 // permuting the rows of W_q and W_k, which is how HF checkpoints are converted.
 //
-// Angles are computed in double for both scalar types, then rounded to T.
+// The table and the angles are in double for both scalar types; cos / sin are rounded to T.
 #include "depass/ops.hpp"
 #include "check.hpp"
 
@@ -19,16 +20,15 @@ namespace depass {
 
 namespace {
 
-// Rotates every pair of every head of every row n by the angle  sign * (pos0 + n) * theta^(-2i/Dh).
+// Rotates every pair of every head of every row n by the angle  sign * (pos0 + n) * inv_freq[i].
 template <class T>
-void rotate_pairs(const char* what, Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0,
-                  double sign) {
+void rotate_pairs(const char* what, Mat<T>& x, int nheads, int Dh, RopeStyle style,
+                  const std::vector<double>& inv_freq, int pos0, double sign) {
     detail::check_dim(what, "width", x.cols(), long(nheads) * Dh);
     if (Dh % 2) throw Error(std::string(what) + ": head dimension " + std::to_string(Dh) + " is odd");
     const int half = Dh / 2;
+    detail::check_dim(what, "inverse-frequency table", long(inv_freq.size()), half);
     const long N = x.rows();
-    std::vector<double> inv_freq(half);  // theta^(-2i/Dh)
-    for (int i = 0; i < half; ++i) inv_freq[i] = 1.0 / std::pow(theta, double(2 * i) / double(Dh));
 #pragma omp parallel for if (N * x.cols() > 16384)
     for (long n = 0; n < N; ++n) {
         const double p = double(pos0 + n);
@@ -50,23 +50,24 @@ void rotate_pairs(const char* what, Mat<T>& x, int nheads, int Dh, RopeStyle sty
 }  // namespace
 
 template <class T>
-void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, double theta, int pos0) {
+void rope(Mat<T>& x, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq, int pos0) {
     if (style == RopeStyle::None) return;
-    rotate_pairs("rope", x, nheads, Dh, style, theta, pos0, +1.0);
+    rotate_pairs("rope", x, nheads, Dh, style, inv_freq, pos0, +1.0);
 }
 
 // Backward of rope. Per pair, (a', b') = R (a, b) with R = [[c, -s], [s, c]], so
 //   (df/da, df/db) = R^T (df/da', df/db') = (c da' + s db',  -s da' + c db'):
 // the same rotation by the opposite angle (R^T = R(-angle)), applied to the gradient.
 template <class T>
-void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, double theta, int pos0) {
+void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq,
+                   int pos0) {
     if (style == RopeStyle::None) return;
-    rotate_pairs("rope_backward", d, nheads, Dh, style, theta, pos0, -1.0);
+    rotate_pairs("rope_backward", d, nheads, Dh, style, inv_freq, pos0, -1.0);
 }
 
-template void rope(Mat<float>&, int, int, RopeStyle, double, int);
-template void rope(Mat<double>&, int, int, RopeStyle, double, int);
-template void rope_backward(Mat<float>&, int, int, RopeStyle, double, int);
-template void rope_backward(Mat<double>&, int, int, RopeStyle, double, int);
+template void rope(Mat<float>&, int, int, RopeStyle, const std::vector<double>&, int);
+template void rope(Mat<double>&, int, int, RopeStyle, const std::vector<double>&, int);
+template void rope_backward(Mat<float>&, int, int, RopeStyle, const std::vector<double>&, int);
+template void rope_backward(Mat<double>&, int, int, RopeStyle, const std::vector<double>&, int);
 
 }  // namespace depass

@@ -1,0 +1,22 @@
+// config_rope.hpp -- `rope_scaling` of a Hugging Face config.json (internal to src/io).
+#pragma once
+
+#include "depass/config.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace depass::detail {
+
+// Reads the `rope_scaling` block. Absent, null or type "default" -> none; "linear" needs
+// `factor`; "llama3" needs factor, low_freq_factor, high_freq_factor and
+// original_max_position_embeddings. The type is `rope_type`, or `type` in older configs.
+// Any other type is refused with a depass::Error naming the file, the field and the type.
+RopeScaling read_rope_scaling(const std::string& file, const nlohmann::json& config);
+
+// Range checks of the scaling and of the GGUF frequency factors (called by validate_config);
+// `where` prefixes the messages.
+void validate_rope_scaling(const std::string& where, const Config& cfg);
+
+}  // namespace depass::detail
