@@ -2,16 +2,18 @@
 // GPT-2, Llama 3 and Qwen2 against llama.cpp's test vectors for the same vocabularies, the
 // GPT-2 vocab.json + merges.txt pair, round trips, BOS, added tokens, hand-made files that
 // pin down the merge order and the added-token flags, the CLI, and damaged files.
+#include <utf8proc.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <utf8proc.h>
 #include <vector>
 
 #include "depass/io.hpp"
@@ -34,7 +36,8 @@ std::string vectors(const std::string& name) {
 const HfTokenizer& shipped(const std::string& name) {
     static std::map<std::string, HfTokenizer> cache;
     auto it = cache.find(name);
-    if (it == cache.end()) it = cache.emplace(name, HfTokenizer::load(tok_dir(name) + "/tokenizer.json")).first;
+    if (it == cache.end())
+        it = cache.emplace(name, HfTokenizer::load(tok_dir(name) + "/tokenizer.json")).first;
     return it->second;
 }
 
@@ -147,7 +150,8 @@ json tiny_tokenizer(const std::vector<std::string>& extra, const json& merges) {
     json vocab = json::object();
     int id = 0, next = 0x100;
     for (int b = 0; b < 256; ++b) {
-        const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        const bool printable =
+            (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         const int cp = printable ? b : next++;
         std::string s;
         if (cp < 0x80) {
@@ -281,7 +285,8 @@ TEST_CASE("tokenizer.json: a few hundred tokens encode in milliseconds", "[token
         text += "Once upon a time, in a land far away, there lived " + std::to_string(k * 37) + " cats. ";
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int> ids = l.encode(text, false);
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     std::printf("  llama3: %zu tokens from %zu bytes in %.2f ms\n", ids.size(), text.size(), ms);
     CHECK(ids.size() > 400);
     CHECK(ms < 200);
@@ -292,13 +297,13 @@ TEST_CASE("tokenizer.json: a few hundred tokens encode in milliseconds", "[token
 
 TEST_CASE("tokenizer.json BPE: lowest merge rank first, leftmost on ties, both merge layouts",
           "[tokenizer][hf]") {
-    // Ranks: "b c" (0) before "a b" (1), so "abc" is a + bc; "bc" + "a"... and "a a" (2).
+    // Ranks: "b c" 0, "a b" 1, "a a" 2.
     const std::vector<std::string> extra = {"ab", "bc", "aa", "abc", "aab"};
     json j = tiny_tokenizer(extra, json::array({"b c", "a b", "a a"}));
     const std::string p1 = write_text("tiny1/tokenizer.json", j.dump());
     const HfTokenizer t = HfTokenizer::load(p1);
-    const int ab = t.lookup("ab"), bc = t.lookup("bc"), aa = t.lookup("aa"), a = t.lookup("a"),
-              b = t.lookup("b"), c = t.lookup("c");
+    const int ab = t.lookup("ab"), bc = t.lookup("bc"), aa = t.lookup("aa"), a = t.lookup("a");
+    REQUIRE(a == 'a');  // byte ids
     REQUIRE(ab == 256);
     // "abc": "b c" has the lower rank, so a + bc (no "a bc" merge to go on with).
     CHECK(t.encode("abc", false) == std::vector<int>{a, bc});
@@ -310,9 +315,11 @@ TEST_CASE("tokenizer.json BPE: lowest merge rank first, leftmost on ties, both m
     CHECK(t.encode("aab", false) == std::vector<int>{a, ab});
     CHECK(t.decode(t.encode("aab abc", false)) == "aab abc");
     // The same merges as ["a", "b"] pairs give the same.
-    j["model"]["merges"] = json::array({json::array({"b", "c"}), json::array({"a", "b"}), json::array({"a", "a"})});
+    j["model"]["merges"] =
+        json::array({json::array({"b", "c"}), json::array({"a", "b"}), json::array({"a", "a"})});
     const HfTokenizer t2 = HfTokenizer::load(write_text("tiny2/tokenizer.json", j.dump()));
-    for (const char* s : {"abc", "ab", "aaa", "aab", "cab bca"}) CHECK(t2.encode(s, false) == t.encode(s, false));
+    for (const char* s : {"abc", "ab", "aaa", "aab", "cab bca"})
+        CHECK(t2.encode(s, false) == t.encode(s, false));
     // ignore_merges: a pre-token that is a vocabulary entry is taken whole ("aab" has no
     // merge path: a + ab otherwise).
     j["model"]["ignore_merges"] = true;
@@ -320,8 +327,6 @@ TEST_CASE("tokenizer.json BPE: lowest merge rank first, leftmost on ties, both m
     CHECK(t3.encode("aab", false) == std::vector<int>{t.lookup("aab")});
     CHECK(t3.encode("abc", false) == std::vector<int>{t.lookup("abc")});
     CHECK(t3.encode("aaa", false) == std::vector<int>{aa, a});
-    (void)b;
-    (void)c;
 }
 
 TEST_CASE("tokenizer.json added tokens: lstrip, rstrip, single_word, normalized", "[tokenizer][hf]") {
@@ -351,7 +356,8 @@ TEST_CASE("tokenizer.json added tokens: lstrip, rstrip, single_word, normalized"
     // single_word: "cat" only between non-word characters.
     CHECK(t.encode("cat", false) == std::vector<int>{258});
     CHECK(t.encode("x cat.", false) == std::vector<int>{x, sp, 258, t.lookup(".")});
-    CHECK(t.encode("cats", false) == std::vector<int>{t.lookup("c"), t.lookup("a"), t.lookup("t"), t.lookup("s")});
+    CHECK(t.encode("cats", false) ==
+          std::vector<int>{t.lookup("c"), t.lookup("a"), t.lookup("t"), t.lookup("s")});
     // normalized: matched after NFC ("u" + U+0308 + U+0301 is U+01D8), not before.
     CHECK(t.encode("u\xCC\x88\xCC\x81", false) == std::vector<int>{261});
     // Decoding: the non-special added token's text, nothing for special ones.
@@ -401,11 +407,12 @@ TEST_CASE("depass tokenize --tokenizer tokenizer.json prints the reference ids",
         // A few inputs, picked by content (their index differs between the sets).
         int ran = 0;
         for (size_t k = 0; k < inputs.size(); ++k) {
-            if (inputs[k] != " Hello, world!" && inputs[k] != "Hello world" && inputs[k] != "3333333") continue;
+            if (inputs[k] != " Hello, world!" && inputs[k] != "Hello world" && inputs[k] != "3333333")
+                continue;
             ++ran;
             std::string out;
-            CHECK(run_stdout("tokenize --tokenizer " + q(tok_dir(s.first) + "/tokenizer.json") + " --prompt " +
-                                 q(inputs[k]) + " --no-bos",
+            CHECK(run_stdout("tokenize --tokenizer " + q(tok_dir(s.first) + "/tokenizer.json") +
+                                 " --prompt " + q(inputs[k]) + " --no-bos",
                              &out) == 0);
             INFO(s.first << ": '" << inputs[k] << "'");
             CHECK(out == ids_str(outputs[k]) + "\n");
@@ -427,7 +434,8 @@ TEST_CASE("depass tokenize finds tokenizer.json in a Hugging Face model director
     fs::create_directories(dir);
     fs::copy_file(depass_test::shared_dir() + "/configs/Qwen2.5-0.5B/config.json", dir + "/config.json",
                   fs::copy_options::overwrite_existing);
-    fs::copy_file(tok_dir("qwen") + "/tokenizer.json", dir + "/tokenizer.json", fs::copy_options::overwrite_existing);
+    fs::copy_file(tok_dir("qwen") + "/tokenizer.json", dir + "/tokenizer.json",
+                  fs::copy_options::overwrite_existing);
     fs::copy_file(tok_dir("qwen") + "/tokenizer_config.json", dir + "/tokenizer_config.json",
                   fs::copy_options::overwrite_existing);
     std::string out;
@@ -460,12 +468,16 @@ TEST_CASE("damaged tokenizer.json files raise one clear error naming the file an
     const std::string text = good.dump();
     expect_error(load("trunc.json", text.substr(0, text.size() / 2)),
                  {path_of("trunc.json"), "not valid JSON", "truncated"});
-    expect_error(load("garbage.json", "{\"model\": nope}"), {path_of("garbage.json"), "not valid JSON", "syntax"});
+    expect_error(load("garbage.json", "{\"model\": nope}"),
+                 {path_of("garbage.json"), "not valid JSON", "syntax"});
     // 1 MB of '[': refused before parsing.
-    expect_error(load("deep.json", std::string(1 << 20, '[')), {path_of("deep.json"), "nested deeper than 64"});
+    expect_error(load("deep.json", std::string(1 << 20, '[')),
+                 {path_of("deep.json"), "nested deeper than 64"});
     expect_error(load("array.json", "[1, 2]"), {path_of("array.json"), "must be an object", "array"});
 
-    expect_error(load("vocab-array.json", with([](json& j) { j["model"]["vocab"] = json::array({1, 2}); })),
+    expect_error(load("vocab-array.json", with([](json& j) {
+                          j["model"]["vocab"] = json::array({1, 2});
+                      })),
                  {path_of("vocab-array.json"), "'model.vocab'", "must be an object", "array"});
     expect_error(load("merges-obj.json", with([](json& j) { j["model"]["merges"] = json::object(); })),
                  {path_of("merges-obj.json"), "'model.merges'", "must be an array"});
@@ -485,45 +497,55 @@ TEST_CASE("damaged tokenizer.json files raise one clear error naming the file an
                  {path_of("merge-shape.json"), "model.merges[1]", "two pieces"});
     expect_error(load("merge-num.json", with([](json& j) { j["model"]["merges"].push_back(3); })),
                  {path_of("merge-num.json"), "model.merges[1]", "number"});
-    expect_error(load("added-big.json", with([](json& j) {
-                     j["added_tokens"] = json::parse(R"([{"id": 300, "content": "<x>", "special": true}])");
-                 })),
-                 {path_of("added-big.json"), "added_tokens[0]", "'<x>'", "id 300", "outside the vocabulary of 258"});
+    expect_error(
+        load("added-big.json", with([](json& j) {
+                 j["added_tokens"] = json::parse(R"([{"id": 300, "content": "<x>", "special": true}])");
+             })),
+        {path_of("added-big.json"), "added_tokens[0]", "'<x>'", "id 300", "outside the vocabulary of 258"});
     expect_error(load("added-dup.json", with([](json& j) {
-                     j["added_tokens"] = json::parse(R"([{"id": 3, "content": "<x>", "special": true}])");
-                 })),
+                          j["added_tokens"] =
+                              json::parse(R"([{"id": 3, "content": "<x>", "special": true}])");
+                      })),
                  {path_of("added-dup.json"), "added_tokens[0]", "id 3", "already taken"});
     expect_error(load("added-id.json", with([](json& j) {
-                     j["added_tokens"] = json::parse(R"([{"id": "3", "content": "<x>"}])");
-                 })),
+                          j["added_tokens"] = json::parse(R"([{"id": "3", "content": "<x>"}])");
+                      })),
                  {path_of("added-id.json"), "'added_tokens[0].id'", "integer"});
     expect_error(load("model-type.json", with([](json& j) { j["model"]["type"] = "WordPiece"; })),
                  {path_of("model-type.json"), "'model.type'", "'WordPiece'", "only BPE"});
-    expect_error(load("pre-type.json", with([](json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; })),
+    expect_error(load("pre-type.json", with([](json& j) {
+                          j["pre_tokenizer"] = {{"type", "Whitespace"}};
+                      })),
                  {path_of("pre-type.json"), "'pre_tokenizer'", "'Whitespace'", "not supported"});
     expect_error(load("pre-none.json", with([](json& j) { j["pre_tokenizer"] = nullptr; })),
                  {path_of("pre-none.json"), "ByteLevel", "byte-level"});
-    expect_error(load("norm-type.json", with([](json& j) { j["normalizer"] = {{"type", "Lowercase"}}; })),
+    expect_error(load("norm-type.json", with([](json& j) {
+                          j["normalizer"] = {{"type", "Lowercase"}};
+                      })),
                  {path_of("norm-type.json"), "'normalizer'", "'Lowercase'", "not supported"});
-    expect_error(load("post-type.json", with([](json& j) { j["post_processor"] = {{"type", "BertProcessing"}}; })),
+    expect_error(load("post-type.json", with([](json& j) {
+                          j["post_processor"] = {{"type", "BertProcessing"}};
+                      })),
                  {path_of("post-type.json"), "'post_processor'", "'BertProcessing'", "not supported"});
-    expect_error(load("regex.json", with([](json& j) {
-                     j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
+    expect_error(
+        load("regex.json", with([](json& j) {
+                 j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
                          {"type": "Split", "pattern": {"Regex": "(ab"}, "behavior": "Isolated"},
                          {"type": "ByteLevel", "use_regex": false}]})");
-                 })),
-                 {path_of("regex.json"), "pre_tokenizer.pretokenizers[0].pattern.Regex", "PCRE2", "offset 3"});
+             })),
+        {path_of("regex.json"), "pre_tokenizer.pretokenizers[0].pattern.Regex", "PCRE2", "offset 3"});
     expect_error(load("behavior.json", with([](json& j) {
-                     j["pre_tokenizer"] = json::parse(R"({"type": "Split", "pattern": {"String": "-"},
+                          j["pre_tokenizer"] = json::parse(R"({"type": "Split", "pattern": {"String": "-"},
                          "behavior": "MergedWithNext"})");
-                 })),
+                      })),
                  {path_of("behavior.json"), "'pre_tokenizer.behavior'", "'MergedWithNext'"});
     // A long vocabulary entry in a message is cut short, and no whole value is printed.
     const std::string long_piece(5000, 'q');
     expect_error(load("long.json", with([&](json& j) { j["model"]["vocab"][long_piece] = "x"; })),
                  {path_of("long.json"), "qqq...'", "integer"});
     // Through the factory too.
-    expect_error([&] { open_tokenizer(path_of("model-type.json")); }, {path_of("model-type.json"), "WordPiece"});
+    expect_error([&] { open_tokenizer(path_of("model-type.json")); },
+                 {path_of("model-type.json"), "WordPiece"});
 }
 
 TEST_CASE("damaged vocab.json + merges.txt pairs raise errors naming the file", "[tokenizer][hf][errors]") {
@@ -537,8 +559,39 @@ TEST_CASE("damaged vocab.json + merges.txt pairs raise errors naming the file", 
     expect_error([&] { open_tokenizer(dir + "/vocab.json"); }, {dir + "/merges.txt", "line 2", "two pieces"});
     write_text("badpair/merges.txt", "a b\n");
     write_text("badpair/vocab.json", R"({"a": 0, "b": 1, "ab": 7})");
-    expect_error([&] { open_tokenizer(dir + "/vocab.json"); }, {dir + "/vocab.json", "'vocab['ab']'", "outside"});
+    expect_error([&] { open_tokenizer(dir + "/vocab.json"); },
+                 {dir + "/vocab.json", "'vocab['ab']'", "outside"});
     // Valid: the tiny pair works.
     write_text("badpair/vocab.json", R"({"a": 0, "b": 1, "ab": 2})");
     CHECK(open_tokenizer(dir + "/vocab.json")->encode("ab", false) == std::vector<int>{2});
+}
+
+TEST_CASE("byte-level tokenizers lose no byte of text that is not valid UTF-8", "[tokenizer][hf]") {
+    SKIP_WITHOUT_SHARED();
+    // Stray continuation byte, truncated sequence, overlong form, byte 0xFF, and a NUL.
+    const std::string text =
+        std::string("ab\x80 cd\xE2\x82 \xC0\xAF x\xFFy ", 17) + std::string(1, '\0') + "z";
+    const HfTokenizer& g = shipped("gpt2");
+    const std::vector<int> ids = g.encode(text, false);
+    CHECK(g.decode(ids) == text);
+    // Each stray byte is the token of its byte-alphabet character (0xFF -> U+00FF 'ÿ').
+    const int ff = g.lookup("\xC3\xBF");
+    REQUIRE(ff >= 0);
+    CHECK(std::count(ids.begin(), ids.end(), ff) == 1);
+    CHECK(shipped("llama3").decode(shipped("llama3").encode(text, false)) == text);
+    // Qwen's NFC leaves the stray bytes alone and normalises the valid runs around them.
+    const HfTokenizer& q = shipped("qwen");
+    CHECK(q.decode(q.encode(text + "e\xCC\x81", false)) == text + "\xC3\xA9");
+    // The GGUF GPT-2 vocabulary (same PCRE2 pre-tokenizer) gives the same ids.
+    auto gguf = load_gguf_tokenizer(vectors("gpt-2"));
+    CHECK(gguf->encode(text, false) == ids);
+}
+
+TEST_CASE("tokenize --help names tokenizer.json and the search order", "[cli][tokenizer][hf]") {
+    std::string out;
+    CHECK(run("tokenize --help", &out) == 0);
+    CHECK(out.find("tokenizer.json, tokenizer.model, vocab.json + merges.txt, tokenizer.bin") !=
+          std::string::npos);
+    CHECK(run("attribute --help", &out) == 0);
+    CHECK(out.find("Hugging Face tokenizer.json") != std::string::npos);
 }

@@ -21,11 +21,11 @@
 // Results per pre-token are cached, so a long text costs one BPE per distinct word.
 #pragma once
 
-#include "depass/tokenizer.hpp"
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "depass/tokenizer.hpp"
 
 namespace depass {
 
@@ -45,8 +45,8 @@ public:
     int vocab_size() const override;
     std::string kind() const override { return "hf-bpe"; }
 
-    const std::vector<int>& bos_ids() const;  // put in front when encode(bos = true)
-    const std::vector<int>& eos_ids() const;  // appended when encode(eos = true)
+    const std::vector<int>& bos_ids() const;     // put in front when encode(bos = true)
+    const std::vector<int>& eos_ids() const;     // appended when encode(eos = true)
     int lookup(const std::string& piece) const;  // id of a vocabulary entry or added token, or -1
     bool is_special(int id) const;
     const std::string& path() const;

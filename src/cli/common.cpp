@@ -19,7 +19,8 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
         ->required();
     if (need_tokens) {
         auto* ids = sub->add_option("--ids", o.ids, "Token ids, comma-separated (e.g. 1,403,407,261,378)");
-        auto* prompt = sub->add_option("--prompt,-p", o.prompt, "Text to tokenise (BOS is prepended)");
+        auto* prompt = sub->add_option("--prompt,-p", o.prompt,
+                                       "Text to tokenise (BOS is prepended when the tokenizer has one)");
         ids->excludes(prompt);
     }
     sub->add_option("--tokenizer", o.tokenizer,

@@ -1,11 +1,12 @@
 // byte_level.cpp -- PCRE2 pre-tokenizer patterns and the GPT-2 byte alphabet.
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "byte_level.hpp"
+
 #include <pcre2.h>
 
 #include <algorithm>
 #include <iterator>
 
-#include "byte_level.hpp"
 #include "depass/types.hpp"
 
 namespace depass::detail {
@@ -85,7 +86,8 @@ ByteAlphabet::ByteAlphabet() {
     std::fill(std::begin(byte_of), std::end(byte_of), -1);
     uint32_t next = 0x100;
     for (int b = 0; b < 256; ++b) {
-        const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        const bool printable =
+            (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         cp[b] = printable ? uint32_t(b) : next++;
         byte_of[cp[b]] = b;
         // All these code points are below U+0800: one or two UTF-8 bytes.
@@ -134,7 +136,8 @@ size_t utf8_next(const std::string& s, size_t i, uint32_t* cp) {
         }
         v = (v << 6) | (cc & 0x3F);
     }
-    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) || (v >= 0xD800 && v <= 0xDFFF)) {
+    if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
+        (v >= 0xD800 && v <= 0xDFFF)) {
         *cp = 0xFFFFFFFFu;
         return 1;
     }

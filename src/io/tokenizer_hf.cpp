@@ -113,8 +113,8 @@ struct Field {
     }
     int id(int64_t limit) const {
         const json& j = need(json::value_t::number_integer, "an integer token id");
-        if (j.is_number_unsigned() ? j.get<uint64_t>() >= uint64_t(limit) : (j.get<int64_t>() < 0 ||
-                                                                             j.get<int64_t>() >= limit))
+        if (j.is_number_unsigned() ? j.get<uint64_t>() >= uint64_t(limit)
+                                   : (j.get<int64_t>() < 0 || j.get<int64_t>() >= limit))
             fail("= " + j.dump() + " is outside the vocabulary of " + std::to_string(limit) + " tokens");
         return static_cast<int>(j.get<int64_t>());
     }
@@ -152,9 +152,14 @@ bool is_word_char(uint32_t cp) {
     if (cp == '_') return true;
     if (cp > 0x10FFFF) return false;
     switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-        case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-        case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
-        case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+        case UTF8PROC_CATEGORY_LU:
+        case UTF8PROC_CATEGORY_LL:
+        case UTF8PROC_CATEGORY_LT:
+        case UTF8PROC_CATEGORY_LM:
+        case UTF8PROC_CATEGORY_LO:
+        case UTF8PROC_CATEGORY_ND:
+        case UTF8PROC_CATEGORY_NL:
+        case UTF8PROC_CATEGORY_NO:
             return true;
         default:
             return false;
@@ -176,18 +181,26 @@ enum class NormForm { NFC, NFD, NFKC, NFKD };
 std::string normalize(const std::string& s, NormForm f) {
     int options = UTF8PROC_STABLE;
     switch (f) {
-        case NormForm::NFC: options |= UTF8PROC_COMPOSE; break;
-        case NormForm::NFD: options |= UTF8PROC_DECOMPOSE; break;
-        case NormForm::NFKC: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-        case NormForm::NFKD: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+        case NormForm::NFC:
+            options |= UTF8PROC_COMPOSE;
+            break;
+        case NormForm::NFD:
+            options |= UTF8PROC_DECOMPOSE;
+            break;
+        case NormForm::NFKC:
+            options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+            break;
+        case NormForm::NFKD:
+            options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+            break;
     }
     std::string out;
     auto flush = [&](size_t a, size_t b) {
         if (a == b) return;
         utf8proc_uint8_t* res = nullptr;
-        const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + a),
-                                                static_cast<utf8proc_ssize_t>(b - a), &res,
-                                                static_cast<utf8proc_option_t>(options));
+        const utf8proc_ssize_t n =
+            utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + a),
+                         static_cast<utf8proc_ssize_t>(b - a), &res, static_cast<utf8proc_option_t>(options));
         if (n < 0) {
             out.append(s, a, b - a);
         } else {
@@ -236,8 +249,8 @@ inline uint64_t pair_key(int a, int b) { return (uint64_t(uint32_t(a)) << 32) | 
 
 struct HfTokenizer::Impl {
     std::string path;
-    std::vector<std::string> pieces;              // id -> piece (added tokens: their text)
-    std::unordered_map<std::string, int> vocab;   // the BPE model's vocabulary
+    std::vector<std::string> pieces;             // id -> piece (added tokens: their text)
+    std::unordered_map<std::string, int> vocab;  // the BPE model's vocabulary
     struct Merge {
         int rank, id;
     };
@@ -594,7 +607,8 @@ void read_post_processor(HfTokenizer::Impl& t, const Field& f) {
                 (seen_a ? t.eos : t.bos).push_back(ids.at(j).id(static_cast<int64_t>(t.pieces.size())));
         }
     } else {
-        f.fail("has type '" + type + "', which is not supported (only TemplateProcessing, ByteLevel and Sequence)");
+        f.fail("has type '" + type +
+               "', which is not supported (only TemplateProcessing, ByteLevel and Sequence)");
     }
 }
 
@@ -614,7 +628,8 @@ void check_decoder(const Field& f) {
 // an object with "content".
 std::string token_text(const json& j) {
     if (j.is_string()) return j.get<std::string>();
-    if (j.is_object() && j.contains("content") && j["content"].is_string()) return j["content"].get<std::string>();
+    if (j.is_object() && j.contains("content") && j["content"].is_string())
+        return j["content"].get<std::string>();
     return "";
 }
 
@@ -658,7 +673,8 @@ HfTokenizer HfTokenizer::load(const std::string& path) {
         model.fail("has no 'type' and no 'merges' (only BPE tokenizer models are supported)");
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
         const Field f = model.at(key);
-        if (f.present() && !f.string().empty()) f.fail("= '" + f.string() + "' is not supported (only empty)");
+        if (f.present() && !f.string().empty())
+            f.fail("= '" + f.string() + "' is not supported (only empty)");
     }
     const Field dropout = model.at("dropout");
     if (dropout.present() && !(dropout.v->is_number() && dropout.v->get<double>() == 0.0))
@@ -696,16 +712,19 @@ HfTokenizer HfTokenizer::load(const std::string& path) {
         if (m.v->is_string()) {
             const std::string s = m.v->get<std::string>();
             const size_t sp = s.find(' ');
-            if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() || s.find(' ', sp + 1) != std::string::npos)
+            if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() ||
+                s.find(' ', sp + 1) != std::string::npos)
                 m.fail("= " + show(s) + " is not two pieces separated by one space");
             a = s.substr(0, sp);
             b = s.substr(sp + 1);
         } else if (m.v->is_array()) {
-            if (m.v->size() != 2) m.fail("must be a pair of two pieces (has " + std::to_string(m.v->size()) + ")");
+            if (m.v->size() != 2)
+                m.fail("must be a pair of two pieces (has " + std::to_string(m.v->size()) + ")");
             a = m.at(0).string();
             b = m.at(1).string();
         } else {
-            m.fail(std::string("must be a string \"a b\" or a pair [\"a\", \"b\"] (found ") + m.v->type_name() + ")");
+            m.fail(std::string("must be a string \"a b\" or a pair [\"a\", \"b\"] (found ") +
+                   m.v->type_name() + ")");
         }
         if (r > size_t(INT_MAX)) merges.fail("has too many entries");
         add_merge(*t, a, b, "field '" + m.name + "'", static_cast<int>(r));
@@ -776,8 +795,8 @@ HfTokenizer HfTokenizer::load_vocab_merges(const std::string& vocab_json, const 
             throw Error(merges_txt + ": line " + std::to_string(lineno) + " = " + show(line) +
                         " is not two pieces separated by one space");
         try {
-            add_merge(*t, line.substr(0, sp), line.substr(sp + 1), "merges.txt line " + std::to_string(lineno),
-                      rank++);
+            add_merge(*t, line.substr(0, sp), line.substr(sp + 1),
+                      "merges.txt line " + std::to_string(lineno), rank++);
         } catch (const Error& e) {
             throw Error(merges_txt + " (with " + std::string(e.what()) + ")");
         }
