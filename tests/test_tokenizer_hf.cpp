@@ -364,7 +364,8 @@ TEST_CASE("tokenizer.json added tokens: lstrip, rstrip, single_word, normalized"
     CHECK(t.decode({x, 256, 258, 261, 259}) == "xcat\xC7\x98");
 }
 
-TEST_CASE("tokenizer.json pre-tokenizers: Split Isolated / Removed, literal patterns", "[tokenizer][hf]") {
+TEST_CASE("tokenizer.json pre-tokenizers: Split Isolated / Removed, literal patterns, Digits",
+          "[tokenizer][hf]") {
     json j = tiny_tokenizer({"ab"}, json::array({"a b"}));
     // Split on "-" (a String pattern), Isolated: "-" is its own piece, so no merge across it.
     j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
@@ -379,6 +380,19 @@ TEST_CASE("tokenizer.json pre-tokenizers: Split Isolated / Removed, literal patt
     j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed";
     const HfTokenizer rem = HfTokenizer::load(write_text("split-rem/tokenizer.json", j.dump()));
     CHECK(rem.encode("ab-ab", false) == std::vector<int>{ab, ab});
+    // Digits: each digit apart (individual_digits), or runs of digits.
+    j["pre_tokenizer"] = json::parse(R"({"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": true},
+        {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]})");
+    json jd = j;
+    jd["model"]["vocab"]["12"] = 257;
+    jd["model"]["vocab"]["a1"] = 258;
+    jd["model"]["merges"] = json::array({"1 2", "a 1"});
+    const HfTokenizer dig = HfTokenizer::load(write_text("digits1/tokenizer.json", jd.dump()));
+    CHECK(dig.encode("a12", false) == std::vector<int>{a, '1', '2'});
+    jd["pre_tokenizer"]["pretokenizers"][0]["individual_digits"] = false;
+    const HfTokenizer runs = HfTokenizer::load(write_text("digits2/tokenizer.json", jd.dump()));
+    CHECK(runs.encode("a12", false) == std::vector<int>{a, 257});
     // ByteLevel add_prefix_space: " " in front of the text.
     j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}};
     const HfTokenizer pre = HfTokenizer::load(write_text("prefix/tokenizer.json", j.dump()));
@@ -594,4 +608,24 @@ TEST_CASE("tokenize --help names tokenizer.json and the search order", "[cli][to
           std::string::npos);
     CHECK(run("attribute --help", &out) == 0);
     CHECK(out.find("Hugging Face tokenizer.json") != std::string::npos);
+}
+
+TEST_CASE("depass tokenize passes over a SentencePiece-style tokenizer.json for tokenizer.model",
+          "[cli][tokenizer][hf]") {
+    SKIP_WITHOUT_SHARED();
+    // Llama 2 / Mistral / TinyLlama directories ship a Metaspace tokenizer.json next to
+    // tokenizer.model: the first is refused (not byte-level), the second is used.
+    const std::string dir = depass_test::temp_dir() + "/spm-model";
+    fs::create_directories(dir);
+    fs::copy_file(depass_test::shared_dir() + "/configs/TinyLlama-1.1B-Chat-v1.0/config.json",
+                  dir + "/config.json", fs::copy_options::overwrite_existing);
+    fs::copy_file(depass_test::weights_dir() + "/tokenizer.model", dir + "/tokenizer.model",
+                  fs::copy_options::overwrite_existing);
+    json j = tiny_tokenizer({}, json::array());
+    j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}};
+    write_text("spm-model/tokenizer.json", j.dump());
+    expect_error([&] { HfTokenizer::load(dir + "/tokenizer.json"); }, {"'pre_tokenizer'", "'Metaspace'"});
+    std::string out;
+    CHECK(run_stdout("tokenize -m " + q(dir) + " --prompt 'Once upon a time'", &out) == 0);
+    CHECK(out == "1 9038 2501 263 931\n");
 }

@@ -9,9 +9,10 @@
 //      single_word token only matches between non-word characters;
 //   2. the normalizer (NFC, NFD, NFKC, NFKD or a Sequence of them; utf8proc);
 //   3. the pre-tokenizer: Split (a PCRE2 regex or a plain string; behaviour Isolated or
-//      Removed, optionally inverted), ByteLevel (optional prefix space, optional GPT-2
-//      regex split, then every byte becomes its character of the GPT-2 byte alphabet), or a
-//      Sequence of them; a ByteLevel step is required;
+//      Removed, optionally inverted), Digits (each digit or each run of digits apart),
+//      ByteLevel (optional prefix space, optional GPT-2 regex split, then every byte becomes
+//      its character of the GPT-2 byte alphabet), or a Sequence of them; a ByteLevel step is
+//      required (SentencePiece-style tokenizer.json files, Metaspace, are refused);
 //   4. BPE on each pre-token: with ignore_merges a pre-token that is a vocabulary entry is
 //      that token; otherwise its characters start as symbols and the adjacent pair with
 //      the lowest merge rank merges (leftmost first) until no pair is in the merges;

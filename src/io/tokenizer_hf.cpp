@@ -570,8 +570,16 @@ void read_pre_tokenizer(const Field& f, std::vector<PreStep>* out) {
             f.at("behavior").fail("= '" + behavior + "' is not supported (only Isolated and Removed)");
         s.invert = f.at("invert").boolean(false);
         out->push_back(std::move(s));
+    } else if (type == "Digits") {
+        // Numbers apart from the rest: each digit alone, or each run of digits.
+        PreStep s;
+        s.kind = PreStep::Split;
+        const bool single = f.at("individual_digits").boolean(false);
+        s.re = std::make_shared<SplitRegex>(single ? "\\p{N}" : "\\p{N}+", *f.path + ": " + f.name);
+        out->push_back(std::move(s));
     } else {
-        f.fail("has type '" + type + "', which is not supported (only ByteLevel, Split and Sequence)");
+        f.fail("has type '" + type +
+               "', which is not supported (only ByteLevel, Split, Digits and Sequence)");
     }
 }
 
