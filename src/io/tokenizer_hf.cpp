@@ -826,6 +826,9 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
     std::error_code ec;
     if (p.filename() != "tokenizer.json" && fs::is_regular_file(merges, ec))
         return std::make_unique<HfTokenizer>(HfTokenizer::load_vocab_merges(path, merges.string()));
+    if (p.filename() == "vocab.json")
+        throw Error(path + ": a GPT-2 vocab.json needs its merges.txt beside it (" + merges.string() +
+                    " is missing)");
     return std::make_unique<HfTokenizer>(HfTokenizer::load(path));
 }
 
