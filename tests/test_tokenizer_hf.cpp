@@ -643,3 +643,23 @@ TEST_CASE("depass tokenize passes over a SentencePiece-style tokenizer.json for 
     CHECK(run_stdout("tokenize -m " + q(dir) + " --prompt 'Once upon a time'", &out) == 0);
     CHECK(out == "1 9038 2501 263 931\n");
 }
+
+TEST_CASE("tokenizer.json without a template: tokenizer_config.json's add_bos_token and eos_token",
+          "[tokenizer][hf]") {
+    json j = tiny_tokenizer({}, json::array());
+    j["added_tokens"] = json::parse(R"([
+        {"id": 256, "content": "<s>", "special": true, "normalized": false},
+        {"id": 257, "content": "</s>", "special": true, "normalized": false}])");
+    const std::string path = write_text("cfg-bos/tokenizer.json", j.dump());
+    // No tokenizer_config.json: neither BOS nor EOS.
+    CHECK(HfTokenizer::load(path).encode("a", true, true) == std::vector<int>{'a'});
+    write_text(
+        "cfg-bos/tokenizer_config.json",
+        R"({"add_bos_token": true, "bos_token": "<s>", "eos_token": {"content": "</s>", "lstrip": false}})");
+    const HfTokenizer t = HfTokenizer::load(path);
+    CHECK(t.encode("a", true, true) == std::vector<int>{256, 'a', 257});
+    CHECK(t.encode("a", false, false) == std::vector<int>{'a'});
+    // add_bos_token false: the bos_token is not added.
+    write_text("cfg-bos/tokenizer_config.json", R"({"add_bos_token": false, "bos_token": "<s>"})");
+    CHECK(HfTokenizer::load(path).encode("a", true) == std::vector<int>{'a'});
+}
