@@ -663,3 +663,85 @@ TEST_CASE("tokenizer.json without a template: tokenizer_config.json's add_bos_to
     write_text("cfg-bos/tokenizer_config.json", R"({"add_bos_token": false, "bos_token": "<s>"})");
     CHECK(HfTokenizer::load(path).encode("a", true) == std::vector<int>{'a'});
 }
+
+// ---- GGUF vocabularies with Llama 3 / Qwen2 pre-tokenizers -------------------------------------
+
+namespace {
+
+// A vocabulary-only GGUF (version 3, no tensors) with string and string-array metadata.
+struct GgufVocab {
+    uint64_t n = 0;
+    std::string kv;
+    void u32(uint32_t x) { kv.append(reinterpret_cast<const char*>(&x), 4); }
+    void str(const std::string& s) {
+        const uint64_t len = s.size();
+        kv.append(reinterpret_cast<const char*>(&len), 8);
+        kv += s;
+    }
+    GgufVocab& text(const std::string& key, const std::string& v) {
+        ++n;
+        str(key);
+        u32(8);
+        str(v);
+        return *this;
+    }
+    GgufVocab& texts(const std::string& key, const std::vector<std::string>& v) {
+        ++n;
+        str(key);
+        u32(9);
+        u32(8);
+        const uint64_t count = v.size();
+        kv.append(reinterpret_cast<const char*>(&count), 8);
+        for (const auto& x : v) str(x);
+        return *this;
+    }
+    std::string bytes() const {
+        std::string h = "GGUF";
+        const uint32_t version = 3;
+        const uint64_t tensors = 0;
+        h.append(reinterpret_cast<const char*>(&version), 4);
+        h.append(reinterpret_cast<const char*>(&tensors), 8);
+        h.append(reinterpret_cast<const char*>(&n), 8);
+        return h + kv;
+    }
+};
+
+// The GGUF form of a shipped tokenizer.json (tokens by id, merges as "a b").
+std::string gguf_from_json(const std::string& name, const std::string& pre) {
+    const HfTokenizer& t = shipped(name);
+    std::vector<std::string> tokens;
+    for (int id = 0; id < t.vocab_size(); ++id) tokens.push_back(t.piece(id));
+    const json doc = json::parse(read_text_file(tok_dir(name) + "/tokenizer.json"));
+    std::vector<std::string> merges;
+    for (const json& m : doc["model"]["merges"])
+        merges.push_back(m.is_string() ? m.get<std::string>()
+                                       : m[0].get<std::string>() + " " + m[1].get<std::string>());
+    GgufVocab v;
+    v.text("tokenizer.ggml.model", "gpt2")
+        .texts("tokenizer.ggml.tokens", tokens)
+        .texts("tokenizer.ggml.merges", merges);
+    if (!pre.empty()) v.text("tokenizer.ggml.pre", pre);
+    return write_text("gguf-" + name + "-" + pre + ".gguf", v.bytes());
+}
+
+}  // namespace
+
+TEST_CASE("GGUF gpt2 vocabularies follow tokenizer.ggml.pre: llama-bpe and qwen2 vectors",
+          "[tokenizer][gguf][hf]") {
+    SKIP_WITHOUT_SHARED();
+    const std::pair<const char*, const char*> sets[] = {{"llama3", "llama-bpe"}, {"qwen", "qwen2"}};
+    for (const auto& s : sets) {
+        auto tok = load_gguf_tokenizer(gguf_from_json(s.first, s.second));
+        const VectorResult r = run_vectors(*tok, s.second, false);
+        report((std::string("GGUF (pre ") + s.second + "), " + s.second + ":").c_str(), r);
+        CHECK(r.passed == r.total);
+        CHECK(r.round_trips == r.total);
+    }
+    // Without tokenizer.ggml.pre the GPT-2 regex applies: Llama 3's vocabulary then splits
+    // "3333333" as one number chunk, where Llama 3 cuts numbers into runs of at most 3 digits.
+    auto plain = load_gguf_tokenizer(gguf_from_json("llama3", ""));
+    CHECK(plain->encode("3333333", false) != shipped("llama3").encode("3333333", false));
+    // An unknown pre-tokenizer is refused by name.
+    const std::string odd = gguf_from_json("qwen", "tekken");
+    expect_error([&] { load_gguf_tokenizer(odd); }, {odd, "tokenizer.ggml.pre", "'tekken'", "not supported"});
+}

@@ -19,6 +19,13 @@ namespace depass::detail {
 
 // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 extern const char* const kGpt2Pattern;
+// Llama 3's (as in its tokenizer.json): case-insensitive contractions, a letter run with one
+// optional non-letter in front, numbers of at most 3 digits, punctuation with trailing newlines,
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+//   \s*[\r\n]+|\s+(?!\S)|\s+
+extern const char* const kLlama3Pattern;
+// Qwen2's: Llama 3's with single digits (\p{N} for \p{N}{1,3}).
+extern const char* const kQwen2Pattern;
 
 class SplitRegex {
 public:

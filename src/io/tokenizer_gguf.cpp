@@ -13,7 +13,10 @@
 //            bytes map to the GPT-2 byte alphabet (printable Latin-1 bytes stand for
 //            themselves, the other 68 bytes for U+0100..U+0143 in order), and adjacent
 //            symbols merge by the rank of "left right" in tokenizer.ggml.merges (lowest
-//            rank first, leftmost on ties).
+//            rank first, leftmost on ties). tokenizer.ggml.pre "llama-bpe" (Llama 3) and
+//            "qwen2" select those models' regexes instead (byte_level.hpp); "llama-bpe"
+//            also takes a chunk that is a token whole (ignore_merges); other values are
+//            refused.
 //
 // Token types (tokenizer.ggml.token_type): 1 normal, 2 unknown, 3 control, 4 user
 // defined, 5 unused, 6 byte.
@@ -68,8 +71,12 @@ void append_utf8(std::string& out, uint32_t cp) {
 // Cuts `text` into the chunks of GPT-2's pre-tokenizer regex (detail::kGpt2Pattern, through
 // PCRE2, shared with the Hugging Face tokenizers); bytes that are not valid UTF-8 fall between
 // the matches and stay chunks of their own. Returns byte spans of `text`.
-std::vector<std::pair<size_t, size_t>> gpt2_pretokenize(const std::string& text) {
-    static const detail::SplitRegex re(detail::kGpt2Pattern, "GPT-2 pre-tokenizer");
+// `pre` picks the regex of tokenizer.ggml.pre: 0 GPT-2, 1 Llama 3, 2 Qwen2.
+std::vector<std::pair<size_t, size_t>> gpt2_pretokenize(const std::string& text, int pre) {
+    static const detail::SplitRegex gpt2(detail::kGpt2Pattern, "GPT-2 pre-tokenizer");
+    static const detail::SplitRegex llama3(detail::kLlama3Pattern, "Llama 3 pre-tokenizer");
+    static const detail::SplitRegex qwen2(detail::kQwen2Pattern, "Qwen2 pre-tokenizer");
+    const detail::SplitRegex& re = pre == 1 ? llama3 : pre == 2 ? qwen2 : gpt2;
     std::vector<std::pair<size_t, size_t>> out;
     for (const auto& part : re.split(text, 0, text.size())) out.push_back(part.first);
     return out;
@@ -237,6 +244,17 @@ GgufTokenizer GgufTokenizer::from_file(const GgufFile& g) {
             if (r > size_t(INT_MAX)) throw Error(path + ": tokenizer.ggml.merges has too many entries");
             t.merge_rank_.emplace(m, static_cast<int>(r));
         }
+        // The pre-tokenizer (llama.cpp's names); absent: GPT-2's.
+        const std::string pre = g.has("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : "default";
+        if (pre == "llama-bpe" || pre == "llama3") {
+            t.pre_ = 1;
+            t.ignore_merges_ = true;
+        } else if (pre == "qwen2") {
+            t.pre_ = 2;
+        } else if (pre != "default" && pre != "gpt-2" && pre != "gpt2") {
+            throw Error(path + ": metadata key 'tokenizer.ggml.pre' = '" + pre +
+                        "' is not supported (only 'default', 'gpt-2', 'llama-bpe' and 'qwen2')");
+        }
         const ByteAlphabet& ab = byte_alphabet();
         for (int b = 0; b < 256; ++b) {
             std::string s;
@@ -338,7 +356,7 @@ std::vector<int> GgufTokenizer::encode_bpe(const std::string& text) const {
     const ByteAlphabet& ab = byte_alphabet();
     std::vector<int> out;
     std::string word, key, buf;
-    for (const auto& chunk : gpt2_pretokenize(text)) {
+    for (const auto& chunk : gpt2_pretokenize(text, pre_)) {
         // The chunk's bytes in the byte alphabet; one symbol per byte.
         word.clear();
         std::vector<std::pair<size_t, size_t>> spans;
@@ -346,6 +364,14 @@ std::vector<int> GgufTokenizer::encode_bpe(const std::string& text) const {
             const size_t start = word.size();
             append_utf8(word, ab.cp[static_cast<unsigned char>(text[chunk.first + k])]);
             spans.emplace_back(start, word.size() - start);
+        }
+        // Llama 3 (ignore_merges): a chunk that is a token is that token.
+        if (ignore_merges_) {
+            const int whole = lookup(word);
+            if (whole >= 0) {
+                out.push_back(whole);
+                continue;
+            }
         }
         auto rate = [&](size_t start, size_t len_l, size_t len_r, double* prio) {
             key.assign(word, start, len_l);
