@@ -206,6 +206,8 @@ private:
     int bos_id_ = -1, eos_id_ = -1, unk_id_ = -1;
     bool add_bos_ = false;
     bool add_space_prefix_ = true;
+    int pre_ = 0;                 // BPE pre-tokenizer: 0 GPT-2, 1 Llama 3, 2 Qwen2 (tokenizer.ggml.pre)
+    bool ignore_merges_ = false;  // BPE: a pre-token that is a token is taken whole (Llama 3)
 };
 
 }  // namespace depass

@@ -42,23 +42,28 @@ void register_tokenize(CLI::App& app) {
         "Print the token ids of a text: one line of space-separated ids (BOS first unless --no-bos).\n"
         "With --pieces, also one line per token: id<TAB>piece (spaces shown as spaces; newlines and\n"
         "tabs inside a piece escaped as \\n and \\t).\n"
-        "The tokenizer is --tokenizer FILE (SentencePiece tokenizer.model, llama2.c tokenizer .bin or the\n"
-        "vocabulary inside a .gguf file),\n"
-        "or else the one found next to / inside --model whose vocabulary size matches the model's\n"
-        "(tokenizer.model, tokenizer.bin, tok<V>.bin, in that order).\n"
+        "The tokenizer is --tokenizer FILE (Hugging Face tokenizer.json, GPT-2 vocab.json with merges.txt\n"
+        "beside it, SentencePiece tokenizer.model, llama2.c tokenizer .bin or the vocabulary inside a\n"
+        ".gguf file),\n"
+        "or else the one found next to / inside --model that fits the model's vocabulary\n"
+        "(tokenizer.json, tokenizer.model, vocab.json + merges.txt, tokenizer.bin, tok<V>.bin, in that\n"
+        "order; tokenizer.json first as Hugging Face itself prefers it).\n"
         "Examples:\n"
         "  depass tokenize -m weights/stories260K.bin --prompt \"Once upon a time\"\n"
-        "  depass tokenize --tokenizer tokenizer.model --prompt \"Hello world\" --pieces");
+        "  depass tokenize --tokenizer tokenizer.model --prompt \"Hello world\" --pieces\n"
+        "  depass tokenize --tokenizer Qwen2.5-0.5B/tokenizer.json --prompt \"Hello world\" --no-bos");
     sub->add_option(
         "--model,-m", o->model,
         "Model (Hugging Face directory or llama2.c .bin) whose tokenizer to use; "
         "optional when --tokenizer is given (then the tokenizer's vocabulary must fit the model)");
     sub->add_option(
         "--tokenizer", o->tokenizer,
-        "Tokenizer file: SentencePiece .model, llama2.c tokenizer .bin or .gguf (its vocabulary)");
+        "Tokenizer file: tokenizer.json (or vocab.json + merges.txt), SentencePiece .model, llama2.c "
+        "tokenizer .bin or .gguf (its vocabulary)");
     sub->add_option("--prompt,-p", o->prompt, "Text to tokenise")->required();
     sub->add_flag("--pieces", o->pieces, "Also print one line per token: id<TAB>piece");
-    sub->add_flag("--no-bos", o->no_bos, "Do not put BOS in front");
+    sub->add_flag("--no-bos", o->no_bos,
+                  "Do not put BOS in front (tokenizer.json: the post-processor's template tokens)");
     sub->callback([o] { run_tokenize(*o); });
 }
 

@@ -2,6 +2,7 @@
 
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
+#include "depass/tokenizer_hf.hpp"
 
 #include <filesystem>
 #include <iostream>
@@ -18,13 +19,15 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
         ->required();
     if (need_tokens) {
         auto* ids = sub->add_option("--ids", o.ids, "Token ids, comma-separated (e.g. 1,403,407,261,378)");
-        auto* prompt = sub->add_option("--prompt,-p", o.prompt, "Text to tokenise (BOS is prepended)");
+        auto* prompt = sub->add_option("--prompt,-p", o.prompt,
+                                       "Text to tokenise (BOS is prepended when the tokenizer has one)");
         ids->excludes(prompt);
     }
     sub->add_option("--tokenizer", o.tokenizer,
-                    "Tokenizer: SentencePiece tokenizer.model, llama2.c tokenizer .bin or .gguf\n"
-                    "(default: tokenizer.model, tokenizer.bin or tok<V>.bin next to / inside the model,\n"
-                    "the first with the model's vocabulary size)");
+                    "Tokenizer: Hugging Face tokenizer.json (or vocab.json with merges.txt beside it),\n"
+                    "SentencePiece tokenizer.model, llama2.c tokenizer .bin or .gguf\n"
+                    "(default: tokenizer.json, tokenizer.model, vocab.json + merges.txt, tokenizer.bin or\n"
+                    "tok<V>.bin next to / inside the model, the first that fits the model's vocabulary)");
     sub->add_option("--dtype", o.dtype, "Compute type: f32 (fast) or f64 (ground truth)")
         ->check(CLI::IsMember({"f32", "f64"}))
         ->capture_default_str();
@@ -86,7 +89,10 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::s
     const fs::path base = fs::is_directory(model) ? fs::path(model)
                           : fs::path(model).parent_path().empty() ? fs::path(".")
                                                                    : fs::path(model).parent_path();
-    const std::vector<fs::path> candidates = {base / "tokenizer.model", base / "tokenizer.bin",
+    // tokenizer.json first: it is what Hugging Face itself loads when a directory has both it
+    // and tokenizer.model. Its vocabulary may be smaller than the model's (padded embeddings).
+    const std::vector<fs::path> candidates = {base / "tokenizer.json", base / "tokenizer.model",
+                                              base / "vocab.json", base / "tokenizer.bin",
                                               base / ("tok" + std::to_string(V) + ".bin")};
     std::string tried;
     for (const fs::path& p : candidates) {
@@ -96,11 +102,16 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::s
         } else {
             try {
                 std::unique_ptr<Tokenizer> tok;
-                if (p.extension() == ".model")
+                const bool hf = p.extension() == ".json";
+                if (hf && p.filename() == "vocab.json" && !fs::is_regular_file(base / "merges.txt"))
+                    throw Error("no merges.txt beside it");
+                if (hf)
+                    tok = load_hf_tokenizer(p.string());
+                else if (p.extension() == ".model")
                     tok = load_sentencepiece_tokenizer(p.string());
                 else
                     tok = std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(p.string()));
-                if (tok->vocab_size() == V) return tok;
+                if (tok->vocab_size() == V || (hf && tok->vocab_size() <= V)) return tok;
                 why = std::to_string(tok->vocab_size()) + " pieces";
             } catch (const Error& e) {
                 why = "unreadable: " + one_line(e.what());

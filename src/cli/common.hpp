@@ -29,8 +29,10 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens = true);
 //   --tokenizer FILE: opened by file type (open_tokenizer); its vocabulary must not be
 //   larger than the model's (V <= 0: no model, no check).
 //   Otherwise, inside the model directory and then next to the model (file or
-//   directory), in this order: tokenizer.model (SentencePiece), tokenizer.bin,
-//   tok<V>.bin (llama2.c); the first whose vocabulary size equals V wins.
+//   directory), in this order: tokenizer.json (Hugging Face, what HF itself prefers),
+//   tokenizer.model (SentencePiece), vocab.json + merges.txt (GPT-2), tokenizer.bin,
+//   tok<V>.bin (llama2.c); the first whose vocabulary size equals V wins (the two .json
+//   kinds may also be smaller than V: models often pad their embedding matrix).
 // Returns nullptr when nothing fits and !required; else throws depass::Error listing
 // every candidate tried and why it was passed over.
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::string& tokenizer, int V,

@@ -3,8 +3,11 @@
 //   *.model          SentencePiece model (protobuf)
 //   *.gguf           the vocabulary embedded in a GGUF file (also any file starting "GGUF")
 //   *.bin            llama2.c tokenizer export
+//   *.json           a Hugging Face tokenizer.json; a vocab.json with merges.txt beside it
+//                    is GPT-2's vocab.json + merges.txt pair
 //   anything else    llama2.c .bin if it parses as one, else a SentencePiece model
 #include "depass/tokenizer.hpp"
+#include "depass/tokenizer_hf.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -34,10 +37,12 @@ std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
     if (fs::is_directory(path, ec)) {
         throw Error(
             "tokenizer file '" + path +
-            "': is a directory (expected tokenizer.model, a llama2.c tokenizer .bin or a .gguf file)");
+            "': is a directory (expected tokenizer.json, tokenizer.model, a llama2.c tokenizer .bin or a .gguf "
+            "file)");
     }
 
     if (has_extension(path, ".model")) return load_sentencepiece_tokenizer(path);
+    if (has_extension(path, ".json")) return load_hf_tokenizer(path);
 
     if (has_extension(path, ".gguf") || starts_with_gguf_magic(path)) {
         return load_gguf_tokenizer(path);
