@@ -116,7 +116,7 @@ void run_attribute(const AttributeOptions& o) {
     if (!o.neurons.empty()) req.neurons = parse_int_list("--neurons", o.neurons);
     req.neuron_groups = o.neuron_groups;
     for (const std::string& b : o.bases) {
-        Tensor<double> t = read_npy<double>(b);
+        Tensor<double> t = read_npy<double>(b, true, /*floats_only=*/true);
         Mat<double> B;
         if (t.shape.size() == 1) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], 1);
         else if (t.shape.size() == 2) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], t.shape[1]);
@@ -125,7 +125,7 @@ void run_attribute(const AttributeOptions& o) {
         req.projector_names.push_back(b);
     }
     if (!o.components.empty()) {
-        req.custom = read_npy<double>(o.components);
+        req.custom = read_npy<double>(o.components, true, /*floats_only=*/true);
         req.custom_source = o.components;
         req.custom_rel_tol = sizeof(T) == 8 ? 1e-9 : 1e-5;
     }
