@@ -323,7 +323,7 @@ void register_attribute(CLI::App& app) {
     sub->add_option("--heads", o->heads, "head level: heads to decompose, comma-separated (default all)");
     sub->add_option("--neurons", o->neurons, "neuron level: neurons to decompose, comma-separated (default all)");
     sub->add_option("--neuron-groups", o->neuron_groups, "neuron level: all neurons in G contiguous groups");
-    sub->add_option("--basis", o->bases, "subspace level: .npy basis [D,k] or projector [D,D]; repeat for several");
+    sub->add_option("--basis", o->bases, "subspace level: .npy basis [D,k] or projector [D,D] (float16/32/64); repeat for several");
     sub->add_option("--components", o->components, "custom level: .npy [K,N,D] components");
     sub->add_option("--rule", o->rule, "MLP distribution rule: softmax | max | relu | linear | taylor")
         ->check(CLI::IsMember({"softmax", "max", "relu", "linear", "taylor"}))
