@@ -195,7 +195,9 @@ TEST_CASE("JSON depth scan: strings and escapes do not count, 64 levels pass, 65
     // the brief descriptions used in messages
     CHECK(detail::json_brief(json::parse(nested_arrays(3))) == "an array of 1 element");
     CHECK(detail::json_brief(json::parse("[0, 16]")) == "[0,16]");
-    CHECK(detail::json_brief(json::parse("{\"a\": 1, \"b\": 2}")) == "an object with 2 keys");
+    CHECK(detail::json_brief(json::parse("{\"a\": 1, \"b\": \"x\"}")) == "{\"a\":1,\"b\":\"x\"}");
+    CHECK(detail::json_brief(json::parse("{\"a\": [1], \"b\": 2}")) == "an object with 2 keys");
+    CHECK(detail::json_brief(json(std::vector<int>(17, 1))) == "an array of 17 elements");
     CHECK(detail::json_brief(json(std::string(500, 'x'))).size() == 62);  // 57 + "..." + quotes
 }
 
@@ -266,7 +268,12 @@ TEST_CASE("sharded index and config.json: nested JSON refused, bad types named",
     j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
     const std::string rs = hf_dir("rope_scaling_object", j);
     CHECK(error_of([&] { read_hf_config(rs + "/config.json"); }) ==
-          rs + "/config.json: unsupported rope_scaling: field 'rope_scaling' must be null, got an object with 2 "
+          rs + "/config.json: unsupported rope_scaling: field 'rope_scaling' must be null, got "
+               "{\"factor\":2.0,\"type\":\"linear\"}");
+    j["rope_scaling"] = {{"type", "linear"}, {"factor", json::parse(nested_arrays(50))}};
+    const std::string rd = hf_dir("rope_scaling_nested", j);
+    CHECK(error_of([&] { read_hf_config(rd + "/config.json"); }) ==
+          rd + "/config.json: unsupported rope_scaling: field 'rope_scaling' must be null, got an object with 2 "
                "keys");
 }
 

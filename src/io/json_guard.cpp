@@ -58,17 +58,18 @@ std::string text_prefix(const std::string& s, size_t n) {
 std::string json_brief(const nlohmann::json& j) {
     if (j.is_string()) return nlohmann::json(text_prefix(j.get_ref<const std::string&>(), 60)).dump();
     if (j.is_primitive()) return j.dump();  // null, boolean, number
-    if (j.is_array()) {
-        bool flat = j.size() <= 16;
-        if (flat)
-            for (const auto& e : j)
-                if (!(e.is_number() || e.is_boolean() || e.is_null())) {
-                    flat = false;
-                    break;
-                }
-        if (flat) return text_prefix(j.dump(), 80);
+    // A small flat array or object (such as [0, 16] or a rope_scaling dict) is shown as
+    // text: one level, at most 16 scalar members, cut to 160 characters.
+    bool flat = (j.is_array() || j.is_object()) && j.size() <= 16;
+    if (flat)
+        for (const auto& e : j)
+            if (!e.is_primitive()) {
+                flat = false;
+                break;
+            }
+    if (flat) return text_prefix(j.dump(), 160);
+    if (j.is_array())
         return "an array of " + std::to_string(j.size()) + (j.size() == 1 ? " element" : " elements");
-    }
     if (j.is_object())
         return "an object with " + std::to_string(j.size()) + (j.size() == 1 ? " key" : " keys");
     return std::string("a ") + json_type(j) + " value";

@@ -27,8 +27,9 @@ nlohmann::json parse_json_checked(const std::string& text, const std::string& wh
                                   const std::string& what = "malformed JSON");
 
 // A short description of a value for messages: scalars as JSON text (strings cut
-// to 60 characters), a short flat array of scalars as text ("[0, 16]"), anything
-// else by its type and size ("an array of 3 elements", "an object with 2 keys").
+// to 60 characters), a small flat array or object of scalars as text ("[0,16]",
+// cut to 160 characters), anything else by its type and size ("an array of 3
+// elements", "an object with 2 keys"). Never recursive, never unbounded.
 std::string json_brief(const nlohmann::json& j);
 
 // The JSON type name of a value: "null", "boolean", "number", "string", "array", "object".
