@@ -31,3 +31,8 @@ save("u2.npy", np.arange(4, dtype="<u2"))
 save("u1.npy", np.arange(4, dtype="u1"))
 save("c8.npy", np.arange(4, dtype="<c8"))
 save("bool.npy", np.array([True, False]))
+# the same random [64, 2] basis (values rounded to float16) twice: big-endian float16 in Fortran
+# order, and little-endian float64 in C order; attributions with either must be identical
+B = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float16)
+save("basis64_f2_fortran_be.npy", np.asfortranarray(B.astype(">f2")))
+save("basis64_f8_c.npy", B.astype("<f8"))
