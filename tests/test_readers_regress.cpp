@@ -105,7 +105,7 @@ struct Gguf {
         str(kv, v);
         return *this;
     }
-    // ne in ggml order (fastest axis first); `data_bytes` = how many bytes to actually store.
+    // ne in ggml order (fastest axis first); bytes(cap) stores at most `cap` bytes of data.
     Gguf& tensor(const std::string& name, std::vector<uint64_t> ne) {
         uint64_t n = 4;
         for (uint64_t d : ne) n *= d;
@@ -161,8 +161,8 @@ std::string hf_dir(const std::string& name, const json& cfg) {
 }
 
 json tiny_llama_config() {
-    return {{"model_type", "llama"},       {"hidden_size", 8},  {"intermediate_size", 16},
-            {"num_hidden_layers", 1},      {"num_attention_heads", 2}, {"vocab_size", 4},
+    return {{"model_type", "llama"},         {"hidden_size", 8},         {"intermediate_size", 16},
+            {"num_hidden_layers", 1},        {"num_attention_heads", 2}, {"vocab_size", 4},
             {"max_position_embeddings", 16}, {"rms_norm_eps", 1e-5}};
 }
 
@@ -181,7 +181,8 @@ TEST_CASE("JSON depth scan: strings and escapes do not count, 64 levels pass, 65
     CHECK_THROWS_WITH(check_json_depth(nested_arrays(65), "x.json"),
                       Contains("x.json") && Contains("deeper than 64") && Contains("byte 64"));
     // brackets inside strings, an escaped quote that does not end the string
-    const std::string in_string = "{\"k\": \"" + std::string(1000, '[') + "\\\"" + std::string(1000, '{') + "\"}";
+    const std::string in_string =
+        "{\"k\": \"" + std::string(1000, '[') + "\\\"" + std::string(1000, '{') + "\"}";
     CHECK_NOTHROW(check_json_depth(in_string, "x"));
     CHECK(detail::parse_json_checked(in_string, "x")["k"].get<std::string>().size() == 2001);
     // an escaped backslash does end the string right after it: the brackets after count
@@ -218,8 +219,7 @@ TEST_CASE("safetensors: a 1 MB header of nested arrays is refused without a cras
     CHECK(error_of([&] { SafeTensors::open(r); }) == r + ": JSON header is not an object (got array)");
     const std::string e = tmp("array_entry.safetensors");
     write_bytes(e, st_bytes("{\"w\": " + nested_arrays(40) + "}"));
-    CHECK(error_of([&] { SafeTensors::open(e); }) ==
-          e + ": tensor 'w': entry must be an object, got array");
+    CHECK(error_of([&] { SafeTensors::open(e); }) == e + ": tensor 'w': entry must be an object, got array");
     const std::string s = tmp("array_shape.safetensors");
     write_bytes(s, st_bytes("{\"w\": {\"dtype\": \"F32\", \"shape\": " + nested_arrays(40) +
                             ", \"data_offsets\": [0, 0]}}"));
@@ -256,7 +256,8 @@ TEST_CASE("sharded index and config.json: nested JSON refused, bad types named",
     write_bytes(c + "/config.json", "{\"model_type\": \"llama\", \"hidden_size\": " + deep + "}");
     CHECK_THROWS_WITH(read_hf_config(c + "/config.json"),
                       Contains(c + "/config.json") && Contains("deeper than 64 levels"));
-    CHECK_THROWS_WITH(load_model<float>(c), Contains(c + "/config.json") && Contains("deeper than 64 levels"));
+    CHECK_THROWS_WITH(load_model<float>(c),
+                      Contains(c + "/config.json") && Contains("deeper than 64 levels"));
 
     // a shallow array where an integer belongs: Fields::bad_type names the field and the type
     json j = tiny_llama_config();
@@ -272,9 +273,11 @@ TEST_CASE("sharded index and config.json: nested JSON refused, bad types named",
                "{\"factor\":2.0,\"type\":\"linear\"}");
     j["rope_scaling"] = {{"type", "linear"}, {"factor", json::parse(nested_arrays(50))}};
     const std::string rd = hf_dir("rope_scaling_nested", j);
-    CHECK(error_of([&] { read_hf_config(rd + "/config.json"); }) ==
-          rd + "/config.json: unsupported rope_scaling: field 'rope_scaling' must be null, got an object with 2 "
-               "keys");
+    CHECK(
+        error_of([&] { read_hf_config(rd + "/config.json"); }) ==
+        rd +
+            "/config.json: unsupported rope_scaling: field 'rope_scaling' must be null, got an object with 2 "
+            "keys");
 }
 
 // ---- empty bases and components ---------------------------------------------------------------
@@ -314,8 +317,8 @@ TEST_CASE("attribute --basis [64, 0] and [0, 64] through the command line", "[re
         const std::string out = tmp("empty_basis_out.safetensors");
         std::string text;
         const int rc = depass_test::run_command("'" + depass_test::cli_path() + "' attribute -m '" + model +
-                                                    "' --ids 1,2,3 --level subspace --basis '" + b + "' --out '" +
-                                                    out + "'",
+                                                    "' --ids 1,2,3 --level subspace --basis '" + b +
+                                                    "' --out '" + out + "'",
                                                 &text);
         INFO(text);
         CHECK(rc == 1);
@@ -326,7 +329,8 @@ TEST_CASE("attribute --basis [64, 0] and [0, 64] through the command line", "[re
 
 // ---- declared layer counts and sizes ------------------------------------------------------------
 
-TEST_CASE("GGUF: llama.block_count beyond the tensors present is refused before planning", "[regress][gguf]") {
+TEST_CASE("GGUF: llama.block_count beyond the tensors present is refused before planning",
+          "[regress][gguf]") {
     const std::string huge = tmp("blocks_2p31.gguf");
     write_bytes(huge, tiny_llama_gguf(2147483647u).bytes());
     CHECK(error_of([&] { load_model<float>(huge); }) ==
@@ -334,8 +338,9 @@ TEST_CASE("GGUF: llama.block_count beyond the tensors present is refused before 
     const std::string many = tmp("blocks_1e7.gguf");
     write_bytes(many, tiny_llama_gguf(10000000u).bytes());
     CHECK(error_of([&] { load_model<float>(many); }) ==
-          many + ": metadata key 'llama.block_count' = 10000000 needs at least 90000000 tensors, but the file "
-                 "holds only 2");
+          many +
+              ": metadata key 'llama.block_count' = 10000000 needs at least 90000000 tensors, but the file "
+              "holds only 2");
     // the check is no stricter than the truth: one block needs 9 tensors, 2 are there
     const std::string one = tmp("blocks_1.gguf");
     write_bytes(one, tiny_llama_gguf(1).bytes());
@@ -380,8 +385,10 @@ TEST_CASE("GGUF / safetensors / llama2.c / .npy: tensors declared larger than th
 
     // safetensors: data_offsets end beyond the data section
     const std::string sp = tmp("big_tensor.safetensors");
-    write_bytes(sp, st_bytes("{\"big\": {\"dtype\": \"F32\", \"shape\": [1000, 1000], \"data_offsets\": [0, 4000000]}}",
-                             std::string(16, '\0')));
+    write_bytes(
+        sp,
+        st_bytes("{\"big\": {\"dtype\": \"F32\", \"shape\": [1000, 1000], \"data_offsets\": [0, 4000000]}}",
+                 std::string(16, '\0')));
     CHECK(error_of([&] { SafeTensors::open(sp); }) ==
           sp + ": tensor 'big': field 'data_offsets' end 4000000 is beyond the data section size 16");
 
@@ -392,7 +399,8 @@ TEST_CASE("GGUF / safetensors / llama2.c / .npy: tensors declared larger than th
     const std::string bp = tmp("big_header.bin");
     write_bytes(bp, b);
     CHECK_THROWS_WITH(load_model<float>(bp), Contains(bp) && Contains("file size is 92 bytes") &&
-                                                 Contains("n_layers=32") && Contains("implies 26430423068 bytes"));
+                                                 Contains("n_layers=32") &&
+                                                 Contains("implies 26430423068 bytes"));
 
     // .npy: a (1000, 1000) float32 array with 16 bytes of data
     std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000), }";
@@ -456,23 +464,27 @@ TEST_CASE("config.json: layer count beyond the tensors present, sizes out of ran
     j["head_dim"] = 1 << 20;
     const std::string hd = hf_dir("heads_overflow", j);
     CHECK(error_of([&] { load_model<float>(hd); }) ==
-          hd + "/config.json: H * Dh (query width) = 1048576 * 1048576 is larger than the limit of 2147483647 "
-               "values");
+          hd +
+              "/config.json: H * Dh (query width) = 1048576 * 1048576 is larger than the limit of 2147483647 "
+              "values");
     // the whole embedding matrix is bounded as well
     j = tiny_llama_config();
     j["vocab_size"] = 1 << 20;
     j["hidden_size"] = 1 << 12;
     const std::string vd = hf_dir("embedding_too_large", j);
-    CHECK(error_of([&] { read_hf_config(vd + "/config.json"); }) ==
-          vd + "/config.json: V * D (embedding matrix) = 1048576 * 4096 is larger than the limit of 2147483647 "
-               "values");
+    CHECK(
+        error_of([&] { read_hf_config(vd + "/config.json"); }) ==
+        vd + "/config.json: V * D (embedding matrix) = 1048576 * 4096 is larger than the limit of 2147483647 "
+             "values");
 }
 
 // ---- .npy: files written by numpy ---------------------------------------------------------------
 
 namespace {
 
-std::string npy_data(const std::string& name) { return depass_test::source_dir() + "/tests/data/npy/" + name; }
+std::string npy_data(const std::string& name) {
+    return depass_test::source_dir() + "/tests/data/npy/" + name;
+}
 
 // v(i[, j[, k]]) = 100 i + 10 j + k + 0.5, the values make_npy.py stores
 double grid_value(const std::vector<int64_t>& idx) {
@@ -532,7 +544,8 @@ TEST_CASE(".npy written by numpy: C, Fortran order, big-endian, float16", "[regr
     CHECK((P - want).cwiseAbs().maxCoeff() <= 1e-15);
 }
 
-TEST_CASE(".npy dtypes outside float16/32/64 and int32/64 give one error naming the dtype", "[regress][npy]") {
+TEST_CASE(".npy dtypes outside float16/32/64 and int32/64 give one error naming the dtype",
+          "[regress][npy]") {
     for (const char* f : {"u2.npy", "u1.npy", "c8.npy", "bool.npy"}) {
         const std::string p = npy_data(f);
         const std::string m = error_of([&] { read_npy<double>(p); });
@@ -544,13 +557,15 @@ TEST_CASE(".npy dtypes outside float16/32/64 and int32/64 give one error naming 
     CHECK_THAT(error_of([] { read_npy<double>(npy_data("bool.npy")); }), Contains("'|b1'"));
     // integers are refused where only floats make sense (--basis, --components)
     CHECK(error_of([] { read_npy<double>(npy_data("be_i8.npy"), true, true); }) ==
-          npy_data("be_i8.npy") + ": .npy dtype '>i8' is an integer type, expected float16, float32 or float64 "
-                                  "(f2, f4, f8)");
+          npy_data("be_i8.npy") +
+              ": .npy dtype '>i8' is an integer type, expected float16, float32 or float64 "
+              "(f2, f4, f8)");
     // floats into an integer tensor stay refused, float16 included
     CHECK_THROWS_WITH(read_npy<int64_t>(npy_data("c_f2.npy")), Contains("'<f2' is floating point"));
 }
 
-TEST_CASE(".npy hand-built headers: native order, float16 specials, 3-D Fortran, 1-D Fortran", "[regress][npy]") {
+TEST_CASE(".npy hand-built headers: native order, float16 specials, 3-D Fortran, 1-D Fortran",
+          "[regress][npy]") {
     // '=' is the native (little-endian) order
     std::string f4;
     for (float v : {1.5f, -2.25f}) put(f4, v);
@@ -560,14 +575,16 @@ TEST_CASE(".npy hand-built headers: native order, float16 specials, 3-D Fortran,
     std::string h2;
     for (uint16_t v : {0x3C00, 0xC000, 0x0001, 0x7BFF}) put(h2, v);
     write_bytes(tmp("halves.npy"), npy_file("{'descr': '<f2', 'fortran_order': False, 'shape': (4,), }", h2));
-    CHECK(read_npy<double>(tmp("halves.npy")).data == std::vector<double>{1.0, -2.0, std::ldexp(1.0, -24), 65504.0});
+    CHECK(read_npy<double>(tmp("halves.npy")).data ==
+          std::vector<double>{1.0, -2.0, std::ldexp(1.0, -24), 65504.0});
     std::string inf;
     put<uint16_t>(inf, 0x7C00);
-    write_bytes(tmp("half_inf.npy"), npy_file("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }", inf));
+    write_bytes(tmp("half_inf.npy"),
+                npy_file("{'descr': '<f2', 'fortran_order': False, 'shape': (1,), }", inf));
     CHECK_THROWS_WITH(read_npy<double>(tmp("half_inf.npy")), Contains("non-finite"));
     // big-endian int32 bytes 00 00 01 02 = 258
-    write_bytes(tmp("be_i4.npy"),
-                npy_file("{'descr': '>i4', 'fortran_order': False, 'shape': (1,), }", std::string("\0\0\x01\x02", 4)));
+    write_bytes(tmp("be_i4.npy"), npy_file("{'descr': '>i4', 'fortran_order': False, 'shape': (1,), }",
+                                           std::string("\0\0\x01\x02", 4)));
     CHECK(read_npy<int32_t>(tmp("be_i4.npy")).data == std::vector<int32_t>{258});
     // Fortran [2, 2, 2]: the file holds v in column-major order, element (i,j,k) at i + 2j + 4k
     std::string f8;
@@ -575,31 +592,38 @@ TEST_CASE(".npy hand-built headers: native order, float16 specials, 3-D Fortran,
         for (int j = 0; j < 2; ++j)
             for (int i = 0; i < 2; ++i) put(f8, grid_value({i, j, k}));
     // (the loops above run i fastest: offset i + 2 j + 4 k)
-    write_bytes(tmp("fortran3.npy"), npy_file("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2, 2), }", f8));
+    write_bytes(tmp("fortran3.npy"),
+                npy_file("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2, 2), }", f8));
     check_grid(read_npy<double>(tmp("fortran3.npy")), {2, 2, 2});
     // a 1-D Fortran array is the same as a C one; an empty one reads as empty
-    write_bytes(tmp("fortran1.npy"), npy_file("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", f4));
+    write_bytes(tmp("fortran1.npy"),
+                npy_file("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", f4));
     CHECK(read_npy<double>(tmp("fortran1.npy")).data == std::vector<double>{1.5, -2.25});
-    write_bytes(tmp("fortran0.npy"), npy_file("{'descr': '<f4', 'fortran_order': True, 'shape': (3, 0), }", ""));
+    write_bytes(tmp("fortran0.npy"),
+                npy_file("{'descr': '<f4', 'fortran_order': True, 'shape': (3, 0), }", ""));
     CHECK(read_npy<double>(tmp("fortran0.npy")).shape == std::vector<int64_t>{3, 0});
     // a malformed header is quoted only in part
-    const std::string junk = "{'descr': '<f4', 'fortran_order': False, 'shape': (x), " + std::string(5000, ' ') + "}";
+    const std::string junk =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (x), " + std::string(5000, ' ') + "}";
     write_bytes(tmp("junk.npy"), npy_file(junk, ""));
     const std::string m = error_of([] { read_npy<double>(tmp("junk.npy")); });
     CHECK_THAT(m, Contains("malformed .npy header"));
     CHECK(m.size() < 400);
 }
 
-TEST_CASE("attribute: a big-endian Fortran float16 basis equals the same basis as C-order float64", "[regress][npy][cli]") {
+TEST_CASE("attribute: a big-endian Fortran float16 basis equals the same basis as C-order float64",
+          "[regress][npy][cli]") {
     const std::string model = depass_test::source_dir() + "/weights/stories260K.bin";
     std::vector<Tensor<double>> comps;
     for (const char* b : {"basis64_f8_c.npy", "basis64_f2_fortran_be.npy"}) {
         const std::string out = tmp(std::string(b) + ".out.safetensors");
         std::string text;
-        const int rc = depass_test::run_command("'" + depass_test::cli_path() + "' attribute -m '" + model +
-                                                    "' --ids 1,403,407,378 --dtype f64 --level subspace --layer 2"
-                                                    " --basis '" + npy_data(b) + "' -q --out '" + out + "'",
-                                                &text);
+        const int rc =
+            depass_test::run_command("'" + depass_test::cli_path() + "' attribute -m '" + model +
+                                         "' --ids 1,403,407,378 --dtype f64 --level subspace --layer 2"
+                                         " --basis '" +
+                                         npy_data(b) + "' -q --out '" + out + "'",
+                                     &text);
         INFO(text);
         REQUIRE(rc == 0);
         comps.push_back(SafeTensors::open(out).read<double>("components"));
