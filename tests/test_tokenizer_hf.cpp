@@ -494,7 +494,7 @@ TEST_CASE("damaged tokenizer.json files raise one clear error naming the file an
                  {path_of("garbage.json"), "not valid JSON", "syntax"});
     // 1 MB of '[': refused before parsing.
     expect_error(load("deep.json", std::string(1 << 20, '[')),
-                 {path_of("deep.json"), "nested deeper than 64"});
+                 {path_of("deep.json"), "nests deeper than 64"});
     expect_error(load("array.json", "[1, 2]"), {path_of("array.json"), "must be an object", "array"});
 
     expect_error(load("vocab-array.json", with([](json& j) {

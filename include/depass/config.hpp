@@ -57,7 +57,13 @@ std::vector<double> rope_inv_freq(const Config& cfg);
 // Throws depass::Error naming the file and the missing / invalid field.
 Config read_hf_config(const std::string& path);
 
-// Checks the internal consistency of a config (positive sizes, H % Hkv == 0,
+// Bounds that every reader checks before it allocates anything from a file's sizes:
+// each dimension (D, I, L, H, Hkv, Dh, V, max_positions) at most kMaxDim, each weight
+// matrix (and H * Dh) at most kMaxElements values.
+constexpr int kMaxDim = 1 << 24;
+constexpr long long kMaxElements = (1LL << 31) - 1;  // fits an int
+
+// Checks the internal consistency of a config (sizes in 1..kMaxDim, H % Hkv == 0,
 // D == H * Dh for models that require it, ...). Throws depass::Error.
 void validate_config(const Config& cfg);
 

@@ -4,7 +4,8 @@
 //                {name: {dtype, shape, data_offsets}, "__metadata__": {...}},
 //                then raw little-endian data. F32 / F16 / BF16 / F64 are read
 //                (and converted to the compute type); F32 / F64 / I32 / I64 written.
-//   .npy:        numpy arrays (via xtensor), float32 / float64 / int32 / int64.
+//   .npy:        numpy arrays: float16 / float32 / float64 / int32 / int64 read in
+//                either byte order and C or Fortran order; written via xtensor.
 //   llama2.c:    the v0 .bin checkpoint (7 int32 header + float32 arrays).
 //
 // Every reader validates before it trusts: sizes, offsets, dtypes, shapes.
@@ -76,10 +77,11 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
 
 // ---- .npy ------------------------------------------------------------------
 
-// Reads a float32/float64 (or int) .npy as T; rejects non-finite values when
-// `require_finite`. Throws depass::Error naming the file.
+// Reads a float16/32/64 (or int32/int64) .npy as T, row-major (a Fortran-order file is
+// reordered, a big-endian one byte-swapped); rejects non-finite values when
+// `require_finite`, integer dtypes when `floats_only`. Throws depass::Error naming the file.
 template <class T>
-Tensor<T> read_npy(const std::string& path, bool require_finite = true);
+Tensor<T> read_npy(const std::string& path, bool require_finite = true, bool floats_only = false);
 
 // Writes a .npy atomically (temporary name + rename).
 template <class T>

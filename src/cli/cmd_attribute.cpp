@@ -107,7 +107,7 @@ void run_attribute(const AttributeOptions& o) {
     if (!o.neurons.empty()) req.neurons = parse_int_list("--neurons", o.neurons);
     req.neuron_groups = o.neuron_groups;
     for (const std::string& b : o.bases) {
-        Tensor<double> t = read_npy<double>(b);
+        Tensor<double> t = read_npy<double>(b, true, /*floats_only=*/true);
         Mat<double> B;
         if (t.shape.size() == 1) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], 1);
         else if (t.shape.size() == 2) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], t.shape[1]);
@@ -116,7 +116,7 @@ void run_attribute(const AttributeOptions& o) {
         req.projector_names.push_back(b);
     }
     if (!o.components.empty()) {
-        req.custom = read_npy<double>(o.components);
+        req.custom = read_npy<double>(o.components, true, /*floats_only=*/true);
         req.custom_source = o.components;
         req.custom_rel_tol = sizeof(T) == 8 ? 1e-9 : 1e-5;
     }
@@ -297,7 +297,7 @@ void register_attribute(CLI::App& app) {
     sub->add_option("--heads", o->heads, "head level: heads to decompose, comma-separated (default all)");
     sub->add_option("--neurons", o->neurons, "neuron level: neurons to decompose, comma-separated (default all)");
     sub->add_option("--neuron-groups", o->neuron_groups, "neuron level: all neurons in G contiguous groups");
-    sub->add_option("--basis", o->bases, "subspace level: .npy basis [D,k] or projector [D,D]; repeat for several");
+    sub->add_option("--basis", o->bases, "subspace level: .npy basis [D,k] or projector [D,D] (float16/32/64); repeat for several");
     sub->add_option("--components", o->components, "custom level: .npy [K,N,D] components");
     sub->add_option("--rule", o->rule, "MLP distribution rule: softmax | max | relu | linear | taylor")
         ->check(CLI::IsMember({"softmax", "max", "relu", "linear", "taylor"}))

@@ -8,6 +8,7 @@
 //   depass eval cost           token-level DePass vs integrated gradients vs input x gradient: time per prompt
 //   depass eval speed-plot     one bar chart from several neurons-speed JSON files
 #include "common.hpp"
+#include "../io/json_guard.hpp"
 
 #include "depass/eval.hpp"
 #include "depass/io.hpp"
@@ -653,12 +654,7 @@ void run_speed_plot(const SpeedPlotOptions& o) {
            "ablation_cpu_s,naive_cpu_s_extrapolated,speedup_wall,speedup_cpu,speedup_vs_naive_cpu,spearman\n";
     std::vector<eval::BarGroup> groups;
     for (const std::string& f : o.inputs) {
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(read_text_file(f));
-        } catch (const nlohmann::json::exception& e) {
-            throw Error(f + ": not JSON: " + e.what());
-        }
+        const nlohmann::json j = detail::parse_json_checked(read_text_file(f), f, "not JSON");
         for (const char* key : {"label", "N", "config", "threads", "depass_seconds", "depass_cpu_seconds",
                                 "ablation_seconds", "ablation_cpu_seconds", "speedup", "speedup_cpu", "spearman",
                                 "naive_seconds_extrapolated", "naive_cpu_seconds_extrapolated"})

@@ -28,6 +28,7 @@
 
 #include "config_rope.hpp"
 #include "depass/io.hpp"
+#include "json_guard.hpp"
 
 using json = nlohmann::json;
 
@@ -46,8 +47,13 @@ public:
         throw Error(file_ + ": missing required field '" + name + "'");
     }
     [[noreturn]] void bad_type(const char* name, const char* want) const {
-        throw Error(file_ + ": field '" + name + "' must be " + want + ", got " + j_[name].dump());
+        throw Error(file_ + ": field '" + name + "' must be " + want + ", got " +
+                    detail::json_brief(j_[name]));
     }
+
+    // A size (hidden size, layers, heads, vocab, ...): an integer in 1..kMaxDim.
+    int get_dim(const char* name) const { return check_dim(name, get_int(name)); }
+    int get_dim(const char* name, int def) const { return present(name) ? get_dim(name) : def; }
 
     int get_int(const char* name) const {
         if (!present(name)) missing(name);
@@ -89,6 +95,13 @@ public:
     }
 
 private:
+    int check_dim(const char* name, int v) const {
+        if (v < 1 || v > kMaxDim) {
+            throw Error(file_ + ": field '" + name + "' = " + std::to_string(v) + " is out of range (1.." +
+                        std::to_string(kMaxDim) + ")");
+        }
+        return v;
+    }
     int to_int(const char* name, const json& v) const {
         if (v.is_number_integer()) {
             if (v.is_number_unsigned()) {
@@ -121,17 +134,17 @@ private:
 };
 
 void read_llama_family(const Fields& f, const std::string& file, Config& c) {
-    c.D = f.get_int("hidden_size");
-    c.I = f.get_int("intermediate_size");
-    c.L = f.get_int("num_hidden_layers");
-    c.H = f.get_int("num_attention_heads");
-    c.Hkv = f.get_int("num_key_value_heads", c.H);
-    c.V = f.get_int("vocab_size");
-    c.max_positions = f.get_int("max_position_embeddings");
+    c.D = f.get_dim("hidden_size");
+    c.I = f.get_dim("intermediate_size");
+    c.L = f.get_dim("num_hidden_layers");
+    c.H = f.get_dim("num_attention_heads");
+    c.Hkv = f.get_dim("num_key_value_heads", c.H);
+    c.V = f.get_dim("vocab_size");
+    c.max_positions = f.get_dim("max_position_embeddings");
     if (c.H <= 0)
         throw Error(file + ": field 'num_attention_heads' must be positive, got " + std::to_string(c.H));
     if (f.present("head_dim")) {
-        c.Dh = f.get_int("head_dim");
+        c.Dh = f.get_dim("head_dim");
     } else {
         if (c.D % c.H != 0) {
             throw Error(file + ": field 'hidden_size' (" + std::to_string(c.D) +
@@ -183,12 +196,12 @@ void read_llama_family(const Fields& f, const std::string& file, Config& c) {
 }
 
 void read_gpt2(const Fields& f, const std::string& file, Config& c) {
-    c.D = f.get_int("n_embd");
-    c.L = f.get_int("n_layer");
-    c.H = f.get_int("n_head");
-    c.V = f.get_int("vocab_size");
-    c.max_positions = f.get_int("n_positions");
-    c.I = f.get_int("n_inner", 4 * c.D);
+    c.D = f.get_dim("n_embd");
+    c.L = f.get_dim("n_layer");
+    c.H = f.get_dim("n_head");
+    c.V = f.get_dim("vocab_size");
+    c.max_positions = f.get_dim("n_positions");
+    c.I = f.get_dim("n_inner", 4 * c.D);  // n_embd <= kMaxDim: no overflow
     c.Hkv = c.H;
     if (c.H <= 0) throw Error(file + ": field 'n_head' must be positive, got " + std::to_string(c.H));
     if (c.D % c.H != 0) {
@@ -233,12 +246,7 @@ Config read_hf_config(const std::string& path_in) {
     std::string path = path_in;
     if (is_directory(path)) path += "/config.json";
     const std::string text = read_text_file(path);
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw Error(path + ": malformed JSON: " + e.what());
-    }
+    const json j = detail::parse_json_checked(text, path);
     if (!j.is_object()) throw Error(path + ": config must be a JSON object");
     Fields f(path, j);
 
@@ -270,6 +278,10 @@ void validate_config(const Config& c) {
     const std::string where = (c.source.empty() ? std::string("config") : c.source) + ": ";
     auto positive = [&](const char* field, long long v) {
         if (v <= 0) throw Error(where + field + " must be positive, got " + std::to_string(v));
+        if (v > kMaxDim) {
+            throw Error(where + field + " = " + std::to_string(v) + " is larger than the limit " +
+                        std::to_string(kMaxDim));
+        }
     };
     positive("D (hidden size)", c.D);
     positive("I (MLP width)", c.I);
@@ -279,6 +291,19 @@ void validate_config(const Config& c) {
     positive("Dh (head dim)", c.Dh);
     positive("V (vocab size)", c.V);
     positive("max_positions", c.max_positions);
+    // Products in 64 bits (each factor is at most 2^24), bounded before any int holds them.
+    auto elements = [&](const char* what, long long a, long long b) {
+        if (a * b > kMaxElements) {
+            throw Error(where + what + " = " + std::to_string(a) + " * " + std::to_string(b) +
+                        " is larger than the limit of " + std::to_string(kMaxElements) + " values");
+        }
+    };
+    elements("H * Dh (query width)", c.H, c.Dh);
+    elements("Hkv * Dh (key/value width)", c.Hkv, c.Dh);
+    elements("V * D (embedding matrix)", c.V, c.D);
+    elements("I * D (MLP matrix)", c.I, c.D);
+    elements("H * Dh * D (query matrix)", (long long)c.H * c.Dh, c.D);
+    if (c.learned_positions) elements("max_positions * D (position embeddings)", c.max_positions, c.D);
     if (c.H % c.Hkv != 0) {
         throw Error(where + "H (attention heads) = " + std::to_string(c.H) +
                     " is not a multiple of Hkv (key/value heads) = " + std::to_string(c.Hkv));
@@ -295,7 +320,7 @@ void validate_config(const Config& c) {
             throw Error(where + "Dh (head dim) must be even for RoPE, got " + std::to_string(c.Dh));
         detail::validate_rope_scaling(where, c);
     }
-    if ((c.model_type == "gpt2" || c.model_type == "llama2c") && c.D != c.H * c.Dh) {
+    if ((c.model_type == "gpt2" || c.model_type == "llama2c") && (long long)c.D != (long long)c.H * c.Dh) {
         throw Error(where + "D (" + std::to_string(c.D) + ") must equal H * Dh (" + std::to_string(c.H) +
                     " * " + std::to_string(c.Dh) + ") for " + c.model_type);
     }

@@ -7,6 +7,8 @@
 // these define is computed by rope_inv_freq (src/ops/rope_freq.cpp).
 #include "config_rope.hpp"
 
+#include "json_guard.hpp"
+
 #include "depass/types.hpp"
 
 #include <cmath>
@@ -28,9 +30,9 @@ double number(const std::string& file, const json& block, const char* name) {
     const std::string field = std::string("rope_scaling.") + name;
     if (!block.contains(name) || block[name].is_null())
         throw Error(file + ": missing required field '" + field + "' (rope_scaling " +
-                    block.dump() + ")");
+                    json_brief(block) + ")");
     if (!block[name].is_number())
-        throw Error(file + ": field '" + field + "' must be a number, got " + block[name].dump());
+        throw Error(file + ": field '" + field + "' must be a number, got " + json_brief(block[name]));
     return block[name].get<double>();
 }
 
@@ -41,12 +43,12 @@ RopeScaling read_rope_scaling(const std::string& file, const json& config) {
     if (!config.contains("rope_scaling") || config["rope_scaling"].is_null()) return s;
     const json& b = config["rope_scaling"];
     if (!b.is_object())
-        throw Error(file + ": field 'rope_scaling' must be an object or null, got " + b.dump());
+        throw Error(file + ": field 'rope_scaling' must be an object or null, got " + json_brief(b));
     const char* key = b.contains("rope_type") ? "rope_type" : b.contains("type") ? "type" : nullptr;
     if (!key)
-        throw Error(file + ": field 'rope_scaling' has neither 'rope_type' nor 'type', got " + b.dump());
+        throw Error(file + ": field 'rope_scaling' has neither 'rope_type' nor 'type', got " + json_brief(b));
     const std::string field = std::string("rope_scaling.") + key;
-    if (!b[key].is_string()) throw Error(file + ": field '" + field + "' must be a string, got " + b[key].dump());
+    if (!b[key].is_string()) throw Error(file + ": field '" + field + "' must be a string, got " + json_brief(b[key]));
     const std::string type = b[key].get<std::string>();
     if (type == "default") return s;
     if (type == "linear") {

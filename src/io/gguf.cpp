@@ -693,9 +693,9 @@ namespace {
 
 // A positive int from a metadata key (sizes, counts).
 int positive_int(const GgufFile& g, const std::string& key, uint64_t v) {
-    if (v == 0 || v > uint64_t(INT_MAX)) {
+    if (v == 0 || v > uint64_t(kMaxDim)) {
         throw Error(g.path() + ": metadata key '" + key + "' = " + std::to_string(v) +
-                    " is out of range (1.." + std::to_string(INT_MAX) + ")");
+                    " is out of range (1.." + std::to_string(kMaxDim) + ")");
     }
     return static_cast<int>(v);
 }
@@ -858,6 +858,13 @@ Model<T> read_gguf_model(const std::string& path) {
     c.eos_id = token_id("tokenizer.ggml.eos_token_id", 2);
     validate_config(c);
 
+    // Every block has 9 tensors of its own: check the block count against the tensors present
+    // before planning (and allocating) anything per block.
+    if (mul_sat(uint64_t(c.L), 9) > g.tensors().size()) {
+        throw Error(path + ": metadata key 'llama.block_count' = " + std::to_string(c.L) + " needs at least " +
+                    std::to_string(9 * uint64_t(c.L)) + " tensors, but the file holds only " +
+                    std::to_string(g.tensors().size()));
+    }
     const int D = c.D, I = c.I, V = c.V, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
     Weights<T>& w = m.w;
     GgufPlan<T> plan(g);

@@ -24,6 +24,7 @@
 
 #include "depass/gguf.hpp"
 #include "depass/io.hpp"
+#include "bytes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -198,6 +199,17 @@ Model<T> read_hf_model(const std::string& dir) {
         st_path = idx;
     }
     const SafeTensors st = SafeTensors::open(st_path);
+
+    // The layer count decides how much is planned and allocated below: check it against the
+    // tensors the file holds first (every layer has at least this many tensors of its own).
+    const bool gpt2 = c.model_type == "gpt2";
+    const uint64_t per_layer = gpt2 ? 12 : 9 + (c.qkv_bias ? 3 : 0) + (c.o_bias ? 1 : 0);
+    const uint64_t n_tensors = st.names().size();
+    if (detail::mul_sat(uint64_t(c.L), per_layer) > n_tensors) {
+        throw Error(cfg_path + ": field '" + (gpt2 ? "n_layer" : "num_hidden_layers") + "' = " +
+                    std::to_string(c.L) + " needs at least " + std::to_string(per_layer * uint64_t(c.L)) +
+                    " tensors, but " + st_path + " holds only " + std::to_string(n_tensors));
+    }
 
     Plan<T> plan(st);
     if (c.model_type == "gpt2") {

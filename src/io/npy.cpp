@@ -2,8 +2,11 @@
 //
 // Reading uses a small strict parser of our own (magic, version, header dict,
 // dtype, fortran_order, shape, exact data size) so that every malformed file
-// gets a precise error naming it. Writing goes through xtensor's npy writer
+// gets a precise error naming it. Accepted dtypes: float16, float32, float64,
+// int32, int64, little- or big-endian (swapped on load); Fortran-order arrays
+// are reordered to C order on load, so the result is always row-major. Writing goes through xtensor's npy writer
 // (xt::dump_npy) and then an atomic rename.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -13,6 +16,8 @@
 #include <xtensor/xnpy.hpp>
 
 #include "depass/io.hpp"
+#include "bytes.hpp"
+#include "json_guard.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian tensor files by memcpy and needs a little-endian host"
@@ -22,12 +27,26 @@ namespace depass {
 
 namespace {
 
-enum class NpyType { F4, F8, I4, I8 };
+enum class NpyType { F2, F4, F8, I4, I8 };
 
-size_t npy_itemsize(NpyType t) { return (t == NpyType::F4 || t == NpyType::I4) ? 4 : 8; }
+size_t npy_itemsize(NpyType t) {
+    switch (t) {
+        case NpyType::F2:
+            return 2;
+        case NpyType::F4:
+        case NpyType::I4:
+            return 4;
+        case NpyType::F8:
+        case NpyType::I8:
+            return 8;
+    }
+    return 0;
+}
 
 struct NpyHeader {
     NpyType type = NpyType::F4;
+    bool big_endian = false;  // '>' byte order: every item is byte-swapped on load
+    bool fortran = false;     // column-major data: reordered to row-major on load
     std::string descr;
     std::vector<int64_t> shape;
     size_t data_offset = 0;
@@ -84,7 +103,7 @@ public:
 private:
     [[noreturn]] void fail(const std::string& what) const {
         throw Error(path_ + ": malformed .npy header (" + what + " at column " + std::to_string(i_) +
-                    "): " + s_);
+                    "): " + detail::text_prefix(s_, 120));
     }
     char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
     void ws() {
@@ -180,19 +199,25 @@ NpyHeader parse_npy_header(const std::string& path, const std::string& bytes) {
     if (!have_descr) throw Error(path + ": .npy header has no 'descr'");
     if (!have_fortran) throw Error(path + ": .npy header has no 'fortran_order'");
     if (!have_shape) throw Error(path + ": .npy header has no 'shape'");
-    if (h.descr == "<f4") {
-        h.type = NpyType::F4;
-    } else if (h.descr == "<f8") {
-        h.type = NpyType::F8;
-    } else if (h.descr == "<i4") {
-        h.type = NpyType::I4;
-    } else if (h.descr == "<i8") {
-        h.type = NpyType::I8;
-    } else {
-        throw Error(path + ": unsupported .npy dtype 'descr' = '" + h.descr +
-                    "' (supported: <f4, <f8, <i4, <i8)");
+    // descr = byte order ('<' little, '>' big, '=' native, '|' not applicable) + kind + item size.
+    static const std::pair<const char*, NpyType> kinds[] = {
+        {"f2", NpyType::F2}, {"f4", NpyType::F4}, {"f8", NpyType::F8}, {"i4", NpyType::I4}, {"i8", NpyType::I8}};
+    bool known = false;
+    if (h.descr.size() == 3 && (h.descr[0] == '<' || h.descr[0] == '>' || h.descr[0] == '=')) {
+        for (const auto& k : kinds) {
+            if (h.descr.compare(1, 2, k.first) == 0) {
+                h.type = k.second;
+                known = true;
+            }
+        }
     }
-    if (fortran) throw Error(path + ": 'fortran_order' is True; only C-order arrays are supported");
+    if (!known) {
+        throw Error(path + ": unsupported .npy dtype 'descr' = '" + detail::text_prefix(h.descr, 40) +
+                    "' (supported: float16, float32, float64, int32, int64 in either byte order: "
+                    "f2, f4, f8, i4, i8 after '<', '>' or '=')");
+    }
+    h.big_endian = h.descr[0] == '>';
+    h.fortran = fortran;
     h.data_offset = pre + hlen;
 
     uint64_t numel = 1;
@@ -213,44 +238,85 @@ NpyHeader parse_npy_header(const std::string& path, const std::string& bytes) {
     return h;
 }
 
+// Item i of the file, in file order, byte-swapped first when the file is big-endian.
 template <class Src, class T>
-void convert(const char* p, size_t n, T* out) {
+void convert(const char* p, size_t n, bool swap, T* out) {
     for (size_t i = 0; i < n; ++i) {
+        char b[sizeof(Src)];
+        std::memcpy(b, p + i * sizeof(Src), sizeof(Src));
+        if (swap) std::reverse(b, b + sizeof(Src));
         Src v;
-        std::memcpy(&v, p + i * sizeof(Src), sizeof(Src));
-        out[i] = static_cast<T>(v);
+        std::memcpy(&v, b, sizeof(Src));
+        if constexpr (std::is_same<Src, uint16_t>::value)
+            out[i] = static_cast<T>(detail::half_to_double(v));  // float16 bits
+        else
+            out[i] = static_cast<T>(v);
     }
+}
+
+// Column-major (Fortran) values -> row-major: element (i_0, ..., i_{k-1}) sits at
+// sum_j i_j * prod_{m<j} d_m in the file and at sum_j i_j * prod_{m>j} d_m in the result.
+template <class T>
+std::vector<T> fortran_to_c(const std::vector<T>& f, const std::vector<int64_t>& shape) {
+    std::vector<T> c(f.size());
+    const size_t k = shape.size();
+    std::vector<int64_t> idx(k, 0);
+    std::vector<size_t> fstride(k, 1);
+    for (size_t j = 1; j < k; ++j) fstride[j] = fstride[j - 1] * static_cast<size_t>(shape[j - 1]);
+    size_t off = 0;  // file offset of idx
+    for (size_t n = 0; n < c.size(); ++n) {
+        c[n] = f[off];
+        // next row-major index: the last axis runs fastest
+        for (size_t j = k; j-- > 0;) {
+            if (++idx[j] < shape[j]) {
+                off += fstride[j];
+                break;
+            }
+            off -= fstride[j] * static_cast<size_t>(idx[j] - 1);
+            idx[j] = 0;
+        }
+    }
+    return c;
 }
 
 }  // namespace
 
 template <class T>
-Tensor<T> read_npy(const std::string& path, bool require_finite) {
+Tensor<T> read_npy(const std::string& path, bool require_finite, bool floats_only) {
     const std::string bytes = read_text_file(path);
     const NpyHeader h = parse_npy_header(path, bytes);
-    const bool src_float = h.type == NpyType::F4 || h.type == NpyType::F8;
+    const bool src_float = h.type == NpyType::F2 || h.type == NpyType::F4 || h.type == NpyType::F8;
     if (std::is_integral<T>::value && src_float) {
         throw Error(path + ": .npy dtype '" + h.descr + "' is floating point, expected an integer array");
+    }
+    if (floats_only && !src_float) {
+        throw Error(path + ": .npy dtype '" + h.descr +
+                    "' is an integer type, expected float16, float32 or float64 (f2, f4, f8)");
     }
     Tensor<T> t;
     t.shape = h.shape;
     const size_t n = Tensor<T>::numel(h.shape);
     t.data.resize(n);
     const char* p = bytes.data() + h.data_offset;
+    const bool sw = h.big_endian;
     switch (h.type) {
+        case NpyType::F2:
+            convert<uint16_t>(p, n, sw, t.data.data());
+            break;
         case NpyType::F4:
-            convert<float>(p, n, t.data.data());
+            convert<float>(p, n, sw, t.data.data());
             break;
         case NpyType::F8:
-            convert<double>(p, n, t.data.data());
+            convert<double>(p, n, sw, t.data.data());
             break;
         case NpyType::I4:
-            convert<int32_t>(p, n, t.data.data());
+            convert<int32_t>(p, n, sw, t.data.data());
             break;
         case NpyType::I8:
-            convert<int64_t>(p, n, t.data.data());
+            convert<int64_t>(p, n, sw, t.data.data());
             break;
     }
+    if (h.fortran && h.shape.size() > 1) t.data = fortran_to_c(t.data, h.shape);
     if constexpr (std::is_floating_point<T>::value) {
         if (require_finite) {
             for (size_t i = 0; i < n; ++i) {
@@ -279,10 +345,10 @@ void write_npy(const std::string& path, const Tensor<T>& t) {
     write_file_atomic(path, xt::dump_npy(view));
 }
 
-template Tensor<float> read_npy<float>(const std::string&, bool);
-template Tensor<double> read_npy<double>(const std::string&, bool);
-template Tensor<int32_t> read_npy<int32_t>(const std::string&, bool);
-template Tensor<int64_t> read_npy<int64_t>(const std::string&, bool);
+template Tensor<float> read_npy<float>(const std::string&, bool, bool);
+template Tensor<double> read_npy<double>(const std::string&, bool, bool);
+template Tensor<int32_t> read_npy<int32_t>(const std::string&, bool, bool);
+template Tensor<int64_t> read_npy<int64_t>(const std::string&, bool, bool);
 template void write_npy<float>(const std::string&, const Tensor<float>&);
 template void write_npy<double>(const std::string&, const Tensor<double>&);
 template void write_npy<int32_t>(const std::string&, const Tensor<int32_t>&);

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "json_guard.hpp"
+
 namespace fs = std::filesystem;
 
 namespace depass {
@@ -186,7 +188,7 @@ std::string npy_directory_refusal(const std::string& path) {
     if (fs::is_empty(path, ec)) return "";
     if (!has_meta) return "holds .npy files but no meta.json";
     try {
-        auto j = nlohmann::json::parse(read_text_file(path + "/meta.json"));
+        auto j = detail::parse_json_checked(read_text_file(path + "/meta.json"), path + "/meta.json");
         if (j.value("format", "") != "depass-attribution") return "has a meta.json that is not a depass attribution";
     } catch (const std::exception&) {
         return "has a meta.json that is not a depass attribution";

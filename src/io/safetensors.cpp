@@ -20,6 +20,7 @@
 
 #include "depass/io.hpp"
 #include "bytes.hpp"
+#include "json_guard.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian tensor files by memcpy and needs a little-endian host"
@@ -97,11 +98,11 @@ uint64_t mul_sat(uint64_t a, uint64_t b) {
     return r;
 }
 
-std::string json_short(const json& j) {
-    std::string s = j.dump();
-    if (s.size() > 80) s = s.substr(0, 77) + "...";
-    return s;
-}
+// Never the whole value: a header field may hold megabytes of nested arrays.
+std::string json_short(const json& j) { return detail::json_brief(j); }
+
+// The largest JSON header accepted (the limit of the reference implementation too).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 uint64_t file_size_or_throw(const std::string& path) {
     std::error_code ec;
@@ -128,6 +129,10 @@ void parse_single(const std::string& path, std::map<std::string, TensorInfo>& te
     if (!in) throw Error(path + ": cannot read the 8-byte header length");
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | lenbuf[i];
+    if (hlen > kMaxHeaderBytes) {
+        throw Error(path + ": header length " + std::to_string(hlen) + " is larger than the " +
+                    std::to_string(kMaxHeaderBytes) + "-byte limit for a safetensors JSON header");
+    }
     if (hlen > size - 8) {
         throw Error(path + ": header length " + std::to_string(hlen) + " exceeds the file size " +
                     std::to_string(size) + " (8 + header length must be <= file size)");
@@ -138,13 +143,9 @@ void parse_single(const std::string& path, std::map<std::string, TensorInfo>& te
     const uint64_t data_size = size - 8 - hlen;
     *data_start = 8 + hlen;
 
-    json h;
-    try {
-        h = json::parse(header);
-    } catch (const json::exception& e) {
-        throw Error(path + ": malformed JSON header: " + e.what());
-    }
-    if (!h.is_object()) throw Error(path + ": JSON header is not an object (got " + json_short(h) + ")");
+    const json h = detail::parse_json_checked(header, path, "malformed JSON header");
+    if (!h.is_object())
+        throw Error(path + ": JSON header is not an object (got " + std::string(detail::json_type(h)) + ")");
 
     std::vector<TensorInfo> local;
     for (auto it = h.begin(); it != h.end(); ++it) {
@@ -163,7 +164,8 @@ void parse_single(const std::string& path, std::map<std::string, TensorInfo>& te
             continue;
         }
         const std::string where = path + ": tensor '" + name + "'";
-        if (!v.is_object()) throw Error(where + ": entry must be an object, got " + json_short(v));
+        if (!v.is_object())
+            throw Error(where + ": entry must be an object, got " + std::string(detail::json_type(v)));
         for (const char* f : {"dtype", "shape", "data_offsets"}) {
             if (!v.contains(f)) throw Error(where + ": missing field '" + f + "'");
         }
@@ -324,19 +326,15 @@ SafeTensors SafeTensors::open(const std::string& path) {
     }
 
     // Sharded checkpoint: {"metadata": {...}, "weight_map": {tensor: shard file}}.
-    json idx;
-    try {
-        idx = json::parse(read_text_file(path));
-    } catch (const json::exception& e) {
-        throw Error(path + ": malformed JSON: " + e.what());
-    }
+    const json idx = detail::parse_json_checked(read_text_file(path), path);
     if (!idx.is_object()) throw Error(path + ": index must be a JSON object");
     if (!idx.contains("weight_map")) throw Error(path + ": missing field 'weight_map'");
     const json& wm = idx["weight_map"];
     if (!wm.is_object()) throw Error(path + ": field 'weight_map' must be an object");
     if (idx.contains("metadata") && idx["metadata"].is_object()) {
         for (auto m = idx["metadata"].begin(); m != idx["metadata"].end(); ++m) {
-            st.metadata_[m.key()] = m.value().is_string() ? m.value().get<std::string>() : m.value().dump();
+            const json& mv = m.value();
+            st.metadata_[m.key()] = mv.is_string() ? mv.get<std::string>() : detail::json_brief(mv);
         }
     }
     const fs::path dir = fs::path(path).parent_path();

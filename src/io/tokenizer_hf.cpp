@@ -2,6 +2,8 @@
 // The pipeline is described in include/depass/tokenizer_hf.hpp.
 #include "depass/tokenizer_hf.hpp"
 
+#include "json_guard.hpp"
+
 #include <utf8proc.h>
 
 #include <climits>
@@ -25,38 +27,13 @@ using detail::utf8_next;
 
 namespace {
 
-constexpr int kMaxJsonDepth = 64;
 constexpr size_t kMaxCacheEntries = 1 << 16;
 
 // ---- JSON reading with field names in every error ---------------------------------------
 
-// Refuses nesting deeper than kMaxJsonDepth before the parser sees the text (the parser and
-// the destruction of a parsed value recurse once per level).
-void check_json_depth(const std::string& text, const std::string& path) {
-    int depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (in_string) {
-            if (c == '\\')
-                ++i;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > kMaxJsonDepth)
-                throw Error(path + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
-                            " levels at byte " + std::to_string(i) + " (not a tokenizer file)");
-        } else if (c == ']' || c == '}') {
-            --depth;
-        }
-    }
-}
-
 json parse_json_file(const std::string& path) {
     const std::string text = read_text_file(path);
-    check_json_depth(text, path);
+    detail::check_json_depth(text, path);  // before the parser, which recurses per level
     try {
         return json::parse(text);
     } catch (const json::parse_error& e) {

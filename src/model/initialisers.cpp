@@ -198,6 +198,9 @@ Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what)
     if (B.rows() != D)
         throw Error(what + ": basis has " + std::to_string(B.rows()) + " rows, expected the hidden size " +
                     std::to_string(D) + " (shape [D, k] or [D, D])");
+    if (B.cols() < 1)  // before any reduction: maxCoeff of an empty matrix is undefined
+        throw Error(what + ": basis has shape [" + std::to_string(B.rows()) + ", 0], it needs between 1 and " +
+                    std::to_string(D) + " columns");
     if (!B.allFinite()) throw Error(what + ": contains non-finite values");
     const double scale = std::max(1.0, B.cwiseAbs().maxCoeff());
     if (B.cols() == D) {
