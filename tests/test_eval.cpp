@@ -303,7 +303,7 @@ TEST_CASE("zeroing a neuron's W_down column removes exactly a[:, i] W_down[:, i]
         CHECK(max_abs(tz.h[l + 1] - (t.h[l + 1] - removed)) <= tolerance::golden_f64_exact_rel * max_abs(t.h[l + 1]));
         CHECK(max_abs(removed) > 0);
         // The ablation path of neuron_speed: the later blocks from the edited h[l+1].
-        const Mat<double> hL = ev::forward_blocks(m, Mat<double>(t.h[l + 1] - removed), l + 1);
+        const Mat<double> hL = forward_blocks(m, Mat<double>(t.h[l + 1] - removed), l + 1);
         CHECK(max_abs(hL - tz.h[L]) <= tolerance::golden_f64_exact_rel * max_abs(tz.h[L]));
         ev::restore_unit(z, m, ev::UnitKind::Neuron, l, i);
         CHECK(z.w.layers[l].w_down == m.w.layers[l].w_down);
@@ -342,7 +342,7 @@ TEST_CASE("forward_blocks from any layer reproduces the recorded forward", "[eva
     const int L = m.cfg.L, N = t.N();
     for (int l = 0; l <= L; ++l) {
         INFO("from layer " << l);
-        const Mat<double> hL = ev::forward_blocks(m, t.h[l], l);
+        const Mat<double> hL = forward_blocks(m, t.h[l], l);
         CHECK(max_abs(hL - t.h[L]) <= tolerance::golden_f64_exact_rel * max_abs(t.h[L]));
     }
     for (int v : {0, 7, 300})

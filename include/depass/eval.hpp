@@ -289,10 +289,7 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
 
 // ---- neuron-level cost: DePass vs one ablation per neuron ---------------------------------
 
-// Runs blocks `layer` .. L-1 on the residual state h (as h[layer]) with the ordinary ops
-// and returns the final residual h[L]. With the recorded h[layer] it reproduces trace.h[L].
-template <class T>
-Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer);
+// (The ablations re-run the network with depass::forward_blocks, forward.hpp.)
 // The logit of `target` at the last position from a final residual h[L]:
 // W_U[target] . NormF(h[L][N-1]).
 template <class T>

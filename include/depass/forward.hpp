@@ -40,6 +40,31 @@ struct Trace {
     int N() const { return static_cast<int>(ids.size()); }
 };
 
+// Queries, keys and values of one block from its normed input x [N, D]:
+//   q = x W_q^T + b_q,  k = x W_k^T + b_k,  v = x W_v^T + b_v,  then RoPE on q and k.
+// (The backward pass recomputes them with the same function.)
+template <class T>
+struct AttentionInputs {
+    Mat<T> q;  // [N, H*Dh]
+    Mat<T> k;  // [N, Hkv*Dh]
+    Mat<T> v;  // [N, Hkv*Dh]
+};
+template <class T>
+AttentionInputs<T> attention_inputs(const Config& c, const LayerWeights<T>& lw, const Mat<T>& x,
+                                    const std::vector<double>& inv_freq);
+
+// One transformer block, h[l] [N, D] -> h[l+1]: the one block loop body of every
+// forward pass. With `rec` it records the block's frozen quantities (norm factors,
+// attention probabilities, MLP activations) and intermediate states into *rec.
+template <class T>
+Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vector<double>& inv_freq, const Mat<T>& h,
+                     LayerTrace<T>* rec);
+
+// The blocks `layer` .. L-1 applied to a state h (entering block `layer`), recording
+// nothing: returns h[L]. Used to re-run the network from an edited residual state.
+template <class T>
+Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer);
+
 // Checks ids (non-empty, each in [0, V), N <= max_positions). Throws depass::Error
 // naming the offending value.
 void check_ids(const Config& cfg, const std::vector<int>& ids);

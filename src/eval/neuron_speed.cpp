@@ -47,36 +47,6 @@ struct Clock {
 
 }  // namespace
 
-// The block loop of forward() (src/model/forward.cpp) from `layer` on, recording nothing.
-template <class T>
-Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
-    const Config& c = model.cfg;
-    if (layer < 0 || layer > c.L)
-        throw Error("forward_blocks: layer " + std::to_string(layer) + " is outside [0, " + std::to_string(c.L) + "]");
-    if (h.cols() != c.D)
-        throw Error("forward_blocks: state has " + std::to_string(h.cols()) + " columns, expected D = " +
-                    std::to_string(c.D));
-    const std::vector<double> inv_freq = rope_inv_freq(c);
-    for (int l = layer; l < c.L; ++l) {
-        const LayerWeights<T>& lw = model.w.layers[l];
-        // m = h + W_O attention(Norm1(h))
-        Mat<T> x = apply_norm(c.norm, c.norm_eps, h, lw.norm1_g, lw.norm1_b);
-        Mat<T> q = linear(x, lw.wq, lw.bq);
-        Mat<T> k = linear(x, lw.wk, lw.bk);
-        Mat<T> v = linear(x, lw.wv, lw.bv);
-        rope(q, c.H, c.Dh, c.rope, inv_freq);
-        rope(k, c.Hkv, c.Dh, c.rope, inv_freq);
-        h += linear(attention(q, k, v, c.H, c.Hkv, c.Dh), lw.wo, lw.bo);
-        // h' = m + MLP(Norm2(m))
-        Mat<T> y = apply_norm(c.norm, c.norm_eps, h, lw.norm2_g, lw.norm2_b);
-        if (c.mlp == MlpKind::SwiGLU)
-            h += swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down);
-        else
-            h += gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down);
-    }
-    return h;
-}
-
 // logit = W_U[target] . NormF(hL[N-1])
 template <class T>
 double last_target_logit(const Model<T>& model, const Mat<T>& hL, int target) {
@@ -197,7 +167,6 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
 }
 
 #define DEPASS_INSTANTIATE(T)                                                                                  \
-    template Mat<T> forward_blocks(const Model<T>&, Mat<T>, int);                                              \
     template double last_target_logit(const Model<T>&, const Mat<T>&, int);                                    \
     template NeuronSpeedResult neuron_speed(const Model<T>&, const std::vector<int>&, bool, double, int, const Progress&);
 DEPASS_INSTANTIATE(float)

@@ -102,12 +102,9 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
 
         // Queries, keys and values again, exactly as forward() computed them.
         const Mat<T> x = apply_norm(c.norm, c.norm_eps, trace.h[l], lw.norm1_g, lw.norm1_b);
-        Mat<T> q = linear(x, lw.wq, lw.bq), k = linear(x, lw.wk, lw.bk);
-        const Mat<T> v = linear(x, lw.wv, lw.bv);
-        rope(q, c.H, c.Dh, c.rope, inv_freq);
-        rope(k, c.Hkv, c.Dh, c.rope, inv_freq);
+        const AttentionInputs<T> a = attention_inputs(c, lw, x, inv_freq);
         Mat<T> dq, dk, dv;
-        attention_backward(q, k, v, lt.probs, g.attn_ctx[l], c.H, c.Hkv, c.Dh, dq, dk, dv);
+        attention_backward(a.q, a.k, a.v, lt.probs, g.attn_ctx[l], c.H, c.Hkv, c.Dh, dq, dk, dv);
         rope_backward(dq, c.H, c.Dh, c.rope, inv_freq);
         rope_backward(dk, c.Hkv, c.Dh, c.rope, inv_freq);
         const Mat<T> dx = linear_backward(x, lw.wq, dq) + linear_backward(x, lw.wk, dk) + linear_backward(x, lw.wv, dv);

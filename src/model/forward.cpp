@@ -1,7 +1,7 @@
 // forward.cpp -- the recorded forward pass: one block loop for every architecture.
 //
 //   h[0]   = embed(ids)                               (+ learned positions)
-//   for each layer l:
+//   for each layer l (block_forward):
 //     x    = Norm1(h[l])                              factors recorded
 //     q, k, v = x W_q^T + b_q, x W_k^T + b_k, x W_v^T + b_v ;  RoPE on q, k
 //     ctx  = attention(q, k, v)                       probabilities recorded
@@ -26,6 +26,54 @@ void check_ids(const Config& cfg, const std::vector<int>& ids) {
         if (ids[n] < 0 || ids[n] >= cfg.V)
             throw Error("token ids: id " + std::to_string(ids[n]) + " at position " + std::to_string(n) +
                         " is outside the vocabulary [0, " + std::to_string(cfg.V) + ")");
+}
+
+// q, k, v of block l from its normed input x, with RoPE on q and k.
+template <class T>
+AttentionInputs<T> attention_inputs(const Config& c, const LayerWeights<T>& lw, const Mat<T>& x,
+                                    const std::vector<double>& inv_freq) {
+    AttentionInputs<T> a{linear(x, lw.wq, lw.bq), linear(x, lw.wk, lw.bk), linear(x, lw.wv, lw.bv)};
+    rope(a.q, c.H, c.Dh, c.rope, inv_freq);
+    rope(a.k, c.Hkv, c.Dh, c.rope, inv_freq);
+    return a;
+}
+
+// One block, h[l] -> h[l+1]; every frozen quantity goes into *rec when given.
+template <class T>
+Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vector<double>& inv_freq, const Mat<T>& h,
+                     LayerTrace<T>* rec) {
+    LayerTrace<T> local;
+    LayerTrace<T>& lt = rec ? *rec : local;
+
+    // Attention block:  m = h + attention(q, k, v) W_o^T + b_o,  q, k, v from Norm1(h).
+    const Mat<T> x = apply_norm(c.norm, c.norm_eps, h, lw.norm1_g, lw.norm1_b, rec ? &lt.norm1 : nullptr);
+    const AttentionInputs<T> a = attention_inputs(c, lw, x, inv_freq);
+    lt.attn_ctx = attention(a.q, a.k, a.v, c.H, c.Hkv, c.Dh, rec ? &lt.probs : nullptr);
+    lt.attn_out = linear(lt.attn_ctx, lw.wo, lw.bo);
+    lt.m = h + lt.attn_out;
+
+    // MLP block:  h[l+1] = m + MLP(Norm2(m)).
+    const Mat<T> y = apply_norm(c.norm, c.norm_eps, lt.m, lw.norm2_g, lw.norm2_b, rec ? &lt.norm2 : nullptr);
+    if (c.mlp == MlpKind::SwiGLU)
+        lt.mlp_out = rec ? swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down, &lt.mlp_pre, &lt.mlp_up, &lt.mlp_act)
+                         : swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down);
+    else
+        lt.mlp_out = rec ? gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down, &lt.mlp_pre, &lt.mlp_act)
+                         : gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down);
+    return lt.m + lt.mlp_out;
+}
+
+template <class T>
+Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
+    const Config& c = model.cfg;
+    if (layer < 0 || layer > c.L)
+        throw Error("forward_blocks: layer " + std::to_string(layer) + " is outside [0, " + std::to_string(c.L) + "]");
+    if (h.cols() != c.D)
+        throw Error("forward_blocks: state has " + std::to_string(h.cols()) + " columns, expected D = " +
+                    std::to_string(c.D));
+    const std::vector<double> inv_freq = rope_inv_freq(c);
+    for (int l = layer; l < c.L; ++l) h = block_forward<T>(c, model.w.layers[l], inv_freq, h, nullptr);
+    return h;
 }
 
 template <class T>
@@ -53,30 +101,7 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
     t.h.push_back(std::move(h0));
 
     const std::vector<double> inv_freq = rope_inv_freq(c);  // RoPE table (scaled as the config says)
-    for (int l = 0; l < c.L; ++l) {
-        const LayerWeights<T>& lw = w.layers[l];
-        LayerTrace<T>& lt = t.layers[l];
-        const Mat<T>& h = t.h[l];
-
-        // Attention block.
-        Mat<T> x = apply_norm(c.norm, c.norm_eps, h, lw.norm1_g, lw.norm1_b, &lt.norm1);
-        Mat<T> q = linear(x, lw.wq, lw.bq);
-        Mat<T> k = linear(x, lw.wk, lw.bk);
-        Mat<T> v = linear(x, lw.wv, lw.bv);
-        rope(q, c.H, c.Dh, c.rope, inv_freq);
-        rope(k, c.Hkv, c.Dh, c.rope, inv_freq);
-        lt.attn_ctx = attention(q, k, v, c.H, c.Hkv, c.Dh, &lt.probs);
-        lt.attn_out = linear(lt.attn_ctx, lw.wo, lw.bo);
-        lt.m = h + lt.attn_out;
-
-        // MLP block.
-        Mat<T> y = apply_norm(c.norm, c.norm_eps, lt.m, lw.norm2_g, lw.norm2_b, &lt.norm2);
-        if (c.mlp == MlpKind::SwiGLU)
-            lt.mlp_out = swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down, &lt.mlp_pre, &lt.mlp_up, &lt.mlp_act);
-        else
-            lt.mlp_out = gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down, &lt.mlp_pre, &lt.mlp_act);
-        t.h.push_back(lt.m + lt.mlp_out);
-    }
+    for (int l = 0; l < c.L; ++l) t.h.push_back(block_forward(c, w.layers[l], inv_freq, t.h[l], &t.layers[l]));
 
     t.final_norm_out = apply_norm(c.norm, c.norm_eps, t.h[c.L], w.normf_g, w.normf_b, &t.normf);
     if (logits_row < 0) {
@@ -106,6 +131,15 @@ std::vector<int> generate_greedy(const Model<T>& model, std::vector<int> ids, in
     return out;
 }
 
+#define DEPASS_INSTANTIATE(T)                                                                                  \
+    template AttentionInputs<T> attention_inputs(const Config&, const LayerWeights<T>&, const Mat<T>&,         \
+                                                 const std::vector<double>&);                                  \
+    template Mat<T> block_forward(const Config&, const LayerWeights<T>&, const std::vector<double>&,           \
+                                  const Mat<T>&, LayerTrace<T>*);                                              \
+    template Mat<T> forward_blocks(const Model<T>&, Mat<T>, int);
+DEPASS_INSTANTIATE(float)
+DEPASS_INSTANTIATE(double)
+#undef DEPASS_INSTANTIATE
 template Trace<float> forward(const Model<float>&, const std::vector<int>&);
 template Trace<double> forward(const Model<double>&, const std::vector<int>&);
 template Trace<float> forward_from_embeddings(const Model<float>&, Mat<float>, const std::vector<int>&, int);
