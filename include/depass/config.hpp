@@ -53,9 +53,6 @@ struct Config {
 // cfg.rope_freq_factors[i] when given (GGUF `rope_freqs.weight`).
 std::vector<double> rope_inv_freq(const Config& cfg);
 
-// Reads a Hugging Face config.json (model_type llama, mistral, qwen2, gpt2).
-// Throws depass::Error naming the file and the missing / invalid field.
-Config read_hf_config(const std::string& path);
 
 // Bounds that every reader checks before it allocates anything from a file's sizes:
 // each dimension (D, I, L, H, Hkv, Dh, V, max_positions) at most kMaxDim, each weight

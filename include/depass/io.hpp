@@ -95,12 +95,23 @@ template <class T>
 Model<T> read_llama2c(const std::string& path);
 
 // ---- Hugging Face directory -----------------------------------------------
+// Reads a Hugging Face config.json (model_type llama, mistral, qwen2, gpt2).
+// Throws depass::Error naming the file and the missing / invalid field.
+Config read_hf_config(const std::string& path);
+
 
 // config.json + model.safetensors (or the sharded index). Every expected tensor
 // must be present with the expected shape; unexpected tensors are an error
 // (except the known-harmless buffers such as rotary inv_freq / attn.bias masks).
 template <class T>
 Model<T> read_hf_model(const std::string& dir);
+
+// ---- any model file ----------------------------------------------------------
+// Loads a model from PATH: a Hugging Face directory (config.json + model.safetensors
+// or model.safetensors.index.json with shards), a llama2.c v0 .bin checkpoint or a GGUF
+// file. Weights are converted to T. Throws depass::Error naming the file, tensor or field.
+template <class T>
+Model<T> load_model(const std::string& path);
 
 // ---- small file helpers ----------------------------------------------------
 

@@ -46,12 +46,6 @@ struct Model {
     Weights<T> w;
 };
 
-// Loads a model from PATH: a Hugging Face directory (config.json + model.safetensors
-// or model.safetensors.index.json with shards) or a llama2.c v0 .bin checkpoint.
-// Weights are converted to T. Throws depass::Error naming the file, tensor or field.
-template <class T>
-Model<T> load_model(const std::string& path);
-
 // Checks every tensor of `w` has the shape `cfg` requires (used by the loaders,
 // and by tests that build models in memory). Throws depass::Error naming the tensor.
 template <class T>

@@ -1,6 +1,7 @@
 // depass generate -- greedy continuation of a prompt (checks a model loaded correctly).
 #include "common.hpp"
 
+#include "depass/io.hpp"
 #include "depass/forward.hpp"
 
 #include <iostream>

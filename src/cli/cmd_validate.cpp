@@ -5,6 +5,7 @@
 #include "../../validation/completeness.hpp"
 
 #include "depass/tolerance.hpp"
+#include "depass/io.hpp"
 #include "depass/weights.hpp"
 
 #include <algorithm>

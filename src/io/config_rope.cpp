@@ -20,12 +20,6 @@ namespace depass::detail {
 
 namespace {
 
-std::string num_str(double v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-}
-
 double number(const std::string& file, const json& block, const char* name) {
     const std::string field = std::string("rope_scaling.") + name;
     if (!block.contains(name) || block[name].is_null())
@@ -65,32 +59,6 @@ RopeScaling read_rope_scaling(const std::string& file, const json& config) {
                     "' is not supported (supported: default, linear, llama3)");
     }
     return s;
-}
-
-void validate_rope_scaling(const std::string& where, const Config& c) {
-    const RopeScaling& s = c.rope_scaling;
-    auto positive = [&](const char* field, double v) {
-        if (!(v > 0) || !std::isfinite(v))
-            throw Error(where + field + " must be positive and finite, got " + num_str(v));
-    };
-    if (s.kind != RopeScalingKind::None) positive("rope_scaling.factor", s.factor);
-    if (s.kind == RopeScalingKind::Llama3) {
-        positive("rope_scaling.low_freq_factor", s.low_freq_factor);
-        positive("rope_scaling.high_freq_factor", s.high_freq_factor);
-        positive("rope_scaling.original_max_position_embeddings", s.original_max_positions);
-        if (!(s.high_freq_factor > s.low_freq_factor))
-            throw Error(where + "rope_scaling.high_freq_factor (" + num_str(s.high_freq_factor) +
-                        ") must exceed rope_scaling.low_freq_factor (" + num_str(s.low_freq_factor) + ")");
-    }
-    if (!c.rope_freq_factors.empty()) {
-        if (c.rope_freq_factors.size() != size_t(c.Dh / 2))
-            throw Error(where + "rope_freqs has " + std::to_string(c.rope_freq_factors.size()) +
-                        " entries, expected Dh/2 = " + std::to_string(c.Dh / 2));
-        for (size_t i = 0; i < c.rope_freq_factors.size(); ++i)
-            if (!(c.rope_freq_factors[i] > 0) || !std::isfinite(c.rope_freq_factors[i]))
-                throw Error(where + "rope_freqs[" + std::to_string(i) + "] must be positive and finite, got " +
-                            num_str(c.rope_freq_factors[i]));
-    }
 }
 
 }  // namespace depass::detail

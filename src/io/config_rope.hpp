@@ -15,8 +15,4 @@ namespace depass::detail {
 // Any other type is refused with a depass::Error naming the file, the field and the type.
 RopeScaling read_rope_scaling(const std::string& file, const nlohmann::json& config);
 
-// Range checks of the scaling and of the GGUF frequency factors (called by validate_config);
-// `where` prefixes the messages.
-void validate_rope_scaling(const std::string& where, const Config& cfg);
-
 }  // namespace depass::detail
