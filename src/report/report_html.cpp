@@ -10,9 +10,11 @@
 //
 // The page is rendered completely here, for the default position and the first
 // target; a small inline script re-colours it when another position or target
-// is chosen, from the numbers embedded as JSON in the page.
+// is chosen, from the numbers embedded as JSON in the page. The stylesheet and
+// the script are assets/report.css and assets/report.js, compiled in.
 #include "depass/report.hpp"
 #include "depass/tolerance.hpp"
+#include "report_assets.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -178,61 +180,7 @@ private:
         os_ << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             << "<title>DePass attribution: " << esc(r_.model) << " (" << esc(r_.level) << " level)</title>\n"
-            << "<style>\n" << css() << "</style>\n</head>\n<body>\n<main>\n";
-    }
-
-    static const char* css() {
-        return R"CSS(:root { --ink: #1d2433; --muted: #5b6576; --line: #e2e6ec; }
-* { box-sizing: border-box; }
-body { margin: 0; background: #f4f6f9; color: var(--ink);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", "Liberation Sans", sans-serif; }
-main { max-width: 1180px; margin: 0 auto; padding: 18px 22px 36px; }
-h1 { font-size: 20px; margin: 0 0 6px; }
-h2 { font-size: 15px; margin: 0 0 10px; }
-.mono, .tok, .heat th.col, .heat th.piece { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, monospace; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px; margin: 14px 0; }
-.facts { display: flex; flex-wrap: wrap; gap: 4px 22px; margin: 0; color: var(--muted); }
-.facts div { white-space: nowrap; } .facts b { color: var(--ink); font-weight: 600; }
-.completeness { margin: 10px 0 0; padding: 7px 10px; border-radius: 6px; }
-.completeness.ok { background: #e8f5ec; color: #14532d; } .completeness.bad { background: #fdecea; color: #7f1d1d; }
-.controls { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 18px; margin-bottom: 10px; }
-select { font: inherit; padding: 2px 4px; }
-.target-line { margin: 0 0 10px; color: var(--muted); } .target-line b { color: var(--ink); }
-.tokens { font-size: 15px; line-height: 2.3; }
-.tok { display: inline-block; line-height: 1.5; padding: 0 4px; margin: 0 2px 0 0; border: 1px solid #d3d9e2;
-  border-radius: 4px; white-space: pre; }
-.tok.at { outline: 2px solid var(--ink); outline-offset: 1px; }
-.tok.future { color: #a3abb8; border-style: dashed; background: #fff; }
-.legend { display: flex; align-items: center; gap: 8px; margin-top: 8px; font-size: 12px; color: var(--muted); }
-.legend .ramp { width: 200px; height: 10px; border: 1px solid #d3d9e2;
-  background: linear-gradient(to right, #0571b0, #ffffff, #ca0020); }
-table { border-collapse: collapse; }
-.cols { display: flex; flex-wrap: wrap; gap: 0 14px; align-items: flex-start; }
-.cols .left { flex: 0 1 520px; min-width: 0; }
-.cols .right { flex: 1 1 560px; min-width: 0; }
-.cols .card { overflow-x: auto; }
-.rank th, .rank td { padding: 3px 7px; border-bottom: 1px solid #eef1f5; text-align: left; white-space: nowrap; }
-.rank th { color: var(--muted); font-weight: 600; font-size: 12px; }
-.rank td.num, .rank th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.rank td.bar { width: 130px; min-width: 130px; } .rank td.bar div { height: 11px; border-radius: 2px; }
-.note { color: var(--muted); font-size: 12px; margin: 8px 0 0; }
-.grid td, .grid th { text-align: center; font-size: 11px; white-space: nowrap; }
-.grid td { min-width: 40px; height: 30px; border: 2px solid #fff; border-radius: 4px; font-variant-numeric: tabular-nums; }
-.grid td.na { background: #eef0f3; color: #a3abb8; }
-.grid th { color: var(--muted); font-weight: 600; padding: 2px 6px; }
-.scroll { overflow: auto; max-height: 720px; }
-.heat { font-size: 11px; }
-.heat th { font-weight: normal; background: #fff; }
-.heat th.col { writing-mode: vertical-rl; transform: rotate(180deg); white-space: pre; padding: 4px 1px;
-  max-height: 150px; overflow: hidden; text-align: left; vertical-align: bottom; }
-.heat th.pos { text-align: right; color: var(--muted); padding: 0 4px; }
-.heat th.piece { text-align: left; white-space: pre; padding: 0 6px 0 2px; }
-.heat td.c { min-width: 20px; height: 20px; text-align: center; border: 1px solid #fff; padding: 0 2px;
-  font-variant-numeric: tabular-nums; }
-.heat td.none { background: #f1f3f6; }
-.heat tr.sel th { background: #fff1bf; font-weight: 700; }
-footer { color: var(--muted); font-size: 12px; margin-top: 18px; }
-)CSS";
+            << "<style>\n" << report_assets::css() << "</style>\n</head>\n<body>\n<main>\n";
     }
 
     void header() {
@@ -543,148 +491,7 @@ footer { color: var(--muted); font-size: 12px; margin-top: 18px; }
             return;
         }
         os_ << "<script type=\"application/json\" id=\"depass-data\">" << data_json() << "</script>\n<script>\n"
-            << script_code() << "</script>\n";
-    }
-
-    static const char* script_code() {
-        return R"JS((function () {
-  "use strict";
-  var D = JSON.parse(document.getElementById("depass-data").textContent);
-  var pos = document.getElementById("pos"), tgt = document.getElementById("tgt");
-  function A(m, n, k) { return D.A[(m * D.N + n) * D.K + k]; }
-  function logit(n, k) { return D.logits[n * D.K + k]; }
-  function g(v, p) {  /* like printf %.{p}g */
-    if (v === null) return "nan";
-    if (v === 0) return "0";
-    var e = Math.floor(Math.log10(Math.abs(v))), s;
-    if (e < -4 || e >= p) {
-      s = v.toExponential(p - 1).replace(/\.?0+e/, "e").replace(/e([+-])(\d)$/, function (x, sg, d) { return "e" + sg + "0" + d; });
-    } else {
-      s = v.toFixed(Math.max(0, p - 1 - e));
-      if (s.indexOf(".") >= 0) s = s.replace(/0+$/, "").replace(/\.$/, "");
-    }
-    return s;
-  }
-  function pct(v, t) { return Math.abs(t) > 1e-12 ? (100 * v / t).toFixed(1) + "%" : ""; }
-  function colour(t) {  /* the same scale as the page: white at 0, red (+), blue (-) */
-    var a = Math.pow(Math.min(1, Math.abs(t)), 0.65), e = t > 0 ? [202, 0, 32] : [5, 113, 176], h = "#";
-    for (var c = 0; c < 3; c++) h += ("0" + Math.round(255 + (e[c] - 255) * a).toString(16)).slice(-2);
-    return { bg: h, dark: a > 0.55 };
-  }
-  function paint(el, v, scale) {
-    var s = colour(scale > 0 ? v / scale : 0);
-    el.style.background = s.bg;
-    el.style.color = s.dark ? "#fff" : "";
-  }
-  function q(s) { return "'" + s + "'"; }
-  function shareText(v, n, k) {
-    var p = pct(v, logit(n, k));
-    return "share " + g(v, 6) + (p ? " (" + p + " of logit " + g(logit(n, k), 4) + ")" : "");
-  }
-  function scaleAt(n, k) {
-    var s = 0;
-    for (var m = 0; m < D.M - 1; m++) s = Math.max(s, Math.abs(A(m, n, k)));
-    if (!(s > 0)) s = Math.abs(A(D.M - 1, n, k));
-    return s > 0 && isFinite(s) ? s : 1;
-  }
-  function cell(tr, text, cls) {
-    var td = document.createElement("td");
-    if (cls) td.className = cls;
-    td.textContent = text;
-    tr.appendChild(td);
-    return td;
-  }
-  function show() {
-    var n = +pos.value, k = tgt ? +tgt.value : 0, scale = scaleAt(n, k), m, j;
-    var tp = D.targetPieces[n * D.K + k], sum = D.sums[n * D.K + k];
-    var line = document.getElementById("target-line");
-    line.textContent = "";
-    [["Position ", String(n), " " + q(D.pieces[n]) + " \u2192 target "], ["", q(tp), " (id " + D.targets[n * D.K + k] +
-      "), logit "], ["", g(logit(n, k), 6), "; the " + D.M + " shares sum to " + g(sum, 6) + "."]].forEach(function (p) {
-      line.appendChild(document.createTextNode(p[0]));
-      var b = document.createElement("b"); b.textContent = p[1]; line.appendChild(b);
-      line.appendChild(document.createTextNode(p[2]));
-    });
-    document.querySelectorAll("#tokens .tok").forEach(function (el) {
-      j = +el.dataset.j;
-      var who = "token " + j + " " + q(D.pieces[j]) + " (id " + D.ids[j] + ")";
-      el.classList.toggle("at", j === n);
-      el.classList.toggle("future", j > n);
-      if (!D.tokenLevel) { el.title = who; return; }
-      if (j > n) { el.style.background = ""; el.style.color = ""; el.title = who + "\nafter position " + n + ": no share in its logit"; return; }
-      paint(el, A(j, n, k), scale);
-      el.title = who + "\n" + shareText(A(j, n, k), n, k);
-    });
-    var lo = document.getElementById("legend-lo"), hi = document.getElementById("legend-hi");
-    if (lo) { lo.textContent = g(-scale, 3); hi.textContent = "+" + g(scale, 3); }
-    var order = [];
-    for (m = 0; m < (D.tokenLevel ? n + 1 : D.M - 1); m++) order.push(m);
-    order.sort(function (a, b) { return Math.abs(A(b, n, k)) - Math.abs(A(a, n, k)) || a - b; });
-    order = order.slice(0, 20);
-    var body = document.getElementById("rank-body"), top = order.length ? Math.abs(A(order[0], n, k)) : 0;
-    body.textContent = "";
-    order.forEach(function (c, i) {
-      var v = A(c, n, k), tr = document.createElement("tr");
-      tr.dataset.m = c;
-      cell(tr, String(i + 1), "num");
-      if (D.showSites) {
-        var s = D.sites[c];
-        cell(tr, s[0] >= 0 ? String(s[0]) : "", "num");
-        cell(tr, s[1] >= 0 ? String(s[1]) : "", "num");
-      }
-      if (D.nameColumn) cell(tr, D.labels[c], "mono");
-      cell(tr, g(v, 6), "num");
-      cell(tr, pct(v, logit(n, k)), "num");
-      var bar = document.createElement("div");
-      bar.style.width = (top > 0 ? 100 * Math.abs(v) / top : 0).toFixed(1) + "%";
-      bar.style.background = colour(v > 0 ? 1 : -1).bg;
-      cell(tr, "", "bar").appendChild(bar);
-      body.appendChild(tr);
-    });
-    var rv = A(D.M - 1, n, k), rp = pct(rv, logit(n, k));
-    document.getElementById("rest-line").textContent = "rest (biases and everything the chosen components do not cover): " +
-      g(rv, 6) + (rp ? " (" + rp + " of the logit)" : "") + ". Bars are scaled to the largest |share| listed.";
-    var heads = document.querySelectorAll("#heads td[data-m]"), hs = 0;
-    heads.forEach(function (td) { hs = Math.max(hs, Math.abs(A(+td.dataset.m, n, k))); });
-    heads.forEach(function (td) {
-      var c = +td.dataset.m, v = A(c, n, k), s = D.sites[c];
-      paint(td, v, hs > 0 ? hs : 1);
-      td.textContent = g(v, 2);
-      td.title = "layer " + s[0] + " head " + s[1] + "\n" + shareText(v, n, k);
-    });
-    document.querySelectorAll("#heat tbody tr").forEach(function (tr) {
-      tr.classList.toggle("sel", +tr.dataset.pos === n);
-    });
-  }
-  function showHeat() {
-    var k = tgt ? +tgt.value : 0, numbers = D.cellNumbers;
-    document.querySelectorAll("#heat tbody tr").forEach(function (tr) {
-      var n = +tr.dataset.pos, scale = scaleAt(n, k), tp = D.targetPieces[n * D.K + k];
-      tr.querySelector("th[data-t]").textContent = tp;
-      tr.querySelectorAll("td[data-m]").forEach(function (td) {
-        var m = +td.dataset.m, v = A(m, n, k);
-        paint(td, v, scale);
-        td.textContent = numbers ? g(v, 2) : "";
-        td.title = "position " + n + " " + q(D.pieces[n]) + " \u2192 " + q(tp) + "\n" + D.labels[m] + "\n" + shareText(v, n, k);
-      });
-    });
-  }
-  function remember() {
-    history.replaceState(null, "", "#pos=" + pos.value + (tgt ? "&target=" + tgt.value : ""));
-  }
-  pos.addEventListener("change", function () { show(); remember(); });
-  if (tgt) tgt.addEventListener("change", function () { showHeat(); show(); remember(); });
-  /* report.html#pos=3&target=1 opens at position 3, target 1 */
-  function fromHash() {
-    var p = /(?:#|&)pos=(\d+)/.exec(location.hash), t = /(?:#|&)target=(\d+)/.exec(location.hash);
-    if (t && tgt && +t[1] < D.K) { tgt.value = t[1]; showHeat(); }
-    if (p && +p[1] < D.N) pos.value = p[1];
-    if (p || t) show();
-  }
-  window.addEventListener("hashchange", fromHash);
-  fromHash();
-})();
-)JS";
+            << report_assets::js() << "</script>\n";
     }
 };
 
