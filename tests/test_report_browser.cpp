@@ -6,12 +6,20 @@
 // colour. The DOM of the page opened at #pos=2 must hold every token piece and the
 // completeness line, and show position 2 (the script ran).
 //
+// The page's script draws the prompt, the ranking, the head grid and the heatmap
+// from the numbers embedded in the page; the DOM it leaves is read back here for
+// reports of real decompositions of the shipped model (every heatmap cell's
+// tooltip holds its attribution, the ranking is the order sorted here, ...) and
+// for a report whose every piece of text needs escaping.
+//
 // Chromium comes from the Debian package `chromium` (or $DEPASS_CHROMIUM). When it
 // is missing the test is skipped loudly (exit 77); with DEPASS_REQUIRE_FIXTURES=1
 // (as CI sets, CI installs it) a missing browser is a failure.
 #include "test_support.hpp"
+#include "report_runs.hpp"
 
 #include "depass/io.hpp"
+#include "depass/report.hpp"
 #include "depass/tokenizer.hpp"
 
 #include <array>
@@ -19,6 +27,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <numeric>
 #include <set>
 
 using namespace depass;
@@ -314,7 +324,168 @@ std::string text_escaped(const std::string& s) {  // as a serialised DOM writes 
     return out;
 }
 
+size_t count(const std::string& hay, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) ++n;
+    return n;
+}
+
+// The text between `from` (after its first occurrence at or after `at`) and `to`.
+std::string between(const std::string& s, const std::string& from, const std::string& to, size_t at = 0) {
+    size_t b = s.find(from, at);
+    if (b == std::string::npos) return "";
+    b += from.size();
+    size_t e = s.find(to, b);
+    return e == std::string::npos ? "" : s.substr(b, e - b);
+}
+
+// The DOM of render_report_html(rep) after the page's script ran in Chromium.
+std::string dom_of(const std::string& exe, const AttributionReport& rep, const std::string& name) {
+    const std::string dir = depass_test::temp_dir() + "/report_dom";
+    fs::create_directories(dir);
+    const std::string html = dir + "/" + name + ".html", dom_file = dir + "/" + name + ".dom.html";
+    write_file_atomic(html, render_report_html(rep));
+    std::string log;
+    const int rc = chromium(exe, "--dump-dom", "file://" + html, dom_file, &log);
+    INFO(log);
+    REQUIRE(rc == 0);
+    const std::string dom = read_text_file(dom_file);
+    // The script ran to its end: the rows of the ranking are there.
+    REQUIRE(dom.find("<tbody id=\"rank-body\"><tr data-m=\"") != std::string::npos);
+    return dom;
+}
+
+// Heatmap cells of one row of the DOM: component -> value read back from the tooltip ("share X").
+std::map<int, double> heat_row(const std::string& dom, int n) {
+    std::map<int, double> cells;
+    const std::string row_start = "<tr data-pos=\"" + std::to_string(n) + "\"";
+    size_t at = dom.find(row_start);
+    REQUIRE(at != std::string::npos);
+    const size_t end = dom.find("</tr>", at);
+    for (at = dom.find("<td class=\"c\" data-m=\"", at); at < end; at = dom.find("<td class=\"c\" data-m=\"", at + 1)) {
+        const int m = std::atoi(dom.c_str() + at + 22);
+        const std::string title = between(dom, "title=\"", "\"", at);
+        const size_t s = title.find("share ");
+        REQUIRE(s != std::string::npos);
+        cells[m] = std::strtod(title.c_str() + s + 6, nullptr);
+    }
+    return cells;
+}
+
+// What the script drew for a real decomposition, against the report's own numbers.
+template <class T>
+std::string check_dom_of_real_run(const std::string& exe, const depass_test::RealRun<T>& r) {
+    const AttributionReport& rep = r.rep;
+    INFO(rep.level << " level, " << rep.dtype);
+    const std::string dom = dom_of(exe, rep, rep.level + "_" + rep.dtype);
+
+    // Every token piece in the prompt strip, escaped.
+    for (int j = 0; j < rep.N; ++j) {
+        INFO("token " << j << " " << rep.token_pieces[j]);
+        CHECK(dom.find(">" + text_escaped(rep.token_pieces[j]) + "</span>") != std::string::npos);
+    }
+    CHECK(dom.find("&lt;s&gt;") != std::string::npos);  // the BOS piece
+    CHECK(count(dom, "<span class=\"tok") == size_t(rep.N));
+
+    // The heatmap: one row per position; every cell's tooltip holds that attribution
+    // (six significant digits), and each row's cells sum to the model's own logit.
+    CHECK(count(dom, "<tr data-pos=\"") == size_t(rep.N));
+    const bool token_level = rep.level == "token";
+    for (int n = 0; n < rep.N; ++n) {
+        INFO("row " << n);
+        std::map<int, double> cells = heat_row(dom, n);
+        // Token level: tokens 0..n and the rest (a later token has no share, by causality);
+        // other levels: every component, at most 80.
+        const size_t columns = size_t(token_level ? n + 2 : std::min(rep.M, 80));
+        CHECK(cells.size() == columns);
+        double sum = 0, mass = 0, worst = 0;
+        for (auto [m, v] : cells) {
+            const double want = rep.attribution(m, n, 0);
+            worst = std::max(worst, std::abs(v - want) / std::max(std::abs(want), 1e-300));
+            sum += v;
+            mass += std::abs(v);
+        }
+        CHECK(worst <= 5.0000001e-6);
+        const int target = r.targets[size_t(n)][0];
+        if (token_level || rep.M <= 80) CHECK(std::abs(sum - r.logits(n, target)) <= 1e-5 * mass);
+    }
+
+    // The ranking at the default (last) position: the components with the largest
+    // |share|, in order, as sorted here.
+    const int n = rep.N - 1;
+    std::vector<int> order(size_t(rep.M - 1));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+        return std::abs(rep.attribution(a, n, 0)) > std::abs(rep.attribution(b, n, 0));
+    });
+    const std::string body = between(dom, "<tbody id=\"rank-body\">", "</tbody>");
+    const size_t rows = count(body, "<tr data-m=\"");
+    CHECK(rows == size_t(std::min(20, rep.M - 1)));
+    size_t at = 0;
+    for (size_t i = 0; i < rows; ++i) {
+        at = body.find("<tr data-m=\"", at) + 12;
+        CHECK(std::atoi(body.c_str() + at) == order[i]);
+    }
+
+    // The position selector covers every position; the last is chosen.
+    CHECK(count(between(dom, "<select id=\"pos\">", "</select>"), "<option ") == size_t(rep.N));
+    CHECK(dom.find("<option value=\"" + std::to_string(n) + "\" selected=\"\">") != std::string::npos);
+    return dom;
+}
+
 }  // namespace
+
+TEST_CASE("the script draws a token-level report of the shipped model", "[report][browser]") {
+    const std::string exe = find_chromium();
+    SKIP_WITHOUT_CHROMIUM(exe);
+    using depass_test::real_run;
+    check_dom_of_real_run(exe, real_run<double>("token", 0, "Once upon a time, there was a little girl"));
+    check_dom_of_real_run(exe, real_run<float>("token", 0, "Once upon a time, there was a little girl"));
+}
+
+TEST_CASE("the script draws a 1 x H grid at head level, a top-20 table at neuron level", "[report][browser]") {
+    const std::string exe = find_chromium();
+    SKIP_WITHOUT_CHROMIUM(exe);
+    using depass_test::real_run;
+    depass_test::RealRun<double> heads = real_run<double>("head", 2, "Once upon a time");
+    const std::string dom = check_dom_of_real_run(exe, heads);
+    const std::string grid = between(dom, "<section class=\"card\" id=\"heads\">", "</section>");
+    REQUIRE(!grid.empty());
+    CHECK(count(between(grid, "<tbody>", "</tbody>"), "<tr>") == 1);  // one layer
+    CHECK(count(grid, "<td data-m=\"") == size_t(heads.rep.heads_per_layer));
+    // Each head's cell at the last position shows its share (two digits) and holds it in the tooltip.
+    const int n = heads.rep.N - 1;
+    for (int h = 0; h < heads.rep.heads_per_layer; ++h) {
+        const std::string title = between(grid, "<td data-m=\"" + std::to_string(h) + "\"", "\">");
+        REQUIRE(title.find("share ") != std::string::npos);
+        const double v = std::strtod(title.c_str() + title.find("share ") + 6, nullptr);
+        CHECK(std::abs(v - heads.rep.attribution(h, n, 0)) <= 5e-6 * std::abs(heads.rep.attribution(h, n, 0)));
+    }
+
+    depass_test::RealRun<double> neurons = real_run<double>("neuron", 1, "Once upon a time");
+    const std::string nh = check_dom_of_real_run(exe, neurons);  // checks the 20 ranked rows against the sort done here
+    CHECK(nh.find("Top 20 neurons by |share|") != std::string::npos);
+    CHECK(nh.find("<th class=\"num\">neuron</th>") != std::string::npos);
+    // Wide levels show at most 80 heatmap columns: the largest components and the rest.
+    CHECK(count(between(nh, "<table class=\"heat\"", "</thead>"), "<th class=\"col\"") == 80);
+}
+
+TEST_CASE("the script draws every piece of text escaped", "[report][browser]") {
+    const std::string exe = find_chromium();
+    SKIP_WITHOUT_CHROMIUM(exe);
+    const AttributionReport r = depass_test::escaping_report();
+    const std::string dom = dom_of(exe, r, "escaping");
+    // No element came out of a piece: the two scripts of the page, no other.
+    CHECK(count(dom, "<script") == 2);
+    CHECK(dom.find("'<b>'") == std::string::npos);  // the target piece '<b>' is text, not an element
+    CHECK(dom.find("0: '&lt;s&gt;' \xE2\x86\x92 '&lt;b&gt;'</option>") != std::string::npos);  // the first target piece, quoted
+    CHECK(dom.find(">&lt;s&gt;</span>") != std::string::npos);
+    CHECK(dom.find("> a&amp;b \"q\" 'x'</span>") != std::string::npos);
+    // Invalid UTF-8 becomes U+FFFD.
+    CHECK(dom.find("&lt;/script&gt;&lt;script&gt;alert(2)&lt;/script&gt;\xEF\xBF\xBD</span>") != std::string::npos);
+    CHECK(dom.find("&amp;amp;") != std::string::npos);
+    CHECK(dom.find("m&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+}
 
 TEST_CASE("the HTML report renders in headless Chromium", "[report][browser]") {
     const std::string exe = find_chromium();

@@ -9,8 +9,9 @@
 //                               targets[n][k] at position n; summed over m it
 //                               is target_logits[n][k] (minus any unembedding bias)
 //
-// The HTML page needs no network: inline CSS, a little inline JavaScript (a
-// position / target selector) and nothing else. Every piece of text is escaped.
+// The HTML page needs no network: inline CSS, the numbers as one inline JSON
+// block and an inline script that draws the views from them (with a position /
+// target selector), nothing else. Every piece of text is escaped.
 // The output depends only on the report (no dates, no random ids).
 #pragma once
 
