@@ -44,12 +44,12 @@ bool worth_threads(double work);
 // calling it again is harmless.
 void configure_threads();
 
-// Sets OMP_WAIT_POLICY=PASSIVE unless the user set it. GNU libgomp reads its environment when it
-// is loaded, before main() starts, so setting the variable is not enough: if more than one
-// thread is allowed, the program is executed again (execv of /proc/self/exe with the same
-// arguments) so that the runtime sees it. Call it first thing in main(), before any thread is
-// started; if re-executing fails, the program goes on with the runtime's default (waiting
-// threads spin for a while before they sleep).
+// Sets OMP_WAIT_POLICY=PASSIVE unless the user set it or only one thread is allowed (then
+// nothing ever waits). GNU libgomp reads its environment when it is loaded, before main()
+// starts, so setting the variable is not enough: the program is executed again (execv of
+// /proc/self/exe with the same arguments) so that the runtime sees it. Call it first thing in
+// main(), before any thread is started; if re-executing fails, the program goes on with the
+// runtime's default (waiting threads spin for a while before they sleep).
 void use_passive_wait_policy(char** argv);
 
 // One line for logs and benchmark headers, e.g.

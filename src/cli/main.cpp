@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
         "depass -- DePass attribution by a decomposed forward pass.\n"
         "Runs a transformer once, records it, then splits a hidden state into additive components\n"
         "(tokens, heads, neurons, modules, subspaces) and pushes each through the rest of the network\n"
-        "with attention, norm factors and MLP activations frozen. Components always sum to the true state."};
+        "with attention, norm factors and MLP activations frozen. Components always sum to the true state.\n"
+        "Threads: OMP_NUM_THREADS (results do not depend on it); waiting threads sleep unless OMP_WAIT_POLICY is set."};
     app.require_subcommand(1);
     app.set_help_all_flag("--help-all", "Show help for every subcommand");
     register_forward(app);

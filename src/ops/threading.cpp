@@ -39,10 +39,12 @@ const bool g_threads_configured = (configure_threads(), true);
 
 void use_passive_wait_policy(char** argv) {
     if (std::getenv("OMP_WAIT_POLICY")) return;  // the user's choice (or already re-executed)
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
 #if defined(_OPENMP) && defined(__linux__)
     // One thread never waits for another: no need to start again.
-    if (omp_get_max_threads() > 1 && argv && argv[0]) execv("/proc/self/exe", argv);
+    if (omp_get_max_threads() <= 1 || !argv || !argv[0]) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY");  // not started again: the runtime keeps its default
 #else
     (void)argv;
 #endif
