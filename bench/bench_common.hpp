@@ -1,7 +1,9 @@
 // Timing, memory and setup helpers shared by the benchmark programs.
 #pragma once
 
+#include "depass/allocator.hpp"
 #include "depass/config.hpp"
+#include "depass/threading.hpp"
 
 #include <sys/resource.h>
 
@@ -83,22 +85,11 @@ inline std::vector<int> random_ids(const Config& c, int N, uint64_t seed) {
     return ids;
 }
 
-// glibc returns freed blocks above its mmap threshold (at most 32 MiB) to the system,
-// so every large temporary is paged in again on its next use (several microseconds
-// per 4 KiB page on a virtual machine). Raising both thresholds keeps freed memory for
-// reuse, as the GEMM reference reuses its buffers. Returns a line for the header.
+// The allocator setting of depass (depass/allocator.hpp) unless --system-malloc. Returns the
+// header lines: the allocator, then the threads (depass/threading.hpp).
 inline std::string configure_malloc(bool system_default) {
-#ifdef __GLIBC__
-    if (!system_default) {
-        mallopt(M_MMAP_THRESHOLD, 1 << 30);
-        mallopt(M_TRIM_THRESHOLD, 1 << 30);
-        return "malloc: glibc mmap/trim thresholds raised to 1 GiB (freed buffers reused; --system-malloc: defaults)";
-    }
-    return "malloc: glibc defaults (--system-malloc)";
-#else
-    (void)system_default;
-    return "malloc: system defaults";
-#endif
+    if (!system_default) keep_freed_memory();
+    return allocator_summary() + (system_default ? " (--system-malloc)" : "") + "\n" + threading_summary();
 }
 
 // Hands freed heap memory back to the system, so that the resident set is the live set.

@@ -164,6 +164,7 @@ void profile_once(const std::string& shape, int N) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    use_passive_wait_policy(argv);  // first: may start the program again (depass/threading.hpp)
     bool quick = false, with_double = true, profile_double = false, system_malloc = false;
     int reps = 5, profile_n = 0;
     std::vector<std::string> shapes{"stories15M", "stories110M"};

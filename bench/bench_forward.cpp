@@ -85,6 +85,7 @@ void run_table(bool quick, int reps, const char* type_name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    use_passive_wait_policy(argv);  // first: may start the program again (depass/threading.hpp)
     bool quick = false, system_malloc = false, with_double = true;
     int reps = 7;
     for (int i = 1; i < argc; ++i) {

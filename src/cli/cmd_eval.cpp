@@ -10,6 +10,7 @@
 #include "common.hpp"
 #include "../io/json_guard.hpp"
 
+#include "depass/allocator.hpp"
 #include "depass/eval.hpp"
 #include "depass/io.hpp"
 
@@ -23,9 +24,6 @@
 #include <iostream>
 #include <sstream>
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -50,18 +48,6 @@ std::string csv_field(const std::string& s) {
 }
 
 std::string base_name(const std::string& path) { return fs::path(path).filename().string(); }
-
-// The decomposed pass allocates [M N, D] temporaries for every op. By default glibc serves
-// large blocks with mmap and returns them to the system on free, so every op pays page
-// faults and zero-filling again (most of the time of a neuron-level pass on small models).
-// Keep freed memory in the process instead: no mmap, no trimming. Returns whether it applied.
-bool keep_freed_memory() {
-#ifdef __GLIBC__
-    return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
-#else
-    return false;
-#endif
-}
 
 void write_out(const InputOptions& in, const std::string& path, const std::string& text) {
     write_file_atomic(path, text);
@@ -146,7 +132,6 @@ std::string files_list(const std::vector<std::string>& files) {
 
 template <class T>
 void run_tokens(const SetOptions& o) {
-    keep_freed_memory();
     const Model<T> model = load_model<T>(o.in.model);
     auto tok = find_tokenizer(o.in, model.cfg, true);
     const PromptSet ps = load_prompts(o, model.cfg, *tok);
@@ -312,7 +297,6 @@ void run_tokens(const SetOptions& o) {
 
 template <class T>
 void run_units(const SetOptions& o, eval::UnitKind kind) {
-    keep_freed_memory();
     const Model<T> model = load_model<T>(o.in.model);
     auto tok = find_tokenizer(o.in, model.cfg, true);
     const PromptSet ps = load_prompts(o, model.cfg, *tok);
@@ -506,7 +490,9 @@ template <class T>
 void run_speed(const SpeedOptions& o) {
     const int given = int(!o.in.ids.empty()) + int(!o.in.prompt.empty()) + int(o.n > 0);
     if (given != 1) throw UsageError("neurons-speed: give exactly one of --ids, --prompt or --n N");
-    const bool tuned = !o.system_malloc && keep_freed_memory();
+    const bool tuned = freed_memory_kept();  // applied by main() unless --system-malloc
+    const bool mapped = large_blocks_mapped();
+    say(o.in, allocator_summary());
     const Model<T> model = model_or_random<T>("neurons-speed", o.in, o.random, o.seed);
     const Config& cfg = model.cfg;
     std::vector<int> ids;
@@ -564,6 +550,7 @@ void run_speed(const SpeedOptions& o) {
     j["repeats"] = o.repeats;
     j["timing"] = o.repeats > 1 ? "median over the repeats" : "one run";
     j["malloc_keeps_freed_memory"] = tuned;
+    j["malloc_large_block_mapped"] = mapped;
     j["forward_seconds"] = r.forward_seconds;
     j["forward_cpu_seconds"] = r.forward_cpu;
     j["depass_seconds"] = r.depass_seconds;
@@ -707,7 +694,6 @@ void run_cost(const CostOptions& o) {
         throw UsageError("cost: give exactly one of --prompts FILE... or --n N (with --count K sampled prefixes)");
     if (o.ig_steps < 1) throw UsageError("--ig-steps: " + std::to_string(o.ig_steps) + " (expected >= 1)");
     if (o.limit < 1 || o.count < 1) throw UsageError("--limit and --count must be >= 1");
-    keep_freed_memory();
     const Model<T> model = model_or_random<T>("cost", o.in, o.random, o.seed);
     const Config& cfg = model.cfg;
     std::vector<std::vector<int>> prompts;
@@ -869,7 +855,7 @@ void register_eval(CLI::App& app) {
         sub->add_option("--repeats", o->repeats, "Run everything this many times; timings are medians")
             ->capture_default_str();
         sub->add_flag("--system-malloc", o->system_malloc,
-                      "Leave the allocator as it is (by default freed memory is kept in the process, see docs/results.md)");
+                      "Leave glibc's allocator at its defaults (by default freed memory is kept for reuse, see docs/results.md)");
         sub->add_option("--json", o->json, "Write the result as JSON");
         sub->add_option("--csv", o->csv, "Write every neuron's DePass score and ablation effect");
         sub->add_option("--svg", o->svg, "Write a scatter plot of scores against effects");

@@ -3,13 +3,12 @@
 // file turns them into one line on stderr and an exit code (2 usage, 1 runtime).
 #include "commands.hpp"
 
+#include "depass/allocator.hpp"
+#include "depass/threading.hpp"
 #include "depass/types.hpp"
 
 #include <iostream>
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 namespace depass::cli {
 
@@ -40,18 +39,14 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& text
 
 int main(int argc, char** argv) {
     using namespace depass::cli;
-#ifdef __GLIBC__
-    // The decomposed pass allocates large temporaries op after op. By default glibc maps
-    // blocks above 128 KiB-32 MiB separately and unmaps them on free, so every op would
-    // page in (and zero) its buffers again; keeping freed memory for reuse avoids that.
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
+    // Before anything else: waiting threads sleep (may start the program again, see threading.hpp).
+    depass::use_passive_wait_policy(argv);
     CLI::App app{
         "depass -- DePass attribution by a decomposed forward pass.\n"
         "Runs a transformer once, records it, then splits a hidden state into additive components\n"
         "(tokens, heads, neurons, modules, subspaces) and pushes each through the rest of the network\n"
-        "with attention, norm factors and MLP activations frozen. Components always sum to the true state."};
+        "with attention, norm factors and MLP activations frozen. Components always sum to the true state.\n"
+        "Threads: OMP_NUM_THREADS (results do not depend on it); waiting threads sleep unless OMP_WAIT_POLICY is set."};
     app.require_subcommand(1);
     app.set_help_all_flag("--help-all", "Show help for every subcommand");
     register_forward(app);
@@ -61,6 +56,17 @@ int main(int argc, char** argv) {
     register_compare(app);
     register_tokenize(app);
     register_eval(app);
+    // Once the options are parsed, before any command runs: keep freed memory for reuse
+    // (allocator.hpp) unless the command was given --system-malloc.
+    app.parse_complete_callback([&app] {
+        for (const CLI::App* sub = &app; sub;) {
+            const CLI::Option* flag = sub->get_option_no_throw("--system-malloc");
+            if (flag && flag->count() > 0) return;
+            const auto used = sub->get_subcommands();
+            sub = used.empty() ? nullptr : used.front();
+        }
+        depass::keep_freed_memory();
+    });
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,5 +1,6 @@
 // initialisers.cpp -- the initialisers of section 4 of the method.
 #include "depass/initialisers.hpp"
+#include "depass/threading.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -185,7 +186,7 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
     const int K = int(sets.size());
     CutPoint cut{layer + 1, false};
     Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, K, false, Level::Neuron);
-#pragma omp parallel for schedule(dynamic) if (int64_t(cfg.I) * t.N() * cfg.D > (1 << 18))
+#pragma omp parallel for schedule(dynamic) if (worth_threads(double(cfg.I) * t.N() * cfg.D))
     for (int k = 0; k < K; ++k) {
         auto blk = r.comps.block(k);
         for (int i : sets[k]) blk += lt.mlp_act.col(i) * lw.w_down.col(i).transpose();

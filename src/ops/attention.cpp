@@ -28,7 +28,7 @@ Mat<T> attention(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, int H, int H
     const T scale = T(1) / std::sqrt(T(Dh));
     Mat<T> ctx(N, long(H) * Dh);
     if (probs) probs->assign(H, Mat<T>());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(double(H) * N * N * Dh))
     for (int h = 0; h < H; ++h) {
         const int g = h / group;
         const auto q_h = q.middleCols(long(h) * Dh, Dh);
@@ -113,7 +113,7 @@ Components<T> attention_decomposed(const Components<T>& c, const std::vector<Mat
     detail::check_dim("attention_decomposed", "number of heads in probs", long(probs.size()), H);
     const int group = H / Hkv;
     Mat<T> ctx(c.rows(), long(H) * Dh);
-#pragma omp parallel for collapse(2) schedule(dynamic)
+#pragma omp parallel for collapse(2) schedule(dynamic) if (worth_threads(0.5 * c.rows() * c.N * H * Dh))
     for (int m = 0; m < c.M; ++m) {
         for (int h = 0; h < H; ++h) {
             const int f = c.first[m], n = c.N - f, kv = h / group;

@@ -1,6 +1,7 @@
 // check.hpp -- shape checks used on entry of every op (internal header).
 #pragma once
 
+#include "depass/threading.hpp"
 #include "depass/types.hpp"
 
 #include <sstream>

@@ -77,7 +77,7 @@ Tensor<T> unembed_decomposed(const Components<T>& c, const Mat<T>& W_U, const st
     }
     const Mat<T>& normed = c.X;
     Tensor<T> out({int64_t(c.M), int64_t(c.N), int64_t(K)});
-#pragma omp parallel for if (int64_t(c.M) * c.N * K * c.D > (1 << 18))
+#pragma omp parallel for if (worth_threads(double(c.M) * c.N * K * c.D))
     for (int m = 0; m < c.M; ++m)
         for (int n = c.first[m]; n < c.N; ++n)
             for (int k = 0; k < K; ++k)

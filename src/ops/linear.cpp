@@ -15,8 +15,7 @@ namespace {
 // Output tiles of the large products below. The sizes are fixed, so every output
 // value is computed the same way whatever the number of threads.
 constexpr long kTileRows = 64, kTileCols = 256;
-// Products with fewer multiply-adds than this are left whole to Eigen.
-constexpr double kTiledWork = 32.0 * 1024 * 1024;
+// Products with fewer multiply-adds than kTiledProductWork (threading.hpp) are left whole to Eigen.
 
 // y = x W^T. A large product is split into output tiles [kTileRows, kTileCols] spread
 // over the threads:  y[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]^T.  Each tile is one
@@ -25,12 +24,13 @@ constexpr double kTiledWork = 32.0 * 1024 * 1024;
 template <class T>
 void product_xwt(const Mat<T>& x, const Mat<T>& W, Mat<T>& y) {
     const long N = x.rows(), O = W.rows();
-    if (double(N) * double(O) * double(x.cols()) < kTiledWork) {
+    if (double(N) * double(O) * double(x.cols()) < kTiledProductWork) {
         y.noalias() = x * W.transpose();
         return;
     }
     const long tiles_r = (N + kTileRows - 1) / kTileRows, tiles_c = (O + kTileCols - 1) / kTileCols;
-#pragma omp parallel for collapse(2) schedule(dynamic)
+    // Called from parallel code too (the evaluations): then the tiles run on the calling thread.
+#pragma omp parallel for collapse(2) schedule(dynamic) if (worth_threads(double(N) * double(O) * double(x.cols())))
     for (long i = 0; i < tiles_r; ++i) {
         for (long j = 0; j < tiles_c; ++j) {
             const long r0 = i * kTileRows, c0 = j * kTileCols;

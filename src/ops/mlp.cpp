@@ -304,7 +304,7 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
     const int chunks = int(bounds.size()) - 1;
 
     Mat<T> Y(z.rows(), D);  // every stored row is written exactly once below
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(double(z.rows()) * D * I))
     {
         Mat<T> Zc(max_rows, z.D), G(max_rows, I), Yc(max_rows, D);
         std::vector<int> comp(max_rows);       // component of each chunk row

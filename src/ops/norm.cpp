@@ -10,9 +10,7 @@
 
 namespace depass {
 
-// Norms are memory-bound (a fraction of a nanosecond per element): below this many
-// elements waking the threads costs more than it saves.
-constexpr long kParallelElements = 1L << 18;
+// Norms are memory-bound (a fraction of a nanosecond per element): work = elements.
 
 // RMSNorm:  r[n] = 1 / sqrt( (1/D) sum_d x[n,d]^2 + eps ),   y[n,d] = g[d] * x[n,d] * r[n]
 template <class T>
@@ -21,7 +19,7 @@ Mat<T> rms_norm(const Mat<T>& x, const Vec<T>& g, double eps, NormFactors<T>* fa
     detail::check_dim("rms_norm", "gain length", g.size(), D);
     Vec<T> inv(N);
     Mat<T> y(N, D);
-#pragma omp parallel for if (N * D > kParallelElements)
+#pragma omp parallel for if (worth_threads(double(N) * D))
     for (long n = 0; n < N; ++n) {
         T ms = x.row(n).squaredNorm() / T(D);
         inv[n] = T(1) / std::sqrt(ms + T(eps));
@@ -63,7 +61,7 @@ Components<T> rms_norm_decomposed(const Components<T>& c, const Vec<T>& g, const
     detail::check_dim("rms_norm_decomposed", "factor length", inv.size(), c.N);
     const int64_t R = c.rows();
     Mat<T> y(R, c.D);
-#pragma omp parallel for if (R * c.D > kParallelElements)
+#pragma omp parallel for if (worth_threads(double(R) * c.D))
     for (int64_t r = 0; r < R; ++r) y.row(r) = c.X.row(r).cwiseProduct(g.transpose()) * inv[c.row_pos[r]];
     return c.like(std::move(y));
 }
@@ -77,7 +75,7 @@ Mat<T> layer_norm(const Mat<T>& x, const Vec<T>& g, const Vec<T>& b, double eps,
     detail::check_dim("layer_norm", "bias length", b.size(), D);
     Vec<T> inv(N), mean(N);
     Mat<T> y(N, D);
-#pragma omp parallel for if (N * D > kParallelElements)
+#pragma omp parallel for if (worth_threads(double(N) * D))
     for (long n = 0; n < N; ++n) {
         mean[n] = x.row(n).sum() / T(D);
         auto centred = (x.row(n).array() - mean[n]).matrix();
@@ -126,7 +124,7 @@ Components<T> layer_norm_decomposed(const Components<T>& c, const Vec<T>& g, con
     detail::check_dim("layer_norm_decomposed", "factor length", inv.size(), c.N);
     const int64_t R = c.rows();
     Mat<T> y(R, c.D);
-#pragma omp parallel for if (R * c.D > kParallelElements)
+#pragma omp parallel for if (worth_threads(double(R) * c.D))
     for (int64_t r = 0; r < R; ++r) {
         const T mean = c.X.row(r).sum() / T(c.D);
         y.row(r) = (c.X.row(r).array() - mean).matrix().cwiseProduct(g.transpose()) * inv[c.row_pos[r]];

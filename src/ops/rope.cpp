@@ -29,7 +29,7 @@ void rotate_pairs(const char* what, Mat<T>& x, int nheads, int Dh, RopeStyle sty
     const int half = Dh / 2;
     detail::check_dim(what, "inverse-frequency table", long(inv_freq.size()), half);
     const long N = x.rows();
-#pragma omp parallel for if (N * x.cols() > 16384)
+#pragma omp parallel for if (worth_threads(16.0 * N * x.cols()))  // sin/cos: ~16 per element
     for (long n = 0; n < N; ++n) {
         const double p = double(pos0 + n);
         for (int i = 0; i < half; ++i) {
