@@ -7,6 +7,9 @@
 //   depass eval neurons-speed  neuron-level DePass vs one ablation per neuron: time, Spearman
 //   depass eval cost           token-level DePass vs integrated gradients vs input x gradient: time per prompt
 //   depass eval speed-plot     one bar chart from several neurons-speed JSON files
+//
+// Thin: options, calls and printed tables. The measurements are in depass/eval.hpp, the
+// statistics and the text of every output file in depass/eval_report.hpp.
 #include "common.hpp"
 
 #include "depass/eval.hpp"

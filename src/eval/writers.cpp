@@ -48,6 +48,16 @@ nlohmann::json timing_header(const TimingRunInfo& run) {
     return j;
 }
 
+// One timed span of neurons-speed: <what>_seconds, <what>_cpu_seconds, <what>_layer_seconds
+// and what the span includes.
+void put_span(nlohmann::json& j, const std::string& what, double wall, double cpu, const std::vector<double>& layers,
+              const char* includes) {
+    j[what + "_seconds"] = wall;
+    j[what + "_cpu_seconds"] = cpu;
+    j[what + "_layer_seconds"] = layers;
+    j[what + "_includes"] = includes;
+}
+
 }  // namespace
 
 // ---- eval tokens -------------------------------------------------------------------------
@@ -235,19 +245,13 @@ std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& r
     j["malloc_keeps_freed_memory"] = info.malloc_keeps_freed_memory;
     j["forward_seconds"] = r.forward_seconds;
     j["forward_cpu_seconds"] = r.forward_cpu;
-    j["depass_seconds"] = r.depass_seconds;
-    j["depass_cpu_seconds"] = r.depass_cpu;
-    j["depass_layer_seconds"] = r.depass_layer_seconds;
-    j["depass_includes"] =
-        "the recorded forward + per layer: init_neurons (I + 1 components), propagate through the later blocks "
-        "(all positions), logit_attribution";
+    put_span(j, "depass", r.depass_seconds, r.depass_cpu, r.depass_layer_seconds,
+             "the recorded forward + per layer: init_neurons (I + 1 components), propagate through the later blocks "
+             "(all positions), logit_attribution");
     if (info.ablation) {
-        j["ablation_seconds"] = r.ablation_seconds;
-        j["ablation_cpu_seconds"] = r.ablation_cpu;
-        j["ablation_layer_seconds"] = r.ablation_layer_seconds;
-        j["ablation_includes"] =
-            "the recorded forward + per neuron: h[l+1] - a[:,i] W_down[:,i] (earlier blocks reused from the trace), "
-            "the later blocks on all positions, final norm and target logit at the last position";
+        put_span(j, "ablation", r.ablation_seconds, r.ablation_cpu, r.ablation_layer_seconds,
+                 "the recorded forward + per neuron: h[l+1] - a[:,i] W_down[:,i] (earlier blocks reused from the "
+                 "trace), the later blocks on all positions, final norm and target logit at the last position");
         j["speedup"] = r.speedup();
         j["speedup_cpu"] = r.speedup_cpu();
         j["spearman"] = r.spearman;
