@@ -1,14 +1,12 @@
 // The statistics and writers of `depass eval` (include/depass/eval_report.hpp) on small
 // made-up samples whose results are worked out by hand in the comments.
-#include "test_support.hpp"
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "depass/eval.hpp"
 #include "depass/eval_report.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <cmath>
-#include <limits>
+#include "test_support.hpp"
 
 using namespace depass;
 namespace ev = depass::eval;
@@ -98,14 +96,15 @@ TEST_CASE("paired_area_differences: every method against DePass over the prompts
     CHECK(ev::paired_area_differences(one, ev::TokenMethod::DePass).empty());
 }
 
-TEST_CASE("completeness_gap_stats: means and maxima of the integrated gradients gap by hand", "[eval][stats]") {
+TEST_CASE("completeness_gap_stats: means and maxima of the integrated gradients gap by hand",
+          "[eval][stats]") {
     // gap {0.2, -0.4}; f(x) - f(0) = {1 - (-1), -1 - (-0.5)} = {2, -0.5}; rel = {0.1, 0.8}.
     std::vector<ev::PromptTokenResult> per(2);
     per[0].ig_gap = 0.2, per[0].ig_f_x = 1, per[0].ig_f_0 = -1;
     per[1].ig_gap = -0.4, per[1].ig_f_x = -1, per[1].ig_f_0 = -0.5;
     const ev::CompletenessGapStats g = ev::completeness_gap_stats(per);
-    CHECK(g.mean == Approx(-0.1).epsilon(1e-14));        // (0.2 - 0.4) / 2
-    CHECK(g.mean_abs == Approx(0.3).epsilon(1e-14));     // (0.2 + 0.4) / 2
+    CHECK(g.mean == Approx(-0.1).epsilon(1e-14));     // (0.2 - 0.4) / 2
+    CHECK(g.mean_abs == Approx(0.3).epsilon(1e-14));  // (0.2 + 0.4) / 2
     CHECK(g.max_abs == Approx(0.4).epsilon(1e-15));
     CHECK(g.mean_abs_rel == Approx(0.45).epsilon(1e-14));  // (0.1 + 0.8) / 2
     CHECK(g.max_abs_rel == Approx(0.8).epsilon(1e-14));
@@ -143,7 +142,8 @@ TEST_CASE("median, and the median of repeated neuron_speed runs", "[eval][stats]
     CHECK(m3.ablation_layer_seconds == std::vector<double>{2, 0.2});
     CHECK(m3.spearman == 0.9);  // from the first run
     // Two runs: whole-run times are the mean of the two, per-layer times the larger one.
-    const ev::NeuronSpeedResult m2 = ev::median_of_runs({run(1, 10, {0.1, 1}, 0.5), run(3, 20, {0.3, 3}, 0.6)});
+    const ev::NeuronSpeedResult m2 =
+        ev::median_of_runs({run(1, 10, {0.1, 1}, 0.5), run(3, 20, {0.3, 3}, 0.6)});
     CHECK(m2.depass_seconds == 2);
     CHECK(m2.ablation_cpu == 15);
     CHECK(m2.depass_layer_seconds == std::vector<double>{0.3, 3});
@@ -197,13 +197,15 @@ TEST_CASE("token writers: exact CSV text, quoting, and the summary JSON", "[eval
     CHECK_THROWS_AS(ev::tokens_per_prompt_csv(s, {"x.txt", "y.txt"}, {}), Error);
 
     // The JSON carries the paired differences worked out in the test above.
-    const nlohmann::json j = nlohmann::json::parse(ev::tokens_summary_json(made_up_token_summary(), {"m.bin", "f64", {"p.txt"}}));
+    const nlohmann::json j =
+        nlohmann::json::parse(ev::tokens_summary_json(made_up_token_summary(), {"m.bin", "f64", {"p.txt"}}));
     CHECK(j.at("model") == "m.bin");
     CHECK(j.at("prompts") == 3);
     const auto& random = j.at("methods").at("random");
     CHECK(random.at("deletion_area") == 45.0);
     CHECK(random.at("deletion_area_minus_depass").get<double>() == Approx(-15.0).epsilon(1e-15));
-    CHECK(random.at("keeping_area_minus_depass_se").get<double>() == Approx(std::sqrt(100.0 / 3)).epsilon(1e-14));
+    CHECK(random.at("keeping_area_minus_depass_se").get<double>() ==
+          Approx(std::sqrt(100.0 / 3)).epsilon(1e-14));
     CHECK_FALSE(j.contains("integrated_gradients"));  // not among the methods
 }
 
@@ -214,8 +216,9 @@ TEST_CASE("unit writers: exact CSV rows", "[eval][stats]") {
     s.options.fractions = {0.05};
     s.total_units = 40;
     s.rows.push_back({ev::UnitMethod::Atp, true, 0.05, 2, 87.5, 12.34567, 33.33333});
-    CHECK(ev::units_csv(s) == "method,direction,percent,units_zeroed,survival_pct,mean_prob_drop_pts,mean_rel_drop_pct\n"
-                              "atp,top,5,2,87.5,12.35,33.33\n");
+    CHECK(ev::units_csv(s) ==
+          "method,direction,percent,units_zeroed,survival_pct,mean_prob_drop_pts,mean_rel_drop_pct\n"
+          "atp,top,5,2,87.5,12.35,33.33\n");
     const nlohmann::json j = nlohmann::json::parse(ev::units_json(s, {"m.bin", "f32", {}}));
     CHECK(j.at("unit") == "neuron");
     CHECK(j.at("rows").at(0).at("units_zeroed") == 2);

@@ -11,12 +11,12 @@
 // writes the texts atomically (io.hpp write_file_atomic).
 #pragma once
 
-#include "depass/config.hpp"
-#include "depass/eval.hpp"
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "depass/config.hpp"
+#include "depass/eval.hpp"
 
 namespace depass::eval {
 
@@ -106,8 +106,8 @@ std::string units_svg(const UnitEvalSummary& s, bool survival, const std::string
 
 // What the JSON of a timing run (`eval neurons-speed`, `eval cost`) starts with.
 struct TimingRunInfo {
-    std::string label;  // the run's name in JSON and plots
-    std::string model;  // the model's name
+    std::string label;    // the run's name in JSON and plots
+    std::string model;    // the model's name
     bool random = false;  // a random model: random_seed and random_std are recorded
     uint64_t random_seed = 0;
     double random_std = 0;
@@ -124,7 +124,8 @@ struct NeuronSpeedRunInfo {
     bool ablation = true;  // false: --no-ablation, no ablation fields
 };
 // The JSON of `eval neurons-speed --json`.
-std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& run, const NeuronSpeedRunInfo& info);
+std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& run,
+                              const NeuronSpeedRunInfo& info);
 // --csv: layer,neuron,depass_score,ablation_effect; one row per neuron.
 std::string neuron_speed_csv(const NeuronSpeedResult& r);
 // --svg: the scatter plot of the DePass scores against the ablation effects.

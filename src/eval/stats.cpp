@@ -1,17 +1,18 @@
 // stats.cpp -- the statistics `depass eval` reports on top of the measurements:
 // paired differences with standard errors, the completeness gap of integrated
 // gradients, medians of repeated timing runs, means of the token-level cost.
-#include "depass/eval_report.hpp"
-
 #include <algorithm>
 #include <cmath>
+
+#include "depass/eval_report.hpp"
 
 namespace depass::eval {
 
 // d_i = a_i - b_i;  mean = (1/n) sum d_i;  se = sqrt(max(0, (sum d_i^2 - n mean^2) / (n - 1) / n))
 MeanSe paired_mean_se(const std::vector<double>& a, const std::vector<double>& b) {
     if (a.size() != b.size())
-        throw Error("paired_mean_se: " + std::to_string(a.size()) + " values paired with " + std::to_string(b.size()));
+        throw Error("paired_mean_se: " + std::to_string(a.size()) + " values paired with " +
+                    std::to_string(b.size()));
     if (a.size() < 2) throw Error("paired_mean_se: " + std::to_string(a.size()) + " pairs (need at least 2)");
     const double n = double(a.size());
     double sum = 0, sum_sq = 0;
@@ -56,7 +57,8 @@ CompletenessGapStats completeness_gap_stats(const std::vector<PromptTokenResult>
     for (size_t i = 0; i < per_prompt.size(); ++i) {
         const PromptTokenResult& r = per_prompt[i];
         if (std::isnan(r.ig_gap))
-            throw Error("completeness_gap_stats: prompt " + std::to_string(i) + " has no integrated gradients result");
+            throw Error("completeness_gap_stats: prompt " + std::to_string(i) +
+                        " has no integrated gradients result");
         const double rel = std::abs(r.ig_gap) / std::max(std::abs(r.ig_f_x - r.ig_f_0), 1e-300);
         g.mean += r.ig_gap / n;
         g.mean_abs += std::abs(r.ig_gap) / n;
@@ -79,8 +81,9 @@ NeuronSpeedResult median_of_runs(const std::vector<NeuronSpeedResult>& runs) {
     if (runs.empty()) throw Error("median_of_runs: no runs");
     NeuronSpeedResult r = runs[0];
     using R = NeuronSpeedResult;
-    for (double R::*f : {&R::forward_seconds, &R::forward_cpu, &R::depass_seconds, &R::depass_cpu, &R::ablation_seconds,
-                         &R::ablation_cpu, &R::naive_sample_seconds, &R::naive_sample_cpu}) {
+    for (double R::*f :
+         {&R::forward_seconds, &R::forward_cpu, &R::depass_seconds, &R::depass_cpu, &R::ablation_seconds,
+          &R::ablation_cpu, &R::naive_sample_seconds, &R::naive_sample_cpu}) {
         std::vector<double> v;
         for (const R& x : runs) v.push_back(x.*f);
         r.*f = median(v);

@@ -2,16 +2,15 @@
 //
 // Numbers in CSV and plot labels are printf-formatted (the format is next to each field);
 // JSON numbers are nlohmann's shortest round-trip form.
-#include "depass/eval_report.hpp"
-#include "depass/io.hpp"
-#include "../io/json_guard.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "../io/json_guard.hpp"
+#include "depass/eval_report.hpp"
+#include "depass/io.hpp"
 
 namespace depass::eval {
 
@@ -50,8 +49,8 @@ nlohmann::json timing_header(const TimingRunInfo& run) {
 
 // One timed span of neurons-speed: <what>_seconds, <what>_cpu_seconds, <what>_layer_seconds
 // and what the span includes.
-void put_span(nlohmann::json& j, const std::string& what, double wall, double cpu, const std::vector<double>& layers,
-              const char* includes) {
+void put_span(nlohmann::json& j, const std::string& what, double wall, double cpu,
+              const std::vector<double>& layers, const char* includes) {
     j[what + "_seconds"] = wall;
     j[what + "_cpu_seconds"] = cpu;
     j[what + "_layer_seconds"] = layers;
@@ -70,7 +69,8 @@ std::string tokens_curves_csv(const TokenEvalSummary& s) {
         for (int mode = 0; mode < 2; ++mode)
             for (size_t q = 0; q < opt.percents.size(); ++q)
                 curves << method_name(opt.methods[m]) << "," << (mode ? "keeping" : "deletion") << ","
-                       << opt.percents[q] << "," << fmt("%.6g", (mode ? s.keeping : s.deletion)[m][q]) << "\n";
+                       << opt.percents[q] << "," << fmt("%.6g", (mode ? s.keeping : s.deletion)[m][q])
+                       << "\n";
     return curves.str();
 }
 
@@ -90,10 +90,11 @@ std::string tokens_per_prompt_csv(const TokenEvalSummary& s, const std::vector<s
         const PromptTokenResult& r = s.per_prompt[i];
         const int idx = s.prompt_index.at(i);
         for (size_t m = 0; m < opt.methods.size(); ++m)
-            per << idx << "," << csv_field(prompt_source.at(size_t(idx))) << "," << r.N << "," << r.target << ","
-                << csv_field(target_piece[i]) << "," << fmt("%.6g", r.p_clean) << "," << method_name(opt.methods[m])
-                << "," << fmt("%.6g", r.deletion_area[m]) << "," << fmt("%.6g", r.keeping_area[m]) << ","
-                << num_or_empty(r.ig_f_x) << "," << num_or_empty(r.ig_f_0) << "," << num_or_empty(r.ig_gap) << "\n";
+            per << idx << "," << csv_field(prompt_source.at(size_t(idx))) << "," << r.N << "," << r.target
+                << "," << csv_field(target_piece[i]) << "," << fmt("%.6g", r.p_clean) << ","
+                << method_name(opt.methods[m]) << "," << fmt("%.6g", r.deletion_area[m]) << ","
+                << fmt("%.6g", r.keeping_area[m]) << "," << num_or_empty(r.ig_f_x) << ","
+                << num_or_empty(r.ig_f_0) << "," << num_or_empty(r.ig_gap) << "\n";
     }
     return per.str();
 }
@@ -111,9 +112,11 @@ std::string tokens_summary_json(const TokenEvalSummary& s, const EvalRunInfo& ru
     j["seed"] = opt.seed;
     j["temperature"] = opt.temperature;
     j["seconds"] = s.seconds;
-    j["score"] = "min(100, |P_clean - P_masked| / P_clean * 100), target = greedy next token at the last position";
+    j["score"] =
+        "min(100, |P_clean - P_masked| / P_clean * 100), target = greedy next token at the last position";
     j["area"] = "trapezoid over percent 10..100 divided by the width: a constant curve c has area c";
-    if (std::find(opt.methods.begin(), opt.methods.end(), TokenMethod::IntegratedGradients) != opt.methods.end()) {
+    if (std::find(opt.methods.begin(), opt.methods.end(), TokenMethod::IntegratedGradients) !=
+        opt.methods.end()) {
         const CompletenessGapStats g = completeness_gap_stats(s.per_prompt);
         j["integrated_gradients"] = {
             {"steps", opt.ig_steps},
@@ -164,7 +167,8 @@ std::string tokens_svg(const TokenEvalSummary& s, bool keeping, const std::strin
     const std::string title = std::string(keeping ? "Keeping" : "Deletion") + ": " + model + ", " +
                               std::to_string(s.prompts) + " prompts (" + (keeping ? "lower" : "higher") +
                               " is better; area in legend)";
-    return svg_line_chart(title, keeping ? "% of tokens kept (top-ranked)" : "% of tokens deleted (top-ranked)",
+    return svg_line_chart(title,
+                          keeping ? "% of tokens kept (top-ranked)" : "% of tokens deleted (top-ranked)",
                           "score: |P_clean - P_masked| / P_clean (%)", series, 10, 100, 0, 100);
 }
 
@@ -174,9 +178,9 @@ std::string units_csv(const UnitEvalSummary& s) {
     std::ostringstream csv;
     csv << "method,direction,percent,units_zeroed,survival_pct,mean_prob_drop_pts,mean_rel_drop_pct\n";
     for (const UnitEvalRow& r : s.rows)
-        csv << method_name(r.method) << "," << (r.top ? "top" : "bottom") << "," << fmt("%g", r.fraction * 100) << ","
-            << r.k << "," << fmt("%.4g", r.survival) << "," << fmt("%.4g", r.mean_drop) << ","
-            << fmt("%.4g", r.mean_rel_drop) << "\n";
+        csv << method_name(r.method) << "," << (r.top ? "top" : "bottom") << ","
+            << fmt("%g", r.fraction * 100) << "," << r.k << "," << fmt("%.4g", r.survival) << ","
+            << fmt("%.4g", r.mean_drop) << "," << fmt("%.4g", r.mean_rel_drop) << "\n";
     return csv.str();
 }
 
@@ -192,7 +196,8 @@ std::string units_json(const UnitEvalSummary& s, const EvalRunInfo& run) {
     j["random_draws"] = s.options.random_draws;
     j["seed"] = s.options.seed;
     j["seconds"] = s.seconds;
-    j["zeroing"] = s.kind == UnitKind::Head ? "the head's Dh columns of W_O set to 0" : "the neuron's column of W_down set to 0";
+    j["zeroing"] = s.kind == UnitKind::Head ? "the head's Dh columns of W_O set to 0"
+                                            : "the neuron's column of W_down set to 0";
     for (const UnitEvalRow& r : s.rows) {
         nlohmann::json e;
         e["method"] = method_name(r.method);
@@ -224,15 +229,18 @@ std::string units_svg(const UnitEvalSummary& s, bool survival, const std::string
                         g.values.push_back(survival ? r.survival : r.mean_rel_drop);
             groups.push_back(g);
         }
-    const std::string title = std::string(survival ? "Greedy token survival" : "Mean relative drop of P(target)") +
-                              " after zeroing " + name + "s: " + model + ", " + std::to_string(s.prompts) + " prompts";
-    return svg_bar_chart(title, survival ? "prompts whose greedy token survives (%)" : "mean (P_clean - P) / P_clean (%)",
-                         bars, groups, false, "%.0f");
+    const std::string title =
+        std::string(survival ? "Greedy token survival" : "Mean relative drop of P(target)") +
+        " after zeroing " + name + "s: " + model + ", " + std::to_string(s.prompts) + " prompts";
+    return svg_bar_chart(
+        title, survival ? "prompts whose greedy token survives (%)" : "mean (P_clean - P) / P_clean (%)",
+        bars, groups, false, "%.0f");
 }
 
 // ---- eval neurons-speed ------------------------------------------------------------------
 
-std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& run, const NeuronSpeedRunInfo& info) {
+std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& run,
+                              const NeuronSpeedRunInfo& info) {
     nlohmann::json j = timing_header(run);
     j["N"] = r.N;
     j["ids_from"] = info.ids_from;
@@ -246,12 +254,14 @@ std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& r
     j["forward_seconds"] = r.forward_seconds;
     j["forward_cpu_seconds"] = r.forward_cpu;
     put_span(j, "depass", r.depass_seconds, r.depass_cpu, r.depass_layer_seconds,
-             "the recorded forward + per layer: init_neurons (I + 1 components), propagate through the later blocks "
+             "the recorded forward + per layer: init_neurons (I + 1 components), propagate through the later "
+             "blocks "
              "(all positions), logit_attribution");
     if (info.ablation) {
-        put_span(j, "ablation", r.ablation_seconds, r.ablation_cpu, r.ablation_layer_seconds,
-                 "the recorded forward + per neuron: h[l+1] - a[:,i] W_down[:,i] (earlier blocks reused from the "
-                 "trace), the later blocks on all positions, final norm and target logit at the last position");
+        put_span(
+            j, "ablation", r.ablation_seconds, r.ablation_cpu, r.ablation_layer_seconds,
+            "the recorded forward + per neuron: h[l+1] - a[:,i] W_down[:,i] (earlier blocks reused from the "
+            "trace), the later blocks on all positions, final norm and target logit at the last position");
         j["speedup"] = r.speedup();
         j["speedup_cpu"] = r.speedup_cpu();
         j["spearman"] = r.spearman;
@@ -262,9 +272,11 @@ std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& r
         j["naive_sample_seconds"] = r.naive_sample_seconds;
         j["naive_seconds_extrapolated"] = r.naive_seconds_extrapolated();
         j["naive_cpu_seconds_extrapolated"] = r.naive_cpu_extrapolated();
-        j["naive_includes"] = "per neuron a full forward() of a copy with W_down[:,i] zeroed (all layers, all logits), "
-                              "timed on naive_sample neurons and scaled to all L*I";
-        j["speedup_vs_naive"] = r.depass_seconds > 0 ? r.naive_seconds_extrapolated() / r.depass_seconds : 0.0;
+        j["naive_includes"] =
+            "per neuron a full forward() of a copy with W_down[:,i] zeroed (all layers, all logits), "
+            "timed on naive_sample neurons and scaled to all L*I";
+        j["speedup_vs_naive"] =
+            r.depass_seconds > 0 ? r.naive_seconds_extrapolated() / r.depass_seconds : 0.0;
         j["speedup_vs_naive_cpu"] = r.depass_cpu > 0 ? r.naive_cpu_extrapolated() / r.depass_cpu : 0.0;
         if (info.ablation) j["naive_max_effect_diff"] = r.naive_max_effect_diff;
     }
@@ -297,17 +309,19 @@ SpeedPlot speed_plot(const std::vector<std::string>& json_files) {
     for (const std::string& f : json_files) {
         const nlohmann::json j = detail::parse_json_checked(read_text_file(f), f, "not JSON");
         for (const char* key : {"label", "N", "config", "threads", "depass_seconds", "depass_cpu_seconds",
-                                "ablation_seconds", "ablation_cpu_seconds", "speedup", "speedup_cpu", "spearman",
-                                "naive_seconds_extrapolated", "naive_cpu_seconds_extrapolated"})
+                                "ablation_seconds", "ablation_cpu_seconds", "speedup", "speedup_cpu",
+                                "spearman", "naive_seconds_extrapolated", "naive_cpu_seconds_extrapolated"})
             if (!j.contains(key))
-                throw Error(f + ": field '" + key + "' is missing (expected a neurons-speed JSON with ablation and "
+                throw Error(f + ": field '" + key +
+                            "' is missing (expected a neurons-speed JSON with ablation and "
                             "--naive-sample > 0)");
         auto num = [&](const char* k) { return j[k].get<double>(); };
         const std::string label = j["label"].get<std::string>();
         const int neurons = j["config"]["L"].get<int>() * j["config"]["I"].get<int>();
-        csv << csv_field(label) << "," << j["N"].get<int>() << "," << neurons << "," << j["threads"].get<int>();
-        for (const char* k : {"depass_seconds", "ablation_seconds", "naive_seconds_extrapolated", "depass_cpu_seconds",
-                              "ablation_cpu_seconds", "naive_cpu_seconds_extrapolated"})
+        csv << csv_field(label) << "," << j["N"].get<int>() << "," << neurons << ","
+            << j["threads"].get<int>();
+        for (const char* k : {"depass_seconds", "ablation_seconds", "naive_seconds_extrapolated",
+                              "depass_cpu_seconds", "ablation_cpu_seconds", "naive_cpu_seconds_extrapolated"})
             csv << "," << fmt("%.6g", num(k));
         csv << "," << fmt("%.4g", num("speedup")) << "," << fmt("%.4g", num("speedup_cpu")) << ","
             << fmt("%.4g", num("naive_cpu_seconds_extrapolated") / num("depass_cpu_seconds")) << ","
@@ -316,13 +330,15 @@ SpeedPlot speed_plot(const std::vector<std::string>& json_files) {
         const size_t cut = two_lines.rfind(" N=");
         if (cut != std::string::npos) two_lines[cut] = '\n';
         groups.push_back({two_lines + "\nablation / DePass " + fmt("%.1fx", num("speedup_cpu")),
-                          {num("depass_cpu_seconds"), num("ablation_cpu_seconds"), num("naive_cpu_seconds_extrapolated")}});
+                          {num("depass_cpu_seconds"), num("ablation_cpu_seconds"),
+                           num("naive_cpu_seconds_extrapolated")}});
     }
     SpeedPlot p;
     p.csv = csv.str();
-    p.svg = svg_bar_chart("Scores for every neuron of every layer: CPU time (log scale)", "CPU seconds",
-                          {"DePass (one pass per layer)", "ablation (forward from l+1)", "naive ablation (full forward)"},
-                          groups, true, "%.3g");
+    p.svg = svg_bar_chart(
+        "Scores for every neuron of every layer: CPU time (log scale)", "CPU seconds",
+        {"DePass (one pass per layer)", "ablation (forward from l+1)", "naive ablation (full forward)"},
+        groups, true, "%.3g");
     return p;
 }
 
@@ -337,10 +353,13 @@ std::string token_cost_json(const std::vector<TokenCostResult>& runs, const Timi
     j["mean_N"] = c.mean_N;
     j["ig_steps"] = ig_steps;
     j["threads"] = threads;
-    j["timing"] = "wall-clock seconds per attributed prompt, mean over the prompts; every method runs its own forward";
-    j["depass_includes"] = "forward + init_tokens + propagate + logit_attribution (token level at h[0], softmax rule)";
+    j["timing"] =
+        "wall-clock seconds per attributed prompt, mean over the prompts; every method runs its own forward";
+    j["depass_includes"] =
+        "forward + init_tokens + propagate + logit_attribution (token level at h[0], softmax rule)";
     j["integrated_gradients_includes"] =
-        "forward at x + forward at the zero baseline + ig_steps x (forward_from_embeddings + backward), all logits";
+        "forward at x + forward at the zero baseline + ig_steps x (forward_from_embeddings + backward), all "
+        "logits";
     j["input_x_gradient_includes"] = "forward + backward + x . g per token";
     j["depass_seconds_per_prompt"] = c.depass_seconds;
     j["integrated_gradients_seconds_per_prompt"] = c.ig_seconds;
