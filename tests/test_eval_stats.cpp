@@ -223,3 +223,14 @@ TEST_CASE("unit writers: exact CSV rows", "[eval][stats]") {
     CHECK(j.at("unit") == "neuron");
     CHECK(j.at("rows").at(0).at("units_zeroed") == 2);
 }
+
+TEST_CASE("prompt_file: trimmed, comments and repeats dropped", "[eval][stats]") {
+    // "  a b " -> "a b"; "   " -> empty, dropped; "#x" would read as a comment, dropped;
+    // the second "a b" (after trimming) repeats the first, dropped.
+    const ev::PromptFile f = ev::prompt_file("# head", {"  a b ", "   ", "#x", "a b", "c", " c d"});
+    CHECK(
+        f.text ==
+        "# head\n# One prompt per line; lines starting with '#' are comments. Exact duplicates are dropped.\n"
+        "a b\nc\nc d\n");
+    CHECK(f.prompts == 3);
+}

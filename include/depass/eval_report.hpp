@@ -4,7 +4,8 @@
 //   statistics (src/eval/stats.cpp): paired differences with their standard errors,
 //     the completeness gap of integrated gradients over the prompts, medians over
 //     repeated timing runs, means of the token-level cost;
-//   writers (src/eval/writers.cpp): the CSV, JSON and SVG text of every eval command.
+//   writers (src/eval/writers.cpp): the CSV, JSON and SVG text of every eval command and
+//     the prompt file of `eval prompts`.
 //
 // Writers return the text of a file (JSON ends with a newline) and never touch the file
 // system, except speed_plot(), which reads the JSON files it combines. The command line
@@ -75,6 +76,15 @@ struct TokenCostSummary {
 TokenCostSummary summarise_cost(const std::vector<TokenCostResult>& runs);
 
 // ---- writers -----------------------------------------------------------------------------
+
+// The file of `eval prompts`: `header` as the first line, a line on the format, then one
+// prompt per line: each decoded prefix with the spaces at both ends trimmed; empty ones,
+// ones starting with '#' and exact repeats of an earlier prompt are dropped.
+struct PromptFile {
+    std::string text;
+    int prompts = 0;  // lines written after the two comment lines
+};
+PromptFile prompt_file(const std::string& header, const std::vector<std::string>& decoded);
 
 // What the summaries of `eval tokens` / `heads` / `neurons` say about the run.
 struct EvalRunInfo {

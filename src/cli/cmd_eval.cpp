@@ -241,23 +241,15 @@ void run_prompts(const PromptsOptions& o) {
         stop[v] = v == model.cfg.eos_id || tok->decode_piece(v == model.cfg.bos_id ? 0 : 5, v).find_first_of("\r\n") != std::string::npos;
     stop[model.cfg.eos_id] = true;
     const auto ids = eval::sample_prefixes(model, o.count, o.seed, o.min_tokens, o.max_tokens, o.temperature, stop);
-    std::ostringstream os;
-    os << "# Prefixes sampled from " << base_name(o.in.model) << " itself: depass eval prompts --count " << o.count
-       << " --seed " << o.seed << " --min-tokens " << o.min_tokens << " --max-tokens " << o.max_tokens
-       << " --temperature " << o.temperature << "\n"
-       << "# One prompt per line; lines starting with '#' are comments. Exact duplicates are dropped.\n";
-    std::vector<std::string> seen;
-    int written = 0;
-    for (const auto& seq : ids) {
-        std::string text = tok->decode(seq);
-        const size_t a = text.find_first_not_of(' '), b = text.find_last_not_of(' ');
-        text = a == std::string::npos ? "" : text.substr(a, b - a + 1);
-        if (text.empty() || text[0] == '#' || std::find(seen.begin(), seen.end(), text) != seen.end()) continue;
-        seen.push_back(text);
-        os << text << "\n";
-        ++written;
-    }
-    write_out(o.in, o.out, os.str());
+    std::ostringstream header;
+    header << "# Prefixes sampled from " << base_name(o.in.model) << " itself: depass eval prompts --count " << o.count
+           << " --seed " << o.seed << " --min-tokens " << o.min_tokens << " --max-tokens " << o.max_tokens
+           << " --temperature " << o.temperature;
+    std::vector<std::string> decoded;
+    for (const auto& seq : ids) decoded.push_back(tok->decode(seq));
+    const eval::PromptFile file = eval::prompt_file(header.str(), decoded);
+    const int written = file.prompts;
+    write_out(o.in, o.out, file.text);
     std::printf("%d prompts (%d duplicates dropped) written to %s\n", written, o.count - written, o.out.c_str());
 }
 

@@ -59,6 +59,27 @@ void put_span(nlohmann::json& j, const std::string& what, double wall, double cp
 
 }  // namespace
 
+// ---- eval prompts ------------------------------------------------------------------------
+
+PromptFile prompt_file(const std::string& header, const std::vector<std::string>& decoded) {
+    PromptFile f;
+    std::ostringstream os;
+    os << header << "\n"
+       << "# One prompt per line; lines starting with '#' are comments. Exact duplicates are dropped.\n";
+    std::vector<std::string> seen;
+    for (std::string text : decoded) {
+        const size_t a = text.find_first_not_of(' '), b = text.find_last_not_of(' ');
+        text = a == std::string::npos ? "" : text.substr(a, b - a + 1);
+        if (text.empty() || text[0] == '#' || std::find(seen.begin(), seen.end(), text) != seen.end())
+            continue;
+        seen.push_back(text);
+        os << text << "\n";
+        ++f.prompts;
+    }
+    f.text = os.str();
+    return f;
+}
+
 // ---- eval tokens -------------------------------------------------------------------------
 
 std::string tokens_curves_csv(const TokenEvalSummary& s) {
