@@ -7,18 +7,18 @@
 //   depass eval neurons-speed  neuron-level DePass vs one ablation per neuron: time, Spearman
 //   depass eval cost           token-level DePass vs integrated gradients vs input x gradient: time per prompt
 //   depass eval speed-plot     one bar chart from several neurons-speed JSON files
+//
+// Thin: options, calls and printed tables. The measurements are in depass/eval.hpp, the
+// statistics and the text of every output file in depass/eval_report.hpp.
 #include "common.hpp"
-#include "../io/json_guard.hpp"
 
 #include "depass/allocator.hpp"
 #include "depass/eval.hpp"
+#include "depass/eval_report.hpp"
 #include "depass/io.hpp"
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <climits>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -33,19 +33,6 @@ namespace fs = std::filesystem;
 namespace depass::cli {
 
 namespace {
-
-std::string fmt(const char* f, double v) {
-    char b[64];
-    std::snprintf(b, sizeof b, f, v);
-    return b;
-}
-
-std::string csv_field(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string o = "\"";
-    for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return o + "\"";
-}
 
 std::string base_name(const std::string& path) { return fs::path(path).filename().string(); }
 
@@ -158,139 +145,26 @@ void run_tokens(const SetOptions& o) {
     const eval::TokenEvalSummary s = eval::token_eval(model, ps.ids, opt, progress_to(o.in, "prompts"));
     progress(o.in, "");
 
-    const size_t M = opt.methods.size(), Q = opt.percents.size();
-    // Curves: one row per method, mode and percent.
-    std::ostringstream curves;
-    curves << "method,mode,percent,mean_score\n";
-    for (size_t m = 0; m < M; ++m)
-        for (int mode = 0; mode < 2; ++mode)
-            for (size_t q = 0; q < Q; ++q)
-                curves << eval::method_name(opt.methods[m]) << "," << (mode ? "keeping" : "deletion") << ","
-                       << opt.percents[q] << "," << fmt("%.6g", (mode ? s.keeping : s.deletion)[m][q]) << "\n";
-    write_out(o.in, dir + "/tokens_curves.csv", curves.str());
+    std::vector<std::string> pieces;
+    for (const eval::PromptTokenResult& r : s.per_prompt) pieces.push_back(show_piece(tok.get(), r.target));
+    const eval::EvalRunInfo run{base_name(o.in.model), o.in.dtype, o.prompt_files};
+    write_out(o.in, dir + "/tokens_curves.csv", eval::tokens_curves_csv(s));
+    write_out(o.in, dir + "/tokens_per_prompt.csv", eval::tokens_per_prompt_csv(s, ps.source, pieces));
+    write_out(o.in, dir + "/tokens_summary.json", eval::tokens_summary_json(s, run));
+    write_out(o.in, dir + "/tokens_deletion.svg", eval::tokens_svg(s, false, run.model));
+    write_out(o.in, dir + "/tokens_keeping.svg", eval::tokens_svg(s, true, run.model));
 
-    // Per prompt: the areas of every method.
-    std::ostringstream per;
-    // ig_*: integrated gradients' f(x), f(0) = log P(target) at the input and at the zero
-    // baseline, and the completeness gap sum(attr) - (f(x) - f(0)); empty when IG was not run.
-    per << "prompt,source,N,target,target_piece,p_clean,method,deletion_area,keeping_area,ig_f_x,ig_f_0,"
-           "ig_completeness_gap\n";
-    auto num_or_empty = [](double v) { return std::isnan(v) ? std::string() : fmt("%.6g", v); };
-    for (size_t i = 0; i < s.per_prompt.size(); ++i) {
-        const eval::PromptTokenResult& r = s.per_prompt[i];
-        const int idx = s.prompt_index[i];
-        for (size_t m = 0; m < M; ++m)
-            per << idx << "," << csv_field(ps.source[idx]) << "," << r.N << "," << r.target << ","
-                << csv_field(show_piece(tok.get(), r.target)) << "," << fmt("%.6g", r.p_clean) << ","
-                << eval::method_name(opt.methods[m]) << "," << fmt("%.6g", r.deletion_area[m]) << ","
-                << fmt("%.6g", r.keeping_area[m]) << "," << num_or_empty(r.ig_f_x) << "," << num_or_empty(r.ig_f_0)
-                << "," << num_or_empty(r.ig_gap) << "\n";
-    }
-    write_out(o.in, dir + "/tokens_per_prompt.csv", per.str());
-
-    // Summary JSON.
-    nlohmann::json j;
-    j["model"] = base_name(o.in.model);
-    j["dtype"] = o.in.dtype;
-    j["prompt_files"] = o.prompt_files;
-    j["prompts"] = s.prompts;
-    j["skipped_short_prompts"] = s.skipped;
-    j["percents"] = opt.percents;
-    j["random_draws"] = opt.random_draws;
-    j["seed"] = opt.seed;
-    j["temperature"] = opt.temperature;
-    j["seconds"] = s.seconds;
-    j["score"] = "min(100, |P_clean - P_masked| / P_clean * 100), target = greedy next token at the last position";
-    j["area"] = "trapezoid over percent 10..100 divided by the width: a constant curve c has area c";
-    if (std::find(opt.methods.begin(), opt.methods.end(), eval::TokenMethod::IntegratedGradients) != opt.methods.end()) {
-        // Completeness of integrated gradients over the prompts: gap = sum(attr) - (f(x) - f(0)).
-        double mean = 0, mean_abs = 0, max_abs = 0, mean_rel = 0, max_rel = 0;
-        for (const eval::PromptTokenResult& r : s.per_prompt) {
-            const double rel = std::abs(r.ig_gap) / std::max(std::abs(r.ig_f_x - r.ig_f_0), 1e-300);
-            mean += r.ig_gap / s.prompts;
-            mean_abs += std::abs(r.ig_gap) / s.prompts;
-            max_abs = std::max(max_abs, std::abs(r.ig_gap));
-            mean_rel += rel / s.prompts;
-            max_rel = std::max(max_rel, rel);
-        }
-        j["integrated_gradients"] = {
-            {"steps", opt.ig_steps},
-            {"rule", "midpoint Riemann sum: alpha_s = (s + 1/2) / steps, s = 0 .. steps-1"},
-            {"f", "log softmax(logits[N-1])[target]"},
-            {"baseline", "token embeddings zeroed (learned position embeddings kept)"},
-            {"completeness_gap", "sum_j attr[j] - (f(x) - f(0))"},
-            {"completeness_gap_mean", mean},
-            {"completeness_gap_mean_abs", mean_abs},
-            {"completeness_gap_max_abs", max_abs},
-            {"completeness_gap_mean_abs_rel", mean_rel},
-            {"completeness_gap_max_abs_rel", max_rel},
-            {"completeness_gap_rel", "|gap| / |f(x) - f(0)|"}};
-    }
-    for (size_t m = 0; m < M; ++m) {
-        nlohmann::json e;
-        e["deletion_curve"] = s.deletion[m];
-        e["keeping_curve"] = s.keeping[m];
-        e["deletion_area"] = s.deletion_area[m];
-        e["deletion_area_se"] = s.deletion_area_se[m];
-        e["keeping_area"] = s.keeping_area[m];
-        e["keeping_area_se"] = s.keeping_area_se[m];
-        j["methods"][eval::method_name(opt.methods[m])] = e;
-    }
-    // Paired differences against DePass (per prompt, then mean and standard error).
-    const auto dp = std::find(opt.methods.begin(), opt.methods.end(), eval::TokenMethod::DePass);
-    std::vector<double> dd_mean(M, 0), dd_se(M, 0), kd_mean(M, 0), kd_se(M, 0);
-    if (dp != opt.methods.end() && s.prompts > 1) {
-        const size_t d = size_t(dp - opt.methods.begin());
-        const double n = s.prompts;
-        for (size_t m = 0; m < M; ++m) {
-            double sd = 0, sk = 0, qd = 0, qk = 0;
-            for (const eval::PromptTokenResult& r : s.per_prompt) {
-                const double a = r.deletion_area[m] - r.deletion_area[d], b = r.keeping_area[m] - r.keeping_area[d];
-                sd += a;
-                sk += b;
-                qd += a * a;
-                qk += b * b;
-            }
-            dd_mean[m] = sd / n;
-            kd_mean[m] = sk / n;
-            dd_se[m] = std::sqrt(std::max(0.0, (qd - n * dd_mean[m] * dd_mean[m]) / (n - 1) / n));
-            kd_se[m] = std::sqrt(std::max(0.0, (qk - n * kd_mean[m] * kd_mean[m]) / (n - 1) / n));
-            auto& e = j["methods"][eval::method_name(opt.methods[m])];
-            e["deletion_area_minus_depass"] = dd_mean[m];
-            e["deletion_area_minus_depass_se"] = dd_se[m];
-            e["keeping_area_minus_depass"] = kd_mean[m];
-            e["keeping_area_minus_depass_se"] = kd_se[m];
-        }
-    }
-    write_out(o.in, dir + "/tokens_summary.json", j.dump(2) + "\n");
-
-    // Plots.
-    for (int mode = 0; mode < 2; ++mode) {
-        std::vector<eval::Series> series;
-        for (size_t m = 0; m < M; ++m) {
-            eval::Series ser;
-            const double area = (mode ? s.keeping_area : s.deletion_area)[m];
-            ser.name = std::string(eval::method_name(opt.methods[m])) + " (" + fmt("%.1f", area) + ")";
-            ser.x.assign(opt.percents.begin(), opt.percents.end());
-            ser.y = (mode ? s.keeping : s.deletion)[m];
-            series.push_back(ser);
-        }
-        const std::string title = std::string(mode ? "Keeping" : "Deletion") + ": " + base_name(o.in.model) + ", " +
-                                  std::to_string(s.prompts) + " prompts (" + (mode ? "lower" : "higher") +
-                                  " is better; area in legend)";
-        write_out(o.in, dir + (mode ? "/tokens_keeping.svg" : "/tokens_deletion.svg"),
-                  eval::svg_line_chart(title, mode ? "% of tokens kept (top-ranked)" : "% of tokens deleted (top-ranked)",
-                                       "score: |P_clean - P_masked| / P_clean (%)", series, 10, 100, 0, 100));
-    }
-
-    // Table on stdout.
+    // Table on stdout; the differences against DePass are 0 when it was not run or on one prompt.
+    const std::vector<eval::PairedAreaDifference> pd = eval::paired_area_differences(s, eval::TokenMethod::DePass);
     std::printf("token faithfulness on %d prompts (%d too short skipped), %.1f s\n", s.prompts, s.skipped, s.seconds);
     std::printf("%-20s %18s %18s %20s %20s\n", "method", "deletion area (^)", "keeping area (v)",
                 "deletion - depass", "keeping - depass");
-    for (size_t m = 0; m < M; ++m)
+    for (size_t m = 0; m < opt.methods.size(); ++m) {
+        const eval::PairedAreaDifference d = pd.empty() ? eval::PairedAreaDifference{} : pd[m];
         std::printf("%-20s %11.2f +-%4.2f %11.2f +-%4.2f %12.2f +-%5.2f %12.2f +-%5.2f\n",
                     eval::method_name(opt.methods[m]), s.deletion_area[m], s.deletion_area_se[m], s.keeping_area[m],
-                    s.keeping_area_se[m], dd_mean[m], dd_se[m], kd_mean[m], kd_se[m]);
+                    s.keeping_area_se[m], d.deletion.mean, d.deletion.se, d.keeping.mean, d.keeping.se);
+    }
 }
 
 // ---- eval heads / neurons ----------------------------------------------------------------
@@ -315,62 +189,11 @@ void run_units(const SetOptions& o, eval::UnitKind kind) {
     const eval::UnitEvalSummary s = eval::unit_eval(model, ps.ids, kind, opt, progress_to(o.in, "prompts"));
     progress(o.in, "");
 
-    std::ostringstream csv;
-    csv << "method,direction,percent,units_zeroed,survival_pct,mean_prob_drop_pts,mean_rel_drop_pct\n";
-    for (const eval::UnitEvalRow& r : s.rows)
-        csv << eval::method_name(r.method) << "," << (r.top ? "top" : "bottom") << "," << fmt("%g", r.fraction * 100)
-            << "," << r.k << "," << fmt("%.4g", r.survival) << "," << fmt("%.4g", r.mean_drop) << ","
-            << fmt("%.4g", r.mean_rel_drop) << "\n";
-    write_out(o.in, dir + "/" + name + "s.csv", csv.str());
-
-    nlohmann::json j;
-    j["model"] = base_name(o.in.model);
-    j["dtype"] = o.in.dtype;
-    j["unit"] = name;
-    j["prompt_files"] = o.prompt_files;
-    j["prompts"] = s.prompts;
-    j["total_units"] = s.total_units;
-    j["mean_p_clean"] = s.mean_p_clean;
-    j["random_draws"] = opt.random_draws;
-    j["seed"] = opt.seed;
-    j["seconds"] = s.seconds;
-    j["zeroing"] = kind == eval::UnitKind::Head ? "the head's Dh columns of W_O set to 0" : "the neuron's column of W_down set to 0";
-    for (const eval::UnitEvalRow& r : s.rows) {
-        nlohmann::json e;
-        e["method"] = eval::method_name(r.method);
-        e["direction"] = r.top ? "top" : "bottom";
-        e["percent"] = r.fraction * 100;
-        e["units_zeroed"] = r.k;
-        e["survival_pct"] = r.survival;
-        e["mean_prob_drop_pts"] = r.mean_drop;
-        e["mean_rel_drop_pct"] = r.mean_rel_drop;
-        j["rows"].push_back(e);
-    }
-    write_out(o.in, dir + "/" + name + "s.json", j.dump(2) + "\n");
-
-    // Bars: groups = direction x fraction, one bar per method.
-    std::vector<std::string> bars;
-    for (eval::UnitMethod m : opt.methods) bars.push_back(eval::method_name(m));
-    for (int metric = 0; metric < 2; ++metric) {
-        std::vector<eval::BarGroup> groups;
-        for (bool top : {true, false})
-            for (double f : opt.fractions) {
-                eval::BarGroup g;
-                g.label = std::string(top ? "top " : "bottom ") + fmt("%g", f * 100) + "% (" +
-                          std::to_string(eval::zeroed_count(f, s.total_units)) + ")";
-                for (eval::UnitMethod m : opt.methods)
-                    for (const eval::UnitEvalRow& r : s.rows)
-                        if (r.method == m && r.top == top && r.fraction == f)
-                            g.values.push_back(metric ? r.survival : r.mean_rel_drop);
-                groups.push_back(g);
-            }
-        const std::string title = std::string(metric ? "Greedy token survival" : "Mean relative drop of P(target)") +
-                                  " after zeroing " + name + "s: " + base_name(o.in.model) + ", " +
-                                  std::to_string(s.prompts) + " prompts";
-        write_out(o.in, dir + "/" + name + (metric ? "s_survival.svg" : "s_drop.svg"),
-                  eval::svg_bar_chart(title, metric ? "prompts whose greedy token survives (%)" : "mean (P_clean - P) / P_clean (%)",
-                                      bars, groups, false, "%.0f"));
-    }
+    const eval::EvalRunInfo run{base_name(o.in.model), o.in.dtype, o.prompt_files};
+    write_out(o.in, dir + "/" + name + "s.csv", eval::units_csv(s));
+    write_out(o.in, dir + "/" + name + "s.json", eval::units_json(s, run));
+    write_out(o.in, dir + "/" + name + "s_drop.svg", eval::units_svg(s, false, run.model));
+    write_out(o.in, dir + "/" + name + "s_survival.svg", eval::units_svg(s, true, run.model));
 
     std::printf("%s ablation on %d prompts (%d %ss), %.1f s; mean P_clean %.3f\n", name.c_str(), s.prompts,
                 s.total_units, name.c_str(), s.seconds, s.mean_p_clean);
@@ -402,23 +225,15 @@ void run_prompts(const PromptsOptions& o) {
         stop[v] = v == model.cfg.eos_id || tok->decode_piece(v == model.cfg.bos_id ? 0 : 5, v).find_first_of("\r\n") != std::string::npos;
     stop[model.cfg.eos_id] = true;
     const auto ids = eval::sample_prefixes(model, o.count, o.seed, o.min_tokens, o.max_tokens, o.temperature, stop);
-    std::ostringstream os;
-    os << "# Prefixes sampled from " << base_name(o.in.model) << " itself: depass eval prompts --count " << o.count
-       << " --seed " << o.seed << " --min-tokens " << o.min_tokens << " --max-tokens " << o.max_tokens
-       << " --temperature " << o.temperature << "\n"
-       << "# One prompt per line; lines starting with '#' are comments. Exact duplicates are dropped.\n";
-    std::vector<std::string> seen;
-    int written = 0;
-    for (const auto& seq : ids) {
-        std::string text = tok->decode(seq);
-        const size_t a = text.find_first_not_of(' '), b = text.find_last_not_of(' ');
-        text = a == std::string::npos ? "" : text.substr(a, b - a + 1);
-        if (text.empty() || text[0] == '#' || std::find(seen.begin(), seen.end(), text) != seen.end()) continue;
-        seen.push_back(text);
-        os << text << "\n";
-        ++written;
-    }
-    write_out(o.in, o.out, os.str());
+    std::ostringstream header;
+    header << "# Prefixes sampled from " << base_name(o.in.model) << " itself: depass eval prompts --count " << o.count
+           << " --seed " << o.seed << " --min-tokens " << o.min_tokens << " --max-tokens " << o.max_tokens
+           << " --temperature " << o.temperature;
+    std::vector<std::string> decoded;
+    for (const auto& seq : ids) decoded.push_back(tok->decode(seq));
+    const eval::PromptFile file = eval::prompt_file(header.str(), decoded);
+    const int written = file.prompts;
+    write_out(o.in, o.out, file.text);
     std::printf("%d prompts (%d duplicates dropped) written to %s\n", written, o.count - written, o.out.c_str());
 }
 
@@ -471,19 +286,18 @@ void add_model_or_random(CLI::App* sub, InputOptions& in, std::string& random) {
         ->check(CLI::IsMember({"stories15M", "stories110M"}));
 }
 
-// The fields every timing JSON starts with.
-nlohmann::json run_header(const std::string& label, const std::string& model_name, const std::string& random,
-                          uint64_t seed, const std::string& dtype, const Config& cfg) {
-    nlohmann::json j;
-    j["label"] = label;
-    j["model"] = model_name;
-    if (!random.empty()) {
-        j["random_seed"] = seed;
-        j["random_std"] = kRandomStd;
-    }
-    j["dtype"] = dtype;
-    j["config"] = {{"D", cfg.D}, {"L", cfg.L}, {"H", cfg.H}, {"Hkv", cfg.Hkv}, {"I", cfg.I}, {"V", cfg.V}};
-    return j;
+// What every timing JSON starts with.
+eval::TimingRunInfo timing_run(const std::string& label, const std::string& model_name, const std::string& random,
+                               uint64_t seed, const std::string& dtype, const Config& cfg) {
+    eval::TimingRunInfo run;
+    run.label = label;
+    run.model = model_name;
+    run.random = !random.empty();
+    run.random_seed = seed;
+    run.random_std = kRandomStd;
+    run.dtype = dtype;
+    run.cfg = cfg;
+    return run;
 }
 
 template <class T>
@@ -515,73 +329,17 @@ void run_speed(const SpeedOptions& o) {
             progress(o.in, "run " + std::to_string(k + 1) + " / " + std::to_string(o.repeats) + ": layer passes " +
                                std::to_string(d) + " / " + std::to_string(t));
         }));
-    eval::NeuronSpeedResult r = runs[0];
-    auto median = [&](auto field) {
-        std::vector<double> v;
-        for (const eval::NeuronSpeedResult& x : runs) v.push_back(x.*field);
-        std::sort(v.begin(), v.end());
-        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-    };
-    using R = eval::NeuronSpeedResult;
-    for (double R::*f : {&R::forward_seconds, &R::forward_cpu, &R::depass_seconds, &R::depass_cpu, &R::ablation_seconds,
-                         &R::ablation_cpu, &R::naive_sample_seconds, &R::naive_sample_cpu})
-        r.*f = median(f);
-    for (int l = 0; l < r.L; ++l) {
-        std::vector<double> a, b;
-        for (const eval::NeuronSpeedResult& x : runs) {
-            a.push_back(x.depass_layer_seconds[l]);
-            b.push_back(x.ablation_layer_seconds[l]);
-        }
-        std::sort(a.begin(), a.end());
-        std::sort(b.begin(), b.end());
-        r.depass_layer_seconds[l] = a[a.size() / 2];
-        r.ablation_layer_seconds[l] = b[b.size() / 2];
-    }
+    const eval::NeuronSpeedResult r = eval::median_of_runs(runs);
     progress(o.in, "");
     const std::string label = o.label.empty() ? model_name + " N=" + std::to_string(r.N) : o.label;
 
-    nlohmann::json j = run_header(label, model_name, o.random, o.seed, o.in.dtype, cfg);
-    j["N"] = r.N;
-    j["ids_from"] = ids_from;
-    j["ids"] = ids;
-    j["target"] = r.target;
-    j["target_logit"] = r.target_logit;
-    j["threads"] = r.threads;
-    j["repeats"] = o.repeats;
-    j["timing"] = o.repeats > 1 ? "median over the repeats" : "one run";
-    j["malloc_keeps_freed_memory"] = tuned;
-    j["malloc_large_block_mapped"] = mapped;
-    j["forward_seconds"] = r.forward_seconds;
-    j["forward_cpu_seconds"] = r.forward_cpu;
-    j["depass_seconds"] = r.depass_seconds;
-    j["depass_cpu_seconds"] = r.depass_cpu;
-    j["depass_layer_seconds"] = r.depass_layer_seconds;
-    j["depass_includes"] =
-        "the recorded forward + per layer: init_neurons (I + 1 components), propagate through the later blocks "
-        "(all positions), logit_attribution";
-    if (!o.no_ablation) {
-        j["ablation_seconds"] = r.ablation_seconds;
-        j["ablation_cpu_seconds"] = r.ablation_cpu;
-        j["ablation_layer_seconds"] = r.ablation_layer_seconds;
-        j["ablation_includes"] =
-            "the recorded forward + per neuron: h[l+1] - a[:,i] W_down[:,i] (earlier blocks reused from the trace), "
-            "the later blocks on all positions, final norm and target logit at the last position";
-        j["speedup"] = r.speedup();
-        j["speedup_cpu"] = r.speedup_cpu();
-        j["spearman"] = r.spearman;
-        j["spearman_per_layer"] = r.spearman_layer;
-    }
-    if (r.naive_sample > 0) {
-        j["naive_sample"] = r.naive_sample;
-        j["naive_sample_seconds"] = r.naive_sample_seconds;
-        j["naive_seconds_extrapolated"] = r.naive_seconds_extrapolated();
-        j["naive_cpu_seconds_extrapolated"] = r.naive_cpu_extrapolated();
-        j["naive_includes"] = "per neuron a full forward() of a copy with W_down[:,i] zeroed (all layers, all logits), "
-                              "timed on naive_sample neurons and scaled to all L*I";
-        j["speedup_vs_naive"] = r.depass_seconds > 0 ? r.naive_seconds_extrapolated() / r.depass_seconds : 0.0;
-        j["speedup_vs_naive_cpu"] = r.depass_cpu > 0 ? r.naive_cpu_extrapolated() / r.depass_cpu : 0.0;
-        if (!o.no_ablation) j["naive_max_effect_diff"] = r.naive_max_effect_diff;
-    }
+    eval::NeuronSpeedRunInfo info;
+    info.ids_from = ids_from;
+    info.ids = ids;
+    info.repeats = o.repeats;
+    info.malloc_keeps_freed_memory = tuned;
+    info.malloc_large_block_mapped = mapped;
+    info.ablation = !o.no_ablation;
     std::printf("%s: N=%d, L=%d, I=%d, %d neurons, %d threads, target id %d (logit %.4g)\n", model_name.c_str(), r.N,
                 r.L, r.I, r.L * r.I, r.threads, r.target, r.target_logit);
     std::printf("  %-34s %10s %10s\n", "", "wall s", "cpu s");
@@ -605,22 +363,12 @@ void run_speed(const SpeedOptions& o) {
         for (double s : r.spearman_layer) std::printf(" %.3f", s);
         std::printf("\n");
     }
-    if (!o.json.empty()) write_out(o.in, o.json, j.dump(2) + "\n");
-    if (!o.csv.empty()) {
-        std::ostringstream os;
-        os << "layer,neuron,depass_score,ablation_effect\n";
-        for (int l = 0; l < r.L; ++l)
-            for (int i = 0; i < r.I; ++i)
-                os << l << "," << i << "," << fmt("%.8g", r.depass_scores[size_t(l) * r.I + i]) << ","
-                   << fmt("%.8g", r.ablation_effects[size_t(l) * r.I + i]) << "\n";
-        write_out(o.in, o.csv, os.str());
-    }
+    if (!o.json.empty())
+        write_out(o.in, o.json, eval::neuron_speed_json(r, timing_run(label, model_name, o.random, o.seed, o.in.dtype, cfg), info));
+    if (!o.csv.empty()) write_out(o.in, o.csv, eval::neuron_speed_csv(r));
     if (!o.svg.empty()) {
         if (o.no_ablation) throw UsageError("--svg plots scores against ablation effects: drop --no-ablation");
-        write_out(o.in, o.svg,
-                  eval::svg_scatter(label + ": DePass score vs ablation effect (Spearman " + fmt("%.3f", r.spearman) + ")",
-                                    "DePass logit attribution of the neuron", "clean logit - logit with the neuron zeroed",
-                                    r.depass_scores, r.ablation_effects));
+        write_out(o.in, o.svg, eval::neuron_speed_svg(r, label));
     }
 }
 
@@ -636,41 +384,9 @@ void run_speed_plot(const SpeedPlotOptions& o) {
     InputOptions in;
     in.quiet = o.quiet;
     const std::string dir = prepare_dir(o.out);
-    std::ostringstream csv;
-    csv << "label,N,neurons,threads,depass_wall_s,ablation_wall_s,naive_wall_s_extrapolated,depass_cpu_s,"
-           "ablation_cpu_s,naive_cpu_s_extrapolated,speedup_wall,speedup_cpu,speedup_vs_naive_cpu,spearman\n";
-    std::vector<eval::BarGroup> groups;
-    for (const std::string& f : o.inputs) {
-        const nlohmann::json j = detail::parse_json_checked(read_text_file(f), f, "not JSON");
-        for (const char* key : {"label", "N", "config", "threads", "depass_seconds", "depass_cpu_seconds",
-                                "ablation_seconds", "ablation_cpu_seconds", "speedup", "speedup_cpu", "spearman",
-                                "naive_seconds_extrapolated", "naive_cpu_seconds_extrapolated"})
-            if (!j.contains(key))
-                throw Error(f + ": field '" + key + "' is missing (expected a neurons-speed JSON with ablation and "
-                            "--naive-sample > 0)");
-        auto num = [&](const char* k) { return j[k].get<double>(); };
-        const std::string label = j["label"].get<std::string>();
-        const int neurons = j["config"]["L"].get<int>() * j["config"]["I"].get<int>();
-        csv << csv_field(label) << "," << j["N"].get<int>() << "," << neurons << "," << j["threads"].get<int>();
-        for (const char* k : {"depass_seconds", "ablation_seconds", "naive_seconds_extrapolated", "depass_cpu_seconds",
-                              "ablation_cpu_seconds", "naive_cpu_seconds_extrapolated"})
-            csv << "," << fmt("%.6g", num(k));
-        csv << "," << fmt("%.4g", num("speedup")) << "," << fmt("%.4g", num("speedup_cpu")) << ","
-            << fmt("%.4g", num("naive_cpu_seconds_extrapolated") / num("depass_cpu_seconds")) << ","
-            << fmt("%.4f", num("spearman")) << "\n";
-        std::string two_lines = label;  // "model N=32" -> "model" / "N=32"
-        const size_t cut = two_lines.rfind(" N=");
-        if (cut != std::string::npos) two_lines[cut] = '\n';
-        groups.push_back({two_lines + "\nablation / DePass " + fmt("%.1fx", num("speedup_cpu")),
-                          {num("depass_cpu_seconds"), num("ablation_cpu_seconds"), num("naive_cpu_seconds_extrapolated")}});
-    }
-    write_out(in, dir + "/speed.csv", csv.str());
-    write_out(in, dir + "/speed.svg",
-              eval::svg_bar_chart("Scores for every neuron of every layer: CPU time (log scale)",
-                                  "CPU seconds",
-                                  {"DePass (one pass per layer)", "ablation (forward from l+1)",
-                                   "naive ablation (full forward)"},
-                                  groups, true, "%.3g"));
+    const eval::SpeedPlot plot = eval::speed_plot(o.inputs);
+    write_out(in, dir + "/speed.csv", plot.csv);
+    write_out(in, dir + "/speed.svg", plot.svg);
 }
 
 
@@ -720,52 +436,24 @@ void run_cost(const CostOptions& o) {
         runs.push_back(eval::token_cost(model, prompts[i], o.ig_steps, o.temperature));
     }
     progress(o.in, "");
-    double dep = 0, ig = 0, ixg = 0, n_mean = 0, gap_max = 0;
-    const double P = double(runs.size());
-    for (const eval::TokenCostResult& r : runs) {
-        dep += r.depass_seconds / P;
-        ig += r.ig_seconds / P;
-        ixg += r.ixg_seconds / P;
-        n_mean += r.N / P;
-        gap_max = std::max(gap_max, std::abs(r.ig_gap));
-    }
+    const eval::TokenCostSummary c = eval::summarise_cost(runs);
     const std::string label = o.label.empty() ? model_name : o.label;
-    nlohmann::json j = run_header(label, model_name, o.random, o.seed, o.in.dtype, cfg);
-    j["prompts"] = runs.size();
-    j["ids_from"] = ids_from;
-    j["mean_N"] = n_mean;
-    j["ig_steps"] = o.ig_steps;
 #ifdef _OPENMP
-    j["threads"] = omp_get_max_threads();
+    const int threads = omp_get_max_threads();
 #else
-    j["threads"] = 1;
+    const int threads = 1;
 #endif
-    j["timing"] = "wall-clock seconds per attributed prompt, mean over the prompts; every method runs its own forward";
-    j["depass_includes"] = "forward + init_tokens + propagate + logit_attribution (token level at h[0], softmax rule)";
-    j["integrated_gradients_includes"] =
-        "forward at x + forward at the zero baseline + ig_steps x (forward_from_embeddings + backward), all logits";
-    j["input_x_gradient_includes"] = "forward + backward + x . g per token";
-    j["depass_seconds_per_prompt"] = dep;
-    j["integrated_gradients_seconds_per_prompt"] = ig;
-    j["input_x_gradient_seconds_per_prompt"] = ixg;
-    j["ratio_integrated_gradients_to_depass"] = ig / dep;
-    j["ratio_input_x_gradient_to_depass"] = ixg / dep;
-    j["ig_completeness_gap_max_abs"] = gap_max;
-    for (const eval::TokenCostResult& r : runs)
-        j["per_prompt"].push_back({{"N", r.N},
-                                   {"target", r.target},
-                                   {"depass_seconds", r.depass_seconds},
-                                   {"integrated_gradients_seconds", r.ig_seconds},
-                                   {"input_x_gradient_seconds", r.ixg_seconds},
-                                   {"ig_completeness_gap", r.ig_gap}});
-    std::printf("%s: %zu prompts, mean N %.1f, IG %d steps, %d thread(s)\n", label.c_str(), runs.size(), n_mean,
-                o.ig_steps, j["threads"].get<int>());
+    std::printf("%s: %zu prompts, mean N %.1f, IG %d steps, %d thread(s)\n", label.c_str(), runs.size(), c.mean_N,
+                o.ig_steps, threads);
     std::printf("  %-30s %14s %14s\n", "method", "s / prompt", "x DePass");
-    std::printf("  %-30s %14.5f %14.2f\n", "depass (token level)", dep, 1.0);
-    std::printf("  %-30s %14.5f %14.2f\n", ("integrated_gradients (" + std::to_string(o.ig_steps) + ")").c_str(), ig,
-                ig / dep);
-    std::printf("  %-30s %14.5f %14.2f\n", "input_x_gradient", ixg, ixg / dep);
-    if (!o.json.empty()) write_out(o.in, o.json, j.dump(2) + "\n");
+    std::printf("  %-30s %14.5f %14.2f\n", "depass (token level)", c.depass_seconds, 1.0);
+    std::printf("  %-30s %14.5f %14.2f\n", ("integrated_gradients (" + std::to_string(o.ig_steps) + ")").c_str(),
+                c.ig_seconds, c.ig_seconds / c.depass_seconds);
+    std::printf("  %-30s %14.5f %14.2f\n", "input_x_gradient", c.ixg_seconds, c.ixg_seconds / c.depass_seconds);
+    if (!o.json.empty())
+        write_out(o.in, o.json,
+                  eval::token_cost_json(runs, timing_run(label, model_name, o.random, o.seed, o.in.dtype, cfg), ids_from,
+                                        o.ig_steps, threads));
 }
 
 }  // namespace
