@@ -217,3 +217,20 @@ TEMPLATE_TEST_CASE("CompletenessMonitor: a leak or a NaN at any point is a viola
         CHECK_THAT(error_of([&] { mon.require(); }), Contains("h[1]"));
     }
 }
+
+TEST_CASE("preset(): each family's architecture flags", "[config]") {
+    const Config llama = preset(Arch::Llama), qwen = preset(Arch::Qwen2), gpt2 = preset(Arch::Gpt2),
+                 l2c = preset(Arch::Llama2c), mistral = preset(Arch::Mistral);
+    CHECK((llama.norm == NormKind::RMSNorm && llama.mlp == MlpKind::SwiGLU && llama.act == Activation::SiLU));
+    CHECK((llama.rope == RopeStyle::Half && !llama.qkv_bias && !llama.o_bias && !llama.tied_embeddings));
+    CHECK(llama.model_type == "llama");
+    CHECK((mistral.model_type == "mistral" && mistral.rope == RopeStyle::Half && !mistral.qkv_bias));
+    CHECK((qwen.qkv_bias && !qwen.o_bias && !qwen.mlp_bias && qwen.rope == RopeStyle::Half));
+    CHECK((gpt2.norm == NormKind::LayerNorm && gpt2.mlp == MlpKind::GeluMLP && gpt2.act == Activation::GeluTanh));
+    CHECK((gpt2.rope == RopeStyle::None && gpt2.learned_positions && gpt2.tied_embeddings));
+    CHECK((gpt2.qkv_bias && gpt2.o_bias && gpt2.mlp_bias));
+    CHECK((l2c.rope == RopeStyle::Interleaved && l2c.tied_embeddings && l2c.model_type == "llama2c"));
+    CHECK(llama.D == 0);  // sizes are the reader's
+    CHECK(parse_arch("qwen2") == Arch::Qwen2);
+    CHECK_THAT(error_of([] { parse_arch("bert"); }), Contains("'bert'"));
+}

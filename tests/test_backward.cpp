@@ -253,9 +253,9 @@ TEST_CASE("embedding, unembedding and log-softmax backward", "[backward]") {
 
 namespace {
 
-using Arch = depass_test::TinyArch;
-const char* arch_name(Arch a) { return depass_test::tiny_arch_name(a); }
-Config make_config(Arch a) { return depass_test::tiny_config(a); }
+using TArch = depass_test::TinyArch;
+const char* arch_name(TArch a) { return depass_test::tiny_arch_name(a); }
+Config make_config(TArch a) { return depass_test::tiny_config(a); }
 
 // An independent forward for the finite differences: the block loop of forward() written
 // again from the forward ops, with an additive perturbation of one layer's attention context
@@ -301,7 +301,7 @@ std::vector<int> random_ids(int N, int V, uint64_t seed) {
 
 TEST_CASE("model backward: df/dh0, df/d attn_ctx, df/d mlp_act against finite differences, every coordinate",
           "[backward]") {
-    for (Arch arch : {Arch::Llama, Arch::LlamaInterleaved, Arch::Qwen2, Arch::Gpt2}) {
+    for (TArch arch : {TArch::Llama, TArch::LlamaInterleaved, TArch::Qwen2, TArch::Gpt2}) {
         const Model<double> m = random_model<double>(make_config(arch), 2000 + uint64_t(arch));
         const Config& c = m.cfg;
         const std::vector<int> ids = random_ids(7, c.V, 31 + uint64_t(arch));
@@ -341,7 +341,7 @@ TEST_CASE("model backward: df/dh0, df/d attn_ctx, df/d mlp_act against finite di
 }
 
 TEST_CASE("model backward: exact identities on the gradients", "[backward]") {
-    for (Arch arch : {Arch::Llama, Arch::Gpt2}) {
+    for (TArch arch : {TArch::Llama, TArch::Gpt2}) {
         INFO(arch_name(arch));
         const Model<double> m = random_model<double>(make_config(arch), 2100 + uint64_t(arch));
         const Config& c = m.cfg;
@@ -371,7 +371,7 @@ TEST_CASE("model backward: exact identities on the gradients", "[backward]") {
 }
 
 TEST_CASE("forward_from_embeddings reproduces forward; the float backward follows the double one", "[backward]") {
-    const Model<double> m = random_model<double>(make_config(Arch::Gpt2), 2200);
+    const Model<double> m = random_model<double>(make_config(TArch::Gpt2), 2200);
     const std::vector<int> ids = random_ids(9, m.cfg.V, 5);
     const Trace<double> a = forward(m, ids);
     const Trace<double> b = forward_from_embeddings(m, embed(m.w.tok_emb, m.w.pos_emb, ids), ids);
@@ -388,7 +388,7 @@ TEST_CASE("forward_from_embeddings reproduces forward; the float backward follow
     // token_embeddings leaves the learned positions out.
     CHECK((token_embeddings(m, ids) + m.w.pos_emb.topRows(9) - a.h[0]).cwiseAbs().maxCoeff() <= 1e-15);
 
-    for (Arch arch : {Arch::LlamaInterleaved, Arch::Gpt2}) {
+    for (TArch arch : {TArch::LlamaInterleaved, TArch::Gpt2}) {
         INFO(arch_name(arch));
         const Model<double> md = random_model<double>(make_config(arch), 2300);
         const Model<float> mf = cast_model<float>(md);

@@ -123,15 +123,15 @@ Components<T> random_split(const Mat<T>& state, int M, std::mt19937_64& rng) {
 
 // ---- the three architectures -------------------------------------------------------------------
 
-using Arch = depass_test::TinyArch;
-const Arch kArchs[] = {Arch::Llama, Arch::Qwen2, Arch::Gpt2};
-const char* arch_name(Arch a) { return depass_test::tiny_arch_name(a); }
-Config make_config(Arch a) { return depass_test::tiny_config(a); }
+using TArch = depass_test::TinyArch;
+const TArch kArchs[] = {TArch::Llama, TArch::Qwen2, TArch::Gpt2};
+const char* arch_name(TArch a) { return depass_test::tiny_arch_name(a); }
+Config make_config(TArch a) { return depass_test::tiny_config(a); }
 
-uint64_t arch_seed(Arch a) {
+uint64_t arch_seed(TArch a) {
     switch (a) {
-        case Arch::Qwen2: return 1017;
-        case Arch::Gpt2: return 1034;
+        case TArch::Qwen2: return 1017;
+        case TArch::Gpt2: return 1034;
         default: return 1000;
     }
 }
@@ -480,7 +480,7 @@ TEMPLATE_TEST_CASE("mlp_decomposed: sum over components equals the recorded MLP 
     const double tol = tolerance::completeness_rel<T>();
     Worst w_all, w_one;
     bool bit_one = true;
-    for (Arch arch : kArchs) {
+    for (TArch arch : kArchs) {
         const Model<T> model = random_model<T>(make_config(arch), arch_seed(arch));
         const Config& cfg = model.cfg;
         std::mt19937_64 rng(7 + int(arch));
@@ -572,7 +572,7 @@ TEMPLATE_TEST_CASE(
     Worst worst[5];
     NaiveMlpStats stats[5];
     long cases = 0;
-    for (Arch arch : kArchs) {
+    for (TArch arch : kArchs) {
         const Model<T> model = random_model<T>(make_config(arch), arch_seed(arch));
         const Config& cfg = model.cfg;
         std::mt19937_64 rng(11 + int(arch));
@@ -746,7 +746,7 @@ TEST_CASE("token level: packed storage (first[j] = j) equals dense storage, ever
     using T = double;
     Worst worst;
     bool all_bitwise = true, dense_zero = true;
-    for (Arch arch : kArchs) {
+    for (TArch arch : kArchs) {
         const Model<T> model = random_model<T>(make_config(arch), arch_seed(arch));
         const int N = 40;
         const Trace<T> trace = forward(model, random_ids(N, model.cfg.V, 300));
@@ -796,7 +796,7 @@ TEST_CASE("MLP chunking: mlp_chunk = 1, 3, N and 0 (auto) give the same componen
     using T = double;
     Worst worst;
     bool all_bitwise = true;
-    for (Arch arch : kArchs) {
+    for (TArch arch : kArchs) {
         const Model<T> model = random_model<T>(make_config(arch), arch_seed(arch));
         for (int N : {7, 40}) {
             const Trace<T> trace = forward(model, random_ids(N, model.cfg.V, 400 + N));
@@ -843,7 +843,7 @@ TEMPLATE_TEST_CASE(
     const double tol = tolerance::completeness_rel<T>();
     Worst worst;
     long runs = 0, points_checked = 0;
-    for (Arch arch : kArchs) {
+    for (TArch arch : kArchs) {
         const Model<T> model = random_model<T>(make_config(arch), arch_seed(arch));
         const Config& cfg = model.cfg;
         std::mt19937_64 rng(21 + int(arch));
@@ -900,7 +900,7 @@ TEMPLATE_TEST_CASE(
     using T = TestType;
     const double tol = tolerance::completeness_rel<T>();  // 1e-12 double, 1e-5 float
     Worst w_sum, w_naive;
-    for (Arch arch : kArchs) {
+    for (TArch arch : kArchs) {
         const Model<T> model = random_model<T>(make_config(arch), arch_seed(arch));
         const Config& cfg = model.cfg;
         std::mt19937_64 rng(31 + int(arch));
@@ -979,7 +979,7 @@ std::string error_of(F&& f) {
 
 TEST_CASE("initialisers reject bad requests with a depass::Error naming the value", "[decompose][errors]") {
     using Catch::Matchers::Contains;
-    const Model<double> model = random_model<double>(make_config(Arch::Llama), arch_seed(Arch::Llama));
+    const Model<double> model = random_model<double>(make_config(TArch::Llama), arch_seed(TArch::Llama));
     const Config& cfg = model.cfg;  // L = 2, H = 4, I = 48, D = 24
     const Trace<double> trace = forward(model, random_ids(6, cfg.V, 700));
 

@@ -267,8 +267,9 @@ Config random_config(const std::string& arch, int L, int H, int Hkv, int D, int 
         throw Error(where + "hidden size " + std::to_string(D) + " is not a multiple of heads " + std::to_string(H));
     if (H % Hkv != 0)
         throw Error(where + "heads " + std::to_string(H) + " is not a multiple of kv heads " + std::to_string(Hkv));
-    Config c;
-    c.model_type = arch;
+    if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "gpt2")
+        throw Error("random model: unknown architecture '" + arch + "' (expected llama, mistral, qwen2 or gpt2)");
+    Config c = preset(parse_arch(arch));  // the family's flags
     c.source = "random " + arch;
     c.D = D;
     c.L = L;
@@ -284,28 +285,14 @@ Config random_config(const std::string& arch, int L, int H, int Hkv, int D, int 
         if (c.Dh % 2 != 0)
             throw Error(where + "head dimension " + std::to_string(c.Dh) + " (hidden / heads) must be even for RoPE");
         c.I = 3 * D + 2;  // deliberately not a multiple of D
-        c.norm = NormKind::RMSNorm;
-        c.mlp = MlpKind::SwiGLU;
-        c.act = Activation::SiLU;
-        c.rope = RopeStyle::Half;
         c.norm_eps = arch == "qwen2" ? 1e-6 : 1e-5;
         c.rope_theta = arch == "llama" ? 10000.0 : 1000000.0;
-        c.qkv_bias = arch == "qwen2";
         c.tied_embeddings = arch == "qwen2";
     } else if (arch == "gpt2") {
         if (Hkv != H)
             throw Error(where + "GPT-2 has no grouped-query attention: kv heads " + std::to_string(Hkv) +
                         " must equal heads " + std::to_string(H));
         c.I = 4 * D;
-        c.norm = NormKind::LayerNorm;
-        c.mlp = MlpKind::GeluMLP;
-        c.act = Activation::GeluTanh;
-        c.rope = RopeStyle::None;
-        c.learned_positions = true;
-        c.tied_embeddings = true;
-        c.qkv_bias = c.o_bias = c.mlp_bias = true;
-    } else {
-        throw Error("random model: unknown architecture '" + arch + "' (expected llama, mistral, qwen2 or gpt2)");
     }
     validate_config(c);
     return c;

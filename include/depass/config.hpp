@@ -49,6 +49,19 @@ struct Config {
     int kv_group() const { return H / Hkv; }  // query heads per KV head
 };
 
+// The model families. preset() gives a family's architecture flags (norm, MLP and
+// activation kind, RoPE layout, biases, learned positions, the usual tied-embedding
+// setting) with every size left 0 for a reader to fill; readers then apply what their
+// file says beyond the family (e.g. a Llama's attention_bias, a GGUF's RoPE layout).
+//   llama, mistral  RMSNorm, SwiGLU/SiLU, rotate-half RoPE, no biases, untied
+//   qwen2           as llama, plus q/k/v biases
+//   gpt2            LayerNorm, GELU (tanh) MLP, learned positions, every bias, tied
+//   llama2c         as llama with llama2.c's interleaved RoPE pairs, tied
+enum class Arch { Llama, Mistral, Qwen2, Gpt2, Llama2c };
+Config preset(Arch arch);
+// "llama", "mistral", "qwen2", "gpt2", "llama2c" -> Arch; throws naming the value.
+Arch parse_arch(const std::string& model_type);
+
 // The RoPE table of a config: its theta and scaling, each pair then divided by
 // cfg.rope_freq_factors[i] when given (GGUF `rope_freqs.weight`).
 std::vector<double> rope_inv_freq(const Config& cfg);

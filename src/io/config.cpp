@@ -168,20 +168,8 @@ void read_llama_family(const Fields& f, const std::string& file, Config& c) {
         throw Error(file + ": field 'mlp_bias' = true is unsupported (SwiGLU MLP biases)");
     }
 
-    c.norm = NormKind::RMSNorm;
-    c.mlp = MlpKind::SwiGLU;
-    c.act = Activation::SiLU;
-    c.rope = RopeStyle::Half;
-    c.learned_positions = false;
-    if (c.model_type == "qwen2") {
-        c.qkv_bias = true;
-        c.o_bias = false;
-    } else {
-        const bool ab = f.get_bool("attention_bias", false);
-        c.qkv_bias = ab;
-        c.o_bias = ab;
-    }
-    c.mlp_bias = false;
+    // The family's flags come from preset(); a Llama or Mistral may add attention biases.
+    if (c.model_type != "qwen2") c.qkv_bias = c.o_bias = f.get_bool("attention_bias", false);
 
     // Sliding-window attention: cap the supported length at the window.
     bool window_active = false;
@@ -229,15 +217,6 @@ void read_gpt2(const Fields& f, const std::string& file, Config& c) {
     if (!f.get_bool("scale_attn_weights", true)) {
         throw Error(file + ": field 'scale_attn_weights' = false is unsupported");
     }
-
-    c.norm = NormKind::LayerNorm;
-    c.mlp = MlpKind::GeluMLP;
-    c.act = Activation::GeluTanh;
-    c.rope = RopeStyle::None;
-    c.learned_positions = true;
-    c.qkv_bias = true;
-    c.o_bias = true;
-    c.mlp_bias = true;
 }
 
 }  // namespace
@@ -250,9 +229,7 @@ Config read_hf_config(const std::string& path_in) {
     if (!j.is_object()) throw Error(path + ": config must be a JSON object");
     Fields f(path, j);
 
-    Config c;
-    c.source = path;
-    c.model_type = f.get_string("model_type");
+    const std::string model_type = f.get_string("model_type");
     if (f.present("quantization_config")) {
         const json& q = j["quantization_config"];
         const std::string method = q.is_object() && q.contains("quant_method") && q["quant_method"].is_string()
@@ -261,14 +238,17 @@ Config read_hf_config(const std::string& path_in) {
         throw Error(path + ": field 'quantization_config' (quant_method '" + method +
                     "'): quantised checkpoints are not supported (F32, F16 or BF16 weights only)");
     }
-    if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2") {
+    if (model_type != "llama" && model_type != "mistral" && model_type != "qwen2" && model_type != "gpt2") {
+        throw Error(path + ": field 'model_type' = '" + model_type +
+                    "' is not supported (supported: llama, mistral, qwen2, gpt2)");
+    }
+    Config c = preset(parse_arch(model_type));
+    c.source = path;
+    if (c.mlp == MlpKind::SwiGLU) {
         read_llama_family(f, path, c);
         c.rope_scaling = detail::read_rope_scaling(path, j);
-    } else if (c.model_type == "gpt2") {
-        read_gpt2(f, path, c);
     } else {
-        throw Error(path + ": field 'model_type' = '" + c.model_type +
-                    "' is not supported (supported: llama, mistral, qwen2, gpt2)");
+        read_gpt2(f, path, c);
     }
     validate_config(c);
     return c;

@@ -780,8 +780,8 @@ Model<T> read_gguf_model(const std::string& path) {
                     "' is not supported (none, linear)");
 
     Model<T> m;
+    m.cfg = preset(Arch::Llama);
     Config& c = m.cfg;
-    c.model_type = "llama";
     c.source = path;
     c.D = required_int(g, "llama.embedding_length");
     c.I = required_int(g, "llama.feed_forward_length");
@@ -815,9 +815,6 @@ Model<T> read_gguf_model(const std::string& path) {
     c.max_positions = required_int(g, "llama.context_length");
     c.norm_eps = g.get_float("llama.attention.layer_norm_rms_epsilon");
     c.rope_theta = g.get_float("llama.rope.freq_base", 10000.0);
-    c.norm = NormKind::RMSNorm;
-    c.mlp = MlpKind::SwiGLU;
-    c.act = Activation::SiLU;
     c.rope = RopeStyle::Interleaved;  // see gguf.hpp: q / k rows are stored pair-interleaved
     if (scaling == "linear") {
         c.rope_scaling.kind = RopeScalingKind::Linear;
@@ -834,8 +831,6 @@ Model<T> read_gguf_model(const std::string& path) {
         const Tensor<double> f = g.read<double>("rope_freqs.weight", {int64_t(c.Dh / 2)});
         c.rope_freq_factors = f.data;
     }
-    c.learned_positions = false;
-    c.qkv_bias = c.o_bias = c.mlp_bias = false;
 
     const GgufTensorInfo& emb = g.tensor("token_embd.weight");
     if (emb.ne.size() != 2) {

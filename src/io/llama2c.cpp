@@ -127,8 +127,8 @@ Model<T> read_llama2c(const std::string& path) {
     }
 
     Model<T> m;
+    m.cfg = preset(Arch::Llama2c);
     Config& c = m.cfg;
-    c.model_type = "llama2c";
     c.source = path;
     c.D = D;
     c.I = I;
@@ -140,13 +140,7 @@ Model<T> read_llama2c(const std::string& path) {
     c.max_positions = seq;
     c.norm_eps = 1e-5;
     c.rope_theta = 10000.0;
-    c.norm = NormKind::RMSNorm;
-    c.mlp = MlpKind::SwiGLU;
-    c.act = Activation::SiLU;
-    c.rope = RopeStyle::Interleaved;
-    c.learned_positions = false;
     c.tied_embeddings = shared;
-    c.qkv_bias = c.o_bias = c.mlp_bias = false;
     c.bos_id = 1;
     c.eos_id = 2;
     validate_config(c);

@@ -44,6 +44,47 @@ void validate_rope_scaling(const std::string& where, const Config& c) {
 
 }  // namespace
 
+Config preset(Arch arch) {
+    Config c;
+    c.norm = NormKind::RMSNorm;
+    c.mlp = MlpKind::SwiGLU;
+    c.act = Activation::SiLU;
+    c.rope = RopeStyle::Half;
+    switch (arch) {
+        case Arch::Llama: c.model_type = "llama"; break;
+        case Arch::Mistral: c.model_type = "mistral"; break;
+        case Arch::Qwen2:
+            c.model_type = "qwen2";
+            c.qkv_bias = true;
+            break;
+        case Arch::Llama2c:
+            c.model_type = "llama2c";
+            c.rope = RopeStyle::Interleaved;
+            c.tied_embeddings = true;
+            break;
+        case Arch::Gpt2:
+            c.model_type = "gpt2";
+            c.norm = NormKind::LayerNorm;
+            c.mlp = MlpKind::GeluMLP;
+            c.act = Activation::GeluTanh;
+            c.rope = RopeStyle::None;
+            c.learned_positions = true;
+            c.tied_embeddings = true;
+            c.qkv_bias = c.o_bias = c.mlp_bias = true;
+            break;
+    }
+    return c;
+}
+
+Arch parse_arch(const std::string& t) {
+    if (t == "llama") return Arch::Llama;
+    if (t == "mistral") return Arch::Mistral;
+    if (t == "qwen2") return Arch::Qwen2;
+    if (t == "gpt2") return Arch::Gpt2;
+    if (t == "llama2c") return Arch::Llama2c;
+    throw Error("model_type '" + t + "' is not supported (supported: llama, mistral, qwen2, gpt2, llama2c)");
+}
+
 std::vector<double> rope_inv_freq(const Config& cfg) {
     std::vector<double> f = rope_inv_freq(cfg.Dh, cfg.rope_theta, cfg.rope_scaling);
     if (!cfg.rope_freq_factors.empty()) {

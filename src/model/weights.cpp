@@ -225,8 +225,7 @@ Config stories_shape(const std::string& name) {
     const bool big = name == "stories110M";
     if (!big && name != "stories15M")
         throw Error("unknown model shape '" + name + "' (known: stories15M, stories110M)");
-    Config c;
-    c.model_type = "llama";
+    Config c = preset(Arch::Llama);
     c.source = name + " shape";
     c.D = big ? 768 : 288;
     c.L = big ? 12 : 6;
@@ -235,9 +234,6 @@ Config stories_shape(const std::string& name) {
     c.I = big ? 2048 : 768;
     c.V = 32000;
     c.max_positions = big ? 1024 : 256;
-    c.norm = NormKind::RMSNorm;
-    c.mlp = MlpKind::SwiGLU;
-    c.act = Activation::SiLU;
     c.rope = RopeStyle::Interleaved;  // llama2.c's layout
     c.tied_embeddings = true;
     return c;

@@ -64,7 +64,7 @@ const char* tiny_arch_name(TinyArch a) {
 
 depass::Config tiny_config(TinyArch a) {
     using namespace depass;
-    Config c;
+    Config c = preset(a == TinyArch::Qwen2 ? Arch::Qwen2 : a == TinyArch::Gpt2 ? Arch::Gpt2 : Arch::Llama);
     c.I = 48;
     c.L = 2;
     c.H = 4;
@@ -75,33 +75,19 @@ depass::Config tiny_config(TinyArch a) {
     switch (a) {
         case TinyArch::Llama:
         case TinyArch::LlamaInterleaved:
-            c.model_type = "llama";
             c.D = 24;
             c.Hkv = 2;
             c.rope = a == TinyArch::Llama ? RopeStyle::Half : RopeStyle::Interleaved;
             break;
         case TinyArch::Qwen2:
-            c.model_type = "qwen2";
             c.D = 32;
             c.Hkv = 1;
-            c.rope = RopeStyle::Half;
             c.rope_theta = 1e6;
-            c.qkv_bias = true;
             c.tied_embeddings = true;
             break;
         case TinyArch::Gpt2:
-            c.model_type = "gpt2";
             c.D = 32;
             c.Hkv = 4;
-            c.norm = NormKind::LayerNorm;
-            c.mlp = MlpKind::GeluMLP;
-            c.act = Activation::GeluTanh;
-            c.rope = RopeStyle::None;
-            c.learned_positions = true;
-            c.qkv_bias = true;
-            c.o_bias = true;
-            c.mlp_bias = true;
-            c.tied_embeddings = true;
             break;
     }
     validate_config(c);
