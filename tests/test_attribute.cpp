@@ -15,6 +15,7 @@
 using namespace depass;
 using depass_test::TinyArch;
 using Catch::Matchers::Contains;
+using depass_test::error_of;
 
 namespace {
 
@@ -23,15 +24,6 @@ std::vector<int> ids_for(int N, int V) {
     for (int n = 0; n < N; ++n) ids.push_back((n * 7 + 3) % V);
     ids[0] = 1;
     return ids;
-}
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 }  // namespace

@@ -962,20 +962,7 @@ TEMPLATE_TEST_CASE(
 // 8. Initialiser errors name the bad value.
 // =====================================================================================
 
-namespace {
-// The message of the depass::Error thrown by f, or a marker when f throws something else or nothing.
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    } catch (...) {
-        return "<an exception that is not depass::Error>";
-    }
-    return "<no exception>";
-}
-}  // namespace
+using depass_test::error_of;
 
 TEST_CASE("initialisers reject bad requests with a depass::Error naming the value", "[decompose][errors]") {
     using Catch::Matchers::Contains;

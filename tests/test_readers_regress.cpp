@@ -54,19 +54,7 @@ std::string st_bytes(const std::string& header, const std::string& data = "") {
 
 std::string nested_arrays(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
-// The message of the depass::Error that f throws ("" if it throws nothing, a marker for
-// any other exception type, so that a crash-turned-exception of the wrong kind fails).
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("<not a depass::Error> ") + e.what();
-    }
-    return "";
-}
+using depass_test::error_of;
 
 // ---- a minimal GGUF v3 writer: u32 / f32 / string metadata, F32 tensors ----------------------
 

@@ -22,51 +22,16 @@ std::string vocab_path(const std::string& name) {
     return depass_test::weights_dir() + "/llamacpp_vocab/ggml-vocab-" + name + ".gguf";
 }
 
-// The .inp file: inputs separated by "\n__ggml_vocab_test__\n" (the file ends with one).
-std::vector<std::string> read_inputs(const std::string& path) {
-    const std::string all = read_text_file(path);
-    const std::string sep = "\n__ggml_vocab_test__\n";
-    std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < all.size()) {
-        const size_t e = all.find(sep, pos);
-        if (e == std::string::npos) {
-            out.push_back(all.substr(pos));
-            break;
-        }
-        out.push_back(all.substr(pos, e - pos));
-        pos = e + sep.size();
-    }
-    return out;
-}
-
-// The .out file: one line of space-separated ids per input.
-std::vector<std::vector<int>> read_outputs(const std::string& path) {
-    std::istringstream in(read_text_file(path));
-    std::vector<std::vector<int>> out;
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::vector<int> ids;
-        int id;
-        while (ls >> id) ids.push_back(id);
-        out.push_back(ids);
-    }
-    return out;
-}
-
-std::string ids_str(const std::vector<int>& ids) {
-    std::string s;
-    for (int id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
-    return s;
-}
+using depass_test::ids_str;
+using depass_test::read_vector_inputs;
+using depass_test::read_vector_outputs;
 
 // Runs every test vector of one vocabulary; returns the number that reproduce exactly.
 int run_vectors(const std::string& name, int* total, int* round_trips) {
     const std::string path = vocab_path(name);
     GgufTokenizer tok = GgufTokenizer::load(path);
-    const auto inputs = read_inputs(path + ".inp");
-    const auto outputs = read_outputs(path + ".out");
+    const auto inputs = read_vector_inputs(path + ".inp");
+    const auto outputs = read_vector_outputs(path + ".out");
     REQUIRE(inputs.size() == outputs.size());
     REQUIRE(inputs.size() >= 40);
     int passed = 0;
@@ -229,7 +194,7 @@ TEST_CASE("GGUF llama vocabulary agrees with the llama2.c export of the same voc
     // algorithm, so both must give the same ids on every test input.
     GgufTokenizer spm = GgufTokenizer::load(vocab_path("llama-spm"));
     Llama2cTokenizer l2c = Llama2cTokenizer::load(depass_test::weights_dir() + "/tokenizer.bin", 32000);
-    const auto inputs = read_inputs(vocab_path("llama-spm") + ".inp");
+    const auto inputs = read_vector_inputs(vocab_path("llama-spm") + ".inp");
     int same = 0;
     for (const std::string& text : inputs) {
         const auto a = spm.encode(text, true, false);

@@ -41,44 +41,9 @@ const HfTokenizer& shipped(const std::string& name) {
     return it->second;
 }
 
-// The .inp file: inputs separated by "\n__ggml_vocab_test__\n" (the file ends with one).
-std::vector<std::string> read_inputs(const std::string& path) {
-    const std::string all = read_text_file(path);
-    const std::string sep = "\n__ggml_vocab_test__\n";
-    std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < all.size()) {
-        const size_t e = all.find(sep, pos);
-        if (e == std::string::npos) {
-            out.push_back(all.substr(pos));
-            break;
-        }
-        out.push_back(all.substr(pos, e - pos));
-        pos = e + sep.size();
-    }
-    return out;
-}
-
-// The .out file: one line of space-separated ids per input.
-std::vector<std::vector<int>> read_outputs(const std::string& path) {
-    std::istringstream in(read_text_file(path));
-    std::vector<std::vector<int>> out;
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::vector<int> ids;
-        int id;
-        while (ls >> id) ids.push_back(id);
-        out.push_back(ids);
-    }
-    return out;
-}
-
-std::string ids_str(const std::vector<int>& ids) {
-    std::string s;
-    for (int id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
-    return s;
-}
+using depass_test::ids_str;
+using depass_test::read_vector_inputs;
+using depass_test::read_vector_outputs;
 
 // NFC through utf8proc directly (Qwen's normalizer), for the round-trip reference.
 std::string nfc(const std::string& s) {
@@ -96,8 +61,8 @@ struct VectorResult {
 // Every test vector of one set: the ids without BOS, and decode(encode(x)) == x (after NFC
 // when `normalised`).
 VectorResult run_vectors(const Tokenizer& tok, const std::string& set, bool normalised) {
-    const auto inputs = read_inputs(vectors(set) + ".inp");
-    const auto outputs = read_outputs(vectors(set) + ".out");
+    const auto inputs = read_vector_inputs(vectors(set) + ".inp");
+    const auto outputs = read_vector_outputs(vectors(set) + ".out");
     REQUIRE(inputs.size() == outputs.size());
     REQUIRE(inputs.size() >= 40);
     VectorResult r;
@@ -421,8 +386,8 @@ TEST_CASE("depass tokenize --tokenizer tokenizer.json prints the reference ids",
     const std::pair<const char*, const char*> sets[] = {
         {"gpt2", "gpt-2"}, {"llama3", "llama-bpe"}, {"qwen", "qwen2"}};
     for (const auto& s : sets) {
-        const auto inputs = read_inputs(vectors(s.second) + ".inp");
-        const auto outputs = read_outputs(vectors(s.second) + ".out");
+        const auto inputs = read_vector_inputs(vectors(s.second) + ".inp");
+        const auto outputs = read_vector_outputs(vectors(s.second) + ".out");
         // The longest input (350 bytes: whitespace runs, emoji, Khmer, CJK, quotes,
         // contractions) and a short one, picked by content (indices differ between sets).
         size_t longest = 0;

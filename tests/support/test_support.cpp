@@ -1,6 +1,9 @@
 #include "test_support.hpp"
 
+#include "depass/io.hpp"
+
 #include <array>
+#include <sstream>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -92,6 +95,56 @@ depass::Config tiny_config(TinyArch a) {
     }
     validate_config(c);
     return c;
+}
+
+std::vector<std::string> read_vector_inputs(const std::string& path) {
+    const std::string all = depass::read_text_file(path);
+    const std::string sep = "\n__ggml_vocab_test__\n";
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < all.size()) {
+        const size_t e = all.find(sep, pos);
+        if (e == std::string::npos) {
+            out.push_back(all.substr(pos));
+            break;
+        }
+        out.push_back(all.substr(pos, e - pos));
+        pos = e + sep.size();
+    }
+    return out;
+}
+
+std::vector<std::vector<int>> read_vector_outputs(const std::string& path) {
+    std::istringstream in(depass::read_text_file(path));
+    std::vector<std::vector<int>> out;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::vector<int> ids;
+        int id;
+        while (ls >> id) ids.push_back(id);
+        out.push_back(ids);
+    }
+    return out;
+}
+
+std::string ids_str(const std::vector<int>& ids) {
+    std::string s;
+    for (int id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
+    return s;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const depass::Error& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        return std::string("<not a depass::Error> ") + e.what();
+    } catch (...) {
+        return "<an exception that is not a std::exception>";
+    }
+    return "(no error)";
 }
 
 }  // namespace depass_test

@@ -13,6 +13,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
+#include <vector>
 #include <string>
 
 namespace depass_test {
@@ -26,6 +28,17 @@ void note_skip(const std::string& why);   // counts a skip (reported by main)
 std::string cli_path();                   // the built `depass` executable
 std::string source_dir();                 // the project's source tree
 std::string temp_dir();                   // a fresh directory for this test binary
+
+// Tokenizer test vectors (llama.cpp's layout): the .inp file holds the inputs separated by
+// "\n__ggml_vocab_test__\n" (the file ends with one); the .out file one line of
+// space-separated ids per input. ids_str joins ids with spaces.
+std::vector<std::string> read_vector_inputs(const std::string& path);
+std::vector<std::vector<int>> read_vector_outputs(const std::string& path);
+std::string ids_str(const std::vector<int>& ids);
+
+// The message of the depass::Error that f throws; "<not a depass::Error> ..." for any other
+// exception (a crash turned exception of the wrong kind fails a comparison), "(no error)" for none.
+std::string error_of(const std::function<void()>& f);
 
 // Runs a shell command, returns its exit status; captures stdout+stderr in *out.
 int run_command(const std::string& cmd, std::string* out = nullptr);
