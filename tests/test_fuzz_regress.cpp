@@ -5,6 +5,7 @@
 #include <string>
 
 #include "depass/tokenizer.hpp"
+#include "depass/tokenizer_hf.hpp"
 #include "test_support.hpp"
 
 using namespace depass;
@@ -26,5 +27,18 @@ TEST_CASE("fuzz regress: SentencePiece model with a piece the library's trie ref
     } catch (const Error& e) {
         CHECK_THAT(e.what(), Contains(path));
         CHECK_THAT(e.what(), Contains("not a valid SentencePiece model"));
+    }
+}
+
+TEST_CASE("fuzz regress: tokenizer.json holding a number too large for a double", "[fuzz][tokenizer_hf]") {
+    // nlohmann-json reports the overflow as out_of_range, not as a parse_error.
+    const std::string path = regress("tokenizer_hf/number_overflow.json");
+    REQUIRE(fs::is_regular_file(path));
+    try {
+        (void)HfTokenizer::load(path);
+        FAIL("the file was accepted");
+    } catch (const Error& e) {
+        CHECK_THAT(e.what(), Contains(path));
+        CHECK_THAT(e.what(), Contains("number overflow"));
     }
 }
