@@ -24,6 +24,14 @@ const std::string& scratch_dir() {
         fs::create_directories(d);
         return d;
     }();
+    static const bool cleanup = [] {
+        std::atexit([] {
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+        });
+        return true;
+    }();
+    (void)cleanup;
     return dir;
 }
 
