@@ -51,6 +51,9 @@ json parse_json_file(const std::string& path) {
         throw Error(path + ": not valid JSON at line " + std::to_string(line) + ", column " +
                     std::to_string(col) +
                     (e.byte >= text.size() ? " (the file ends early: truncated?)" : " (syntax error)"));
+    } catch (const json::exception& e) {
+        // Well-formed but not representable, e.g. a number too large for a double.
+        throw Error(path + ": not valid JSON: " + e.what());
     }
 }
 

@@ -12,6 +12,7 @@
 
 #include <sentencepiece_processor.h>
 
+#include <exception>
 #include <fstream>
 #include <sstream>
 
@@ -66,7 +67,14 @@ public:
         const std::string proto = bytes.str();
         if (proto.empty()) fail(path, "file is empty (expected a SentencePiece model protobuf)");
 
-        const auto status = sp_.LoadFromSerializedProto(proto);
+        // libsentencepiece reports most problems in its status, but a few (an empty piece
+        // reaching its double-array trie) only as a C++ exception.
+        sentencepiece::util::Status status;
+        try {
+            status = sp_.LoadFromSerializedProto(proto);
+        } catch (const std::exception& e) {
+            fail(path, std::string("not a valid SentencePiece model: ") + e.what());
+        }
         if (!status.ok()) fail(path, "not a valid SentencePiece model: " + describe(status));
         const int V = sp_.GetPieceSize();
         if (V <= 0) fail(path, "SentencePiece model has no pieces");
@@ -94,7 +102,12 @@ public:
 
     std::vector<int> encode(const std::string& text, bool bos, bool eos) const override {
         std::vector<int> body;
-        const auto status = sp_.Encode(text, &body);
+        sentencepiece::util::Status status;
+        try {
+            status = sp_.Encode(text, &body);
+        } catch (const std::exception& e) {
+            fail(path_, std::string("cannot encode the text: ") + e.what());
+        }
         if (!status.ok()) fail(path_, "cannot encode the text: " + describe(status));
         std::vector<int> out;
         out.reserve(body.size() + 2);
