@@ -115,17 +115,7 @@ void run_levels(const std::string& name, const Config& cfg, const std::vector<in
     CHECK(worst <= tolerance::completeness_rel<T>());
 }
 
-template <class Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        FAIL("no error thrown; expected one mentioning " << parts.front());
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        INFO("message: " << msg);
-        for (const std::string& p : parts) CHECK(msg.find(p) != std::string::npos);
-    }
-}
+using depass_test::expect_error;
 
 std::string edited_config(const std::string& model, const std::string& name, void (*edit)(json&)) {
     json j = json::parse(read_text_file(configs_dir() + "/" + model + "/config.json"));

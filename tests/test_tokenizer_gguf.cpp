@@ -104,18 +104,7 @@ struct VocabFile {
     }
 };
 
-// Expects `fn` to throw a depass::Error whose message contains every one of `parts`.
-template <class Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
-    try {
-        fn();
-        FAIL("no error thrown; expected one mentioning " << parts.front());
-    } catch (const Error& e) {
-        const std::string msg = e.what();
-        INFO("message: " << msg);
-        for (const std::string& p : parts) CHECK(msg.find(p) != std::string::npos);
-    }
-}
+using depass_test::expect_error;
 
 }  // namespace
 

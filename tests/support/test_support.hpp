@@ -36,6 +36,21 @@ std::vector<std::string> read_vector_inputs(const std::string& path);
 std::vector<std::vector<int>> read_vector_outputs(const std::string& path);
 std::string ids_str(const std::vector<int>& ids);
 
+// Expects fn to throw a depass::Error whose message contains every one of `parts`
+// (and, with max_len > 0, is shorter than max_len characters).
+template <class Fn>
+void expect_error(Fn fn, const std::vector<std::string>& parts, size_t max_len = 0) {
+    try {
+        fn();
+        FAIL("no error thrown; expected one mentioning " << parts.front());
+    } catch (const depass::Error& e) {
+        const std::string msg = e.what();
+        INFO("message: " << msg);
+        for (const std::string& p : parts) CHECK(msg.find(p) != std::string::npos);
+        if (max_len > 0) CHECK(msg.size() < max_len);
+    }
+}
+
 // The message of the depass::Error that f throws; "<not a depass::Error> ..." for any other
 // exception (a crash turned exception of the wrong kind fails a comparison), "(no error)" for none.
 std::string error_of(const std::function<void()>& f);
