@@ -38,15 +38,16 @@ template <class T>
 Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components<T> comps, CutPoint cut,
                         const DecomposeOptions& opt, const ComponentObserver<T>& observe = {});
 
-// The attention block's twin at layer l: the components of its output (W_O of the
-// frozen-probability mix of Norm1(X_m) W_V^T; biases to the rest).
+// The attention block's twin with one block's weights `lw` and record `lt`: the
+// components of its output (W_O of the frozen-probability mix of Norm1(X_m) W_V^T;
+// biases to the rest).
 template <class T>
-Components<T> attention_block_decomposed(const Model<T>& model, const Trace<T>& trace, int l,
+Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
                                          const Components<T>& x);
-// The MLP block's twin at layer l: the components of its output.
+// The MLP block's twin with one block's weights and record: the components of its output.
 template <class T>
-Components<T> mlp_block_decomposed(const Model<T>& model, const Trace<T>& trace, int l, const Components<T>& x,
-                                   const DecomposeOptions& opt);
+Components<T> mlp_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
+                                   const Components<T>& x, const DecomposeOptions& opt);
 
 // Logit attribution: for targets[n][k], attr[m][n][k] = W_U[v] . NormF_m(X_m[n]) with
 // the final norm's factors frozen; summed over m this is the true logit (minus any

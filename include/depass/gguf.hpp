@@ -19,15 +19,21 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "depass/io.hpp"  // WeightMode
 #include "depass/tokenizer.hpp"
 #include "depass/types.hpp"
 #include "depass/weights.hpp"
 
 namespace depass {
+
+namespace detail {
+class MappedFile;
+}
 
 // Metadata value types (gguf_type).
 enum class GgufType : uint32_t {
@@ -85,7 +91,7 @@ struct GgufTensorInfo {
 class GgufFile {
 public:
     // Parses and validates the header, metadata and tensor infos. Tensor data is
-    // read on demand by read().
+    // read on demand by read(), from a read-only map of the file (mapped_file.hpp).
     static GgufFile open(const std::string& path);
 
     const std::string& path() const { return path_; }
@@ -138,6 +144,7 @@ private:
     std::map<std::string, size_t> index_;  // key -> position in keys_
     std::vector<GgufTensorInfo> tensors_;
     std::unordered_map<std::string, size_t> tensor_index_;
+    std::shared_ptr<const detail::MappedFile> map_;  // the whole file, read-only
 };
 
 // Loads a llama-architecture GGUF model (general.architecture "llama": LLaMA, Mistral
@@ -156,8 +163,9 @@ private:
 // row 2i + j) and llama.cpp rotates adjacent pairs (2i, 2i+1) for this architecture, so
 // a GGUF llama model uses RopeStyle::Interleaved with the weights as stored.
 // Any other architecture is an error naming general.architecture.
+// `mode`: see io.hpp (WeightMode).
 template <class T>
-Model<T> read_gguf_model(const std::string& path);
+Model<T> read_gguf_model(const std::string& path, WeightMode mode = WeightMode::Resident);
 
 // The vocabulary of a GGUF file (tokenizer.ggml.*), as returned by load_gguf_tokenizer().
 //   "llama": SentencePiece-style. The text gets a dummy-prefix space, spaces become

@@ -3,7 +3,8 @@
 //   safetensors: 8-byte little-endian header length, a JSON header
 //                {name: {dtype, shape, data_offsets}, "__metadata__": {...}},
 //                then raw little-endian data. F32 / F16 / BF16 / F64 are read
-//                (and converted to the compute type); F32 / F64 / I32 / I64 written.
+//                (from a read-only map of the file, converted to the compute type);
+//                F32 / F64 / I32 / I64 written.
 //   .npy:        numpy arrays: float16 / float32 / float64 / int32 / int64 read in
 //                either byte order and C or Fortran order; written via xtensor.
 //   llama2.c:    the v0 .bin checkpoint (7 int32 header + float32 arrays).
@@ -17,10 +18,15 @@
 #include "depass/weights.hpp"
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace depass {
+
+namespace detail {
+class MappedFile;
+}
 
 // ---- safetensors -----------------------------------------------------------
 
@@ -60,6 +66,8 @@ private:
     std::map<std::string, TensorInfo> tensors_;
     std::map<std::string, std::string> metadata_;
     std::map<std::string, uint64_t> data_start_;  // per file: byte offset of the data section
+    std::map<std::string, std::shared_ptr<const detail::MappedFile>> maps_;  // per file: its read-only map
+    void map_files();
 };
 
 // Writes tensors (in the given order) to PATH atomically: the file is written
@@ -100,18 +108,30 @@ Model<T> read_llama2c(const std::string& path);
 Config read_hf_config(const std::string& path);
 
 
+// How a loaded model holds its weights.
+//   Resident: every tensor is widened to T when the model is loaded.
+//   Streamed: the embeddings, final norm and unembedding are widened when the model is
+//             loaded; the tensors of the blocks stay in the file as stored (F32 / F16 /
+//             BF16, memory-mapped), and each pass widens one block at a time when it
+//             reaches it (Model::layer). Memory: the file's pages are released after each
+//             widening, so what stays resident is the widened outer tensors plus one
+//             widened block. Results are bit-identical to Resident (the same conversion).
+//             For safetensors and GGUF files; a llama2.c file (float32, small) is always
+//             loaded resident.
+enum class WeightMode { Resident, Streamed };
+
 // config.json + model.safetensors (or the sharded index). Every expected tensor
 // must be present with the expected shape; unexpected tensors are an error
 // (except the known-harmless buffers such as rotary inv_freq / attn.bias masks).
 template <class T>
-Model<T> read_hf_model(const std::string& dir);
+Model<T> read_hf_model(const std::string& dir, WeightMode mode = WeightMode::Resident);
 
 // ---- any model file ----------------------------------------------------------
 // Loads a model from PATH: a Hugging Face directory (config.json + model.safetensors
 // or model.safetensors.index.json with shards), a llama2.c v0 .bin checkpoint or a GGUF
 // file. Weights are converted to T. Throws depass::Error naming the file, tensor or field.
 template <class T>
-Model<T> load_model(const std::string& path);
+Model<T> load_model(const std::string& path, WeightMode mode = WeightMode::Resident);
 
 // ---- small file helpers ----------------------------------------------------
 

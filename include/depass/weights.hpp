@@ -8,6 +8,7 @@
 #include "depass/config.hpp"
 #include "depass/types.hpp"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,16 +41,41 @@ struct Weights {
     const Mat<T>& unembedding() const { return lm_head.size() ? lm_head : tok_emb; }
 };
 
+// Where the blocks of a streamed model stay: in the file as stored (F32 / F16 / BF16,
+// memory-mapped, see io.hpp: WeightMode). load(l, out) widens block l into `out` with the
+// same conversion a resident load uses, so a streamed model computes bit for bit what the
+// resident one does. Implemented by the file readers (src/io).
+template <class T>
+class LayerSource {
+public:
+    virtual ~LayerSource() = default;
+    virtual void load(int l, LayerWeights<T>& out) const = 0;
+};
+
 template <class T>
 struct Model {
     Config cfg;
-    Weights<T> w;
+    Weights<T> w;  // w.layers is empty when the blocks are streamed
+    std::shared_ptr<const LayerSource<T>> streamed;  // set: blocks are widened when a pass reaches them
+
+    // Block l's weights. Every block loop (forward, decomposed pass, backward) reads them
+    // through here: the resident block, or block l widened into `scratch` (which the caller
+    // keeps for as long as it uses the result, and reuses for the next block).
+    const LayerWeights<T>& layer(int l, LayerWeights<T>& scratch) const {
+        if (!streamed) return w.layers[static_cast<size_t>(l)];
+        streamed->load(l, scratch);
+        return scratch;
+    }
 };
 
 // Checks every tensor of `w` has the shape `cfg` requires (used by the loaders,
 // and by tests that build models in memory). Throws depass::Error naming the tensor.
+// With `layers_streamed`, w.layers must be empty (the blocks are checked by
+// check_layer_weights as they are widened).
 template <class T>
-void check_weights(const Config& cfg, const Weights<T>& w);
+void check_weights(const Config& cfg, const Weights<T>& w, bool layers_streamed = false);
+template <class T>
+void check_layer_weights(const Config& cfg, int l, const LayerWeights<T>& ly);
 
 // A randomly initialised model (fixed seed) for tests and benchmarks. Weights
 // are drawn N(0, std^2); norm gains around 1.
@@ -62,7 +88,8 @@ Model<T> random_model(const Config& cfg, uint64_t seed, double std = 0.3);
 // unembedding. Throws depass::Error naming an unknown shape.
 Config stories_shape(const std::string& name);
 
-// Converts the scalar type of a model (float <-> double).
+// Converts the scalar type of a model (float <-> double). A streamed model cannot be
+// converted (load it again in the other type): throws depass::Error.
 template <class To, class From>
 Model<To> cast_model(const Model<From>& m);
 

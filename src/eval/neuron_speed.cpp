@@ -111,10 +111,11 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
         r.ablation_seconds = r.forward_seconds;
         r.ablation_cpu = r.forward_cpu;
         const double clean = last_target_logit(model, trace.h[L], r.target);
+        LayerWeights<T> scratch;
         for (int l = 0; l < L; ++l) {
             clock = Clock();
             const Mat<T>& a = trace.layers[l].mlp_act;
-            const Mat<T>& Wd = model.w.layers[l].w_down;
+            const Mat<T>& Wd = model.layer(l, scratch).w_down;
 #pragma omp parallel for schedule(dynamic)
             for (int i = 0; i < I; ++i) {
                 // zeroing W_down[:, i] removes a[:, i] W_down[:, i]^T from h[l+1]

@@ -65,15 +65,17 @@ std::vector<double> magnitude_unit_scores(const Model<T>& model, const Trace<T>&
     const Config& cfg = model.cfg;
     const int N = trace.N(), U = units_per_layer(cfg, kind);
     std::vector<double> s(size_t(cfg.L) * U);
+    LayerWeights<T> scratch;
     for (int l = 0; l < cfg.L; ++l) {
         const LayerTrace<T>& lt = trace.layers[l];
+        const LayerWeights<T>& lw = model.layer(l, scratch);
         for (int u = 0; u < U; ++u) {
             if (kind == UnitKind::Neuron) {
                 s[size_t(l) * U + u] = std::abs(double(lt.mlp_act(N - 1, u)));
             } else {
                 // head output at the last position: W_O[:, head cols] ctx_h[N-1]
                 const auto ctx = lt.attn_ctx.row(N - 1).segment(long(u) * cfg.Dh, cfg.Dh);
-                const Vec<T> out = model.w.layers[l].wo.middleCols(long(u) * cfg.Dh, cfg.Dh) * ctx.transpose();
+                const Vec<T> out = lw.wo.middleCols(long(u) * cfg.Dh, cfg.Dh) * ctx.transpose();
                 s[size_t(l) * U + u] = double(out.norm());
             }
         }
@@ -109,12 +111,21 @@ std::vector<double> atp_unit_scores(const Model<T>& model, const Trace<T>& trace
     return s;
 }
 
+// Ablation edits the weights in memory: the blocks must be resident (WeightMode::Resident).
+template <class T>
+void require_resident(const Model<T>& model, const char* what) {
+    if (model.streamed)
+        throw Error(std::string(what) + ": ablation edits the weights in memory and needs them resident; load the " +
+                    "model with resident weights (--weights resident)");
+}
+
 template <class T>
 void zero_head(Model<T>& model, int layer, int head) {
     const Config& c = model.cfg;
     if (layer < 0 || layer >= c.L || head < 0 || head >= c.H)
         throw Error("zero_head: layer " + std::to_string(layer) + " head " + std::to_string(head) +
                     " is outside the model (" + std::to_string(c.L) + " layers, " + std::to_string(c.H) + " heads)");
+    require_resident(model, "zero_head");
     model.w.layers[layer].wo.middleCols(long(head) * c.Dh, c.Dh).setZero();
 }
 
@@ -124,6 +135,7 @@ void zero_neuron(Model<T>& model, int layer, int neuron) {
     if (layer < 0 || layer >= c.L || neuron < 0 || neuron >= c.I)
         throw Error("zero_neuron: layer " + std::to_string(layer) + " neuron " + std::to_string(neuron) +
                     " is outside the model (" + std::to_string(c.L) + " layers, " + std::to_string(c.I) + " neurons)");
+    require_resident(model, "zero_neuron");
     model.w.layers[layer].w_down.col(neuron).setZero();
 }
 

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "depass/io.hpp"  // DType
+
 namespace depass::detail {
 
 // a * b and a + b, saturating at UINT64_MAX, so that a size computed from a corrupt
@@ -46,5 +48,56 @@ inline float bf16_to_float(uint16_t b) {
     std::memcpy(&f, &bits, sizeof f);
     return f;
 }
+
+// n values stored as `dt` (little-endian) at `bytes`, converted to T: the one widening
+// of every tensor reader. F16 goes through double (exact), BF16 through float (exact).
+template <class T>
+void widen_bytes(const unsigned char* bytes, DType dt, size_t n, T* out) {
+    switch (dt) {
+        case DType::F16:
+            for (size_t i = 0; i < n; ++i) {
+                uint16_t h;
+                std::memcpy(&h, bytes + 2 * i, 2);
+                out[i] = static_cast<T>(half_to_double(h));
+            }
+            break;
+        case DType::BF16:
+            for (size_t i = 0; i < n; ++i) {
+                uint16_t b;
+                std::memcpy(&b, bytes + 2 * i, 2);
+                out[i] = static_cast<T>(bf16_to_float(b));
+            }
+            break;
+        case DType::F32:
+            for (size_t i = 0; i < n; ++i) {
+                float f;
+                std::memcpy(&f, bytes + 4 * i, 4);
+                out[i] = static_cast<T>(f);
+            }
+            break;
+        case DType::F64:
+            for (size_t i = 0; i < n; ++i) {
+                double d;
+                std::memcpy(&d, bytes + 8 * i, 8);
+                out[i] = static_cast<T>(d);
+            }
+            break;
+        case DType::I32:
+            for (size_t i = 0; i < n; ++i) {
+                int32_t v;
+                std::memcpy(&v, bytes + 4 * i, 4);
+                out[i] = static_cast<T>(v);
+            }
+            break;
+        case DType::I64:
+            for (size_t i = 0; i < n; ++i) {
+                int64_t v;
+                std::memcpy(&v, bytes + 8 * i, 8);
+                out[i] = static_cast<T>(v);
+            }
+            break;
+    }
+}
+
 
 }  // namespace depass::detail

@@ -21,6 +21,8 @@
 
 #include "depass/io.hpp"
 #include "bytes.hpp"
+#include "mapped_file.hpp"
+#include "tensor_plan.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian GGUF files by memcpy and needs a little-endian host"
@@ -538,6 +540,7 @@ GgufFile GgufFile::open(const std::string& path) {
                         ")) in the data section");
         }
     }
+    g.map_ = detail::MappedFile::open(path, size);
     return g;
 }
 
@@ -659,28 +662,11 @@ Tensor<T> GgufFile::read(const std::string& name, const std::vector<int64_t>& ex
                     ne_str(t.ne) + "), expected " + shape_str(expected_shape));
     }
     Tensor<T> out(shape);
-    std::ifstream in(path_, std::ios::binary);
-    if (!in) throw Error(path_ + ": cannot open file for reading (" + std::strerror(errno) + ")");
-    in.seekg(static_cast<std::streamoff>(data_start_ + t.offset));
-    std::vector<unsigned char> raw(static_cast<size_t>(t.nbytes));
-    in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
-    if (!in) throw Error(path_ + ": read error in the data of tensor '" + name + "'");
-    const size_t n = out.size();
-    const unsigned char* p = raw.data();
-    T* dst = out.data.data();
-    if (t.type == kF32) {
-        for (size_t k = 0; k < n; ++k) {
-            float f;
-            std::memcpy(&f, p + 4 * k, 4);
-            dst[k] = static_cast<T>(f);
-        }
-    } else {
-        for (size_t k = 0; k < n; ++k) {
-            uint16_t h;
-            std::memcpy(&h, p + 2 * k, 2);
-            dst[k] = t.type == kF16 ? static_cast<T>(half_to_double(h)) : static_cast<T>(bf16_to_float(h));
-        }
-    }
+    const uint64_t offset = data_start_ + t.offset;
+    const DType stored = t.type == kF32 ? DType::F32 : t.type == kF16 ? DType::F16 : DType::BF16;
+    detail::widen_bytes(map_->bytes(offset, t.nbytes, "the data of tensor '" + name + "'"), stored, out.size(),
+                        out.data.data());
+    map_->release(offset, t.nbytes);
     return out;
 }
 
@@ -701,67 +687,91 @@ int positive_int(const GgufFile& g, const std::string& key, uint64_t v) {
 }
 int required_int(const GgufFile& g, const std::string& key) { return positive_int(g, key, g.get_uint(key)); }
 
-// Expected tensors: checked all together (presence, shape, type, nothing unexpected)
-// before any data is read.
+// The GGUF file as the tensor plan's source (tensor_plan.hpp).
+struct GgufSource {
+    const GgufFile& g;
+
+    void check_tensor(const std::string& name, const std::vector<int64_t>& shape) const {
+        if (!g.has_tensor(name))
+            throw Error(g.path() + ": missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
+        const GgufTensorInfo& t = g.tensor(name);
+        if (t.type != kF32 && t.type != kF16 && t.type != kBF16)
+            throw Error("unsupported tensor type " + ggml_type_name(t.type) + " for tensor '" + name + "' in " +
+                        g.path() + " (only F32, F16, BF16 are supported)");
+        if (t.shape() != shape)
+            throw Error(g.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " (ggml ne " +
+                        ne_str(t.ne) + "), expected " + shape_str(shape));
+    }
+    std::vector<std::string> tensor_names() const {
+        std::vector<std::string> out;
+        for (const GgufTensorInfo& t : g.tensors()) out.push_back(t.name);
+        return out;
+    }
+    [[noreturn]] void unexpected_tensor(const std::string& name) const {
+        throw Error(g.path() + ": unexpected tensor '" + name + "' for a llama model");
+    }
+    template <class T>
+    Tensor<T> read(const std::string& name, const std::vector<int64_t>& shape) const {
+        return g.read<T>(name, shape);
+    }
+};
+
 template <class T>
-class GgufPlan {
+using GgufPlan = detail::TensorPlan<T, GgufSource>;
+
+// Block l: blk.{l}.*.
+template <class T>
+void plan_layer(const Config& c, int l, LayerWeights<T>& ly, GgufPlan<T>& plan) {
+    const int D = c.D, I = c.I, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
+    const std::string pre = "blk." + std::to_string(l) + ".";
+    plan.vec(pre + "attn_norm.weight", ly.norm1_g, D);
+    plan.mat(pre + "attn_q.weight", ly.wq, QD, D);
+    plan.mat(pre + "attn_k.weight", ly.wk, KVD, D);
+    plan.mat(pre + "attn_v.weight", ly.wv, KVD, D);
+    plan.mat(pre + "attn_output.weight", ly.wo, D, QD);
+    plan.vec(pre + "ffn_norm.weight", ly.norm2_g, D);
+    plan.mat(pre + "ffn_gate.weight", ly.w_gate, I, D);
+    plan.mat(pre + "ffn_up.weight", ly.w_up, I, D);
+    plan.mat(pre + "ffn_down.weight", ly.w_down, D, I);
+}
+
+// The whole model: embedding, the blocks (when `layers`), final norm, output.
+template <class T>
+void plan_model(const Config& c, Weights<T>& w, GgufPlan<T>& plan, bool layers) {
+    plan.mat("token_embd.weight", w.tok_emb, c.V, c.D);
+    if (layers) {
+        w.layers.resize(static_cast<size_t>(c.L));
+        for (int l = 0; l < c.L; ++l) plan_layer(c, l, w.layers[static_cast<size_t>(l)], plan);
+    }
+    plan.vec("output_norm.weight", w.normf_g, c.D);
+    if (!c.tied_embeddings) plan.mat("output.weight", w.lm_head, c.V, c.D);
+}
+
+// rope_freqs.weight is read with the config (read_gguf_model).
+bool ignored_tensor(const std::string& name) { return name == "rope_freqs.weight"; }
+
+// The blocks of a streamed model, widened from the mapped file when asked for.
+template <class T>
+class GgufLayers final : public LayerSource<T> {
 public:
-    using Sink = std::function<void(Tensor<T>&&)>;
-    explicit GgufPlan(const GgufFile& g) : g_(g) {}
-
-    void mat(const std::string& name, Mat<T>& dst, int rows, int cols) {
-        items_.push_back({name, {rows, cols}, [&dst, rows, cols](Tensor<T>&& t) {
-                              dst = ConstMatMap<T>(t.data.data(), rows, cols);
-                          }});
-    }
-    void vec(const std::string& name, Vec<T>& dst, int n) {
-        items_.push_back(
-            {name, {n}, [&dst, n](Tensor<T>&& t) { dst = Eigen::Map<const Vec<T>>(t.data.data(), n); }});
-    }
-
-    void check() const {
-        std::set<std::string> expected;
-        for (const Item& it : items_) {
-            expected.insert(it.name);
-            if (!g_.has_tensor(it.name)) {
-                throw Error(g_.path() + ": missing tensor '" + it.name + "' (expected shape " +
-                            shape_str(it.shape) + ")");
-            }
-            const GgufTensorInfo& t = g_.tensor(it.name);
-            if (t.type != kF32 && t.type != kF16 && t.type != kBF16) {
-                throw Error("unsupported tensor type " + ggml_type_name(t.type) + " for tensor '" + it.name +
-                            "' in " + g_.path() + " (only F32, F16, BF16 are supported)");
-            }
-            if (t.shape() != it.shape) {
-                throw Error(g_.path() + ": tensor '" + it.name + "' has shape " + shape_str(t.shape()) +
-                            " (ggml ne " + ne_str(t.ne) + "), expected " + shape_str(it.shape));
-            }
-        }
-        for (const GgufTensorInfo& t : g_.tensors()) {
-            if (expected.count(t.name)) continue;
-            if (t.name == "rope_freqs.weight") continue;  // read with the config (read_gguf_model)
-            throw Error(g_.path() + ": unexpected tensor '" + t.name + "' for a llama model");
-        }
-    }
-
-    void load() {
-        for (Item& it : items_) it.sink(g_.read<T>(it.name, it.shape));
+    GgufLayers(GgufFile g, Config cfg) : g_(std::move(g)), cfg_(std::move(cfg)) {}
+    void load(int l, LayerWeights<T>& out) const override {
+        const GgufSource source{g_};
+        GgufPlan<T> p(source);
+        plan_layer(cfg_, l, out, p);
+        p.load();
+        check_layer_weights(cfg_, l, out);
     }
 
 private:
-    struct Item {
-        std::string name;
-        std::vector<int64_t> shape;
-        Sink sink;
-    };
-    const GgufFile& g_;
-    std::vector<Item> items_;
+    GgufFile g_;
+    Config cfg_;
 };
 
 }  // namespace
 
 template <class T>
-Model<T> read_gguf_model(const std::string& path) {
+Model<T> read_gguf_model(const std::string& path, WeightMode mode) {
     const GgufFile g = GgufFile::open(path);
     const std::string arch = g.get_string("general.architecture");
     if (arch != "llama") {
@@ -860,33 +870,31 @@ Model<T> read_gguf_model(const std::string& path) {
                     std::to_string(9 * uint64_t(c.L)) + " tensors, but the file holds only " +
                     std::to_string(g.tensors().size()));
     }
-    const int D = c.D, I = c.I, V = c.V, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
-    Weights<T>& w = m.w;
-    GgufPlan<T> plan(g);
-    plan.mat("token_embd.weight", w.tok_emb, V, D);
-    w.layers.resize(static_cast<size_t>(c.L));
-    for (int l = 0; l < c.L; ++l) {
-        LayerWeights<T>& ly = w.layers[static_cast<size_t>(l)];
-        const std::string pre = "blk." + std::to_string(l) + ".";
-        plan.vec(pre + "attn_norm.weight", ly.norm1_g, D);
-        plan.mat(pre + "attn_q.weight", ly.wq, QD, D);
-        plan.mat(pre + "attn_k.weight", ly.wk, KVD, D);
-        plan.mat(pre + "attn_v.weight", ly.wv, KVD, D);
-        plan.mat(pre + "attn_output.weight", ly.wo, D, QD);
-        plan.vec(pre + "ffn_norm.weight", ly.norm2_g, D);
-        plan.mat(pre + "ffn_gate.weight", ly.w_gate, I, D);
-        plan.mat(pre + "ffn_up.weight", ly.w_up, I, D);
-        plan.mat(pre + "ffn_down.weight", ly.w_down, D, I);
+    const GgufSource source{g};
+    if (mode == WeightMode::Resident) {
+        GgufPlan<T> plan(source);
+        plan_model(c, m.w, plan, true);
+        plan.check(ignored_tensor);
+        plan.load();
+        check_weights(c, m.w);
+        return m;
     }
-    plan.vec("output_norm.weight", w.normf_g, D);
-    if (!c.tied_embeddings) plan.mat("output.weight", w.lm_head, V, D);
-    plan.check();
-    plan.load();
-    check_weights(c, w);
+    // Streamed: every tensor is checked now; only the embedding, final norm and output are read.
+    {
+        Weights<T> probe;
+        GgufPlan<T> all(source);
+        plan_model(c, probe, all, true);
+        all.check(ignored_tensor);
+    }
+    GgufPlan<T> outer(source);
+    plan_model(c, m.w, outer, false);
+    outer.load();
+    check_weights(c, m.w, true);
+    m.streamed = std::make_shared<GgufLayers<T>>(g, c);
     return m;
 }
 
-template Model<float> read_gguf_model<float>(const std::string&);
-template Model<double> read_gguf_model<double>(const std::string&);
+template Model<float> read_gguf_model<float>(const std::string&, WeightMode);
+template Model<double> read_gguf_model<double>(const std::string&, WeightMode);
 
 }  // namespace depass

@@ -2,9 +2,11 @@
 // and the load_model() entry point that also dispatches to llama2.c files.
 //
 // Loading runs in three phases so that nothing is read before the whole file
-// has been checked: (1) list every expected tensor with its shape and where
-// it goes, (2) check presence, shapes and that no unexpected tensor exists,
-// (3) read and convert.
+// has been checked (tensor_plan.hpp): (1) list every expected tensor with its
+// shape and where it goes, (2) check presence, shapes and that no unexpected
+// tensor exists, (3) read and convert -- everything (WeightMode::Resident), or
+// the embeddings, final norm and unembedding only, the blocks being widened one
+// at a time when a pass reaches them (WeightMode::Streamed).
 //
 // Names:
 //   llama / mistral / qwen2: model.embed_tokens.weight, model.norm.weight,
@@ -25,6 +27,7 @@
 #include "depass/gguf.hpp"
 #include "depass/io.hpp"
 #include "bytes.hpp"
+#include "tensor_plan.hpp"
 
 namespace fs = std::filesystem;
 
@@ -41,141 +44,135 @@ bool ignorable_buffer(const std::string& name) {
            ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias");
 }
 
-template <class T>
-class Plan {
-public:
-    using Sink = std::function<void(Tensor<T>&&)>;
+// The safetensors checkpoint as the tensor plan's source (tensor_plan.hpp).
+struct SafetensorsSource {
+    const SafeTensors& st;
 
-    explicit Plan(const SafeTensors& st) : st_(st) {}
-
-    void add(const std::string& name, std::vector<int64_t> shape, Sink sink) {
-        items_.push_back({name, std::move(shape), std::move(sink)});
-        names_.insert(name);
+    void check_tensor(const std::string& name, const std::vector<int64_t>& shape) const {
+        if (!st.has(name))
+            throw Error(st.path() + ": missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
+        const TensorInfo& ti = st.info(name);
+        if (ti.shape != shape)
+            throw Error(ti.file + ": tensor '" + name + "' has shape " + shape_str(ti.shape) + ", expected " +
+                        shape_str(shape));
+        if (ti.dtype != DType::F16 && ti.dtype != DType::BF16 && ti.dtype != DType::F32 && ti.dtype != DType::F64)
+            throw Error(ti.file + ": tensor '" + name + "' has dtype " + dtype_name(ti.dtype) +
+                        ", expected a floating-point dtype");
     }
-
-    // (out, in) matrix stored as is.
-    void mat(const std::string& name, Mat<T>& dst, int rows, int cols) {
-        add(name, {rows, cols},
-            [&dst, rows, cols](Tensor<T>&& t) { dst = ConstMatMap<T>(t.data.data(), rows, cols); });
+    std::vector<std::string> tensor_names() const { return st.names(); }
+    [[noreturn]] void unexpected_tensor(const std::string& name) const {
+        throw Error("unexpected tensor " + name + " in " + st.info(name).file);
     }
-    // Conv1D weight stored (in, out) = (cols, rows); dst becomes (rows, cols).
-    void mat_t(const std::string& name, Mat<T>& dst, int rows, int cols) {
-        add(name, {cols, rows}, [&dst, rows, cols](Tensor<T>&& t) {
-            dst = ConstMatMap<T>(t.data.data(), cols, rows).transpose();
-        });
+    template <class T>
+    Tensor<T> read(const std::string& name, const std::vector<int64_t>& shape) const {
+        return st.read<T>(name, shape);
     }
-    void vec(const std::string& name, Vec<T>& dst, int n) {
-        add(name, {n}, [&dst, n](Tensor<T>&& t) { dst = Eigen::Map<const Vec<T>>(t.data.data(), n); });
-    }
-
-    void check(const std::function<bool(const std::string&)>& also_ignored) const {
-        for (const auto& it : items_) {
-            if (!st_.has(it.name)) {
-                throw Error(st_.path() + ": missing tensor '" + it.name + "' (expected shape " +
-                            shape_str(it.shape) + ")");
-            }
-            const TensorInfo& ti = st_.info(it.name);
-            if (ti.shape != it.shape) {
-                throw Error(ti.file + ": tensor '" + it.name + "' has shape " + shape_str(ti.shape) +
-                            ", expected " + shape_str(it.shape));
-            }
-            if (ti.dtype != DType::F16 && ti.dtype != DType::BF16 && ti.dtype != DType::F32 &&
-                ti.dtype != DType::F64) {
-                throw Error(ti.file + ": tensor '" + it.name + "' has dtype " + dtype_name(ti.dtype) +
-                            ", expected a floating-point dtype");
-            }
-        }
-        for (const std::string& n : st_.names()) {
-            if (names_.count(n) || ignorable_buffer(n) || also_ignored(n)) continue;
-            throw Error("unexpected tensor " + n + " in " + st_.info(n).file);
-        }
-    }
-
-    void load() {
-        for (auto& it : items_) it.sink(st_.read<T>(it.name, it.shape));
-    }
-
-private:
-    struct Item {
-        std::string name;
-        std::vector<int64_t> shape;
-        Sink sink;
-    };
-    const SafeTensors& st_;
-    std::vector<Item> items_;
-    std::set<std::string> names_;
 };
 
 template <class T>
-void plan_llama(const Config& c, Weights<T>& w, Plan<T>& p) {
-    const int D = c.D, I = c.I, V = c.V, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
-    p.mat("model.embed_tokens.weight", w.tok_emb, V, D);
-    w.layers.resize(static_cast<size_t>(c.L));
-    for (int l = 0; l < c.L; ++l) {
-        LayerWeights<T>& ly = w.layers[static_cast<size_t>(l)];
-        const std::string pre = "model.layers." + std::to_string(l) + ".";
-        p.vec(pre + "input_layernorm.weight", ly.norm1_g, D);
-        p.mat(pre + "self_attn.q_proj.weight", ly.wq, QD, D);
-        p.mat(pre + "self_attn.k_proj.weight", ly.wk, KVD, D);
-        p.mat(pre + "self_attn.v_proj.weight", ly.wv, KVD, D);
-        p.mat(pre + "self_attn.o_proj.weight", ly.wo, D, QD);
-        if (c.qkv_bias) {
-            p.vec(pre + "self_attn.q_proj.bias", ly.bq, QD);
-            p.vec(pre + "self_attn.k_proj.bias", ly.bk, KVD);
-            p.vec(pre + "self_attn.v_proj.bias", ly.bv, KVD);
-        }
-        if (c.o_bias) p.vec(pre + "self_attn.o_proj.bias", ly.bo, D);
-        p.vec(pre + "post_attention_layernorm.weight", ly.norm2_g, D);
-        p.mat(pre + "mlp.gate_proj.weight", ly.w_gate, I, D);
-        p.mat(pre + "mlp.up_proj.weight", ly.w_up, I, D);
-        p.mat(pre + "mlp.down_proj.weight", ly.w_down, D, I);
+using Plan = detail::TensorPlan<T, SafetensorsSource>;
+
+// Block l of a llama / mistral / qwen2 checkpoint.
+template <class T>
+void plan_llama_layer(const Config& c, int l, LayerWeights<T>& ly, Plan<T>& p) {
+    const int D = c.D, I = c.I, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    p.vec(pre + "input_layernorm.weight", ly.norm1_g, D);
+    p.mat(pre + "self_attn.q_proj.weight", ly.wq, QD, D);
+    p.mat(pre + "self_attn.k_proj.weight", ly.wk, KVD, D);
+    p.mat(pre + "self_attn.v_proj.weight", ly.wv, KVD, D);
+    p.mat(pre + "self_attn.o_proj.weight", ly.wo, D, QD);
+    if (c.qkv_bias) {
+        p.vec(pre + "self_attn.q_proj.bias", ly.bq, QD);
+        p.vec(pre + "self_attn.k_proj.bias", ly.bk, KVD);
+        p.vec(pre + "self_attn.v_proj.bias", ly.bv, KVD);
     }
-    p.vec("model.norm.weight", w.normf_g, D);
+    if (c.o_bias) p.vec(pre + "self_attn.o_proj.bias", ly.bo, D);
+    p.vec(pre + "post_attention_layernorm.weight", ly.norm2_g, D);
+    p.mat(pre + "mlp.gate_proj.weight", ly.w_gate, I, D);
+    p.mat(pre + "mlp.up_proj.weight", ly.w_up, I, D);
+    p.mat(pre + "mlp.down_proj.weight", ly.w_down, D, I);
+}
+
+// Block l of a GPT-2 checkpoint (tensor names after `pfx`, "transformer." or "").
+template <class T>
+void plan_gpt2_layer(const Config& c, int l, LayerWeights<T>& ly, Plan<T>& p, const std::string& pfx) {
+    const int D = c.D, I = c.I;
+    const std::string pre = pfx + "h." + std::to_string(l) + ".";
+    p.vec(pre + "ln_1.weight", ly.norm1_g, D);
+    p.vec(pre + "ln_1.bias", ly.norm1_b, D);
+    // c_attn: (in=D, out=3D); output columns [0,D) = q, [D,2D) = k, [2D,3D) = v.
+    p.add(pre + "attn.c_attn.weight", {D, 3 * D}, [&ly, D](Tensor<T>&& t) {
+        ConstMatMap<T> m(t.data.data(), D, 3 * D);
+        ly.wq = m.middleCols(0, D).transpose();
+        ly.wk = m.middleCols(D, D).transpose();
+        ly.wv = m.middleCols(2 * D, D).transpose();
+    });
+    p.add(pre + "attn.c_attn.bias", {3 * D}, [&ly, D](Tensor<T>&& t) {
+        Eigen::Map<const Vec<T>> b(t.data.data(), 3 * D);
+        ly.bq = b.segment(0, D);
+        ly.bk = b.segment(D, D);
+        ly.bv = b.segment(2 * D, D);
+    });
+    p.mat_t(pre + "attn.c_proj.weight", ly.wo, D, D);
+    p.vec(pre + "attn.c_proj.bias", ly.bo, D);
+    p.vec(pre + "ln_2.weight", ly.norm2_g, D);
+    p.vec(pre + "ln_2.bias", ly.norm2_b, D);
+    p.mat_t(pre + "mlp.c_fc.weight", ly.w_up, I, D);
+    p.vec(pre + "mlp.c_fc.bias", ly.b_up, I);
+    p.mat_t(pre + "mlp.c_proj.weight", ly.w_down, D, I);
+    p.vec(pre + "mlp.c_proj.bias", ly.b_down, D);
+}
+
+// One block of either layout.
+template <class T>
+void plan_layer(const Config& c, int l, LayerWeights<T>& ly, Plan<T>& p, const std::string& gpt2_pfx) {
+    if (c.model_type == "gpt2")
+        plan_gpt2_layer(c, l, ly, p, gpt2_pfx);
+    else
+        plan_llama_layer(c, l, ly, p);
+}
+
+// The whole model: embeddings, the blocks (when `layers`), final norm, unembedding.
+template <class T>
+void plan_model(const Config& c, Weights<T>& w, Plan<T>& p, const std::string& gpt2_pfx, bool layers) {
+    const int D = c.D, V = c.V;
+    const bool gpt2 = c.model_type == "gpt2";
+    p.mat(gpt2 ? gpt2_pfx + "wte.weight" : "model.embed_tokens.weight", w.tok_emb, V, D);
+    if (gpt2) p.mat(gpt2_pfx + "wpe.weight", w.pos_emb, c.max_positions, D);
+    if (layers) {
+        w.layers.resize(static_cast<size_t>(c.L));
+        for (int l = 0; l < c.L; ++l) plan_layer(c, l, w.layers[static_cast<size_t>(l)], p, gpt2_pfx);
+    }
+    p.vec(gpt2 ? gpt2_pfx + "ln_f.weight" : "model.norm.weight", w.normf_g, D);
+    if (gpt2) p.vec(gpt2_pfx + "ln_f.bias", w.normf_b, D);
     if (!c.tied_embeddings) p.mat("lm_head.weight", w.lm_head, V, D);
 }
 
+// The blocks of a streamed model, widened from the mapped checkpoint when asked for.
 template <class T>
-void plan_gpt2(const Config& c, Weights<T>& w, Plan<T>& p, const std::string& pfx) {
-    const int D = c.D, I = c.I, V = c.V;
-    p.mat(pfx + "wte.weight", w.tok_emb, V, D);
-    p.mat(pfx + "wpe.weight", w.pos_emb, c.max_positions, D);
-    w.layers.resize(static_cast<size_t>(c.L));
-    for (int l = 0; l < c.L; ++l) {
-        LayerWeights<T>& ly = w.layers[static_cast<size_t>(l)];
-        const std::string pre = pfx + "h." + std::to_string(l) + ".";
-        p.vec(pre + "ln_1.weight", ly.norm1_g, D);
-        p.vec(pre + "ln_1.bias", ly.norm1_b, D);
-        // c_attn: (in=D, out=3D); output columns [0,D) = q, [D,2D) = k, [2D,3D) = v.
-        p.add(pre + "attn.c_attn.weight", {D, 3 * D}, [&ly, D](Tensor<T>&& t) {
-            ConstMatMap<T> m(t.data.data(), D, 3 * D);
-            ly.wq = m.middleCols(0, D).transpose();
-            ly.wk = m.middleCols(D, D).transpose();
-            ly.wv = m.middleCols(2 * D, D).transpose();
-        });
-        p.add(pre + "attn.c_attn.bias", {3 * D}, [&ly, D](Tensor<T>&& t) {
-            Eigen::Map<const Vec<T>> b(t.data.data(), 3 * D);
-            ly.bq = b.segment(0, D);
-            ly.bk = b.segment(D, D);
-            ly.bv = b.segment(2 * D, D);
-        });
-        p.mat_t(pre + "attn.c_proj.weight", ly.wo, D, D);
-        p.vec(pre + "attn.c_proj.bias", ly.bo, D);
-        p.vec(pre + "ln_2.weight", ly.norm2_g, D);
-        p.vec(pre + "ln_2.bias", ly.norm2_b, D);
-        p.mat_t(pre + "mlp.c_fc.weight", ly.w_up, I, D);
-        p.vec(pre + "mlp.c_fc.bias", ly.b_up, I);
-        p.mat_t(pre + "mlp.c_proj.weight", ly.w_down, D, I);
-        p.vec(pre + "mlp.c_proj.bias", ly.b_down, D);
+class SafetensorsLayers final : public LayerSource<T> {
+public:
+    SafetensorsLayers(SafeTensors st, Config cfg, std::string gpt2_pfx)
+        : st_(std::move(st)), cfg_(std::move(cfg)), pfx_(std::move(gpt2_pfx)) {}
+    void load(int l, LayerWeights<T>& out) const override {
+        const SafetensorsSource source{st_};
+        Plan<T> p(source);
+        plan_layer(cfg_, l, out, p, pfx_);
+        p.load();
+        check_layer_weights(cfg_, l, out);
     }
-    p.vec(pfx + "ln_f.weight", w.normf_g, D);
-    p.vec(pfx + "ln_f.bias", w.normf_b, D);
-    if (!c.tied_embeddings) p.mat("lm_head.weight", w.lm_head, V, D);
-}
+
+private:
+    SafeTensors st_;
+    Config cfg_;
+    std::string pfx_;
+};
 
 }  // namespace
 
 template <class T>
-Model<T> read_hf_model(const std::string& dir) {
+Model<T> read_hf_model(const std::string& dir, WeightMode mode) {
     if (!file_exists(dir)) throw Error("no such file or directory: " + dir);
     if (!is_directory(dir))
         throw Error(dir + ": is not a directory (expected a Hugging Face model directory)");
@@ -211,23 +208,36 @@ Model<T> read_hf_model(const std::string& dir) {
                     " tensors, but " + st_path + " holds only " + std::to_string(n_tensors));
     }
 
-    Plan<T> plan(st);
-    if (c.model_type == "gpt2") {
-        const std::string pfx =
-            (!st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
-        plan_gpt2(c, m.w, plan, pfx);
-    } else {
-        plan_llama(c, m.w, plan);
-    }
+    const std::string pfx = (gpt2 && !st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
+    const SafetensorsSource source{st};
     const bool tied = c.tied_embeddings;
-    plan.check([tied](const std::string& n) { return tied && n == "lm_head.weight"; });
-    plan.load();
-    check_weights(c, m.w);
+    const auto ignored = [tied](const std::string& n) { return ignorable_buffer(n) || (tied && n == "lm_head.weight"); };
+    if (mode == WeightMode::Resident) {
+        Plan<T> plan(source);
+        plan_model(c, m.w, plan, pfx, true);
+        plan.check(ignored);
+        plan.load();
+        check_weights(c, m.w);
+        return m;
+    }
+    // Streamed: the whole file is checked now, with every block planned into a throwaway
+    // target; only the embeddings, final norm and unembedding are read.
+    {
+        Weights<T> probe;
+        Plan<T> all(source);
+        plan_model(c, probe, all, pfx, true);
+        all.check(ignored);
+    }
+    Plan<T> outer(source);
+    plan_model(c, m.w, outer, pfx, false);
+    outer.load();
+    check_weights(c, m.w, true);
+    m.streamed = std::make_shared<SafetensorsLayers<T>>(st, c, pfx);
     return m;
 }
 
 template <class T>
-Model<T> load_model(const std::string& path) {
+Model<T> load_model(const std::string& path, WeightMode mode) {
     if (path.empty()) throw Error("load_model: empty model path");
     if (!file_exists(path)) throw Error("no such file or directory: " + path);
     if (is_directory(path)) {
@@ -236,22 +246,22 @@ Model<T> load_model(const std::string& path) {
                         ": directory has no config.json; expected a Hugging Face model directory "
                         "(config.json + model.safetensors) or a llama2.c .bin checkpoint file");
         }
-        return read_hf_model<T>(path);
+        return read_hf_model<T>(path, mode);
     }
     // A config.json or .safetensors file inside a model directory stands for the directory.
     const fs::path p(path);
     if (p.filename() == "config.json" || ends_with(path, ".safetensors") ||
         ends_with(path, ".safetensors.index.json")) {
         std::string parent = p.parent_path().string();
-        return read_hf_model<T>(parent.empty() ? std::string(".") : parent);
+        return read_hf_model<T>(parent.empty() ? std::string(".") : parent, mode);
     }
-    if (ends_with(path, ".gguf")) return read_gguf_model<T>(path);
+    if (ends_with(path, ".gguf")) return read_gguf_model<T>(path, mode);
     return read_llama2c<T>(path);
 }
 
-template Model<float> read_hf_model<float>(const std::string&);
-template Model<double> read_hf_model<double>(const std::string&);
-template Model<float> load_model<float>(const std::string&);
-template Model<double> load_model<double>(const std::string&);
+template Model<float> read_hf_model<float>(const std::string&, WeightMode);
+template Model<double> read_hf_model<double>(const std::string&, WeightMode);
+template Model<float> load_model<float>(const std::string&, WeightMode);
+template Model<double> load_model<double>(const std::string&, WeightMode);
 
 }  // namespace depass

@@ -21,6 +21,7 @@
 #include "depass/io.hpp"
 #include "bytes.hpp"
 #include "json_guard.hpp"
+#include "mapped_file.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "depass reads little-endian tensor files by memcpy and needs a little-endian host"
@@ -263,54 +264,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-template <class T>
-void convert_bytes(const char* bytes, DType dt, size_t n, T* out) {
-    switch (dt) {
-        case DType::F16:
-            for (size_t i = 0; i < n; ++i) {
-                uint16_t h;
-                std::memcpy(&h, bytes + 2 * i, 2);
-                out[i] = static_cast<T>(half_to_double(h));
-            }
-            break;
-        case DType::BF16:
-            for (size_t i = 0; i < n; ++i) {
-                uint16_t b;
-                std::memcpy(&b, bytes + 2 * i, 2);
-                out[i] = static_cast<T>(bf16_to_float(b));
-            }
-            break;
-        case DType::F32:
-            for (size_t i = 0; i < n; ++i) {
-                float f;
-                std::memcpy(&f, bytes + 4 * i, 4);
-                out[i] = static_cast<T>(f);
-            }
-            break;
-        case DType::F64:
-            for (size_t i = 0; i < n; ++i) {
-                double d;
-                std::memcpy(&d, bytes + 8 * i, 8);
-                out[i] = static_cast<T>(d);
-            }
-            break;
-        case DType::I32:
-            for (size_t i = 0; i < n; ++i) {
-                int32_t v;
-                std::memcpy(&v, bytes + 4 * i, 4);
-                out[i] = static_cast<T>(v);
-            }
-            break;
-        case DType::I64:
-            for (size_t i = 0; i < n; ++i) {
-                int64_t v;
-                std::memcpy(&v, bytes + 8 * i, 8);
-                out[i] = static_cast<T>(v);
-            }
-            break;
-    }
-}
-
 }  // namespace
 
 SafeTensors SafeTensors::open(const std::string& path) {
@@ -322,6 +275,7 @@ SafeTensors SafeTensors::open(const std::string& path) {
         uint64_t start = 0;
         parse_single(path, st.tensors_, st.metadata_, &start);
         st.data_start_[path] = start;
+        st.map_files();
         return st;
     }
 
@@ -377,7 +331,12 @@ SafeTensors SafeTensors::open(const std::string& path) {
             throw Error(path + ": tensor '" + name + "' in " + info.file + " is not listed in 'weight_map'");
         }
     }
+    st.map_files();
     return st;
+}
+
+void SafeTensors::map_files() {
+    for (const auto& [file, start] : data_start_) maps_[file] = detail::MappedFile::open(file);
 }
 
 bool SafeTensors::has(const std::string& name) const { return tensors_.count(name) != 0; }
@@ -417,14 +376,10 @@ Tensor<T> SafeTensors::read(const std::string& name, const std::vector<int64_t>&
     const uint64_t nbytes = ti.end - ti.begin;
     if (nbytes == 0) return out;
 
-    std::ifstream in(ti.file, std::ios::binary);
-    if (!in) throw Error(ti.file + ": cannot open file for reading tensor '" + name + "'");
-    in.seekg(static_cast<std::streamoff>(data_start_.at(ti.file) + ti.begin));
-    std::string buf(static_cast<size_t>(nbytes), '\0');
-    in.read(buf.data(), static_cast<std::streamsize>(nbytes));
-    if (!in)
-        throw Error(ti.file + ": short read of tensor '" + name + "' (file changed since it was opened?)");
-    convert_bytes(buf.data(), ti.dtype, n, out.data.data());
+    const detail::MappedFile& map = *maps_.at(ti.file);
+    const uint64_t offset = data_start_.at(ti.file) + ti.begin;
+    detail::widen_bytes(map.bytes(offset, nbytes, "tensor '" + name + "'"), ti.dtype, n, out.data.data());
+    map.release(offset, nbytes);
     return out;
 }
 

@@ -87,8 +87,9 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
     Mat<T> dh = apply_norm_backward(c.norm, c.norm_eps, trace.h[c.L], w.normf_g, dnormed);  // df/dh[L]
 
     const std::vector<double> inv_freq = rope_inv_freq(c);  // the same RoPE table as forward()
+    LayerWeights<T> scratch;  // the block being passed, when the blocks are streamed
     for (int l = c.L - 1; l >= 0; --l) {
-        const LayerWeights<T>& lw = w.layers[l];
+        const LayerWeights<T>& lw = model.layer(l, scratch);
         const LayerTrace<T>& lt = trace.layers[l];
 
         // h[l+1] = m + MLP(Norm2(m)): the residual passes dh on; the MLP branch adds its part.

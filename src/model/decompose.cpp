@@ -13,11 +13,8 @@ std::string CutPoint::str() const {
 
 // Attention block:  Y_m = W_O ( A V_m ),   V_m = Norm1_m(X_m) W_V^T   (b_V and b_O to the rest)
 template <class T>
-Components<T> attention_block_decomposed(const Model<T>& model, const Trace<T>& trace, int l,
+Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
                                          const Components<T>& x) {
-    const Config& cfg = model.cfg;
-    const LayerWeights<T>& lw = model.w.layers[l];
-    const LayerTrace<T>& lt = trace.layers[l];
     const Components<T> u = apply_norm_decomposed(cfg.norm, x, lw.norm1_g, lw.norm1_b, lt.norm1);
     const Components<T> v = linear_decomposed(u, lw.wv, lw.bv);
     const Components<T> ctx = attention_decomposed(v, lt.probs, cfg.H, cfg.Hkv, cfg.Dh);
@@ -26,11 +23,8 @@ Components<T> attention_block_decomposed(const Model<T>& model, const Trace<T>& 
 
 // MLP block:  Y_m = the component's share of every neuron's frozen activation, through W_down.
 template <class T>
-Components<T> mlp_block_decomposed(const Model<T>& model, const Trace<T>& trace, int l, const Components<T>& x,
-                                   const DecomposeOptions& opt) {
-    const Config& cfg = model.cfg;
-    const LayerWeights<T>& lw = model.w.layers[l];
-    const LayerTrace<T>& lt = trace.layers[l];
+Components<T> mlp_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
+                                   const Components<T>& x, const DecomposeOptions& opt) {
     const Components<T> z = apply_norm_decomposed(cfg.norm, x, lw.norm2_g, lw.norm2_b, lt.norm2);
     const bool gated = cfg.mlp == MlpKind::SwiGLU;
     static const Vec<T> none;
@@ -51,12 +45,15 @@ Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components
                     "] per component, the trace is [" + std::to_string(trace.N()) + ", " + std::to_string(cfg.D) + "]");
     if (observe) observe(cut, c);
 
+    LayerWeights<T> scratch;  // the block being passed, when the blocks are streamed
     for (int l = cut.layer; l < cfg.L; ++l) {
+        const LayerWeights<T>& lw = model.layer(l, scratch);
+        const LayerTrace<T>& lt = trace.layers[l];
         if (!(l == cut.layer && cut.after_attention)) {
-            residual_add(c, attention_block_decomposed(model, trace, l, c));  // m[l] = h[l] + Attn
+            residual_add(c, attention_block_decomposed(cfg, lw, lt, c));  // m[l] = h[l] + Attn
             if (observe) observe(CutPoint{l, true}, c);
         }
-        residual_add(c, mlp_block_decomposed(model, trace, l, c, opt));  // h[l+1] = m[l] + MLP
+        residual_add(c, mlp_block_decomposed(cfg, lw, lt, c, opt));  // h[l+1] = m[l] + MLP
         if (observe) observe(CutPoint{l + 1, false}, c);
     }
     return c;
@@ -71,10 +68,10 @@ Tensor<T> logit_attribution(const Model<T>& model, const Trace<T>& trace, const 
 }
 
 #define DEPASS_INSTANTIATE(T)                                                                                  \
-    template Components<T> attention_block_decomposed(const Model<T>&, const Trace<T>&, int,                   \
-                                                      const Components<T>&);                                   \
-    template Components<T> mlp_block_decomposed(const Model<T>&, const Trace<T>&, int, const Components<T>&,   \
-                                                const DecomposeOptions&);                                      \
+    template Components<T> attention_block_decomposed(const Config&, const LayerWeights<T>&,                   \
+                                                      const LayerTrace<T>&, const Components<T>&);             \
+    template Components<T> mlp_block_decomposed(const Config&, const LayerWeights<T>&, const LayerTrace<T>&,   \
+                                                const Components<T>&, const DecomposeOptions&);                \
     template Components<T> propagate(const Model<T>&, const Trace<T>&, Components<T>, CutPoint,                \
                                      const DecomposeOptions&, const ComponentObserver<T>&);                    \
     template Tensor<T> logit_attribution(const Model<T>&, const Trace<T>&, const Components<T>&,               \

@@ -72,7 +72,8 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
         throw Error("forward_blocks: state has " + std::to_string(h.cols()) + " columns, expected D = " +
                     std::to_string(c.D));
     const std::vector<double> inv_freq = rope_inv_freq(c);
-    for (int l = layer; l < c.L; ++l) h = block_forward<T>(c, model.w.layers[l], inv_freq, h, nullptr);
+    LayerWeights<T> scratch;  // the block being run, when the blocks are streamed
+    for (int l = layer; l < c.L; ++l) h = block_forward<T>(c, model.layer(l, scratch), inv_freq, h, nullptr);
     return h;
 }
 
@@ -101,7 +102,9 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
     t.h.push_back(std::move(h0));
 
     const std::vector<double> inv_freq = rope_inv_freq(c);  // RoPE table (scaled as the config says)
-    for (int l = 0; l < c.L; ++l) t.h.push_back(block_forward(c, w.layers[l], inv_freq, t.h[l], &t.layers[l]));
+    LayerWeights<T> scratch;  // the block being run, when the blocks are streamed
+    for (int l = 0; l < c.L; ++l)
+        t.h.push_back(block_forward(c, model.layer(l, scratch), inv_freq, t.h[l], &t.layers[l]));
 
     t.final_norm_out = apply_norm(c.norm, c.norm_eps, t.h[c.L], w.normf_g, w.normf_b, &t.normf);
     if (logits_row < 0) {

@@ -132,7 +132,8 @@ Initialised<T> init_heads(const Model<T>& model, const Trace<T>& t, int layer, s
     for (int h : heads)
         info.push_back({ComponentInfo::Kind::Head, layer, h, -1, "L" + std::to_string(layer) + ".head " + std::to_string(h)});
     const LayerTrace<T>& lt = t.layers[layer];
-    const LayerWeights<T>& lw = model.w.layers[layer];
+    LayerWeights<T> scratch;
+    const LayerWeights<T>& lw = model.layer(layer, scratch);
     CutPoint cut{layer, true};
     Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, K, false, Level::Head);
     const int Dh = cfg.Dh, group = cfg.kv_group();
@@ -153,7 +154,8 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
     const Config& cfg = model.cfg;
     check_layer(cfg, layer, cfg.L - 1, "neuron level");
     const LayerTrace<T>& lt = t.layers[layer];
-    const LayerWeights<T>& lw = model.w.layers[layer];
+    LayerWeights<T> scratch;
+    const LayerWeights<T>& lw = model.layer(layer, scratch);
     // Each component is a set of neurons [lo, hi) or a single listed neuron.
     std::vector<std::vector<int>> sets;
     std::vector<ComponentInfo> info;

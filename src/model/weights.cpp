@@ -66,10 +66,58 @@ Vec<To> cast_vec(const Vec<From>& v) {
 }  // namespace
 
 template <class T>
-void check_weights(const Config& c, const Weights<T>& w) {
-    const int D = c.D, I = c.I, V = c.V, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
+void check_layer_weights(const Config& c, int l, const LayerWeights<T>& ly) {
+    const int D = c.D, I = c.I, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
     const bool ln = c.norm == NormKind::LayerNorm;
     const bool swiglu = c.mlp == MlpKind::SwiGLU;
+    const std::string p = "layers." + std::to_string(l) + ".";
+    check_vec(c, p + "norm1_g", ly.norm1_g, D);
+    check_vec(c, p + "norm2_g", ly.norm2_g, D);
+    if (ln) {
+        check_vec(c, p + "norm1_b", ly.norm1_b, D);
+        check_vec(c, p + "norm2_b", ly.norm2_b, D);
+    } else {
+        check_empty(c, p + "norm1_b", ly.norm1_b, "RMSNorm has no bias");
+        check_empty(c, p + "norm2_b", ly.norm2_b, "RMSNorm has no bias");
+    }
+    check_mat(c, p + "wq", ly.wq, QD, D);
+    check_mat(c, p + "wk", ly.wk, KVD, D);
+    check_mat(c, p + "wv", ly.wv, KVD, D);
+    check_mat(c, p + "wo", ly.wo, D, QD);
+    if (c.qkv_bias) {
+        check_vec(c, p + "bq", ly.bq, QD);
+        check_vec(c, p + "bk", ly.bk, KVD);
+        check_vec(c, p + "bv", ly.bv, KVD);
+    } else {
+        check_empty(c, p + "bq", ly.bq, "qkv_bias is off");
+        check_empty(c, p + "bk", ly.bk, "qkv_bias is off");
+        check_empty(c, p + "bv", ly.bv, "qkv_bias is off");
+    }
+    if (c.o_bias) {
+        check_vec(c, p + "bo", ly.bo, D);
+    } else {
+        check_empty(c, p + "bo", ly.bo, "o_bias is off");
+    }
+    if (swiglu) {
+        check_mat(c, p + "w_gate", ly.w_gate, I, D);
+    } else {
+        check_empty(c, p + "w_gate", ly.w_gate, "ungated MLP");
+    }
+    check_mat(c, p + "w_up", ly.w_up, I, D);
+    check_mat(c, p + "w_down", ly.w_down, D, I);
+    if (c.mlp_bias) {
+        check_vec(c, p + "b_up", ly.b_up, I);
+        check_vec(c, p + "b_down", ly.b_down, D);
+    } else {
+        check_empty(c, p + "b_up", ly.b_up, "mlp_bias is off");
+        check_empty(c, p + "b_down", ly.b_down, "mlp_bias is off");
+    }
+}
+
+template <class T>
+void check_weights(const Config& c, const Weights<T>& w, bool layers_streamed) {
+    const int D = c.D, V = c.V;
+    const bool ln = c.norm == NormKind::LayerNorm;
 
     check_mat(c, "tok_emb", w.tok_emb, V, D);
     if (c.learned_positions) {
@@ -77,55 +125,12 @@ void check_weights(const Config& c, const Weights<T>& w) {
     } else {
         check_empty(c, "pos_emb", w.pos_emb, "no learned positions");
     }
-    if (static_cast<int>(w.layers.size()) != c.L) {
+    const int expected_layers = layers_streamed ? 0 : c.L;
+    if (static_cast<int>(w.layers.size()) != expected_layers) {
         throw Error(where_of(c) + ": weights have " + std::to_string(w.layers.size()) + " layers, expected " +
-                    std::to_string(c.L));
+                    std::to_string(expected_layers) + (layers_streamed ? " (the blocks are streamed)" : ""));
     }
-    for (int l = 0; l < c.L; ++l) {
-        const LayerWeights<T>& ly = w.layers[static_cast<size_t>(l)];
-        const std::string p = "layers." + std::to_string(l) + ".";
-        check_vec(c, p + "norm1_g", ly.norm1_g, D);
-        check_vec(c, p + "norm2_g", ly.norm2_g, D);
-        if (ln) {
-            check_vec(c, p + "norm1_b", ly.norm1_b, D);
-            check_vec(c, p + "norm2_b", ly.norm2_b, D);
-        } else {
-            check_empty(c, p + "norm1_b", ly.norm1_b, "RMSNorm has no bias");
-            check_empty(c, p + "norm2_b", ly.norm2_b, "RMSNorm has no bias");
-        }
-        check_mat(c, p + "wq", ly.wq, QD, D);
-        check_mat(c, p + "wk", ly.wk, KVD, D);
-        check_mat(c, p + "wv", ly.wv, KVD, D);
-        check_mat(c, p + "wo", ly.wo, D, QD);
-        if (c.qkv_bias) {
-            check_vec(c, p + "bq", ly.bq, QD);
-            check_vec(c, p + "bk", ly.bk, KVD);
-            check_vec(c, p + "bv", ly.bv, KVD);
-        } else {
-            check_empty(c, p + "bq", ly.bq, "qkv_bias is off");
-            check_empty(c, p + "bk", ly.bk, "qkv_bias is off");
-            check_empty(c, p + "bv", ly.bv, "qkv_bias is off");
-        }
-        if (c.o_bias) {
-            check_vec(c, p + "bo", ly.bo, D);
-        } else {
-            check_empty(c, p + "bo", ly.bo, "o_bias is off");
-        }
-        if (swiglu) {
-            check_mat(c, p + "w_gate", ly.w_gate, I, D);
-        } else {
-            check_empty(c, p + "w_gate", ly.w_gate, "ungated MLP");
-        }
-        check_mat(c, p + "w_up", ly.w_up, I, D);
-        check_mat(c, p + "w_down", ly.w_down, D, I);
-        if (c.mlp_bias) {
-            check_vec(c, p + "b_up", ly.b_up, I);
-            check_vec(c, p + "b_down", ly.b_down, D);
-        } else {
-            check_empty(c, p + "b_up", ly.b_up, "mlp_bias is off");
-            check_empty(c, p + "b_down", ly.b_down, "mlp_bias is off");
-        }
-    }
+    for (int l = 0; l < expected_layers; ++l) check_layer_weights(c, l, w.layers[static_cast<size_t>(l)]);
     check_vec(c, "normf_g", w.normf_g, D);
     if (ln) {
         check_vec(c, "normf_b", w.normf_b, D);
@@ -185,6 +190,9 @@ Model<T> random_model(const Config& cfg, uint64_t seed, double sd) {
 
 template <class To, class From>
 Model<To> cast_model(const Model<From>& m) {
+    if (m.streamed)
+        throw Error(where_of(m.cfg) + ": a model with streamed blocks cannot change its scalar type; load it again "
+                    "in the other type");
     Model<To> o;
     o.cfg = m.cfg;
     const Weights<From>& a = m.w;
@@ -219,8 +227,10 @@ Model<To> cast_model(const Model<From>& m) {
     return o;
 }
 
-template void check_weights<float>(const Config&, const Weights<float>&);
-template void check_weights<double>(const Config&, const Weights<double>&);
+template void check_weights<float>(const Config&, const Weights<float>&, bool);
+template void check_weights<double>(const Config&, const Weights<double>&, bool);
+template void check_layer_weights<float>(const Config&, int, const LayerWeights<float>&);
+template void check_layer_weights<double>(const Config&, int, const LayerWeights<double>&);
 Config stories_shape(const std::string& name) {
     const bool big = name == "stories110M";
     if (!big && name != "stories15M")
