@@ -90,7 +90,7 @@ void append_dense(std::vector<double>& out, const Components<T>& c) {
 
 template <class T>
 void run_attribute(const AttributeOptions& o) {
-    Model<T> model = load_model<T>(o.in.model);
+    Model<T> model = load_model<T>(o.in.model, weight_mode(o.in, sizeof(T)));
     const Config& cfg = model.cfg;
     auto tok = find_tokenizer(o.in, cfg, !o.in.prompt.empty());
     std::vector<int> ids = resolve_ids(o.in, cfg, tok.get());
@@ -287,6 +287,7 @@ void register_attribute(CLI::App& app) {
         "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out attr.safetensors\n"
         "         depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --html attr.html");
     add_input_options(sub, o->in);
+    add_weights_option(sub, o->in);
     sub->add_option("--level", o->level, "token | module | head | neuron | subspace | custom")
         ->check(CLI::IsMember({"token", "module", "head", "neuron", "subspace", "custom"}))
         ->capture_default_str();

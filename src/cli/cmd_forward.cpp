@@ -18,7 +18,7 @@ struct ForwardOptions {
 
 template <class T>
 void run_forward(const ForwardOptions& o) {
-    Model<T> model = load_model<T>(o.in.model);
+    Model<T> model = load_model<T>(o.in.model, weight_mode(o.in, sizeof(T)));
     auto tok = find_tokenizer(o.in, model.cfg, !o.in.prompt.empty());
     std::vector<int> ids = resolve_ids(o.in, model.cfg, tok.get());
     say(o.in, "model: " + describe(model.cfg));
@@ -50,6 +50,7 @@ void register_forward(CLI::App& app) {
         "logits) with the tensor names and axis order of the reference goldens.\n"
         "Example: depass forward -m weights/stories260K.bin --prompt \"Once upon a time\" --dump trace.safetensors");
     add_input_options(sub, o->in);
+    add_weights_option(sub, o->in);
     sub->add_option("--dump", o->dump, "Write the trace to this .safetensors file (F32 or F64 per --dtype)");
     sub->callback([o] { wants_double(o->in) ? run_forward<double>(*o) : run_forward<float>(*o); });
 }

@@ -18,7 +18,7 @@ struct GenerateOptions {
 template <class T>
 void run_generate(const GenerateOptions& o) {
     if (o.n_new < 0) throw UsageError("-n: " + std::to_string(o.n_new) + " (expected a count >= 0)");
-    Model<T> model = load_model<T>(o.in.model);
+    Model<T> model = load_model<T>(o.in.model, weight_mode(o.in, sizeof(T)));
     auto tok = find_tokenizer(o.in, model.cfg, !o.in.prompt.empty());
     std::vector<int> ids = resolve_ids(o.in, model.cfg, tok.get());
     say(o.in, "model: " + describe(model.cfg));
@@ -47,6 +47,7 @@ void register_generate(CLI::App& app) {
         "Greedy continuation of a prompt, printed as it is produced (stops at EOS or the context length).\n"
         "Example: depass generate -m weights/stories260K.bin --prompt \"Once upon a time\" -n 64");
     add_input_options(sub, o->in);
+    add_weights_option(sub, o->in);
     sub->add_option("-n,--new-tokens", o->n_new, "Number of tokens to generate")->capture_default_str();
     sub->callback([o] { wants_double(o->in) ? run_generate<double>(*o) : run_generate<float>(*o); });
 }

@@ -34,6 +34,16 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
     sub->add_flag("--quiet,-q", o.quiet, "No progress or summary on stderr");
 }
 
+void add_weights_option(CLI::App* sub, InputOptions& o) {
+    sub->add_option("--weights", o.weights,
+                    "resident: widen every weight when loading; streamed: keep the blocks' weights in the file\n"
+                    "as stored (memory-mapped) and widen one block at a time when a pass reaches it (same\n"
+                    "results, bit for bit; for models that do not fit once widened); auto: streamed when the\n"
+                    "widened weights could exceed half the available memory")
+        ->check(CLI::IsMember({"auto", "resident", "streamed"}))
+        ->capture_default_str();
+}
+
 bool wants_double(const InputOptions& o) {
     if (o.dtype == "f64") return true;
     if (o.dtype == "f32") return false;

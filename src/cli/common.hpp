@@ -3,6 +3,7 @@
 
 #include "commands.hpp"
 
+#include "depass/io.hpp"  // WeightMode
 #include "depass/tokenizer.hpp"
 #include "depass/weights.hpp"
 
@@ -19,11 +20,14 @@ struct InputOptions {
     std::string prompt;     // text, tokenised with the model's tokenizer
     std::string tokenizer;  // explicit tokenizer file
     std::string dtype = "f32";
+    std::string weights = "auto";  // resident | streamed | auto
     bool quiet = false;
 };
 
 // --model, --ids, --prompt, --tokenizer, --dtype, --quiet
 void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens = true);
+// --weights (commands that run a model loaded from a file and never edit its weights)
+void add_weights_option(CLI::App* sub, InputOptions& o);
 
 // Finds the tokenizer for a model.
 //   --tokenizer FILE: opened by file type (open_tokenizer); its vocabulary must not be
@@ -48,6 +52,15 @@ std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tok
 
 // "f32" / "f64" -> true for double; UsageError otherwise.
 bool wants_double(const InputOptions& o);
+
+// --weights: resident, streamed, or auto = streamed when the weights of the model file,
+// widened to a scalar of `scalar_bytes`, could take more than half of the available memory
+// (the file's bytes / 2 x scalar_bytes: a bound, as no stored dtype is narrower than 16 bits).
+// (weights_mode.cpp)
+WeightMode weight_mode(const InputOptions& o, size_t scalar_bytes);
+// The memory this process may still take: MemAvailable of /proc/meminfo, or less when a
+// cgroup limit (memory.max) is lower. 0 when neither can be read.
+uint64_t available_memory_bytes();
 
 // Prints to stderr unless quiet.
 void say(const InputOptions& o, const std::string& line);
