@@ -39,8 +39,8 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::s
                                           bool required);
 std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required);
 
-// The vocabulary size of a model without reading its weights: config.json of a
-// Hugging Face directory, or the header of a llama2.c .bin. Throws depass::Error.
+// The vocabulary size of a model without reading its weights (read_config): config.json of a
+// Hugging Face directory, a GGUF file's metadata or the header of a llama2.c .bin. Throws depass::Error.
 int model_vocab_size(const std::string& model);
 
 // Token ids from --ids or --prompt (exactly one must be given); checked against the model.

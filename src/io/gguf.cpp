@@ -760,9 +760,8 @@ private:
 
 }  // namespace
 
-template <class T>
-Model<T> read_gguf_model(const std::string& path) {
-    const GgufFile g = GgufFile::open(path);
+Config gguf_config(const GgufFile& g) {
+    const std::string& path = g.path();
     const std::string arch = g.get_string("general.architecture");
     if (arch != "llama") {
         throw Error(path + ": general.architecture is '" + arch +
@@ -779,9 +778,7 @@ Model<T> read_gguf_model(const std::string& path) {
         throw Error(path + ": metadata key 'llama.rope.scaling.type' = '" + scaling +
                     "' is not supported (none, linear)");
 
-    Model<T> m;
-    m.cfg = preset(Arch::Llama);
-    Config& c = m.cfg;
+    Config c = preset(Arch::Llama);
     c.source = path;
     c.D = required_int(g, "llama.embedding_length");
     c.I = required_int(g, "llama.feed_forward_length");
@@ -860,6 +857,15 @@ Model<T> read_gguf_model(const std::string& path) {
                     std::to_string(9 * uint64_t(c.L)) + " tensors, but the file holds only " +
                     std::to_string(g.tensors().size()));
     }
+    return c;
+}
+
+template <class T>
+Model<T> read_gguf_model(const std::string& path) {
+    const GgufFile g = GgufFile::open(path);
+    Model<T> m;
+    m.cfg = gguf_config(g);
+    const Config& c = m.cfg;
     const int D = c.D, I = c.I, V = c.V, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
     Weights<T>& w = m.w;
     GgufPlan<T> plan(g);
