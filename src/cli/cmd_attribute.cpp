@@ -1,5 +1,6 @@
 // depass attribute -- the decomposed forward pass from the command line.
 #include "common.hpp"
+#include "resources.hpp"
 
 #include "depass/attribute.hpp"
 #include "depass/io.hpp"
@@ -90,10 +91,20 @@ void append_dense(std::vector<double>& out, const Components<T>& c) {
 
 template <class T>
 void run_attribute(const AttributeOptions& o) {
+    // Before anything is loaded: the config (no weights), the tokens (checked against the
+    // vocabulary and the context length), and the memory the run will need.
+    const Config header = read_config(o.in.model);
+    auto tok = find_tokenizer(o.in, header, !o.in.prompt.empty());
+    std::vector<int> ids = resolve_ids(o.in, header, tok.get());
+    EstimateOptions need;
+    if (o.neuron_groups > 0) need.neuron_groups = o.neuron_groups;
+    need.subspaces = std::max<int>(1, int(o.bases.size()));
+    const std::string run = o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
+                            : o.level == "custom"                       ? "forward"
+                                                                        : o.level;
+    require_memory(o.in.model, header, int(ids.size()), int(sizeof(T)), run, need);
     Model<T> model = load_model<T>(o.in.model);
     const Config& cfg = model.cfg;
-    auto tok = find_tokenizer(o.in, cfg, !o.in.prompt.empty());
-    std::vector<int> ids = resolve_ids(o.in, cfg, tok.get());
     say(o.in, "model: " + describe(cfg));
     Trace<T> trace = forward(model, ids);
     const int N = trace.N();

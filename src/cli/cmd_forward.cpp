@@ -1,5 +1,6 @@
 // depass forward -- run the recorded forward pass and dump the trace.
 #include "common.hpp"
+#include "resources.hpp"
 
 #include "depass/dump.hpp"
 #include "depass/forward.hpp"
@@ -18,9 +19,12 @@ struct ForwardOptions {
 
 template <class T>
 void run_forward(const ForwardOptions& o) {
+    // Before anything is loaded: the config (no weights), the tokens, the memory needed.
+    const Config header = read_config(o.in.model);
+    auto tok = find_tokenizer(o.in, header, !o.in.prompt.empty());
+    std::vector<int> ids = resolve_ids(o.in, header, tok.get());
+    require_memory(o.in.model, header, int(ids.size()), int(sizeof(T)), "forward");
     Model<T> model = load_model<T>(o.in.model);
-    auto tok = find_tokenizer(o.in, model.cfg, !o.in.prompt.empty());
-    std::vector<int> ids = resolve_ids(o.in, model.cfg, tok.get());
     say(o.in, "model: " + describe(model.cfg));
     Trace<T> t = forward(model, ids);
     if (!o.dump.empty()) {
