@@ -295,6 +295,8 @@ void register_attribute(CLI::App& app) {
         "--format json writes one JSON document instead (components only with --json-components); --format npy\n"
         "makes --out a directory of <tensor>.npy files plus meta.json. --html FILE writes a self-contained page\n"
         "to look at (coloured prompt, rankings, heatmap). Give --out, --html or both; all appear or none.\n"
+        "Before any weight is loaded, the tokens are checked against the context length and the run's\n"
+        "memory estimate (`depass inspect`) against the free memory; DEPASS_FREE_MEMORY=BYTES overrides it.\n"
         "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out attr.safetensors\n"
         "         depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --html attr.html");
     add_input_options(sub, o->in);

@@ -52,6 +52,8 @@ void register_forward(CLI::App& app) {
         "Prints the greedy next token at every position; with --dump writes the trace (embeddings,\n"
         "hidden_states, layer_outputs, attn_probs, attn_out, post_attn_residual, mlp_act, final norm,\n"
         "logits) with the tensor names and axis order of the reference goldens.\n"
+        "Before any weight is loaded, the tokens are checked against the context length and the run's\n"
+        "memory estimate (`depass inspect`) against the free memory; DEPASS_FREE_MEMORY=BYTES overrides it.\n"
         "Example: depass forward -m weights/stories260K.bin --prompt \"Once upon a time\" --dump trace.safetensors");
     add_input_options(sub, o->in);
     sub->add_option("--dump", o->dump, "Write the trace to this .safetensors file (F32 or F64 per --dtype)");

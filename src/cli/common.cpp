@@ -15,7 +15,7 @@ namespace depass::cli {
 
 void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
     sub->add_option("--model,-m", o.model,
-                    "Model: a Hugging Face directory (config.json + *.safetensors) or a llama2.c .bin checkpoint")
+                    "Model: a Hugging Face directory (config.json + *.safetensors), a .gguf file or a llama2.c .bin checkpoint")
         ->required();
     if (need_tokens) {
         auto* ids = sub->add_option("--ids", o.ids, "Token ids, comma-separated (e.g. 1,403,407,261,378)");
