@@ -101,8 +101,12 @@ void run_inspect(const InspectOptions& o) {
         std::printf("\nweights: %zu tensors, %s in %zu file%s (%s on disk)\n", info.tensors.size(),
                     format_bytes(info.tensor_bytes).c_str(), info.weight_files.size(),
                     info.weight_files.size() == 1 ? "" : "s", format_bytes(info.file_bytes).c_str());
-    for (const auto& [dtype, cb] : by_dtype)
-        std::printf("  %-6s %5d tensors %12s\n", dtype.c_str(), cb.first, format_bytes(cb.second).c_str());
+    for (const auto& [dtype, cb] : by_dtype) {
+        const bool loadable =
+            dtype == "F32" || dtype == "F16" || dtype == "BF16" || (dtype == "F64" && info.format != "gguf");
+        std::printf("  %-6s %5d tensors %12s%s\n", dtype.c_str(), cb.first, format_bytes(cb.second).c_str(),
+                    loadable ? "" : "  (not loadable: only F32, F16, BF16 weights are; forward / attribute refuse it)");
+    }
     if (!info.weights_present) {
     } else if (o.all_tensors) {
         std::printf("  %-60s %-6s %-22s %12s\n", "tensor", "dtype", "shape", "bytes");
