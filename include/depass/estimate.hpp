@@ -12,7 +12,8 @@
 // Components are stored without their known-zero rows (components.hpp): the token level
 // holds N(N+1)/2 + N rows, every other level (#components) x N. The levels are taken at their
 // earliest cut (--layer 0): token and subspace at h[0], module (attention) and head at m[0],
-// neuron and neuron groups at h[1]; a later --layer costs less.
+// neuron and neuron groups at h[1]; a later --layer costs less. A custom level of K
+// components costs what the subspace row with K subspaces does, less the projections.
 #pragma once
 
 #include "depass/config.hpp"
