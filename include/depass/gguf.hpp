@@ -167,6 +167,12 @@ private:
 template <class T>
 Model<T> read_gguf_model(const std::string& path, WeightMode mode = WeightMode::Resident);
 
+// The Config read_gguf_model() derives from a parsed file: the metadata above, the vocabulary
+// size (llama.vocab_size or the rows of token_embd.weight), tied = no output.weight, and the
+// per-pair RoPE factors of rope_freqs.weight (the one tensor whose data it reads: [Dh/2] F32).
+// No weight is read. Throws depass::Error naming the file and the key.
+Config gguf_config(const GgufFile& file);
+
 // The vocabulary of a GGUF file (tokenizer.ggml.*), as returned by load_gguf_tokenizer().
 //   "llama": SentencePiece-style. The text gets a dummy-prefix space, spaces become
 //            U+2581, then adjacent pieces merge by highest score (leftmost on ties) into

@@ -102,6 +102,10 @@ void write_npy(const std::string& path, const Tensor<T>& t);
 template <class T>
 Model<T> read_llama2c(const std::string& path);
 
+// The Config of a llama2.c checkpoint from its 28-byte header alone, checked against the
+// file size as read_llama2c() checks it. No weight is read.
+Config read_llama2c_config(const std::string& path);
+
 // ---- Hugging Face directory -----------------------------------------------
 // Reads a Hugging Face config.json (model_type llama, mistral, qwen2, gpt2).
 // Throws depass::Error naming the file and the missing / invalid field.
@@ -127,6 +131,11 @@ template <class T>
 Model<T> read_hf_model(const std::string& dir, WeightMode mode = WeightMode::Resident);
 
 // ---- any model file ----------------------------------------------------------
+// The Config of the model at PATH (the same paths as load_model) without reading any weight:
+// a Hugging Face directory's config.json, a GGUF file's metadata (gguf_config), a llama2.c
+// .bin's header. Throws depass::Error naming the file and the field.
+Config read_config(const std::string& path);
+
 // Loads a model from PATH: a Hugging Face directory (config.json + model.safetensors
 // or model.safetensors.index.json with shards), a llama2.c v0 .bin checkpoint or a GGUF
 // file. Weights are converted to T. Throws depass::Error naming the file, tensor or field.

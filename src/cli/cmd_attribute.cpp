@@ -1,5 +1,6 @@
 // depass attribute -- the decomposed forward pass from the command line.
 #include "common.hpp"
+#include "resources.hpp"
 
 #include "depass/attribute.hpp"
 #include "depass/io.hpp"
@@ -90,10 +91,22 @@ void append_dense(std::vector<double>& out, const Components<T>& c) {
 
 template <class T>
 void run_attribute(const AttributeOptions& o) {
-    Model<T> model = load_model<T>(o.in.model, weight_mode(o.in, sizeof(T)));
+    // Before anything is loaded: the config (no weights), the tokens (checked against the
+    // vocabulary and the context length), and the memory the run will need.
+    const Config header = read_config(o.in.model);
+    auto tok = find_tokenizer(o.in, header, !o.in.prompt.empty());
+    std::vector<int> ids = resolve_ids(o.in, header, tok.get());
+    EstimateOptions need;
+    if (o.neuron_groups > 0) need.neuron_groups = o.neuron_groups;
+    need.subspaces = std::max<int>(1, int(o.bases.size()));
+    const std::string run = o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
+                            : o.level == "custom"                       ? "forward"
+                                                                        : o.level;
+    const WeightMode mode = weight_mode(o.in, header, int(sizeof(T)));
+    require_memory(o.in.model, header, int(ids.size()), int(sizeof(T)), run, mode, need);
+    Model<T> model = load_model<T>(o.in.model, mode);
+    if (model.streamed) say(o.in, "weights: streamed (each block widened from the file when a pass reaches it)");
     const Config& cfg = model.cfg;
-    auto tok = find_tokenizer(o.in, cfg, !o.in.prompt.empty());
-    std::vector<int> ids = resolve_ids(o.in, cfg, tok.get());
     say(o.in, "model: " + describe(cfg));
     Trace<T> trace = forward(model, ids);
     const int N = trace.N();
@@ -284,6 +297,8 @@ void register_attribute(CLI::App& app) {
         "--format json writes one JSON document instead (components only with --json-components); --format npy\n"
         "makes --out a directory of <tensor>.npy files plus meta.json. --html FILE writes a self-contained page\n"
         "to look at (coloured prompt, rankings, heatmap). Give --out, --html or both; all appear or none.\n"
+        "Before any weight is loaded, the tokens are checked against the context length and the run's\n"
+        "memory estimate (`depass inspect`) against the free memory; DEPASS_FREE_MEMORY=BYTES overrides it.\n"
         "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out attr.safetensors\n"
         "         depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --html attr.html");
     add_input_options(sub, o->in);

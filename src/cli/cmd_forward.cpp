@@ -1,5 +1,6 @@
 // depass forward -- run the recorded forward pass and dump the trace.
 #include "common.hpp"
+#include "resources.hpp"
 
 #include "depass/dump.hpp"
 #include "depass/forward.hpp"
@@ -18,9 +19,14 @@ struct ForwardOptions {
 
 template <class T>
 void run_forward(const ForwardOptions& o) {
-    Model<T> model = load_model<T>(o.in.model, weight_mode(o.in, sizeof(T)));
-    auto tok = find_tokenizer(o.in, model.cfg, !o.in.prompt.empty());
-    std::vector<int> ids = resolve_ids(o.in, model.cfg, tok.get());
+    // Before anything is loaded: the config (no weights), the tokens, the memory needed.
+    const Config header = read_config(o.in.model);
+    auto tok = find_tokenizer(o.in, header, !o.in.prompt.empty());
+    std::vector<int> ids = resolve_ids(o.in, header, tok.get());
+    const WeightMode mode = weight_mode(o.in, header, int(sizeof(T)));
+    require_memory(o.in.model, header, int(ids.size()), int(sizeof(T)), "forward", mode);
+    Model<T> model = load_model<T>(o.in.model, mode);
+    if (model.streamed) say(o.in, "weights: streamed (each block widened from the file when a pass reaches it)");
     say(o.in, "model: " + describe(model.cfg));
     Trace<T> t = forward(model, ids);
     if (!o.dump.empty()) {
@@ -48,6 +54,8 @@ void register_forward(CLI::App& app) {
         "Prints the greedy next token at every position; with --dump writes the trace (embeddings,\n"
         "hidden_states, layer_outputs, attn_probs, attn_out, post_attn_residual, mlp_act, final norm,\n"
         "logits) with the tensor names and axis order of the reference goldens.\n"
+        "Before any weight is loaded, the tokens are checked against the context length and the run's\n"
+        "memory estimate (`depass inspect`) against the free memory; DEPASS_FREE_MEMORY=BYTES overrides it.\n"
         "Example: depass forward -m weights/stories260K.bin --prompt \"Once upon a time\" --dump trace.safetensors");
     add_input_options(sub, o->in);
     add_weights_option(sub, o->in);

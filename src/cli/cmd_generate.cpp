@@ -1,5 +1,6 @@
 // depass generate -- greedy continuation of a prompt (checks a model loaded correctly).
 #include "common.hpp"
+#include "resources.hpp"
 
 #include "depass/io.hpp"
 #include "depass/forward.hpp"
@@ -18,7 +19,7 @@ struct GenerateOptions {
 template <class T>
 void run_generate(const GenerateOptions& o) {
     if (o.n_new < 0) throw UsageError("-n: " + std::to_string(o.n_new) + " (expected a count >= 0)");
-    Model<T> model = load_model<T>(o.in.model, weight_mode(o.in, sizeof(T)));
+    Model<T> model = load_model<T>(o.in.model, weight_mode(o.in, read_config(o.in.model), int(sizeof(T))));
     auto tok = find_tokenizer(o.in, model.cfg, !o.in.prompt.empty());
     std::vector<int> ids = resolve_ids(o.in, model.cfg, tok.get());
     say(o.in, "model: " + describe(model.cfg));

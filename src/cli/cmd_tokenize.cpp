@@ -20,7 +20,7 @@ void run_tokenize(const TokenizeOptions& o) {
         throw UsageError(
             "give the model with --model PATH (its tokenizer is looked up) or the tokenizer with --tokenizer "
             "FILE");
-    // Only the model's vocabulary size is needed: the weights of a Hugging Face model are not read.
+    // Only the model's vocabulary size is needed: its config is read (read_config), no weight.
     const int V = o.model.empty() ? 0 : model_vocab_size(o.model);
     std::unique_ptr<Tokenizer> tok = find_tokenizer(o.model, o.tokenizer, V, true);
     const std::vector<int> ids = tok->encode(o.prompt, !o.no_bos, false);
@@ -54,8 +54,9 @@ void register_tokenize(CLI::App& app) {
         "  depass tokenize --tokenizer Qwen2.5-0.5B/tokenizer.json --prompt \"Hello world\" --no-bos");
     sub->add_option(
         "--model,-m", o->model,
-        "Model (Hugging Face directory or llama2.c .bin) whose tokenizer to use; "
-        "optional when --tokenizer is given (then the tokenizer's vocabulary must fit the model)");
+        "Model (Hugging Face directory, .gguf or llama2.c .bin) whose tokenizer to use; only its config is "
+        "read, never its weights; optional when --tokenizer is given (then the tokenizer's vocabulary must fit "
+        "the model)");
     sub->add_option(
         "--tokenizer", o->tokenizer,
         "Tokenizer file: tokenizer.json (or vocab.json + merges.txt), SentencePiece .model, llama2.c "

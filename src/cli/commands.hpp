@@ -15,6 +15,7 @@ void register_validate(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_inspect(CLI::App& app);
 
 // Exit codes: 0 success, 1 runtime error (bad file, bad value found while running),
 // 2 usage error (bad flags or flag combinations).

@@ -15,7 +15,7 @@ namespace depass::cli {
 
 void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
     sub->add_option("--model,-m", o.model,
-                    "Model: a Hugging Face directory (config.json + *.safetensors) or a llama2.c .bin checkpoint")
+                    "Model: a Hugging Face directory (config.json + *.safetensors), a .gguf file or a llama2.c .bin checkpoint")
         ->required();
     if (need_tokens) {
         auto* ids = sub->add_option("--ids", o.ids, "Token ids, comma-separated (e.g. 1,403,407,261,378)");
@@ -62,10 +62,6 @@ void progress(const InputOptions& o, const std::string& line) {
 }
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
 
 // One line: newlines in a nested message become spaces.
 std::string one_line(std::string s) {
@@ -139,16 +135,8 @@ std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& c
 }
 
 int model_vocab_size(const std::string& model) {
-    if (model.empty()) throw Error("empty model path");
-    if (!file_exists(model)) throw Error("no such file or directory: " + model);
-    // A Hugging Face model: its config.json alone (the weights may be large).
-    if (is_directory(model) || fs::path(model).filename() == "config.json") return read_hf_config(model).V;
-    if (ends_with(model, ".safetensors") || ends_with(model, ".safetensors.index.json")) {
-        const fs::path dir = fs::path(model).parent_path();
-        return read_hf_config(dir.empty() ? std::string(".") : dir.string()).V;
-    }
-    // A llama2.c checkpoint (small): loaded and validated whole.
-    return load_model<float>(model).cfg.V;
+    // config.json, the GGUF metadata or the llama2.c header: no weight is read.
+    return read_config(model).V;
 }
 
 std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tokenizer* tok) {

@@ -43,8 +43,8 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::s
                                           bool required);
 std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required);
 
-// The vocabulary size of a model without reading its weights: config.json of a
-// Hugging Face directory, or the header of a llama2.c .bin. Throws depass::Error.
+// The vocabulary size of a model without reading its weights (read_config): config.json of a
+// Hugging Face directory, a GGUF file's metadata or the header of a llama2.c .bin. Throws depass::Error.
 int model_vocab_size(const std::string& model);
 
 // Token ids from --ids or --prompt (exactly one must be given); checked against the model.
@@ -53,14 +53,6 @@ std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tok
 // "f32" / "f64" -> true for double; UsageError otherwise.
 bool wants_double(const InputOptions& o);
 
-// --weights: resident, streamed, or auto = streamed when the weights of the model file,
-// widened to a scalar of `scalar_bytes`, could take more than half of the available memory
-// (the file's bytes / 2 x scalar_bytes: a bound, as no stored dtype is narrower than 16 bits).
-// (weights_mode.cpp)
-WeightMode weight_mode(const InputOptions& o, size_t scalar_bytes);
-// The memory this process may still take: MemAvailable of /proc/meminfo, or less when a
-// cgroup limit (memory.max) is lower. 0 when neither can be read.
-uint64_t available_memory_bytes();
 
 // Prints to stderr unless quiet.
 void say(const InputOptions& o, const std::string& line);

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     register_compare(app);
     register_tokenize(app);
     register_eval(app);
+    register_inspect(app);
     // Once the options are parsed, before any command runs: keep freed memory for reuse
     // (allocator.hpp) unless the command was given --system-malloc.
     app.parse_complete_callback([&app] {

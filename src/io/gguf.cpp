@@ -770,9 +770,8 @@ private:
 
 }  // namespace
 
-template <class T>
-Model<T> read_gguf_model(const std::string& path, WeightMode mode) {
-    const GgufFile g = GgufFile::open(path);
+Config gguf_config(const GgufFile& g) {
+    const std::string& path = g.path();
     const std::string arch = g.get_string("general.architecture");
     if (arch != "llama") {
         throw Error(path + ": general.architecture is '" + arch +
@@ -789,9 +788,7 @@ Model<T> read_gguf_model(const std::string& path, WeightMode mode) {
         throw Error(path + ": metadata key 'llama.rope.scaling.type' = '" + scaling +
                     "' is not supported (none, linear)");
 
-    Model<T> m;
-    m.cfg = preset(Arch::Llama);
-    Config& c = m.cfg;
+    Config c = preset(Arch::Llama);
     c.source = path;
     c.D = required_int(g, "llama.embedding_length");
     c.I = required_int(g, "llama.feed_forward_length");
@@ -870,6 +867,15 @@ Model<T> read_gguf_model(const std::string& path, WeightMode mode) {
                     std::to_string(9 * uint64_t(c.L)) + " tensors, but the file holds only " +
                     std::to_string(g.tensors().size()));
     }
+    return c;
+}
+
+template <class T>
+Model<T> read_gguf_model(const std::string& path, WeightMode mode) {
+    const GgufFile g = GgufFile::open(path);
+    Model<T> m;
+    m.cfg = gguf_config(g);
+    const Config& c = m.cfg;
     const GgufSource source{g};
     if (mode == WeightMode::Resident) {
         GgufPlan<T> plan(source);

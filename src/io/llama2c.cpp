@@ -10,6 +10,7 @@
 // The file size must match the header exactly; anything else means a wrong
 // or damaged file.
 #include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <limits>
 
@@ -59,8 +60,7 @@ private:
 
 }  // namespace
 
-template <class T>
-Model<T> read_llama2c(const std::string& path) {
+Config read_llama2c_config(const std::string& path) {
     std::error_code ec;
     if (!fs::exists(path, ec)) throw Error("no such file or directory: " + path);
     if (fs::is_directory(path, ec))
@@ -71,9 +71,12 @@ Model<T> read_llama2c(const std::string& path) {
         throw Error(path + ": file is " + std::to_string(size) +
                     " bytes, shorter than the 28-byte llama2.c header (7 int32)");
     }
-    const std::string bytes = read_text_file(path);
     int32_t hdr[7];
-    std::memcpy(hdr, bytes.data(), sizeof hdr);
+    {
+        std::ifstream in(path, std::ios::binary);
+        if (!in || !in.read(reinterpret_cast<char*>(hdr), sizeof hdr))
+            throw Error(path + ": cannot read the 28-byte llama2.c header");
+    }
     const char* names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
                             "n_kv_heads", "vocab_size", "seq_len"};
     for (int i = 0; i < 7; ++i) {
@@ -126,9 +129,7 @@ Model<T> read_llama2c(const std::string& path) {
                     std::to_string(expected) + " bytes");
     }
 
-    Model<T> m;
-    m.cfg = preset(Arch::Llama2c);
-    Config& c = m.cfg;
+    Config c = preset(Arch::Llama2c);
     c.source = path;
     c.D = D;
     c.I = I;
@@ -144,6 +145,19 @@ Model<T> read_llama2c(const std::string& path) {
     c.bos_id = 1;
     c.eos_id = 2;
     validate_config(c);
+    return c;
+}
+
+template <class T>
+Model<T> read_llama2c(const std::string& path) {
+    Model<T> m;
+    m.cfg = read_llama2c_config(path);  // the header, checked against the file size
+    const Config& c = m.cfg;
+    const int D = c.D, I = c.I, L = c.L, H = c.H, Hkv = c.Hkv, Dh = c.Dh, V = c.V;
+    const bool shared = c.tied_embeddings;
+    const uint64_t s = uint64_t(c.max_positions), dh = uint64_t(Dh), size = fs::file_size(path);
+    const std::string bytes = read_text_file(path);
+    if (bytes.size() != size) throw Error(path + ": the file changed while it was read");
 
     Weights<T>& w = m.w;
     w.layers.resize(static_cast<size_t>(L));

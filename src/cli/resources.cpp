@@ -1,0 +1,131 @@
+// resources.cpp -- free memory (/proc/meminfo, cgroups) and the memory check before a run.
+#include "resources.hpp"
+
+#include "depass/model_info.hpp"
+#include "depass/types.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace depass::cli {
+
+namespace {
+
+// "123", "64M", "2G" -> bytes; false when it is not such a number.
+bool parse_size(std::string text, uint64_t* out) {
+    if (text.empty()) return false;
+    uint64_t mult = 1;
+    const char last = char(std::toupper(static_cast<unsigned char>(text.back())));
+    if (last == 'K' || last == 'M' || last == 'G' || last == 'T') {
+        mult = last == 'K' ? 1ULL << 10 : last == 'M' ? 1ULL << 20 : last == 'G' ? 1ULL << 30 : 1ULL << 40;
+        text.pop_back();
+    }
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 15) return false;
+    *out = std::stoull(text) * mult;
+    return true;
+}
+
+// The first number in a file ("max" or absent: false).
+bool read_number(const std::string& path, uint64_t* out) {
+    std::ifstream in(path);
+    std::string word;
+    if (!(in >> word)) return false;
+    return parse_size(word, out);
+}
+
+// This process's cgroup v2 directory ("0::/path" in /proc/self/cgroup), or "".
+std::string cgroup_v2_dir() {
+    std::ifstream in("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("0::", 0) == 0) return "/sys/fs/cgroup" + line.substr(3);
+    return "";
+}
+
+}  // namespace
+
+FreeMemory free_memory() {
+    FreeMemory f;
+    {
+        std::ifstream in("/proc/meminfo");
+        std::string key;
+        uint64_t kb = 0;
+        std::string unit;
+        while (in >> key >> kb) {
+            std::getline(in, unit);
+            if (key == "MemAvailable:") f.mem_available = kb * 1024;
+        }
+    }
+    uint64_t limit = 0, used = 0;
+    const std::string v2 = cgroup_v2_dir();
+    // A limit above 2^60 is "no limit" (cgroup v1 reports one as a huge number).
+    if (!v2.empty() && read_number(v2 + "/memory.max", &limit) && limit < (1ULL << 60)) {
+        f.cgroup_limit = limit;
+        read_number(v2 + "/memory.current", &used);
+    } else if (read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes", &limit) && limit < (1ULL << 60)) {
+        f.cgroup_limit = limit;
+        read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes", &used);
+    }
+    f.cgroup_used = used;
+    f.free = f.mem_available;
+    f.source = "MemAvailable of /proc/meminfo";
+    if (f.cgroup_limit) {
+        const uint64_t room = f.cgroup_limit > used ? f.cgroup_limit - used : 0;
+        if (f.free == 0 || room < f.free) {
+            f.free = room;
+            f.source = "the cgroup's limit " + format_bytes(f.cgroup_limit) + " less " + format_bytes(used) + " in use";
+        }
+    }
+    if (const char* env = std::getenv("DEPASS_FREE_MEMORY")) {
+        uint64_t v = 0;
+        if (!parse_size(env, &v))
+            throw Error("DEPASS_FREE_MEMORY='" + std::string(env) + "' is not a byte count (e.g. 8G, 512M, 1000000)");
+        f.free = v;
+        f.source = "DEPASS_FREE_MEMORY";
+    }
+    return f;
+}
+
+void require_memory(const std::string& model, const Config& cfg, int N, int scalar_bytes, const std::string& what,
+                    WeightMode mode, const EstimateOptions& given) {
+    const FreeMemory fm = free_memory();
+    if (fm.free == 0) return;  // nothing known: no check
+    EstimateOptions opt = given;
+    const ModelFileInfo info = describe_model_file(model);
+    opt.stored_weight_bytes = info.tensor_bytes;
+    opt.load_extra_bytes = load_transient_bytes(info, scalar_bytes);
+    const CostEstimate e = estimate_cost(cfg, N, scalar_bytes, opt);
+    const bool streamed = mode == WeightMode::Streamed;
+    uint64_t peak = streamed ? e.forward_peak_streamed_bytes : e.forward_peak_bytes;
+    std::string parts;
+    if (what == "forward") {
+        parts = "trace " + format_bytes(e.trace_bytes);
+    } else {
+        const LevelCost* lc = nullptr;
+        for (const LevelCost& l : e.levels)
+            if (l.level == what) lc = &l;
+        if (!lc) throw Error("require_memory: unknown level '" + what + "'");
+        peak = streamed ? lc->peak_streamed_bytes : lc->peak_bytes;
+        parts = "trace " + format_bytes(e.trace_bytes) + ", " + std::to_string(lc->components) +
+                " components " + format_bytes(lc->components_bytes) + " each copy, largest working set " +
+                format_bytes(std::max(lc->decompose_bytes, lc->output_bytes));
+    }
+    if (peak <= fm.free) return;
+    throw Error("not enough memory: " + what + (what == "forward" ? " pass" : " level") + " on " +
+                std::to_string(N) + " tokens in " + (scalar_bytes == 8 ? "f64" : "f32") + " needs about " +
+                format_bytes(peak) +
+                (streamed ? " (streamed weights " + format_bytes(e.weights_streamed_bytes) + ", the loader's buffers " +
+                                format_bytes(opt.load_extra_bytes) + ", " + parts
+                          : " (weights widened " + format_bytes(e.weights_widened_bytes) +
+                                ", then the larger of the loader's buffers " + format_bytes(opt.load_extra_bytes) +
+                                " and " + parts) +
+                ") but " + format_bytes(fm.free) + " is free (" + fm.source + "); try fewer tokens" +
+                (streamed ? "" : ", --weights streamed") +
+                (scalar_bytes == 8 ? ", --dtype f32" : "") + (what == "forward" ? "" : ", a later --layer") +
+                ", or see `depass inspect --model " + model + "`");
+}
+
+}  // namespace depass::cli
