@@ -1,5 +1,6 @@
 // fuzz_config -- a Hugging Face config.json: read_hf_config (which validates), describe().
 #include "depass/config.hpp"
+#include "depass/io.hpp"  // read_hf_config
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
