@@ -159,6 +159,11 @@ TEST_CASE("order, masking of token positions, seeded generator", "[eval]") {
     CHECK(ev::keep_positions(ids, {3}) == std::vector<int>{1, 12, 13});
     CHECK(ev::keep_positions(ids, {3, 1}) == std::vector<int>{1, 10, 12, 13});  // original order
     CHECK_THROWS_AS(ev::delete_positions(ids, {5}), Error);
+    // each names itself and the position outside [0, N)
+    CHECK(depass_test::error_of([&] { ev::delete_positions(ids, {1, 5}); }) ==
+          "delete_positions: position 5 is outside [0, 5)");
+    CHECK(depass_test::error_of([&] { ev::keep_positions(ids, {-1}); }) ==
+          "keep_positions: position -1 is outside [0, 5)");
 
     ev::Rng a(7), b(7), c(8);
     const uint64_t a1 = a.next();
