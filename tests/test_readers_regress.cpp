@@ -15,7 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "../src/io/json_guard.hpp"
+#include "io/json_guard.hpp"
 #include "depass/config.hpp"
 #include "depass/forward.hpp"
 #include "depass/gguf.hpp"

@@ -6,7 +6,7 @@
 // attribution level with completeness checked at every residual point, in double and float.
 #include "test_support.hpp"
 
-#include "../validation/completeness.hpp"
+#include "depass/completeness.hpp"
 #include "depass/config.hpp"
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
