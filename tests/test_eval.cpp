@@ -44,11 +44,8 @@ std::vector<int> greedy_ids(const Model<double>& m, int n) {
 
 double max_abs(const Mat<double>& a) { return a.cwiseAbs().maxCoeff(); }
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-int run_cli(const std::string& args, std::string* out = nullptr) {
-    return depass_test::run_command(q(depass_test::cli_path()) + " " + args, out);
-}
+const auto q = depass_test::shell_quoted;
+using depass_test::run_cli;
 
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
     std::ifstream in(path);

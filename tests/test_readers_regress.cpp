@@ -31,7 +31,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
+const auto tmp = depass_test::temp_path;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
