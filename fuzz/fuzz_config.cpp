@@ -5,8 +5,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("config", [&] {
-        const std::string path =
-            depass_fuzz::write_file("config.json", std::string(reinterpret_cast<const char*>(data), size));
+        const std::string path = depass_fuzz::write_input("config.json", data, size);
         const depass::Config cfg = depass::read_hf_config(path);
         (void)depass::describe(cfg);
         (void)depass::rope_inv_freq(cfg);

@@ -15,8 +15,7 @@ void quietly(F&& f) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("gguf", [&] {
-        const std::string path =
-            depass_fuzz::write_file("model.gguf", std::string(reinterpret_cast<const char*>(data), size));
+        const std::string path = depass_fuzz::write_input("model.gguf", data, size);
         const depass::GgufFile g = depass::GgufFile::open(path);
         for (const std::string& key : g.keys()) {
             (void)g.value(key).type_str();

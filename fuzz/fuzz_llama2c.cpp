@@ -4,8 +4,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("llama2c", [&] {
-        const std::string path =
-            depass_fuzz::write_file("model.bin", std::string(reinterpret_cast<const char*>(data), size));
+        const std::string path = depass_fuzz::write_input("model.bin", data, size);
         (void)depass::read_llama2c<float>(path);
     });
     return 0;

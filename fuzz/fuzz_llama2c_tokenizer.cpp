@@ -5,8 +5,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("llama2c_tokenizer", [&] {
-        const std::string path =
-            depass_fuzz::write_file("tokenizer.bin", std::string(reinterpret_cast<const char*>(data), size));
+        const std::string path = depass_fuzz::write_input("tokenizer.bin", data, size);
         const depass::Llama2cTokenizer tok = depass::Llama2cTokenizer::load(path);
         depass_fuzz::exercise_tokenizer(tok);
         (void)tok.lookup(" the");

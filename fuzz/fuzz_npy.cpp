@@ -5,8 +5,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("npy", [&] {
-        const std::string path =
-            depass_fuzz::write_file("array.npy", std::string(reinterpret_cast<const char*>(data), size));
+        const std::string path = depass_fuzz::write_input("array.npy", data, size);
         try {
             (void)depass::read_npy<float>(path, false, false);
         } catch (const depass::Error&) {

@@ -4,8 +4,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("safetensors", [&] {
-        const std::string path =
-            depass_fuzz::write_file("model.safetensors", std::string(reinterpret_cast<const char*>(data), size));
+        const std::string path = depass_fuzz::write_input("model.safetensors", data, size);
         const depass::SafeTensors st = depass::SafeTensors::open(path);
         for (const std::string& name : st.names()) {
             try {

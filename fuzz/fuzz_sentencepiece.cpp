@@ -4,8 +4,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("sentencepiece", [&] {
-        const std::string path =
-            depass_fuzz::write_file("tokenizer.model", std::string(reinterpret_cast<const char*>(data), size));
+        const std::string path = depass_fuzz::write_input("tokenizer.model", data, size);
         const auto tok = depass::load_sentencepiece_tokenizer(path);
         depass_fuzz::exercise_tokenizer(*tok);
     });

@@ -52,6 +52,10 @@ std::string write_file(const std::string& name, const std::string& bytes) {
     return path;
 }
 
+std::string write_input(const std::string& name, const uint8_t* data, size_t size) {
+    return write_file(name, std::string(reinterpret_cast<const char*>(data), size));
+}
+
 std::vector<std::string> split(const uint8_t* data, size_t size, size_t want) {
     const std::string all(reinterpret_cast<const char*>(data), size);
     const std::string sep = kSeparator;

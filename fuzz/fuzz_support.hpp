@@ -23,6 +23,8 @@ void clear_scratch();
 
 // Writes `bytes` to scratch_dir()/name and returns the full path.
 std::string write_file(const std::string& name, const std::string& bytes);
+// The same for the whole fuzzer input.
+std::string write_input(const std::string& name, const uint8_t* data, size_t size);
 
 // Splits the input at every occurrence of kSeparator (a line "--8<--"): the pieces of a
 // multi-file input such as config.json + model.safetensors. Missing pieces are empty.

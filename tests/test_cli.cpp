@@ -16,13 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string cli() { return depass_test::cli_path(); }
-std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-int run(const std::string& args, std::string* out = nullptr) {
-    return depass_test::run_command(q(cli()) + " " + args, out);
-}
+const auto tmp = depass_test::temp_path;
+const auto q = depass_test::shell_quoted;
+int run(const std::string& args, std::string* out = nullptr) { return depass_test::run_cli(args, out); }
 
 // No file in the temp dir whose name starts with `stem` (no partial or temporary output).
 bool no_file_like(const std::string& stem) {

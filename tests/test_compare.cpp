@@ -18,12 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string cli() { return depass_test::cli_path(); }
-std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
-std::string q(const std::string& s) { return "'" + s + "'"; }
-int run(const std::string& args, std::string* out = nullptr) {
-    return depass_test::run_command(q(cli()) + " " + args, out);
-}
+const auto tmp = depass_test::temp_path;
+const auto q = depass_test::shell_quoted;
+int run(const std::string& args, std::string* out = nullptr) { return depass_test::run_cli(args, out); }
 
 // Row-major flat index of a multi-index, computed here independently of unravel_index.
 size_t flat(const std::vector<int64_t>& shape, const std::vector<int64_t>& idx) {
@@ -109,9 +106,7 @@ const CompareRow& row_of(const CompareResult& r, const std::string& name) {
     throw std::runtime_error("test: no row " + name);
 }
 
-std::vector<int> fixture_ids(const std::string& dir) {
-    return nlohmann::json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
-}
+using depass_test::fixture_ids;
 
 std::string id_list(const std::vector<int>& ids) {
     std::string s;

@@ -36,13 +36,7 @@ const char* type_name() {
     return std::is_same<T, double>::value ? "double" : "float";
 }
 
-template <class T>
-Mat<T> randn(long r, long c, std::mt19937_64& rng, double s = 1.0) {
-    std::normal_distribution<double> nd(0.0, s);
-    Mat<T> m(r, c);
-    for (long i = 0; i < m.size(); ++i) m.data()[i] = T(nd(rng));
-    return m;
-}
+using depass_test::randn;
 
 template <class T>
 Vec<T> randv(long n, std::mt19937_64& rng, double mean = 0.0, double s = 1.0) {

@@ -44,11 +44,8 @@ std::vector<int> greedy_ids(const Model<double>& m, int n) {
 
 double max_abs(const Mat<double>& a) { return a.cwiseAbs().maxCoeff(); }
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-int run_cli(const std::string& args, std::string* out = nullptr) {
-    return depass_test::run_command(q(depass_test::cli_path()) + " " + args, out);
-}
+const auto q = depass_test::shell_quoted;
+using depass_test::run_cli;
 
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
     std::ifstream in(path);
@@ -159,6 +156,11 @@ TEST_CASE("order, masking of token positions, seeded generator", "[eval]") {
     CHECK(ev::keep_positions(ids, {3}) == std::vector<int>{1, 12, 13});
     CHECK(ev::keep_positions(ids, {3, 1}) == std::vector<int>{1, 10, 12, 13});  // original order
     CHECK_THROWS_AS(ev::delete_positions(ids, {5}), Error);
+    // each names itself and the position outside [0, N)
+    CHECK(depass_test::error_of([&] { ev::delete_positions(ids, {1, 5}); }) ==
+          "delete_positions: position 5 is outside [0, 5)");
+    CHECK(depass_test::error_of([&] { ev::keep_positions(ids, {-1}); }) ==
+          "keep_positions: position -1 is outside [0, 5)");
 
     ev::Rng a(7), b(7), c(8);
     const uint64_t a1 = a.next();

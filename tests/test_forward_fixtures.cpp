@@ -14,10 +14,7 @@ using namespace depass;
 
 namespace {
 
-std::vector<int> fixture_ids(const std::string& dir) {
-    auto j = nlohmann::json::parse(read_text_file(dir + "/tokens.json"));
-    return j.at("input_ids").get<std::vector<int>>();
-}
+using depass_test::fixture_ids;
 
 // Compares every tensor of a golden file with the same-named tensor of our trace.
 template <class T>

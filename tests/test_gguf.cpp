@@ -227,10 +227,7 @@ GgufWriter llama_gguf(const Model<double>& m, uint32_t type, bool permute_qk) {
     return w;
 }
 
-std::vector<int> fixture_ids(const std::string& dir) {
-    auto j = nlohmann::json::parse(read_text_file(dir + "/tokens.json"));
-    return j.at("input_ids").get<std::vector<int>>();
-}
+using depass_test::fixture_ids;
 
 // Worst relative error (max |a-b| / max |ref|) over every tensor of a golden file.
 template <class T>

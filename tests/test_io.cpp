@@ -19,7 +19,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
+const auto tmp = depass_test::temp_path;
 
 void write_bytes(const std::string& path, const std::string& bytes) { write_file_atomic(path, bytes); }
 
@@ -793,23 +793,19 @@ TEST_CASE("malformed and non-finite npy files are rejected", "[io][npy][errors]"
 // ---------------------------------------------------------------------------
 
 TEST_CASE("random_model, cast_model and check_weights", "[weights]") {
-    Config c;
-    c.model_type = "gpt2";
-    c.D = 8;
-    c.I = 16;
-    c.L = 2;
-    c.H = 2;
-    c.Hkv = 2;
-    c.Dh = 4;
-    c.V = 11;
-    c.max_positions = 6;
-    c.norm = NormKind::LayerNorm;
-    c.mlp = MlpKind::GeluMLP;
-    c.act = Activation::GeluTanh;
-    c.rope = RopeStyle::None;
-    c.learned_positions = true;
-    c.tied_embeddings = true;
-    c.qkv_bias = c.o_bias = c.mlp_bias = true;
+    // A GPT-2 and a LLaMA of the same tiny shape.
+    const auto shaped = [](Config k) {
+        k.D = 8;
+        k.I = 16;
+        k.L = 2;
+        k.H = 2;
+        k.Hkv = 2;
+        k.Dh = 4;
+        k.V = 11;
+        k.max_positions = 6;
+        return k;
+    };
+    const Config c = shaped(preset(Arch::Gpt2));
 
     Model<float> f = random_model<float>(c, 42);
     Model<double> d = random_model<double>(c, 42);
@@ -827,15 +823,7 @@ TEST_CASE("random_model, cast_model and check_weights", "[weights]") {
     CHECK(same(back.w.pos_emb, f.w.pos_emb));
     CHECK_NOTHROW(check_weights(back.cfg, back.w));
 
-    Config lc = c;
-    lc.model_type = "llama";
-    lc.norm = NormKind::RMSNorm;
-    lc.mlp = MlpKind::SwiGLU;
-    lc.act = Activation::SiLU;
-    lc.rope = RopeStyle::Half;
-    lc.learned_positions = false;
-    lc.tied_embeddings = false;
-    lc.qkv_bias = lc.o_bias = lc.mlp_bias = false;
+    Config lc = shaped(preset(Arch::Llama));
     lc.Hkv = 1;
     Model<double> l = random_model<double>(lc, 7, 0.5);
     CHECK(l.w.layers[0].wk.rows() == 4);

@@ -15,7 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "../src/io/json_guard.hpp"
+#include "io/json_guard.hpp"
 #include "depass/config.hpp"
 #include "depass/forward.hpp"
 #include "depass/gguf.hpp"
@@ -31,7 +31,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
+const auto tmp = depass_test::temp_path;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);

@@ -6,7 +6,7 @@
 // attribution level with completeness checked at every residual point, in double and float.
 #include "test_support.hpp"
 
-#include "../validation/completeness.hpp"
+#include "depass/completeness.hpp"
 #include "depass/config.hpp"
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
@@ -120,10 +120,7 @@ using depass_test::expect_error;
 std::string edited_config(const std::string& model, const std::string& name, void (*edit)(json&)) {
     json j = json::parse(read_text_file(configs_dir() + "/" + model + "/config.json"));
     edit(j);
-    const std::string dir = depass_test::temp_dir() + "/" + name;
-    std::filesystem::create_directories(dir);
-    write_file_atomic(dir + "/config.json", j.dump(2));
-    return dir + "/config.json";
+    return depass_test::write_temp_file(name + "/config.json", j.dump(2));
 }
 
 }  // namespace

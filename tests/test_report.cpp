@@ -30,8 +30,8 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string model_path() { return depass_test::report_model_path(); }
-std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
-std::string q(const std::string& s) { return "'" + s + "'"; }
+const auto tmp = depass_test::temp_path;
+const auto q = depass_test::shell_quoted;
 // One thread: outputs of two runs are compared bit for bit.
 int run(const std::string& args, std::string* out = nullptr) {
     return depass_test::run_command("OMP_NUM_THREADS=1 " + q(depass_test::cli_path()) + " " + args, out);
@@ -53,20 +53,8 @@ std::string html_escaped(const std::string& s) {
     return out;
 }
 
-size_t count(const std::string& hay, const std::string& needle) {
-    size_t n = 0;
-    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) ++n;
-    return n;
-}
-
-// The text between `from` (after its first occurrence at or after `at`) and `to`.
-std::string between(const std::string& s, const std::string& from, const std::string& to, size_t at = 0) {
-    size_t b = s.find(from, at);
-    if (b == std::string::npos) return "";
-    b += from.size();
-    size_t e = s.find(to, b);
-    return e == std::string::npos ? "" : s.substr(b, e - b);
-}
+const auto count = depass_test::count_of;
+using depass_test::between;
 
 // The page as written: the header and the numbers; what the script draws from them
 // (prompt, ranking, head grid, heatmap) is checked in test_report_browser.

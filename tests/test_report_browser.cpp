@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+const auto q = depass_test::shell_quoted;
 
 // The browser to drive: $DEPASS_CHROMIUM, else chromium / chromium-browser on PATH ("" = none).
 std::string find_chromium() {
@@ -324,20 +324,8 @@ std::string text_escaped(const std::string& s) {  // as a serialised DOM writes 
     return out;
 }
 
-size_t count(const std::string& hay, const std::string& needle) {
-    size_t n = 0;
-    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) ++n;
-    return n;
-}
-
-// The text between `from` (after its first occurrence at or after `at`) and `to`.
-std::string between(const std::string& s, const std::string& from, const std::string& to, size_t at = 0) {
-    size_t b = s.find(from, at);
-    if (b == std::string::npos) return "";
-    b += from.size();
-    size_t e = s.find(to, b);
-    return e == std::string::npos ? "" : s.substr(b, e - b);
-}
+const auto count = depass_test::count_of;
+using depass_test::between;
 
 // The DOM of render_report_html(rep) after the page's script ran in Chromium.
 std::string dom_of(const std::string& exe, const AttributionReport& rep, const std::string& name) {

@@ -32,10 +32,7 @@ std::string write_config(const std::string& name, const json& rope_scaling) {
               {"vocab_size", 50},           {"max_position_embeddings", 128},
               {"rms_norm_eps", 1e-5},       {"rope_theta", 10000.0}};
     j["rope_scaling"] = rope_scaling;
-    const std::string dir = depass_test::temp_dir() + "/" + name;
-    std::filesystem::create_directories(dir);
-    write_file_atomic(dir + "/config.json", j.dump(2));
-    return dir + "/config.json";
+    return depass_test::write_temp_file(name + "/config.json", j.dump(2));
 }
 
 }  // namespace

@@ -13,7 +13,7 @@
 namespace {
 
 std::string model_path() { return depass_test::source_dir() + "/weights/stories260K.bin"; }
-std::string q(const std::string& s) { return "'" + s + "'"; }
+const auto q = depass_test::shell_quoted;
 
 nlohmann::json speed_json(const std::string& extra, const std::string& name) {
     const std::string out = depass_test::temp_dir() + "/" + name;

@@ -11,17 +11,34 @@
 
 using namespace depass;
 
+namespace {
+
+// A llama config (RMSNorm, SwiGLU, rotate-half RoPE) of the given shape, V 64.
+Config llama_config(int D, int I, int L, int H, int Hkv, int Dh, int max_positions) {
+    Config cfg;
+    cfg.model_type = "llama";
+    cfg.D = D; cfg.I = I; cfg.L = L; cfg.H = H; cfg.Hkv = Hkv; cfg.Dh = Dh; cfg.V = 64;
+    cfg.max_positions = max_positions;
+    return cfg;
+}
+
+// n token ids (k * step + first) mod V, k = 0..n-1.
+std::vector<int> id_pattern(int n, int step, int first, int V) {
+    std::vector<int> ids;
+    for (int k = 0; k < n; ++k) ids.push_back((k * step + first) % V);
+    return ids;
+}
+
+}  // namespace
+
 TEST_CASE("forward and decomposed pass give identical results with 1 and 2 threads", "[threads]") {
 #ifndef _OPENMP
     WARN("built without OpenMP: nothing to compare");
     return;
 #else
-    Config cfg;
-    cfg.model_type = "llama";
-    cfg.D = 48; cfg.I = 96; cfg.L = 2; cfg.H = 6; cfg.Hkv = 2; cfg.Dh = 8; cfg.V = 64; cfg.max_positions = 64;
+    const Config cfg = llama_config(48, 96, 2, 6, 2, 8, 64);
     Model<double> model = random_model<double>(cfg, 7);
-    std::vector<int> ids;
-    for (int n = 0; n < 33; ++n) ids.push_back((n * 7 + 1) % cfg.V);
+    const std::vector<int> ids = id_pattern(33, 7, 1, cfg.V);
     auto run = [&](int threads) {
         omp_set_num_threads(threads);
         Trace<double> t = forward(model, ids);
@@ -45,12 +62,9 @@ TEST_CASE("a neuron-level pass through the tiled product is identical with 1 and
     WARN("built without OpenMP: nothing to compare");
     return;
 #else
-    Config cfg;
-    cfg.model_type = "llama";
-    cfg.D = 48; cfg.I = 96; cfg.L = 2; cfg.H = 6; cfg.Hkv = 2; cfg.Dh = 8; cfg.V = 64; cfg.max_positions = 192;
+    const Config cfg = llama_config(48, 96, 2, 6, 2, 8, 192);
     Model<double> model = random_model<double>(cfg, 11);
-    std::vector<int> ids;
-    for (int n = 0; n < 160; ++n) ids.push_back((n * 13 + 1) % cfg.V);
+    const std::vector<int> ids = id_pattern(160, 13, 1, cfg.V);
     const Trace<double> t = forward(model, ids);
     const Initialised<double> init = init_neurons(model, t, 0, {}, 0);
     REQUIRE(double(init.comps.rows()) * cfg.D * (cfg.H * cfg.Dh) >= kTiledProductWork);
@@ -78,12 +92,9 @@ TEST_CASE("a forward with deep products is identical with 1 and 2 threads", "[th
     WARN("built without OpenMP: nothing to compare");
     return;
 #else
-    Config cfg;
-    cfg.model_type = "llama";
-    cfg.D = 64; cfg.I = 768; cfg.L = 1; cfg.H = 4; cfg.Hkv = 4; cfg.Dh = 16; cfg.V = 64; cfg.max_positions = 64;
+    const Config cfg = llama_config(64, 768, 1, 4, 4, 16, 64);
     Model<float> model = random_model<float>(cfg, 5);
-    std::vector<int> ids;
-    for (int n = 0; n < 64; ++n) ids.push_back((n * 5 + 2) % cfg.V);
+    const std::vector<int> ids = id_pattern(64, 5, 2, cfg.V);
     omp_set_num_threads(1);
     const Trace<float> one = forward(model, ids);
     omp_set_num_threads(2);

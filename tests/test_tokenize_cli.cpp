@@ -11,16 +11,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
-
-// Runs `depass ARGS`; stdout and stderr together in *out.
-int run(const std::string& args, std::string* out) {
-    return depass_test::run_command(q(depass_test::cli_path()) + " " + args, out);
-}
-// Runs `depass ARGS`; stdout only.
-int run_stdout(const std::string& args, std::string* out) {
-    return depass_test::run_command("( " + q(depass_test::cli_path()) + " " + args + " 2>/dev/null )", out);
-}
+const auto q = depass_test::shell_quoted;
+const auto run = depass_test::run_cli;                // stdout and stderr together
+const auto run_stdout = depass_test::run_cli_stdout;  // stdout only
 
 std::string shipped_model() { return depass_test::source_dir() + "/weights/stories260K.bin"; }
 

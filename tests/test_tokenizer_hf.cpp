@@ -359,18 +359,9 @@ TEST_CASE("tokenizer.json pre-tokenizers: Split Isolated / Removed, literal patt
 // ---- the CLI ---------------------------------------------------------------------------------
 
 namespace {
-// A shell word: single-quoted, with each ' written as '\''.
-std::string q(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-int run_stdout(const std::string& args, std::string* out) {
-    return depass_test::run_command("( " + q(depass_test::cli_path()) + " " + args + " 2>/dev/null )", out);
-}
-int run(const std::string& args, std::string* out) {
-    return depass_test::run_command(q(depass_test::cli_path()) + " " + args, out);
-}
+const auto q = depass_test::shell_quoted;
+const auto run_stdout = depass_test::run_cli_stdout;
+const auto run = depass_test::run_cli;
 }  // namespace
 
 TEST_CASE("depass tokenize --tokenizer tokenizer.json prints the reference ids", "[cli][tokenizer][hf]") {

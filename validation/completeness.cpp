@@ -1,6 +1,6 @@
 // completeness.cpp -- the completeness suite: every level, variant, cut layer and MLP
 // rule, checked at every residual point from the cut to the end.
-#include "completeness.hpp"
+#include "depass/completeness.hpp"
 
 #include "depass/attribute.hpp"
 #include "depass/forward.hpp"

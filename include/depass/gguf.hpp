@@ -193,7 +193,6 @@ public:
     // SPM: the leading space of the first piece (after BOS or at the start) is dropped,
     // byte pieces become their byte; BPE: the piece's bytes. Control tokens give "".
     std::string decode_piece(int prev_id, int id) const override;
-    std::string decode(const std::vector<int>& ids) const override;  // control tokens skipped
     const std::string& piece(int id) const override;
     int vocab_size() const override { return static_cast<int>(tokens_.size()); }
     std::string kind() const override { return kind_ == Kind::Spm ? "gguf-spm" : "gguf-bpe"; }

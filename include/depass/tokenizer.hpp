@@ -32,8 +32,9 @@ public:
     virtual std::vector<int> encode(const std::string& text, bool bos = true, bool eos = false) const = 0;
     // Text of token `id` following `prev_id` (-1 at the start).
     virtual std::string decode_piece(int prev_id, int id) const = 0;
-    // The text of a sequence of ids (special tokens skipped).
-    virtual std::string decode(const std::vector<int>& ids) const = 0;
+    // The text of a sequence of ids (special tokens skipped); by default decode_piece of each
+    // id after the one before it, concatenated.
+    virtual std::string decode(const std::vector<int>& ids) const;
     // The raw piece of an id as stored in the vocabulary.
     virtual const std::string& piece(int id) const = 0;
     virtual int vocab_size() const = 0;

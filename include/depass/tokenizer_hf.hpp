@@ -41,7 +41,6 @@ public:
     std::vector<int> encode(const std::string& text, bool bos = true, bool eos = false) const override;
     // The bytes of a byte-level piece; an added token's text; "" for special tokens.
     std::string decode_piece(int prev_id, int id) const override;
-    std::string decode(const std::vector<int>& ids) const override;  // special tokens skipped
     const std::string& piece(int id) const override;
     int vocab_size() const override;
     std::string kind() const override { return "hf-bpe"; }

@@ -181,23 +181,16 @@ std::string slice_label(const std::string& name, int64_t slice, int64_t n_slices
 
 // ---- formatting ---------------------------------------------------------------
 
-std::string sci(double v) {
+// v as the printf conversion `spec` ("%.2e", ...) writes it.
+std::string printf_number(const char* spec, double v) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2e", v);
+    std::snprintf(buf, sizeof buf, spec, v);
     return buf;
 }
 
-std::string num(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.9g", v);
-    return buf;
-}
-
-std::string opt_num(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
+std::string sci(double v) { return printf_number("%.2e", v); }
+std::string num(double v) { return printf_number("%.9g", v); }
+std::string opt_num(double v) { return printf_number("%g", v); }
 
 std::string pad(const std::string& s, size_t w) {
     return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');

@@ -1,9 +1,8 @@
-// cmd_validate.cpp -- `depass validate`: the completeness suite (validation/completeness.hpp)
+// cmd_validate.cpp -- `depass validate`: the completeness suite (depass/completeness.hpp)
 // on real models (--model) or random tiny ones (--random), with a report table.
 #include "commands.hpp"
 
-#include "../../validation/completeness.hpp"
-
+#include "depass/completeness.hpp"
 #include "depass/tolerance.hpp"
 #include "depass/io.hpp"
 #include "depass/weights.hpp"

@@ -103,14 +103,24 @@ uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
     return s;
 }
 
+namespace {
+
+// Sets flags[p] at each of `positions` (one flag per token); a position outside [0, N) is an
+// error of `who`.
+void flag_positions(const char* who, const std::vector<int>& positions, std::vector<char>& flags) {
+    for (int p : positions) {
+        if (p < 0 || p >= int(flags.size()))
+            throw Error(std::string(who) + ": position " + std::to_string(p) + " is outside [0, " +
+                        std::to_string(flags.size()) + ")");
+        flags[p] = 1;
+    }
+}
+
+}  // namespace
+
 std::vector<int> delete_positions(const std::vector<int>& ids, const std::vector<int>& positions) {
     std::vector<char> drop(ids.size(), 0);
-    for (int p : positions) {
-        if (p < 0 || p >= int(ids.size()))
-            throw Error("delete_positions: position " + std::to_string(p) + " is outside [0, " +
-                        std::to_string(ids.size()) + ")");
-        drop[p] = 1;
-    }
+    flag_positions("delete_positions", positions, drop);
     std::vector<int> out;
     for (size_t n = 0; n < ids.size(); ++n)
         if (!drop[n]) out.push_back(ids[n]);
@@ -121,12 +131,7 @@ std::vector<int> keep_positions(const std::vector<int>& ids, const std::vector<i
     if (ids.size() < 2) throw Error("keep_positions: needs at least BOS and a last token");
     std::vector<char> keep(ids.size(), 0);
     keep.front() = keep.back() = 1;
-    for (int p : positions) {
-        if (p < 0 || p >= int(ids.size()))
-            throw Error("keep_positions: position " + std::to_string(p) + " is outside [0, " +
-                        std::to_string(ids.size()) + ")");
-        keep[p] = 1;
-    }
+    flag_positions("keep_positions", positions, keep);
     std::vector<int> out;
     for (size_t n = 0; n < ids.size(); ++n)
         if (keep[n]) out.push_back(ids[n]);

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "../io/json_guard.hpp"
+#include "io/json_guard.hpp"
 #include "depass/eval_report.hpp"
 #include "depass/io.hpp"
 

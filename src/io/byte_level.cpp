@@ -151,4 +151,20 @@ size_t utf8_next(const std::string& s, size_t i, uint32_t* cp) {
     return len;
 }
 
+std::string bytes_of_piece(const std::string& piece) {
+    const ByteAlphabet& ab = byte_alphabet();
+    std::string out;
+    for (size_t i = 0; i < piece.size();) {
+        uint32_t cp;
+        const size_t len = utf8_next(piece, i, &cp);
+        const int b = cp < 0x100 + 68 ? ab.byte_of[cp] : -1;
+        if (b >= 0)
+            out += static_cast<char>(b);
+        else
+            out.append(piece, i, len);
+        i += len;
+    }
+    return out;
+}
+
 }  // namespace depass::detail

@@ -60,4 +60,8 @@ const ByteAlphabet& byte_alphabet();
 // sequence gives *cp = 0xFFFFFFFF and length 1.
 size_t utf8_next(const std::string& s, size_t i, uint32_t* cp);
 
+// The bytes a byte-level piece stands for: each character of the byte alphabet becomes its
+// byte; any other character (text spelled outside the alphabet) is kept as it is.
+std::string bytes_of_piece(const std::string& piece);
+
 }  // namespace depass::detail

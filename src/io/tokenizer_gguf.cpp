@@ -437,29 +437,7 @@ std::string GgufTokenizer::decode_piece(int prev_id, int id) const {
     }
     // Byte-level: each character of the byte alphabet is one byte; other characters
     // (user-defined pieces spelled in plain text) pass through.
-    const ByteAlphabet& ab = byte_alphabet();
-    std::string out;
-    for (size_t i = 0; i < p.size();) {
-        uint32_t cp;
-        const size_t len = next_code_point(p, i, &cp);
-        const int b = cp < 0x100 + 68 ? ab.byte_of[cp] : -1;
-        if (b >= 0 && type != kTypeUserDefined)
-            out += static_cast<char>(b);
-        else
-            out.append(p, i, len);
-        i += len;
-    }
-    return out;
-}
-
-std::string GgufTokenizer::decode(const std::vector<int>& ids) const {
-    std::string out;
-    int prev = -1;
-    for (int id : ids) {
-        out += decode_piece(prev, id);
-        prev = id;
-    }
-    return out;
+    return type == kTypeUserDefined ? p : detail::bytes_of_piece(p);
 }
 
 }  // namespace depass

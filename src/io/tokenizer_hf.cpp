@@ -853,29 +853,7 @@ std::string HfTokenizer::decode_piece(int /*prev_id*/, int id) const {
     const std::string& p = t.pieces[size_t(id)];
     if (t.special[size_t(id)]) return "";
     if (t.is_added[size_t(id)] && !t.vocab.count(p)) return p;
-    const auto& ab = byte_alphabet();
-    std::string out;
-    for (size_t i = 0; i < p.size();) {
-        uint32_t cp;
-        const size_t len = utf8_next(p, i, &cp);
-        const int b = cp < 0x100 + 68 ? ab.byte_of[cp] : -1;
-        if (b >= 0)
-            out += static_cast<char>(b);
-        else
-            out.append(p, i, len);
-        i += len;
-    }
-    return out;
-}
-
-std::string HfTokenizer::decode(const std::vector<int>& ids) const {
-    std::string out;
-    int prev = -1;
-    for (int id : ids) {
-        out += decode_piece(prev, id);
-        prev = id;
-    }
-    return out;
+    return detail::bytes_of_piece(p);
 }
 
 const std::string& HfTokenizer::piece(int id) const {

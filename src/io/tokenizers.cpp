@@ -29,6 +29,16 @@ bool starts_with_gguf_magic(const std::string& path) {
 
 }  // namespace
 
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
+    std::string out;
+    int prev = -1;
+    for (int id : ids) {
+        out += decode_piece(prev, id);
+        prev = id;
+    }
+    return out;
+}
+
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
     namespace fs = std::filesystem;
     std::error_code ec;

@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "../io/json_guard.hpp"
+#include "io/json_guard.hpp"
 
 namespace fs = std::filesystem;
 

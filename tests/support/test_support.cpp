@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +54,47 @@ int run_command(const std::string& cmd, std::string* out) {
     int status = pclose(p);
     if (out) *out = acc;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string temp_path(const std::string& name) { return temp_dir() + "/" + name; }
+
+std::string write_temp_file(const std::string& name, const std::string& text) {
+    const std::string path = temp_path(name);
+    fs::create_directories(fs::path(path).parent_path());
+    depass::write_file_atomic(path, text);
+    return path;
+}
+
+std::string shell_quoted(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+int run_cli(const std::string& args, std::string* out) {
+    return run_command(shell_quoted(cli_path()) + " " + args, out);
+}
+
+int run_cli_stdout(const std::string& args, std::string* out) {
+    return run_command("( " + shell_quoted(cli_path()) + " " + args + " 2>/dev/null )", out);
+}
+
+std::vector<int> fixture_ids(const std::string& dir) {
+    return nlohmann::json::parse(depass::read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
+}
+
+size_t count_of(const std::string& hay, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) ++n;
+    return n;
+}
+
+std::string between(const std::string& s, const std::string& from, const std::string& to, size_t at) {
+    size_t b = s.find(from, at);
+    if (b == std::string::npos) return "";
+    b += from.size();
+    const size_t e = s.find(to, b);
+    return e == std::string::npos ? "" : s.substr(b, e - b);
 }
 
 const char* tiny_arch_name(TinyArch a) {

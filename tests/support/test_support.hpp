@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <functional>
+#include <random>
 #include <vector>
 #include <string>
 
@@ -57,6 +58,35 @@ std::string error_of(const std::function<void()>& f);
 
 // Runs a shell command, returns its exit status; captures stdout+stderr in *out.
 int run_command(const std::string& cmd, std::string* out = nullptr);
+
+// temp_dir()/name.
+std::string temp_path(const std::string& name);
+// Writes `text` to temp_path(name), creating the folders it names; returns that path.
+std::string write_temp_file(const std::string& name, const std::string& text);
+// A shell word: s single-quoted, each ' in it written as '\''.
+std::string shell_quoted(const std::string& s);
+// Runs the built `depass` with `args` (shell words): its exit status, stdout and stderr together
+// in *out; run_cli_stdout keeps stdout only.
+int run_cli(const std::string& args, std::string* out = nullptr);
+int run_cli_stdout(const std::string& args, std::string* out);
+// The input_ids of a fixture directory's tokens.json.
+std::vector<int> fixture_ids(const std::string& dir);
+
+// How many times `needle` stands in `hay` (without overlaps).
+size_t count_of(const std::string& hay, const std::string& needle);
+// The text between `from` (after its first occurrence at or after `at`) and `to`; "" when
+// either is missing.
+std::string between(const std::string& s, const std::string& from, const std::string& to, size_t at = 0);
+
+// An r x c matrix of independent normal draws (mean 0, standard deviation s), row-major
+// from rng (the same draws for float and double).
+template <class T>
+depass::Mat<T> randn(long r, long c, std::mt19937_64& rng, double s = 1.0) {
+    std::normal_distribution<double> nd(0.0, s);
+    depass::Mat<T> m(r, c);
+    for (long i = 0; i < m.size(); ++i) m.data()[i] = T(nd(rng));
+    return m;
+}
 
 // Tiny configs of the op-level tests, one per architecture family: LLaMA with GQA (and
 // D != H Dh) in either RoPE layout, Qwen2 with q/k/v biases and a single KV head (theta 1e6,
