@@ -691,9 +691,9 @@ int required_int(const GgufFile& g, const std::string& key) { return positive_in
 struct GgufSource {
     const GgufFile& g;
 
+    const std::string& path() const { return g.path(); }
+    bool has(const std::string& name) const { return g.has_tensor(name); }
     void check_tensor(const std::string& name, const std::vector<int64_t>& shape) const {
-        if (!g.has_tensor(name))
-            throw Error(g.path() + ": missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
         const GgufTensorInfo& t = g.tensor(name);
         if (t.type != kF32 && t.type != kF16 && t.type != kBF16)
             throw Error("unsupported tensor type " + ggml_type_name(t.type) + " for tensor '" + name + "' in " +
@@ -719,54 +719,10 @@ struct GgufSource {
 template <class T>
 using GgufPlan = detail::TensorPlan<T, GgufSource>;
 
-// Block l: blk.{l}.*.
-template <class T>
-void plan_layer(const Config& c, int l, LayerWeights<T>& ly, GgufPlan<T>& plan) {
-    const int D = c.D, I = c.I, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
-    const std::string pre = "blk." + std::to_string(l) + ".";
-    plan.vec(pre + "attn_norm.weight", ly.norm1_g, D);
-    plan.mat(pre + "attn_q.weight", ly.wq, QD, D);
-    plan.mat(pre + "attn_k.weight", ly.wk, KVD, D);
-    plan.mat(pre + "attn_v.weight", ly.wv, KVD, D);
-    plan.mat(pre + "attn_output.weight", ly.wo, D, QD);
-    plan.vec(pre + "ffn_norm.weight", ly.norm2_g, D);
-    plan.mat(pre + "ffn_gate.weight", ly.w_gate, I, D);
-    plan.mat(pre + "ffn_up.weight", ly.w_up, I, D);
-    plan.mat(pre + "ffn_down.weight", ly.w_down, D, I);
-}
-
-// The whole model: embedding, the blocks (when `layers`), final norm, output.
-template <class T>
-void plan_model(const Config& c, Weights<T>& w, GgufPlan<T>& plan, bool layers) {
-    plan.mat("token_embd.weight", w.tok_emb, c.V, c.D);
-    if (layers) {
-        w.layers.resize(static_cast<size_t>(c.L));
-        for (int l = 0; l < c.L; ++l) plan_layer(c, l, w.layers[static_cast<size_t>(l)], plan);
-    }
-    plan.vec("output_norm.weight", w.normf_g, c.D);
-    if (!c.tied_embeddings) plan.mat("output.weight", w.lm_head, c.V, c.D);
-}
+using detail::TensorNames;
 
 // rope_freqs.weight is read with the config (read_gguf_model).
 bool ignored_tensor(const std::string& name) { return name == "rope_freqs.weight"; }
-
-// The blocks of a streamed model, widened from the mapped file when asked for.
-template <class T>
-class GgufLayers final : public LayerSource<T> {
-public:
-    GgufLayers(GgufFile g, Config cfg) : g_(std::move(g)), cfg_(std::move(cfg)) {}
-    void load(int l, LayerWeights<T>& out) const override {
-        const GgufSource source{g_};
-        GgufPlan<T> p(source);
-        plan_layer(cfg_, l, out, p);
-        p.load();
-        check_layer_weights(cfg_, l, out);
-    }
-
-private:
-    GgufFile g_;
-    Config cfg_;
-};
 
 }  // namespace
 
@@ -876,27 +832,13 @@ Model<T> read_gguf_model(const std::string& path, WeightMode mode) {
     Model<T> m;
     m.cfg = gguf_config(g);
     const Config& c = m.cfg;
-    const GgufSource source{g};
-    if (mode == WeightMode::Resident) {
-        GgufPlan<T> plan(source);
-        plan_model(c, m.w, plan, true);
-        plan.check(ignored_tensor);
-        plan.load();
-        check_weights(c, m.w);
-        return m;
-    }
-    // Streamed: every tensor is checked now; only the embedding, final norm and output are read.
-    {
-        Weights<T> probe;
-        GgufPlan<T> all(source);
-        plan_model(c, probe, all, true);
-        all.check(ignored_tensor);
-    }
-    GgufPlan<T> outer(source);
-    plan_model(c, m.w, outer, false);
-    outer.load();
-    check_weights(c, m.w, true);
-    m.streamed = std::make_shared<GgufLayers<T>>(g, c);
+    detail::load_planned<T, GgufFile, GgufSource>(
+        m, g, mode,
+        [&c](Weights<T>& w, GgufPlan<T>& p, bool layers) {
+            detail::plan_llama_model(c, w, p, TensorNames::Gguf, layers);
+        },
+        [c](int l, LayerWeights<T>& ly, GgufPlan<T>& p) { detail::plan_llama_block(c, l, ly, p, TensorNames::Gguf); },
+        ignored_tensor);
     return m;
 }
 

@@ -48,9 +48,9 @@ bool ignorable_buffer(const std::string& name) {
 struct SafetensorsSource {
     const SafeTensors& st;
 
+    const std::string& path() const { return st.path(); }
+    bool has(const std::string& name) const { return st.has(name); }
     void check_tensor(const std::string& name, const std::vector<int64_t>& shape) const {
-        if (!st.has(name))
-            throw Error(st.path() + ": missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
         const TensorInfo& ti = st.info(name);
         if (ti.shape != shape)
             throw Error(ti.file + ": tensor '" + name + "' has shape " + shape_str(ti.shape) + ", expected " +
@@ -71,28 +71,6 @@ struct SafetensorsSource {
 
 template <class T>
 using Plan = detail::TensorPlan<T, SafetensorsSource>;
-
-// Block l of a llama / mistral / qwen2 checkpoint.
-template <class T>
-void plan_llama_layer(const Config& c, int l, LayerWeights<T>& ly, Plan<T>& p) {
-    const int D = c.D, I = c.I, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
-    const std::string pre = "model.layers." + std::to_string(l) + ".";
-    p.vec(pre + "input_layernorm.weight", ly.norm1_g, D);
-    p.mat(pre + "self_attn.q_proj.weight", ly.wq, QD, D);
-    p.mat(pre + "self_attn.k_proj.weight", ly.wk, KVD, D);
-    p.mat(pre + "self_attn.v_proj.weight", ly.wv, KVD, D);
-    p.mat(pre + "self_attn.o_proj.weight", ly.wo, D, QD);
-    if (c.qkv_bias) {
-        p.vec(pre + "self_attn.q_proj.bias", ly.bq, QD);
-        p.vec(pre + "self_attn.k_proj.bias", ly.bk, KVD);
-        p.vec(pre + "self_attn.v_proj.bias", ly.bv, KVD);
-    }
-    if (c.o_bias) p.vec(pre + "self_attn.o_proj.bias", ly.bo, D);
-    p.vec(pre + "post_attention_layernorm.weight", ly.norm2_g, D);
-    p.mat(pre + "mlp.gate_proj.weight", ly.w_gate, I, D);
-    p.mat(pre + "mlp.up_proj.weight", ly.w_up, I, D);
-    p.mat(pre + "mlp.down_proj.weight", ly.w_down, D, I);
-}
 
 // Block l of a GPT-2 checkpoint (tensor names after `pfx`, "transformer." or "").
 template <class T>
@@ -130,44 +108,24 @@ void plan_layer(const Config& c, int l, LayerWeights<T>& ly, Plan<T>& p, const s
     if (c.model_type == "gpt2")
         plan_gpt2_layer(c, l, ly, p, gpt2_pfx);
     else
-        plan_llama_layer(c, l, ly, p);
+        detail::plan_llama_block(c, l, ly, p, detail::TensorNames::HuggingFace);
 }
 
 // The whole model: embeddings, the blocks (when `layers`), final norm, unembedding.
 template <class T>
 void plan_model(const Config& c, Weights<T>& w, Plan<T>& p, const std::string& gpt2_pfx, bool layers) {
+    if (c.model_type != "gpt2") return detail::plan_llama_model(c, w, p, detail::TensorNames::HuggingFace, layers);
     const int D = c.D, V = c.V;
-    const bool gpt2 = c.model_type == "gpt2";
-    p.mat(gpt2 ? gpt2_pfx + "wte.weight" : "model.embed_tokens.weight", w.tok_emb, V, D);
-    if (gpt2) p.mat(gpt2_pfx + "wpe.weight", w.pos_emb, c.max_positions, D);
+    p.mat(gpt2_pfx + "wte.weight", w.tok_emb, V, D);
+    p.mat(gpt2_pfx + "wpe.weight", w.pos_emb, c.max_positions, D);
     if (layers) {
         w.layers.resize(static_cast<size_t>(c.L));
-        for (int l = 0; l < c.L; ++l) plan_layer(c, l, w.layers[static_cast<size_t>(l)], p, gpt2_pfx);
+        for (int l = 0; l < c.L; ++l) plan_gpt2_layer(c, l, w.layers[static_cast<size_t>(l)], p, gpt2_pfx);
     }
-    p.vec(gpt2 ? gpt2_pfx + "ln_f.weight" : "model.norm.weight", w.normf_g, D);
-    if (gpt2) p.vec(gpt2_pfx + "ln_f.bias", w.normf_b, D);
+    p.vec(gpt2_pfx + "ln_f.weight", w.normf_g, D);
+    p.vec(gpt2_pfx + "ln_f.bias", w.normf_b, D);
     if (!c.tied_embeddings) p.mat("lm_head.weight", w.lm_head, V, D);
 }
-
-// The blocks of a streamed model, widened from the mapped checkpoint when asked for.
-template <class T>
-class SafetensorsLayers final : public LayerSource<T> {
-public:
-    SafetensorsLayers(SafeTensors st, Config cfg, std::string gpt2_pfx)
-        : st_(std::move(st)), cfg_(std::move(cfg)), pfx_(std::move(gpt2_pfx)) {}
-    void load(int l, LayerWeights<T>& out) const override {
-        const SafetensorsSource source{st_};
-        Plan<T> p(source);
-        plan_layer(cfg_, l, out, p, pfx_);
-        p.load();
-        check_layer_weights(cfg_, l, out);
-    }
-
-private:
-    SafeTensors st_;
-    Config cfg_;
-    std::string pfx_;
-};
 
 }  // namespace
 
@@ -209,30 +167,11 @@ Model<T> read_hf_model(const std::string& dir, WeightMode mode) {
     }
 
     const std::string pfx = (gpt2 && !st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
-    const SafetensorsSource source{st};
     const bool tied = c.tied_embeddings;
     const auto ignored = [tied](const std::string& n) { return ignorable_buffer(n) || (tied && n == "lm_head.weight"); };
-    if (mode == WeightMode::Resident) {
-        Plan<T> plan(source);
-        plan_model(c, m.w, plan, pfx, true);
-        plan.check(ignored);
-        plan.load();
-        check_weights(c, m.w);
-        return m;
-    }
-    // Streamed: the whole file is checked now, with every block planned into a throwaway
-    // target; only the embeddings, final norm and unembedding are read.
-    {
-        Weights<T> probe;
-        Plan<T> all(source);
-        plan_model(c, probe, all, pfx, true);
-        all.check(ignored);
-    }
-    Plan<T> outer(source);
-    plan_model(c, m.w, outer, pfx, false);
-    outer.load();
-    check_weights(c, m.w, true);
-    m.streamed = std::make_shared<SafetensorsLayers<T>>(st, c, pfx);
+    detail::load_planned<T, SafeTensors, SafetensorsSource>(
+        m, st, mode, [&c, pfx](Weights<T>& w, Plan<T>& p, bool layers) { plan_model(c, w, p, pfx, layers); },
+        [c, pfx](int l, LayerWeights<T>& ly, Plan<T>& p) { plan_layer(c, l, ly, p, pfx); }, ignored);
     return m;
 }
 
