@@ -2,6 +2,7 @@
 // file and the field, exit status 1, and no output file (issue 11's list: malformed
 // tokenizer.json, unknown RoPE type, a quantised checkpoint, sizes larger than the file).
 #include "test_support.hpp"
+#include "tiny_tokenizer_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -33,26 +34,7 @@ std::string write_bytes(const std::string& name, const std::string& b) {
 
 // A byte-level BPE tokenizer.json: the 256 byte characters of the GPT-2 alphabet (ids 0..255),
 // "ab" (256) and the merge "a b".
-json small_tokenizer() {
-    json vocab = json::object();
-    int spare = 256;
-    for (int b = 0; b < 256; ++b) {
-        const bool kept = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        const int cp = kept ? b : spare++;
-        std::string s = cp < 0x80 ? std::string(1, char(cp)) : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
-        vocab[s] = b;
-    }
-    vocab["ab"] = 256;
-    json j;
-    j["version"] = "1.0";
-    j["added_tokens"] = json::array();
-    j["normalizer"] = nullptr;
-    j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
-    j["post_processor"] = nullptr;
-    j["decoder"] = {{"type", "ByteLevel"}};
-    j["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"a b"})}};
-    return j;
-}
+json small_tokenizer() { return depass_test::tiny_tokenizer_json({"ab"}, json::array({"a b"})); }
 
 // A Hugging Face directory: stories260K_hf's config.json edited, its weights linked.
 std::string hf_dir(const std::string& name, const std::function<void(json&)>& edit) {

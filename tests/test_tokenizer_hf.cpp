@@ -20,6 +20,7 @@
 #include "depass/tokenizer.hpp"
 #include "depass/tokenizer_hf.hpp"
 #include "test_support.hpp"
+#include "tiny_tokenizer_json.hpp"
 
 using namespace depass;
 using json = nlohmann::json;
@@ -101,33 +102,9 @@ void expect_error(Fn fn, const std::vector<std::string>& parts) {
     depass_test::expect_error(fn, parts, 400);
 }
 
-// A small byte-level tokenizer.json: the vocabulary holds every byte's character of the GPT-2
-// byte alphabet (id = byte) plus `extra` (ids 256...).
+// A small byte-level tokenizer.json (tiny_tokenizer_json.hpp).
 json tiny_tokenizer(const std::vector<std::string>& extra, const json& merges) {
-    json vocab = json::object();
-    int id = 0, next = 0x100;
-    for (int b = 0; b < 256; ++b) {
-        const bool printable =
-            (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        const int cp = printable ? b : next++;
-        std::string s;
-        if (cp < 0x80) {
-            s = std::string(1, char(cp));
-        } else {
-            s = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
-        }
-        vocab[s] = id++;
-    }
-    for (const std::string& e : extra) vocab[e] = id++;
-    json j;
-    j["version"] = "1.0";
-    j["added_tokens"] = json::array();
-    j["normalizer"] = nullptr;
-    j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
-    j["post_processor"] = nullptr;
-    j["decoder"] = {{"type", "ByteLevel"}};
-    j["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}};
-    return j;
+    return depass_test::tiny_tokenizer_json(extra, merges);
 }
 
 }  // namespace
