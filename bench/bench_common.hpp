@@ -1,10 +1,6 @@
 // Timing, memory and setup helpers shared by the benchmark programs.
 #pragma once
 
-#include "depass/allocator.hpp"
-#include "depass/config.hpp"
-#include "depass/threading.hpp"
-
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -15,6 +11,10 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "depass/allocator.hpp"
+#include "depass/config.hpp"
+#include "depass/threading.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

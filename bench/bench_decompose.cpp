@@ -25,18 +25,18 @@
 //                        [--system-malloc] [--profile N]
 //   float and double, both shapes by default; --quick: stories15M, N <= 128.
 //   --profile N: one forward and one propagate() at N only (for profilers; float unless --double).
-#include "bench_common.hpp"
-#include "depass/decompose.hpp"
-#include "depass/forward.hpp"
-#include "depass/initialisers.hpp"
-#include "depass/weights.hpp"
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "bench_common.hpp"
+#include "depass/decompose.hpp"
+#include "depass/forward.hpp"
+#include "depass/initialisers.hpp"
+#include "depass/weights.hpp"
 
 using namespace depass;
 using namespace depass::bench;
@@ -60,11 +60,15 @@ template <class T>
 void run_table(const std::string& shape, bool quick, int reps, const char* type_name) {
     const Config cfg = stories_shape(shape);
     const Model<T> model = random_model<T>(cfg, 1234);
-    std::printf("\n%s, %s shape (D %d, L %d, H %d, I %d)  (threads: %d)\n", type_name, shape.c_str(), cfg.D, cfg.L,
-                cfg.H, cfg.I, max_threads());
+    std::printf("\n%s, %s shape (D %d, L %d, H %d, I %d)  (threads: %d)\n", type_name, shape.c_str(), cfg.D,
+                cfg.L, cfg.H, cfg.I, max_threads());
     std::printf("%4s %4s %7s %8s %9s %9s %9s %9s %7s %9s %10s\n", "N", "M", "rows R", "GFLOP", "prop ms",
                 "prop GF/s", "gemm GF/s", "vs gemm", "fwd ms", "prop/fwd", "max|sum-h|");
-    struct MemRow { int N, M; double dense, stored, peak_growth, cold_s; bool hwm; };
+    struct MemRow {
+        int N, M;
+        double dense, stored, peak_growth, cold_s;
+        bool hwm;
+    };
     std::vector<MemRow> mem;
     const double budget = quick ? 1.0 : 6.0;
     for (int N : {64, 128, 256}) {
@@ -77,8 +81,13 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
         // Memory: one propagate() with the peak resident set reset just before it and
         // free memory handed back first. This first call also pages in its buffers
         // (its time is the "cold" column) and is the warm-up of the timings below.
-        MemRow mr{N, init.comps.M, double(init.comps.M) * N * cfg.D * sizeof(T),
-                  double(init.comps.rows()) * cfg.D * sizeof(T), 0, 0, false};
+        MemRow mr{N,
+                  init.comps.M,
+                  double(init.comps.M) * N * cfg.D * sizeof(T),
+                  double(init.comps.rows()) * cfg.D * sizeof(T),
+                  0,
+                  0,
+                  false};
         double completeness = 0;
         {
             Components<T> in = init.comps;
@@ -127,15 +136,17 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
         const double t_prop = t[1], t_gemm = t[2], t_fwd = t[3];
         const double rate = flops / t_prop * 1e-9, rate_gemm = repeat * gemm_flops / t_gemm * 1e-9;
         std::printf("%4d %4d %7lld %8.2f %9.1f %9.1f %9.1f %8.0f%% %7.2f %9.1f %10.1e\n", N, init.comps.M,
-                    (long long)R, flops * 1e-9, t_prop * 1e3, rate, rate_gemm, 100.0 * rate / rate_gemm, t_fwd * 1e3,
-                    t_prop / t_fwd, completeness);
+                    (long long)R, flops * 1e-9, t_prop * 1e3, rate, rate_gemm, 100.0 * rate / rate_gemm,
+                    t_fwd * 1e3, t_prop / t_fwd, completeness);
         std::fflush(stdout);
     }
-    std::printf("memory (%s): dense = M*N*D*sizeof(T), what an [M, N, D] state would take; stored = R*D*sizeof(T);\n"
-                "peak growth = peak resident set during one propagate() minus the resident set before it (input\n"
-                "state included there); cold ms = that first call, paging in its buffers\n",
-                type_name);
-    std::printf("%4s %4s %10s %11s %16s %9s\n", "N", "M", "dense MiB", "stored MiB", "peak growth MiB", "cold ms");
+    std::printf(
+        "memory (%s): dense = M*N*D*sizeof(T), what an [M, N, D] state would take; stored = R*D*sizeof(T);\n"
+        "peak growth = peak resident set during one propagate() minus the resident set before it (input\n"
+        "state included there); cold ms = that first call, paging in its buffers\n",
+        type_name);
+    std::printf("%4s %4s %10s %11s %16s %9s\n", "N", "M", "dense MiB", "stored MiB", "peak growth MiB",
+                "cold ms");
     for (const MemRow& r : mem)
         std::printf("%4d %4d %10.1f %11.1f %16.1f %9.1f%s\n", r.N, r.M, mib(r.dense), mib(r.stored),
                     mib(r.peak_growth), r.cold_s * 1e3, r.hwm ? "" : "  (ru_maxrss: whole-process peak)");
@@ -200,16 +211,18 @@ int main(int argc, char** argv) {
     const std::string malloc_line = configure_malloc(system_malloc);
     try {
         if (profile_n) {
-            profile_double ? profile_once<double>(shapes[0], profile_n) : profile_once<float>(shapes[0], profile_n);
+            profile_double ? profile_once<double>(shapes[0], profile_n)
+                           : profile_once<float>(shapes[0], profile_n);
             return 0;
         }
-        std::printf("decomposed pass, token level from h[0] (M = N + 1 incl. the rest), softmax rule T = 0.1,\n"
-                    "ignore-special-token on; random LLaMA models of the stories shapes.\n"
-                    "GFLOP = value, output, gate, down products over the stored rows R + causal attention mixing.\n"
-                    "GEMM = [R, D] x [D, I] repeated to the same FLOPs. prop/fwd = propagate() time / forward()\n"
-                    "time. Medians, the three calls alternating. max|sum-h| = completeness of the output,\n"
-                    "relative to max |h[L]|.\n%s\n",
-                    malloc_line.c_str());
+        std::printf(
+            "decomposed pass, token level from h[0] (M = N + 1 incl. the rest), softmax rule T = 0.1,\n"
+            "ignore-special-token on; random LLaMA models of the stories shapes.\n"
+            "GFLOP = value, output, gate, down products over the stored rows R + causal attention mixing.\n"
+            "GEMM = [R, D] x [D, I] repeated to the same FLOPs. prop/fwd = propagate() time / forward()\n"
+            "time. Medians, the three calls alternating. max|sum-h| = completeness of the output,\n"
+            "relative to max |h[L]|.\n%s\n",
+            malloc_line.c_str());
         for (const std::string& shape : shapes) {
             run_table<float>(shape, quick, reps, "float");
             if (with_double) run_table<double>(shape, quick, reps, "double");

@@ -16,16 +16,16 @@
 //   the same FLOPs as the forward; its rate is FLOPs / time.
 //
 // Usage: bench_forward [--quick] [--reps K] [--threads K] [--float-only] [--system-malloc]
-#include "bench_common.hpp"
-#include "depass/forward.hpp"
-#include "depass/weights.hpp"
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "bench_common.hpp"
+#include "depass/forward.hpp"
+#include "depass/weights.hpp"
 
 using namespace depass;
 using namespace depass::bench;
@@ -75,8 +75,9 @@ void run_table(bool quick, int reps, const char* type_name) {
             const std::vector<double> t = median_times(reps, budget, run_forward, run_gemm);
             const double t_fwd = t[0], t_gemm = t[1];
             const double rate_fwd = flops / t_fwd * 1e-9, rate_gemm = repeat * gemm_flops / t_gemm * 1e-9;
-            std::printf("%-11s %4d %9.2f %10.2f %10.1f %10.2f %10.1f %7.0f%%\n", big ? "stories110M" : "stories15M",
-                        N, flops * 1e-9, t_fwd * 1e3, rate_fwd, t_gemm * 1e3, rate_gemm, 100.0 * rate_fwd / rate_gemm);
+            std::printf("%-11s %4d %9.2f %10.2f %10.1f %10.2f %10.1f %7.0f%%\n",
+                        big ? "stories110M" : "stories15M", N, flops * 1e-9, t_fwd * 1e3, rate_fwd,
+                        t_gemm * 1e3, rate_gemm, 100.0 * rate_fwd / rate_gemm);
             std::fflush(stdout);
         }
     }
@@ -100,7 +101,8 @@ int main(int argc, char** argv) {
         } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
             set_threads(std::atoi(argv[++i]));
         } else {
-            std::fprintf(stderr, "usage: %s [--quick] [--reps K] [--threads K] [--float-only] [--system-malloc]\n",
+            std::fprintf(stderr,
+                         "usage: %s [--quick] [--reps K] [--threads K] [--float-only] [--system-malloc]\n",
                          argv[0]);
             return 2;
         }
@@ -108,11 +110,12 @@ int main(int argc, char** argv) {
     if (quick) reps = std::min(reps, 3);
     const std::string malloc_line = configure_malloc(system_malloc);
     std::printf("forward prefill: random LLaMA (RMSNorm, SwiGLU, RoPE half), V 32000, tied unembedding\n");
-    std::printf("FLOPs = 2 x multiply-adds of q/k/v/o, causal attention scores + mixing, gate/up/down, and the\n"
-                "unembedding of all N positions. GEMM = [N, D] x [D, I] (X W^T, W [I, D]) repeated to the same\n"
-                "FLOPs; ratio = forward GFLOP/s / GEMM GFLOP/s. Times are medians after a warm-up, forward and\n"
-                "GEMM calls alternating.\n%s\n",
-                malloc_line.c_str());
+    std::printf(
+        "FLOPs = 2 x multiply-adds of q/k/v/o, causal attention scores + mixing, gate/up/down, and the\n"
+        "unembedding of all N positions. GEMM = [N, D] x [D, I] (X W^T, W [I, D]) repeated to the same\n"
+        "FLOPs; ratio = forward GFLOP/s / GEMM GFLOP/s. Times are medians after a warm-up, forward and\n"
+        "GEMM calls alternating.\n%s\n",
+        malloc_line.c_str());
     try {
         run_table<float>(quick, reps, "float");
         if (with_double) run_table<double>(quick, reps, "double");

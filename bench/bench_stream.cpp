@@ -13,16 +13,14 @@
 //       Each run is a process of its own, so the peak belongs to that configuration only.
 //
 // bench/stream_table.sh runs the table of docs/models.md with it.
-#include "bench_common.hpp"
-
-#include "depass/attribute.hpp"
-#include "depass/io.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "bench_common.hpp"
+#include "depass/attribute.hpp"
+#include "depass/io.hpp"
 
 using namespace depass;
 using namespace depass::bench;
@@ -82,7 +80,8 @@ int make(const std::string& config_path, const std::string& out, int layers) {
     fs::create_directories(out);
     write_file_atomic(out + "/config.json", cj.dump(2) + "\n");
     const Config c = read_hf_config(out + "/config.json");
-    if (c.model_type == "gpt2") throw Error("bench_stream make: GPT-2 shapes are not written (llama, mistral, qwen2)");
+    if (c.model_type == "gpt2")
+        throw Error("bench_stream make: GPT-2 shapes are not written (llama, mistral, qwen2)");
     const std::vector<Planned> ts = llama_tensors(c);
 
     nlohmann::json header = nlohmann::json::object();
@@ -164,22 +163,24 @@ int run(const std::string& model_path, const std::string& what, int N, int threa
     }
     const double run_s = seconds_since(t1);
     g_sink = check;
-    const double file = double(weight_bytes(fs::is_directory(model_path) ? model_path
-                                                                          : fs::path(model_path).parent_path().string()));
+    const double file = double(weight_bytes(
+        fs::is_directory(model_path) ? model_path : fs::path(model_path).parent_path().string()));
     const double peak = double(ru_maxrss_bytes());
-    std::printf("%-8s %-3s N=%-3d threads=%d weights=%s  load %.1f s  run %.1f s  peak RSS %.2f GB  file %.2f GB  "
-                "peak/file %.2f  (%s %.2e)\n",
-                what.c_str(), sizeof(T) == 8 ? "f64" : "f32", N, threads,
-                mode == WeightMode::Streamed ? "streamed" : "resident", load_s, run_s, peak / 1e9, file / 1e9,
-                peak / file, what == "token" ? "completeness" : "logit", check);
+    std::printf(
+        "%-8s %-3s N=%-3d threads=%d weights=%s  load %.1f s  run %.1f s  peak RSS %.2f GB  file %.2f GB  "
+        "peak/file %.2f  (%s %.2e)\n",
+        what.c_str(), sizeof(T) == 8 ? "f64" : "f32", N, threads,
+        mode == WeightMode::Streamed ? "streamed" : "resident", load_s, run_s, peak / 1e9, file / 1e9,
+        peak / file, what == "token" ? "completeness" : "logit", check);
     return 0;
 }
 
 int usage() {
-    std::fprintf(stderr,
-                 "usage: bench_stream make CONFIG.json OUTDIR [--layers L]\n"
-                 "       bench_stream run MODEL --what forward|token --tokens N [--dtype f32|f64] [--threads T]\n"
-                 "                        [--weights streamed|resident]\n");
+    std::fprintf(
+        stderr,
+        "usage: bench_stream make CONFIG.json OUTDIR [--layers L]\n"
+        "       bench_stream run MODEL --what forward|token --tokens N [--dtype f32|f64] [--threads T]\n"
+        "                        [--weights streamed|resident]\n");
     return 2;
 }
 
@@ -199,8 +200,10 @@ int main(int argc, char** argv) {
         for (int i = 3; i + 1 < argc; i += 2) opt[argv[i]] = argv[i + 1];
         const std::string what = get("--what", "token"), dtype = get("--dtype", "f32");
         const int N = std::stoi(get("--tokens", "16")), threads = std::stoi(get("--threads", "1"));
-        const WeightMode mode = get("--weights", "streamed") == "resident" ? WeightMode::Resident : WeightMode::Streamed;
-        return dtype == "f64" ? run<double>(argv[2], what, N, threads, mode) : run<float>(argv[2], what, N, threads, mode);
+        const WeightMode mode =
+            get("--weights", "streamed") == "resident" ? WeightMode::Resident : WeightMode::Streamed;
+        return dtype == "f64" ? run<double>(argv[2], what, N, threads, mode)
+                              : run<float>(argv[2], what, N, threads, mode);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_stream: %s\n", e.what());
         return 1;

@@ -13,12 +13,6 @@
 //   --eigen-threads K: let Eigen thread its own products again with K threads; 0 = Eigen's default,
 //   as many as OpenMP allows (what depass did before its policy).
 //   Both only show what the policy changes. Exit status 0 whatever the ratios.
-#include "bench_common.hpp"
-#include "depass/decompose.hpp"
-#include "depass/forward.hpp"
-#include "depass/initialisers.hpp"
-#include "depass/weights.hpp"
-
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -29,6 +23,12 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "bench_common.hpp"
+#include "depass/decompose.hpp"
+#include "depass/forward.hpp"
+#include "depass/initialisers.hpp"
+#include "depass/weights.hpp"
 
 using namespace depass;
 using namespace depass::bench;
@@ -88,9 +88,10 @@ int main(int argc, char** argv) {
         } else if (!std::strcmp(argv[i], "--eigen-threads") && i + 1 < argc) {
             eigen_threads = std::max(0, std::atoi(argv[++i]));
         } else {
-            std::fprintf(stderr,
-                         "usage: %s [--reps K] [--n N] [--system-malloc] [--keep-wait-policy] [--eigen-threads K]\n",
-                         argv[0]);
+            std::fprintf(
+                stderr,
+                "usage: %s [--reps K] [--n N] [--system-malloc] [--keep-wait-policy] [--eigen-threads K]\n",
+                argv[0]);
             return 2;
         }
     }
@@ -103,14 +104,16 @@ int main(int argc, char** argv) {
         const Trace<float> trace = forward(model, ids);
         const Initialised<float> init = init_tokens(model, trace, 0);
         const DecomposeOptions opt = init.options(MlpRule::Softmax, 0.1);
-        std::printf("threads: 1 vs 2; forward() and token-level propagate() at N = %d, random stories15M shape\n"
-                    "(D %d, L %d, H %d, I %d, V %d), float. Medians of up to %d rounds, 1 and 2 threads alternating.\n"
-                    "%s%s\nload average at start: %s (the machine is shared: other jobs add to the load)\n\n",
-                    N, cfg.D, cfg.L, cfg.H, cfg.I, cfg.V, reps, header.c_str(),
-                    eigen_threads < 0    ? ""
-                    : eigen_threads == 0 ? "; Eigen threads its own products (--eigen-threads 0)"
-                                         : ("; Eigen set to " + std::to_string(eigen_threads) + " threads").c_str(),
-                    load_average().c_str());
+        std::printf(
+            "threads: 1 vs 2; forward() and token-level propagate() at N = %d, random stories15M shape\n"
+            "(D %d, L %d, H %d, I %d, V %d), float. Medians of up to %d rounds, 1 and 2 threads "
+            "alternating.\n"
+            "%s%s\nload average at start: %s (the machine is shared: other jobs add to the load)\n\n",
+            N, cfg.D, cfg.L, cfg.H, cfg.I, cfg.V, reps, header.c_str(),
+            eigen_threads < 0    ? ""
+            : eigen_threads == 0 ? "; Eigen threads its own products (--eigen-threads 0)"
+                                 : ("; Eigen set to " + std::to_string(eigen_threads) + " threads").c_str(),
+            load_average().c_str());
         auto fwd = [&](int threads) {
             set_threads(threads);
             Trace<float> t = forward(model, ids);
@@ -127,7 +130,8 @@ int main(int argc, char** argv) {
             const pid_t child = std::strcmp(load, "loaded") ? 0 : start_busy_child();
             if (child < 0) throw Error("bench_threads: fork failed");
             fwd(1), fwd(2);  // warm-up under this load
-            const std::vector<double> tf = median_times(reps, 30.0, [&] { fwd(1); }, [&] { fwd(2); });
+            const std::vector<double> tf = median_times(
+                reps, 30.0, [&] { fwd(1); }, [&] { fwd(2); });
             fresh1 = init.comps;
             prop(1, fresh1);
             const std::vector<double> tp = median_times(
@@ -140,10 +144,12 @@ int main(int argc, char** argv) {
         std::printf("%-16s %-7s %12s %12s %7s\n", "call", "load", "1 thread ms", "2 threads ms", "2T/1T");
         double worst = 0;
         for (const Row& r : rows) {
-            std::printf("%-16s %-7s %12.1f %12.1f %7.2f\n", r.what, r.load, r.t1 * 1e3, r.t2 * 1e3, r.t2 / r.t1);
+            std::printf("%-16s %-7s %12.1f %12.1f %7.2f\n", r.what, r.load, r.t1 * 1e3, r.t2 * 1e3,
+                        r.t2 / r.t1);
             if (!std::strcmp(r.load, "loaded")) worst = std::max(worst, r.t2 / r.t1);
         }
-        std::printf("\nloaded 2T/1T at most %.2f: %s (target <= 1.10)\n", worst, worst <= 1.1 ? "met" : "NOT met");
+        std::printf("\nloaded 2T/1T at most %.2f: %s (target <= 1.10)\n", worst,
+                    worst <= 1.1 ? "met" : "NOT met");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_threads: %s\n", e.what());
         return 1;

@@ -2,10 +2,10 @@
 // the .npy magic or holds the line "--8<--" is a directory of up to three .npy files
 // (a.npy, b.npy, c.npy, one per piece); anything else is a .safetensors file. Every tensor
 // is read, then the dump is compared with itself and the report is rendered.
+#include <cstring>
+
 #include "depass/compare.hpp"
 #include "fuzz_support.hpp"
-
-#include <cstring>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     depass_fuzz::guarded("compare", [&] {

@@ -1,14 +1,15 @@
 #include "fuzz_support.hpp"
 
-#include "depass/tokenizer.hpp"
-#include "depass/types.hpp"
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
+
+#include "depass/tokenizer.hpp"
+#include "depass/types.hpp"
 
 namespace fs = std::filesystem;
 

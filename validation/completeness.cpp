@@ -2,16 +2,15 @@
 // rule, checked at every residual point from the cut to the end.
 #include "depass/completeness.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+
 #include "depass/attribute.hpp"
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <cmath>
-#include <limits>
 
 namespace depass::validation {
 
@@ -215,11 +214,13 @@ std::vector<RunResult> check_completeness(const Model<T>& model, const std::vect
             opt.rule = rule;
             opt.temperature = plan.temperature;
             opt.pos0_component = init.pos0_component;
-            opt.ignore_special_token = cs.ignore_special < 0 ? init.ignore_special_default : cs.ignore_special == 1;
+            opt.ignore_special_token =
+                cs.ignore_special < 0 ? init.ignore_special_default : cs.ignore_special == 1;
 
             CompletenessMonitor<T> monitor(trace, tol);
             propagate(model, trace, start, init.cut, opt,
-                      ComponentObserver<T>([&](const CutPoint& p, const Components<T>& c) { monitor.observe(p, c); }));
+                      ComponentObserver<T>(
+                          [&](const CutPoint& p, const Components<T>& c) { monitor.observe(p, c); }));
             for (const CompletenessPoint& p : monitor.points())
                 r.points.push_back({p.point, p.max_abs, p.scale, p.max_rel, p.pass});
 
@@ -231,8 +232,8 @@ std::vector<RunResult> check_completeness(const Model<T>& model, const std::vect
                 std::string seen;
                 for (const PointResult& p : r.points) seen += (seen.empty() ? "" : " ") + p.point.str();
                 r.problem = "propagate reported the points [" + seen + "], expected " +
-                            std::to_string(expected.size()) + " points from " + expected.front().str() + " to " +
-                            expected.back().str();
+                            std::to_string(expected.size()) + " points from " + expected.front().str() +
+                            " to " + expected.back().str();
                 r.pass = false;
             }
             for (size_t i = 0; i < r.points.size(); ++i) {
@@ -264,11 +265,14 @@ Config random_config(const std::string& arch, int L, int H, int Hkv, int D, int 
     if (Hkv < 1) throw Error(where + "kv heads must be positive, got " + std::to_string(Hkv));
     if (D < 1) throw Error(where + "hidden size must be positive, got " + std::to_string(D));
     if (D % H != 0)
-        throw Error(where + "hidden size " + std::to_string(D) + " is not a multiple of heads " + std::to_string(H));
+        throw Error(where + "hidden size " + std::to_string(D) + " is not a multiple of heads " +
+                    std::to_string(H));
     if (H % Hkv != 0)
-        throw Error(where + "heads " + std::to_string(H) + " is not a multiple of kv heads " + std::to_string(Hkv));
+        throw Error(where + "heads " + std::to_string(H) + " is not a multiple of kv heads " +
+                    std::to_string(Hkv));
     if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "gpt2")
-        throw Error("random model: unknown architecture '" + arch + "' (expected llama, mistral, qwen2 or gpt2)");
+        throw Error("random model: unknown architecture '" + arch +
+                    "' (expected llama, mistral, qwen2 or gpt2)");
     Config c = preset(parse_arch(arch));  // the family's flags
     c.source = "random " + arch;
     c.D = D;
@@ -283,7 +287,8 @@ Config random_config(const std::string& arch, int L, int H, int Hkv, int D, int 
     if (arch == "llama" || arch == "mistral" || arch == "qwen2") {
         // RMSNorm, SwiGLU/SiLU, rotate-half RoPE; qwen2 adds q/k/v biases.
         if (c.Dh % 2 != 0)
-            throw Error(where + "head dimension " + std::to_string(c.Dh) + " (hidden / heads) must be even for RoPE");
+            throw Error(where + "head dimension " + std::to_string(c.Dh) +
+                        " (hidden / heads) must be even for RoPE");
         c.I = 3 * D + 2;  // deliberately not a multiple of D
         c.norm_eps = arch == "qwen2" ? 1e-6 : 1e-5;
         c.rope_theta = arch == "llama" ? 10000.0 : 1000000.0;
@@ -327,7 +332,8 @@ std::vector<int> read_ids_file(const std::string& path) {
     std::vector<int> ids;
     for (size_t i = 0; i < arr->size(); ++i) {
         const nlohmann::json& v = (*arr)[i];
-        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > std::numeric_limits<int>::max())
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+            v.get<int64_t>() > std::numeric_limits<int>::max())
             throw Error(path + ": input_ids[" + std::to_string(i) + "] = " + v.dump() +
                         " is not a non-negative integer");
         ids.push_back(int(v.get<int64_t>()));

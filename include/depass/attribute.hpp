@@ -10,12 +10,12 @@
 // and the language bindings all call this; none of them repeats the pipeline.
 #pragma once
 
-#include "depass/decompose.hpp"
-#include "depass/initialisers.hpp"
-
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "depass/decompose.hpp"
+#include "depass/initialisers.hpp"
 
 namespace depass {
 
@@ -68,7 +68,7 @@ struct AttributionRequest {
     // Target tokens: empty = the model's argmax at every position; one row = the same
     // ids at every position; N rows = ids per position (every row of the same length K).
     std::vector<std::vector<int>> targets;
-    bool keep_points = false;                  // also keep the components at every residual point
+    bool keep_points = false;  // also keep the components at every residual point
 };
 
 // The result.
@@ -76,17 +76,17 @@ template <class T>
 struct Attribution {
     Level level = Level::Token;
     CutPoint cut;
-    DecomposeOptions options;                  // what propagate() ran with
-    Components<T> components;                  // at h[L], the final residual (rest last)
-    std::vector<ComponentInfo> info;           // [M] what each component is
-    std::vector<std::vector<int>> targets;     // [N][K]
-    Mat<double> target_logits;                 // [N, K] the model's logits at the targets
-    Tensor<T> logit_attribution;               // [M, N, K]; sums over m to target_logits
+    DecomposeOptions options;                     // what propagate() ran with
+    Components<T> components;                     // at h[L], the final residual (rest last)
+    std::vector<ComponentInfo> info;              // [M] what each component is
+    std::vector<std::vector<int>> targets;        // [N][K]
+    Mat<double> target_logits;                    // [N, K] the model's logits at the targets
+    Tensor<T> logit_attribution;                  // [M, N, K]; sums over m to target_logits
     std::vector<CompletenessPoint> completeness;  // every residual point from the cut on
     double completeness_max_abs = 0, completeness_max_rel = 0;
     std::string completeness_worst_point;
-    std::vector<CutPoint> points;              // with keep_points: the residual points, in order,
-    std::vector<Components<T>> at_points;      // and the components there
+    std::vector<CutPoint> points;          // with keep_points: the residual points, in order,
+    std::vector<Components<T>> at_points;  // and the components there
 
     int M() const { return components.M; }
     int N() const { return components.N; }
@@ -102,7 +102,7 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
 
 // The same from token ids (runs the recorded forward pass first).
 template <class T>
-Attribution<T> attribute(const Model<T>& model, const std::vector<int>& ids, const AttributionRequest& request,
-                         const ComponentObserver<T>& observe = {});
+Attribution<T> attribute(const Model<T>& model, const std::vector<int>& ids,
+                         const AttributionRequest& request, const ComponentObserver<T>& observe = {});
 
 }  // namespace depass

@@ -17,21 +17,21 @@
 // embeddings the unembedding adds its own term; no gradient method here needs it.)
 #pragma once
 
+#include <vector>
+
 #include "depass/forward.hpp"
 #include "depass/types.hpp"
 #include "depass/weights.hpp"
-
-#include <vector>
 
 namespace depass {
 
 template <class T>
 struct Gradients {
     int pos = -1, target = -1;
-    double f = 0;                   // log softmax(logits[pos])[target] at the traced point
-    Mat<T> h0;                      // [N, D] df/dh[0]
-    std::vector<Mat<T>> attn_ctx;   // L x [N, H*Dh] df/d attn_ctx (head h: columns h*Dh .. h*Dh+Dh-1)
-    std::vector<Mat<T>> mlp_act;    // L x [N, I]    df/d mlp_act
+    double f = 0;                  // log softmax(logits[pos])[target] at the traced point
+    Mat<T> h0;                     // [N, D] df/dh[0]
+    std::vector<Mat<T>> attn_ctx;  // L x [N, H*Dh] df/d attn_ctx (head h: columns h*Dh .. h*Dh+Dh-1)
+    std::vector<Mat<T>> mlp_act;   // L x [N, I]    df/d mlp_act
 };
 
 // f = log softmax(trace.logits[pos])[target], in double (max-shifted log-sum-exp).

@@ -21,14 +21,14 @@
 // order (safetensors: by data offset; .npy directory: alphabetical).
 #pragma once
 
-#include "depass/io.hpp"
-#include "depass/tolerance.hpp"
-#include "depass/types.hpp"
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "depass/io.hpp"
+#include "depass/tolerance.hpp"
+#include "depass/types.hpp"
 
 namespace depass {
 
@@ -87,11 +87,11 @@ struct CompareRow {
     CompareStatus status = CompareStatus::Ok;
     std::vector<int64_t> ref_shape, cand_shape;
     std::string ref_dtype, cand_dtype;
-    bool exact = false;        // integer reference: must match exactly
-    double max_abs = 0;        // max |cand - ref| over finite pairs
-    double max_rel = 0;        // max_abs / max|ref| (inf when max|ref| = 0 < max_abs)
-    double scale = 0;          // max|ref| over finite reference values
-    double tolerance = 0;      // the allowed |cand - ref|: atol + rtol * scale (0 when exact)
+    bool exact = false;                // integer reference: must match exactly
+    double max_abs = 0;                // max |cand - ref| over finite pairs
+    double max_rel = 0;                // max_abs / max|ref| (inf when max|ref| = 0 < max_abs)
+    double scale = 0;                  // max|ref| over finite reference values
+    double tolerance = 0;              // the allowed |cand - ref|: atol + rtol * scale (0 when exact)
     std::vector<int64_t> worst_index;  // multi-index of max_abs (empty when nothing was compared)
     size_t nonfinite = 0;              // non-finite values (candidate, else reference)
     bool nonfinite_in_ref = false;
@@ -112,7 +112,7 @@ struct CompareResult {
     std::vector<CompareRow> rows;  // forward order; extras last
     int compared = 0;              // rows that are not extras
     int failed = 0;
-    int first_failure = -1;        // index into rows of the earliest failure in forward order
+    int first_failure = -1;  // index into rows of the earliest failure in forward order
     std::vector<std::string> notes;
 
     bool pass() const { return failed == 0; }

@@ -23,15 +23,15 @@
 // callback after each run, so a caller can report progress).
 #pragma once
 
-#include "depass/config.hpp"
-#include "depass/decompose.hpp"
-#include "depass/initialisers.hpp"
-#include "depass/weights.hpp"
-
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "depass/config.hpp"
+#include "depass/decompose.hpp"
+#include "depass/initialisers.hpp"
+#include "depass/weights.hpp"
 
 namespace depass::validation {
 
@@ -40,15 +40,16 @@ const std::vector<std::string>& all_levels();
 
 struct CompletenessPlan {
     std::vector<std::string> levels = all_levels();  // subset of all_levels()
-    std::vector<MlpRule> rules = {MlpRule::Softmax, MlpRule::Max, MlpRule::Relu, MlpRule::Linear, MlpRule::Taylor};
+    std::vector<MlpRule> rules = {MlpRule::Softmax, MlpRule::Max, MlpRule::Relu, MlpRule::Linear,
+                                  MlpRule::Taylor};
     // Cut layers. Empty = all. Residual-point levels (token, subspace, custom) take
     // l in 0..L (h[l]); block levels (module, head, neuron) take the blocks l in
     // 0..L-1 and skip l = L. A layer outside 0..L is an error.
     std::vector<int> layers;
-    uint64_t seed = 1;            // random subspaces and custom components
-    int neuron_groups = 4;        // the grouped neuron variant (capped at I)
-    int custom_components = 3;    // K of the custom level
-    double temperature = 0.1;     // softmax rule
+    uint64_t seed = 1;          // random subspaces and custom components
+    int neuron_groups = 4;      // the grouped neuron variant (capped at I)
+    int custom_components = 3;  // K of the custom level
+    double temperature = 0.1;   // softmax rule
     // For testing the validator itself: after initialisation the rest component is
     // perturbed by 1e-3 of max |state| (as a lost bias would do), so completeness
     // must fail at every point of every run.
@@ -58,9 +59,9 @@ struct CompletenessPlan {
 // Completeness at one residual point.
 struct PointResult {
     CutPoint point;
-    double max_abs = 0;   // max |sum - state|
-    double scale = 0;     // max |state|
-    double max_rel = 0;   // max_abs / scale
+    double max_abs = 0;  // max |sum - state|
+    double scale = 0;    // max |state|
+    double max_rel = 0;  // max_abs / scale
     bool pass = true;
 };
 
@@ -69,14 +70,14 @@ struct RunResult {
     std::string level;    // token | module | head | neuron | subspace | custom
     std::string variant;  // e.g. "special on", "attn", "all", "4 groups", "k=16", "K=3"
     MlpRule rule = MlpRule::Softmax;
-    int layer = 0;        // the layer given to the initialiser
+    int layer = 0;  // the layer given to the initialiser
     CutPoint cut;
-    int components = 0;   // M, rest included
+    int components = 0;  // M, rest included
     double tolerance = 0;
     std::vector<PointResult> points;  // forward order, cut first
-    int worst = -1;       // index of the largest max_rel in points
-    int first_fail = -1;  // index of the first failing point (forward order), -1 if none
-    std::string problem;  // non-empty when the observed points were not the expected sequence
+    int worst = -1;                   // index of the largest max_rel in points
+    int first_fail = -1;              // index of the first failing point (forward order), -1 if none
+    std::string problem;              // non-empty when the observed points were not the expected sequence
     bool pass = true;
 
     std::string label() const;  // "token (special on) rule=softmax cut=h[0]"

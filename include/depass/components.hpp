@@ -16,10 +16,10 @@
 // of the same layout (the same M, N, first[]), possibly with another width D.
 #pragma once
 
-#include "depass/types.hpp"
-
 #include <string>
 #include <vector>
+
+#include "depass/types.hpp"
 
 namespace depass {
 

@@ -5,10 +5,10 @@
 // embeddings). There is no class per model.
 #pragma once
 
-#include "depass/ops.hpp"  // NormKind, Activation, RopeStyle
-
 #include <string>
 #include <vector>
+
+#include "depass/ops.hpp"  // NormKind, Activation, RopeStyle
 
 namespace depass {
 
@@ -18,13 +18,13 @@ struct Config {
     std::string model_type;  // "llama", "mistral", "qwen2", "gpt2", "llama2c"
     std::string source;      // file the config was read from (for error messages)
 
-    int D = 0;       // hidden size
-    int I = 0;       // MLP width
-    int L = 0;       // layers
-    int H = 0;       // query heads
-    int Hkv = 0;     // key/value heads (GQA when Hkv < H)
-    int Dh = 0;      // head dimension
-    int V = 0;       // vocabulary size
+    int D = 0;              // hidden size
+    int I = 0;              // MLP width
+    int L = 0;              // layers
+    int H = 0;              // query heads
+    int Hkv = 0;            // key/value heads (GQA when Hkv < H)
+    int Dh = 0;             // head dimension
+    int V = 0;              // vocabulary size
     int max_positions = 0;  // longest sequence the model supports
 
     double norm_eps = 1e-5;
@@ -34,14 +34,14 @@ struct Config {
     MlpKind mlp = MlpKind::SwiGLU;
     Activation act = Activation::SiLU;
     RopeStyle rope = RopeStyle::Half;
-    RopeScaling rope_scaling;                // none unless the config asks for it
-    std::vector<double> rope_freq_factors;   // GGUF `rope_freqs.weight`: per-pair divisor of the
-                                             // frequency ([Dh/2]); empty = none
-    bool learned_positions = false;  // GPT-2 adds wpe[n]
-    bool tied_embeddings = false;    // unembedding reuses the token embedding
-    bool qkv_bias = false;           // Qwen2, GPT-2
-    bool o_bias = false;             // GPT-2
-    bool mlp_bias = false;           // GPT-2 (b_1 and b_2)
+    RopeScaling rope_scaling;               // none unless the config asks for it
+    std::vector<double> rope_freq_factors;  // GGUF `rope_freqs.weight`: per-pair divisor of the
+                                            // frequency ([Dh/2]); empty = none
+    bool learned_positions = false;         // GPT-2 adds wpe[n]
+    bool tied_embeddings = false;           // unembedding reuses the token embedding
+    bool qkv_bias = false;                  // Qwen2, GPT-2
+    bool o_bias = false;                    // GPT-2
+    bool mlp_bias = false;                  // GPT-2 (b_1 and b_2)
 
     int bos_id = 1;
     int eos_id = 2;
@@ -65,7 +65,6 @@ Arch parse_arch(const std::string& model_type);
 // The RoPE table of a config: its theta and scaling, each pair then divided by
 // cfg.rope_freq_factors[i] when given (GGUF `rope_freqs.weight`).
 std::vector<double> rope_inv_freq(const Config& cfg);
-
 
 // Bounds that every reader checks before it allocates anything from a file's sizes:
 // each dimension (D, I, L, H, Hkv, Dh, V, max_positions) at most kMaxDim, each weight

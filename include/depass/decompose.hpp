@@ -9,23 +9,23 @@
 // unembedding.
 #pragma once
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "depass/components.hpp"
 #include "depass/forward.hpp"
 #include "depass/ops.hpp"
 #include "depass/types.hpp"
 #include "depass/weights.hpp"
 
-#include <functional>
-#include <string>
-#include <vector>
-
 namespace depass {
 
 // Residual points, in forward order: h[l] enters block l; m[l] is after its attention.
 struct CutPoint {
-    int layer = 0;             // 0..L (layer L with after_attention=false is the final residual)
+    int layer = 0;  // 0..L (layer L with after_attention=false is the final residual)
     bool after_attention = false;
-    std::string str() const;   // "h[3]" / "m[3]"
+    std::string str() const;  // "h[3]" / "m[3]"
 };
 
 // Called after every residual point from the cut on: ("h"|"m", layer, components).
@@ -42,8 +42,8 @@ Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components
 // components of its output (W_O of the frozen-probability mix of Norm1(X_m) W_V^T;
 // biases to the rest).
 template <class T>
-Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
-                                         const Components<T>& x);
+Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T>& lw,
+                                         const LayerTrace<T>& lt, const Components<T>& x);
 // The MLP block's twin with one block's weights and record: the components of its output.
 template <class T>
 Components<T> mlp_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,

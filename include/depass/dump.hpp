@@ -9,10 +9,10 @@
 //   logits [N, V]; plus input_ids [N] (int).
 #pragma once
 
+#include <vector>
+
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
-
-#include <vector>
 
 namespace depass {
 

@@ -16,19 +16,19 @@
 // components costs what the subspace row with K subspaces does, less the projections.
 #pragma once
 
-#include "depass/config.hpp"
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "depass/config.hpp"
+
 namespace depass {
 
 struct EstimateOptions {
-    int neuron_groups = 16;          // the neuron-groups row: --neuron-groups G
-    int subspaces = 1;               // the subspace row: that many --basis files
-    int targets = 1;                 // targets per position (K)
-    int threads = 1;                 // OpenMP threads (each holds its own MLP chunk buffers)
+    int neuron_groups = 16;  // the neuron-groups row: --neuron-groups G
+    int subspaces = 1;       // the subspace row: that many --basis files
+    int targets = 1;         // targets per position (K)
+    int threads = 1;         // OpenMP threads (each holds its own MLP chunk buffers)
     // The weights as stored in the file, in bytes (the sum of the tensors' bytes);
     // 0 = unknown: taken as stored_bytes_per_weight per weight.
     uint64_t stored_weight_bytes = 0;
@@ -48,19 +48,19 @@ struct ForwardCost {
 };
 
 struct LevelCost {
-    std::string level;     // "token", "module", "head", "neuron", "neuron groups", "subspace"
-    std::string cut;       // "h[0]", "m[0]", "h[1]"
-    int64_t components = 0;  // M, the rest included
-    int64_t rows = 0;        // stored rows R
+    std::string level;              // "token", "module", "head", "neuron", "neuron groups", "subspace"
+    std::string cut;                // "h[0]", "m[0]", "h[1]"
+    int64_t components = 0;         // M, the rest included
+    int64_t rows = 0;               // stored rows R
     uint64_t components_bytes = 0;  // one copy of the components: R x D x scalar
     uint64_t decompose_bytes = 0;   // held at once inside the decomposed pass (besides weights and trace)
-    uint64_t output_bytes = 0;      // held while writing --out: the result, its dense double copy, the file image
-    double macs = 0;                // initialiser + decomposed pass + logit attribution (forward excluded)
-    uint64_t peak_bytes = 0;            // resident weights: every weight widened + the larger of: trace + the
-                                        // larger of the two above, and what the loader holds besides
-    uint64_t peak_streamed_bytes = 0;   // streamed weights: weights_streamed_bytes + the larger of: the
-                                        // loader's transient, and trace + the larger of the two above + a
-                                        // block tensor's transient
+    uint64_t output_bytes = 0;  // held while writing --out: the result, its dense double copy, the file image
+    double macs = 0;            // initialiser + decomposed pass + logit attribution (forward excluded)
+    uint64_t peak_bytes = 0;    // resident weights: every weight widened + the larger of: trace + the
+                                // larger of the two above, and what the loader holds besides
+    uint64_t peak_streamed_bytes = 0;  // streamed weights: weights_streamed_bytes + the larger of: the
+                                       // loader's transient, and trace + the larger of the two above + a
+                                       // block tensor's transient
 };
 
 struct CostEstimate {
@@ -71,14 +71,16 @@ struct CostEstimate {
     uint64_t weights_stored_bytes = 0;   // as stored in the file
     uint64_t weights_widened_bytes = 0;  // weight_count x scalar (every weight widened: resident weights)
     uint64_t layer_widened_bytes = 0;    // one block widened
-    uint64_t weights_streamed_bytes = 0; // streamed: everything outside the blocks widened + one block widened
-    uint64_t block_transient_bytes = 0;  // streamed: a block's largest matrix, stored + widened, while it is widened
-    uint64_t trace_bytes = 0;            // the recorded pass: states, attention probabilities, activations, logits
-    uint64_t forward_extra_bytes = 0;    // transients of the forward pass (q, k, v of a layer)
+    uint64_t weights_streamed_bytes =
+        0;  // streamed: everything outside the blocks widened + one block widened
+    uint64_t block_transient_bytes =
+        0;                     // streamed: a block's largest matrix, stored + widened, while it is widened
+    uint64_t trace_bytes = 0;  // the recorded pass: states, attention probabilities, activations, logits
+    uint64_t forward_extra_bytes = 0;  // transients of the forward pass (q, k, v of a layer)
     ForwardCost forward;
-    uint64_t forward_peak_bytes = 0;           // depass forward: widened weights + trace + transients (or load)
+    uint64_t forward_peak_bytes = 0;  // depass forward: widened weights + trace + transients (or load)
     uint64_t forward_peak_streamed_bytes = 0;  // the same with streamed weights
-    std::vector<LevelCost> levels;       // token, module, head, neuron, neuron groups, subspace
+    std::vector<LevelCost> levels;             // token, module, head, neuron, neuron groups, subspace
 };
 
 // Throws depass::Error for N < 1, a scalar other than 4 / 8, or option values < 1.

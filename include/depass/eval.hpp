@@ -23,16 +23,16 @@
 // Library code: no printing; long loops report progress through an optional callback.
 #pragma once
 
-#include "depass/decompose.hpp"
-#include "depass/forward.hpp"
-#include "depass/types.hpp"
-#include "depass/weights.hpp"
-
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
+
+#include "depass/decompose.hpp"
+#include "depass/forward.hpp"
+#include "depass/types.hpp"
+#include "depass/weights.hpp"
 
 namespace depass::eval {
 
@@ -69,8 +69,8 @@ class Rng {
 public:
     explicit Rng(uint64_t seed) : s_(seed) {}
     uint64_t next();
-    double uniform();            // [0, 1) with 53 random bits
-    int below(int n);            // uniform in [0, n)
+    double uniform();  // [0, 1) with 53 random bits
+    int below(int n);  // uniform in [0, n)
     template <class It>
     void shuffle(It first, It last) {  // Fisher-Yates
         for (auto n = last - first; n > 1; --n) std::swap(first[n - 1], first[below(int(n))]);
@@ -101,8 +101,16 @@ double softmax_probability(const Mat<T>& logits, int row, int target);
 // ---- token attribution methods --------------------------------------------------------
 
 enum class TokenMethod {
-    DePass, Random, AttentionLast, AttentionMean, Rollout, EmbeddingNorm, Occlusion,
-    IntegratedGradients, InputXGradient, GradientNorm  // gradient baselines (backward.hpp)
+    DePass,
+    Random,
+    AttentionLast,
+    AttentionMean,
+    Rollout,
+    EmbeddingNorm,
+    Occlusion,
+    IntegratedGradients,
+    InputXGradient,
+    GradientNorm  // gradient baselines (backward.hpp)
 };
 // "depass", "random", "attn_last", "attn_mean", "rollout", "embed_norm", "occlusion",
 // "integrated_gradients", "input_x_gradient", "gradient_norm"
@@ -133,7 +141,8 @@ template <class T>
 std::vector<double> embedding_norm_scores(const Trace<T>& trace);
 // Leave-one-out: P_clean - P(ids without token j), for j = 1..N-2 (0 for BOS and the last). [N]
 template <class T>
-std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<int>& ids, int target, double p_clean);
+std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<int>& ids, int target,
+                                     double p_clean);
 
 // Gradient baselines. f = log softmax(logits[N-1])[target]; x[j] = E[ids[j]] the token
 // embedding (GPT-2's learned positions are kept fixed, see backward.hpp); g = df/dh[0].
@@ -193,13 +202,13 @@ PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<in
 
 struct TokenEvalSummary {
     TokenEvalOptions options;
-    int prompts = 0;                                     // evaluated (N >= 3)
-    int skipped = 0;                                     // too short
-    std::vector<std::vector<double>> deletion, keeping;  // [method][percent], mean over prompts
-    std::vector<double> deletion_area, keeping_area;     // [method], area of the mean curve
+    int prompts = 0;                                        // evaluated (N >= 3)
+    int skipped = 0;                                        // too short
+    std::vector<std::vector<double>> deletion, keeping;     // [method][percent], mean over prompts
+    std::vector<double> deletion_area, keeping_area;        // [method], area of the mean curve
     std::vector<double> deletion_area_se, keeping_area_se;  // standard error of the per-prompt areas
-    std::vector<PromptTokenResult> per_prompt;           // only the evaluated prompts
-    std::vector<int> prompt_index;                       // index in the input of each per_prompt entry
+    std::vector<PromptTokenResult> per_prompt;              // only the evaluated prompts
+    std::vector<int> prompt_index;                          // index in the input of each per_prompt entry
     double seconds = 0;
 };
 
@@ -224,8 +233,8 @@ std::vector<UnitMethod> all_unit_methods();
 // head-level (init_heads) or neuron-level (init_neurons) decomposition is propagated to the
 // end and the unit's logit attribution for `target` at the last position is its score.
 template <class T>
-std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind, int target,
-                                       double temperature = 0.1);
+std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind,
+                                       int target, double temperature = 0.1);
 // Magnitude baseline [L * U]: the norm of the head's output (through W_O) at the last
 // position, or the neuron's |activation| at the last position.
 template <class T>
@@ -268,9 +277,9 @@ struct UnitEvalRow {
     bool top = true;
     double fraction = 0;
     int k = 0;
-    double survival = 0;        // % of prompts whose greedy next token is unchanged
-    double mean_drop = 0;       // mean of (P_clean - P_masked) * 100 (probability points)
-    double mean_rel_drop = 0;   // mean of (P_clean - P_masked) / P_clean * 100
+    double survival = 0;       // % of prompts whose greedy next token is unchanged
+    double mean_drop = 0;      // mean of (P_clean - P_masked) * 100 (probability points)
+    double mean_rel_drop = 0;  // mean of (P_clean - P_masked) / P_clean * 100
 };
 
 struct UnitEvalSummary {
@@ -299,9 +308,11 @@ struct NeuronSpeedResult {
     int N = 0, target = -1, L = 0, I = 0, threads = 1;
     double target_logit = 0;
     // Wall-clock seconds, and process CPU seconds (all threads) of the same spans.
-    double forward_seconds = 0, forward_cpu = 0;    // the recorded forward (counted in both totals)
-    double depass_seconds = 0, depass_cpu = 0;      // forward + per layer init_neurons + propagate + logit_attribution
-    double ablation_seconds = 0, ablation_cpu = 0;  // forward + per neuron: blocks l+1.. from the edited h[l+1]
+    double forward_seconds = 0, forward_cpu = 0;  // the recorded forward (counted in both totals)
+    double depass_seconds = 0,
+           depass_cpu = 0;  // forward + per layer init_neurons + propagate + logit_attribution
+    double ablation_seconds = 0,
+           ablation_cpu = 0;  // forward + per neuron: blocks l+1.. from the edited h[l+1]
     std::vector<double> depass_layer_seconds, ablation_layer_seconds;  // [L], wall, without the forward
     std::vector<double> depass_scores;     // [L * I] logit attribution of each neuron
     std::vector<double> ablation_effects;  // [L * I] clean logit - logit with the neuron zeroed
@@ -311,7 +322,7 @@ struct NeuronSpeedResult {
     // neuron's W_down column zeroed (all layers, all logits), extrapolated to L * I neurons.
     int naive_sample = 0;
     double naive_sample_seconds = 0, naive_sample_cpu = 0;
-    double naive_max_effect_diff = 0;      // max |naive effect - ablation effect| over the sample
+    double naive_max_effect_diff = 0;  // max |naive effect - ablation effect| over the sample
     double naive_seconds_extrapolated() const {
         return naive_sample > 0 ? naive_sample_seconds * double(L) * I / naive_sample : 0;
     }
@@ -363,7 +374,8 @@ std::vector<std::string> read_prompt_file(const std::string& path);
 // otherwise the draw starts over. Returns the ids, BOS first.
 template <class T>
 std::vector<std::vector<int>> sample_prefixes(const Model<T>& model, int count, uint64_t seed, int min_tokens,
-                                              int max_tokens, double temperature, const std::vector<bool>& stop);
+                                              int max_tokens, double temperature,
+                                              const std::vector<bool>& stop);
 
 // ---- plots (minimal hand-written SVG) ------------------------------------------------------
 
@@ -373,14 +385,15 @@ struct Series {
 };
 // A line chart with markers, axes, ticks and a legend.
 std::string svg_line_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
-                           const std::vector<Series>& series, double x_min, double x_max, double y_min, double y_max);
+                           const std::vector<Series>& series, double x_min, double x_max, double y_min,
+                           double y_max);
 
 struct BarGroup {
     std::string label;
     std::vector<double> values;  // one per bar series
 };
-// Grouped bars (a '\n' in a group label starts a second line); `log_scale` draws a log10 y axis (values must be > 0); values are printed
-// above the bars with `value_format` (printf style, e.g. "%.2f").
+// Grouped bars (a '\n' in a group label starts a second line); `log_scale` draws a log10 y axis (values must
+// be > 0); values are printed above the bars with `value_format` (printf style, e.g. "%.2f").
 std::string svg_bar_chart(const std::string& title, const std::string& y_label,
                           const std::vector<std::string>& bar_names, const std::vector<BarGroup>& groups,
                           bool log_scale, const std::string& value_format);

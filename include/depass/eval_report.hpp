@@ -132,7 +132,7 @@ struct NeuronSpeedRunInfo {
     int repeats = 1;
     bool malloc_keeps_freed_memory = false;
     bool malloc_large_block_mapped = false;  // a 64 MiB block gets its own mapping (glibc defaults)
-    bool ablation = true;  // false: --no-ablation, no ablation fields
+    bool ablation = true;                    // false: --no-ablation, no ablation fields
 };
 // The JSON of `eval neurons-speed --json`.
 std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& run,

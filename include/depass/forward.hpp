@@ -6,36 +6,36 @@
 // the trace; it never recomputes queries, keys, softmax or norm statistics.
 #pragma once
 
+#include <vector>
+
 #include "depass/ops.hpp"  // NormFactors
 #include "depass/types.hpp"
 #include "depass/weights.hpp"
-
-#include <vector>
 
 namespace depass {
 
 template <class T>
 struct LayerTrace {
-    NormFactors<T> norm1;         // pre-attention norm of h[l]
-    std::vector<Mat<T>> probs;    // H x [N, N] attention probabilities (query, key)
-    Mat<T> attn_ctx;              // [N, H*Dh] sum_k A[q,k] v[k] per head, before W_O (includes b_V)
-    Mat<T> attn_out;              // [N, D] attention block output (after W_O, incl. b_O)
-    Mat<T> m;                     // [N, D] post-attention residual h[l] + attn_out
-    NormFactors<T> norm2;         // pre-MLP norm of m[l]
-    Mat<T> mlp_pre;               // [N, I] SwiGLU: x W_gate^T; GELU MLP: x W_1^T + b_1
-    Mat<T> mlp_up;                // [N, I] SwiGLU: x W_up^T (empty for GELU MLP)
-    Mat<T> mlp_act;               // [N, I] input of the down projection
-    Mat<T> mlp_out;               // [N, D] MLP block output (incl. b_2)
+    NormFactors<T> norm1;       // pre-attention norm of h[l]
+    std::vector<Mat<T>> probs;  // H x [N, N] attention probabilities (query, key)
+    Mat<T> attn_ctx;            // [N, H*Dh] sum_k A[q,k] v[k] per head, before W_O (includes b_V)
+    Mat<T> attn_out;            // [N, D] attention block output (after W_O, incl. b_O)
+    Mat<T> m;                   // [N, D] post-attention residual h[l] + attn_out
+    NormFactors<T> norm2;       // pre-MLP norm of m[l]
+    Mat<T> mlp_pre;             // [N, I] SwiGLU: x W_gate^T; GELU MLP: x W_1^T + b_1
+    Mat<T> mlp_up;              // [N, I] SwiGLU: x W_up^T (empty for GELU MLP)
+    Mat<T> mlp_act;             // [N, I] input of the down projection
+    Mat<T> mlp_out;             // [N, D] MLP block output (incl. b_2)
 };
 
 template <class T>
 struct Trace {
-    std::vector<int> ids;         // [N]
-    std::vector<Mat<T>> h;        // L+1 x [N, D]: h[0] embeddings, h[l+1] output of block l
+    std::vector<int> ids;               // [N]
+    std::vector<Mat<T>> h;              // L+1 x [N, D]: h[0] embeddings, h[l+1] output of block l
     std::vector<LayerTrace<T>> layers;  // L
-    NormFactors<T> normf;         // final norm of h[L]
-    Mat<T> final_norm_out;        // [N, D]
-    Mat<T> logits;                // [N, V]
+    NormFactors<T> normf;               // final norm of h[L]
+    Mat<T> final_norm_out;              // [N, D]
+    Mat<T> logits;                      // [N, V]
 
     int N() const { return static_cast<int>(ids.size()); }
 };
@@ -57,8 +57,8 @@ AttentionInputs<T> attention_inputs(const Config& c, const LayerWeights<T>& lw, 
 // forward pass. With `rec` it records the block's frozen quantities (norm factors,
 // attention probabilities, MLP activations) and intermediate states into *rec.
 template <class T>
-Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vector<double>& inv_freq, const Mat<T>& h,
-                     LayerTrace<T>* rec);
+Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vector<double>& inv_freq,
+                     const Mat<T>& h, LayerTrace<T>* rec);
 
 // The blocks `layer` .. L-1 applied to a state h (entering block `layer`), recording
 // nothing: returns h[L]. Used to re-run the network from an edited residual state.

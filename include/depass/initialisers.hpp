@@ -6,10 +6,10 @@
 // MLP rules (section 5 step 2) and whether ignore-special-token is on by default.
 #pragma once
 
-#include "depass/decompose.hpp"
-
 #include <string>
 #include <vector>
+
+#include "depass/decompose.hpp"
 
 namespace depass {
 
@@ -82,7 +82,8 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
 // component x P; the rest is the orthogonal remainder.
 template <class T>
 Initialised<T> init_subspaces(const Model<T>& model, const Trace<T>& t, int layer,
-                              const std::vector<Mat<double>>& projectors, const std::vector<std::string>& names);
+                              const std::vector<Mat<double>>& projectors,
+                              const std::vector<std::string>& names);
 
 // A projector from a basis: B [D, k] is orthonormalised (Householder QR) and
 // P = Q Q^T; a [D, D] matrix is taken as a projector and must be symmetric and
@@ -105,13 +106,13 @@ struct LevelRequest {
     // token, subspace, custom: the residual point h[layer] (0 = embeddings, L = final residual);
     // module, head, neuron:    the block whose module / heads / neurons are decomposed.
     int layer = 0;
-    bool module_mlp = false;            // module level: the MLP output instead of the attention output
-    std::vector<int> heads;             // head level: empty = all
-    std::vector<int> neurons;           // neuron level: empty = all
-    int neuron_groups = 0;              // neuron level: > 0 = all neurons in this many groups
-    std::vector<Mat<double>> projectors;     // subspace level
+    bool module_mlp = false;              // module level: the MLP output instead of the attention output
+    std::vector<int> heads;               // head level: empty = all
+    std::vector<int> neurons;             // neuron level: empty = all
+    int neuron_groups = 0;                // neuron level: > 0 = all neurons in this many groups
+    std::vector<Mat<double>> projectors;  // subspace level
     std::vector<std::string> projector_names;
-    Tensor<double> custom;              // custom level: [K, N, D]
+    Tensor<double> custom;  // custom level: [K, N, D]
     double custom_rel_tol = 1e-5;
     std::string custom_source = "custom components";
 };

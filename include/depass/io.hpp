@@ -13,14 +13,14 @@
 // Errors are depass::Error with the file name and the offending field.
 #pragma once
 
-#include "depass/config.hpp"
-#include "depass/types.hpp"
-#include "depass/weights.hpp"
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "depass/config.hpp"
+#include "depass/types.hpp"
+#include "depass/weights.hpp"
 
 namespace depass {
 
@@ -52,7 +52,7 @@ public:
 
     bool has(const std::string& name) const;
     const TensorInfo& info(const std::string& name) const;  // throws if absent
-    std::vector<std::string> names() const;                   // sorted
+    std::vector<std::string> names() const;                 // sorted
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     const std::string& path() const { return path_; }
 
@@ -80,8 +80,8 @@ struct NamedTensor {
     std::vector<double> values;  // exact for float and double sources
     bool is_int = false;
 };
-void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                       DType float_dtype, const std::map<std::string, std::string>& metadata = {});
+void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors, DType float_dtype,
+                       const std::map<std::string, std::string>& metadata = {});
 
 // ---- .npy ------------------------------------------------------------------
 
@@ -110,7 +110,6 @@ Config read_llama2c_config(const std::string& path);
 // Reads a Hugging Face config.json (model_type llama, mistral, qwen2, gpt2).
 // Throws depass::Error naming the file and the missing / invalid field.
 Config read_hf_config(const std::string& path);
-
 
 // How a loaded model holds its weights.
 //   Resident: every tensor is widened to T when the model is loaded.

@@ -8,30 +8,30 @@
 // [Dh/2] floats, is configuration and is read with the config).
 #pragma once
 
-#include "depass/config.hpp"
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "depass/config.hpp"
 
 namespace depass {
 
 struct StoredTensor {
     std::string name;
-    std::string dtype;            // "F32", "BF16", "F16", "Q4_K", ... as the file names it
-    std::vector<int64_t> shape;   // row-major
-    uint64_t bytes = 0;           // as stored
-    std::string file;             // which file holds it (sharded checkpoints)
+    std::string dtype;           // "F32", "BF16", "F16", "Q4_K", ... as the file names it
+    std::vector<int64_t> shape;  // row-major
+    uint64_t bytes = 0;          // as stored
+    std::string file;            // which file holds it (sharded checkpoints)
 };
 
 struct ModelFileInfo {
     std::string path;
-    std::string format;               // "huggingface", "gguf" or "llama2c"
+    std::string format;  // "huggingface", "gguf" or "llama2c"
     Config cfg;
-    std::vector<StoredTensor> tensors;  // file order (GGUF, llama2.c) or sorted by name (safetensors)
+    std::vector<StoredTensor> tensors;      // file order (GGUF, llama2.c) or sorted by name (safetensors)
     std::vector<std::string> weight_files;  // the files holding the tensors
-    uint64_t file_bytes = 0;          // total size of weight_files
-    uint64_t tensor_bytes = 0;        // sum of the tensors' bytes
+    uint64_t file_bytes = 0;                // total size of weight_files
+    uint64_t tensor_bytes = 0;              // sum of the tensors' bytes
     // Tokenizers present, in the order the command line tries them: "embedded (<file>)" for a
     // GGUF vocabulary, then tokenizer.json, tokenizer.model, vocab.json (+ merges.txt),
     // tokenizer.bin, tok<V>.bin inside / next to the model. Empty: none.
@@ -55,9 +55,9 @@ uint64_t load_transient_bytes(const ModelFileInfo& info, int scalar_bytes);
 // Tensors grouped for display: every "layers.<l>." / "blk.<l>." / "h.<l>." index replaced by
 // "*", with the count, the dtypes and the total bytes of each group (first-seen order).
 struct TensorGroup {
-    std::string pattern;   // e.g. "model.layers.*.mlp.up_proj.weight"
+    std::string pattern;  // e.g. "model.layers.*.mlp.up_proj.weight"
     int count = 0;
-    std::string dtypes;    // "BF16" or "F16,F32"
+    std::string dtypes;          // "BF16" or "F16,F32"
     std::vector<int64_t> shape;  // of the first member
     uint64_t bytes = 0;
 };

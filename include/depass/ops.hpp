@@ -17,11 +17,11 @@
 // its arguments on entry and throws depass::Error on a mismatch.
 #pragma once
 
-#include "depass/components.hpp"
-#include "depass/types.hpp"
-
 #include <string>
 #include <vector>
+
+#include "depass/components.hpp"
+#include "depass/types.hpp"
 
 namespace depass {
 
@@ -151,9 +151,9 @@ Components<T> attention_decomposed(const Components<T>& v, const std::vector<Mat
 
 // ---- MLP activations -------------------------------------------------------------
 template <class T>
-T silu(T x);        // x * sigmoid(x)
+T silu(T x);  // x * sigmoid(x)
 template <class T>
-T gelu_tanh(T x);   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (GPT-2 "gelu_new")
+T gelu_tanh(T x);  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (GPT-2 "gelu_new")
 // act(x) / x written without the division (sigmoid(x) for SiLU, 0.5(1+tanh(..)) for
 // GELU), used by the Taylor rule.
 template <class T>
@@ -177,8 +177,8 @@ Mat<T> swiglu_mlp_backward(const Mat<T>& w_gate, const Mat<T>& w_up, const Mat<T
 
 // GELU MLP (GPT-2): a = gelu(x W_1^T + b_1); out = a W_2^T + b_2.
 template <class T>
-Mat<T> gelu_mlp(const Mat<T>& x, const Mat<T>& w1, const Vec<T>& b1, const Mat<T>& w2,
-                const Vec<T>& b2, Mat<T>* pre = nullptr, Mat<T>* act = nullptr);
+Mat<T> gelu_mlp(const Mat<T>& x, const Mat<T>& w1, const Vec<T>& b1, const Mat<T>& w2, const Vec<T>& b2,
+                Mat<T>* pre = nullptr, Mat<T>* act = nullptr);
 // Backward of gelu_mlp from the recorded pre-activation p; `dact` as for swiglu_mlp_backward.
 template <class T>
 Mat<T> gelu_mlp_backward(const Mat<T>& w1, const Mat<T>& w2, const Mat<T>& pre, const Mat<T>& dout,

@@ -15,12 +15,12 @@
 // The output depends only on the report (no dates, no random ids).
 #pragma once
 
-#include "depass/io.hpp"
-#include "depass/types.hpp"
-
 #include <map>
 #include <string>
 #include <vector>
+
+#include "depass/io.hpp"
+#include "depass/types.hpp"
 
 namespace depass {
 
@@ -33,24 +33,24 @@ struct ComponentSite {
 
 struct AttributionReport {
     // What was run.
-    std::string model;   // path or name of the model
-    std::string dtype;   // "f32" | "f64"
-    std::string level;   // token | module | head | neuron | subspace | custom
-    std::string rule;    // MLP distribution rule
-    std::string cut;     // residual point where the decomposition starts, "h[0]"
+    std::string model;                            // path or name of the model
+    std::string dtype;                            // "f32" | "f64"
+    std::string level;                            // token | module | head | neuron | subspace | custom
+    std::string rule;                             // MLP distribution rule
+    std::string cut;                              // residual point where the decomposition starts, "h[0]"
     std::map<std::string, std::string> metadata;  // further facts, recorded as given (temperature, ...)
 
-    int N = 0, M = 0, K = 0;                    // positions, components (rest last), targets per position
-    std::vector<std::string> component_names;   // [M]
-    std::vector<ComponentSite> sites;           // [M] for head / neuron levels, else empty
-    int heads_per_layer = 0;                    // H: width of the layer x head grid (head level)
+    int N = 0, M = 0, K = 0;                   // positions, components (rest last), targets per position
+    std::vector<std::string> component_names;  // [M]
+    std::vector<ComponentSite> sites;          // [M] for head / neuron levels, else empty
+    int heads_per_layer = 0;                   // H: width of the layer x head grid (head level)
 
-    std::vector<int> input_ids;                 // [N]
-    std::vector<std::string> token_pieces;      // [N] display text of each token
-    std::vector<int> targets;                   // [N, K]
-    std::vector<std::string> target_pieces;     // [N, K]
-    std::vector<double> target_logits;          // [N, K]
-    std::vector<double> logit_attribution;      // [M, N, K]
+    std::vector<int> input_ids;              // [N]
+    std::vector<std::string> token_pieces;   // [N] display text of each token
+    std::vector<int> targets;                // [N, K]
+    std::vector<std::string> target_pieces;  // [N, K]
+    std::vector<double> target_logits;       // [N, K]
+    std::vector<double> logit_attribution;   // [M, N, K]
 
     // Largest |sum of components - true state| seen at any residual point, absolute
     // and relative to max |state|, and where the relative one was largest.
@@ -59,9 +59,7 @@ struct AttributionReport {
 
     int position = -1;  // position shown first in the HTML page (-1 = the last)
 
-    double attribution(int m, int n, int k) const {
-        return logit_attribution[(size_t(m) * N + n) * K + k];
-    }
+    double attribution(int m, int n, int k) const { return logit_attribution[(size_t(m) * N + n) * K + k]; }
     // Sizes agree with N, M, K; throws depass::Error naming the field.
     void check() const;
 };

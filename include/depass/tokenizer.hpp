@@ -15,12 +15,12 @@
 // "\n<s>\n" and "\n</s>\n", which never take part in a merge.
 #pragma once
 
-#include "depass/types.hpp"
-
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "depass/types.hpp"
 
 namespace depass {
 
@@ -47,7 +47,7 @@ public:
     static constexpr int kUnkId = 0;
     static constexpr int kBosId = 1;
     static constexpr int kEosId = 2;
-    static constexpr int kByteOffset = 3;   // byte piece <0xXX> has id XX + 3
+    static constexpr int kByteOffset = 3;  // byte piece <0xXX> has id XX + 3
 
     // Reads and validates a tokenizer .bin. With expected_vocab > 0 exactly that many
     // pieces are read and the file must end there; with -1 pieces are read until the
@@ -79,7 +79,7 @@ private:
     int max_token_length_ = 0;
     std::vector<std::string> pieces_;
     std::vector<float> scores_;
-    std::unordered_map<std::string, int> index_;   // first id holding each spelling
+    std::unordered_map<std::string, int> index_;  // first id holding each spelling
 };
 
 // ---- other vocabulary formats and the factory ------------------------------------------

@@ -27,15 +27,19 @@ namespace depass::tolerance {
 template <class T>
 constexpr double completeness_rel();
 template <>
-constexpr double completeness_rel<double>() { return 1e-12; }
+constexpr double completeness_rel<double>() {
+    return 1e-12;
+}
 template <>
-constexpr double completeness_rel<float>() { return 1e-5; }
+constexpr double completeness_rel<float>() {
+    return 1e-5;
+}
 
 // Forward pass against goldens, relative to the tensor's max magnitude.
-constexpr double golden_f32_rel = 1e-4;           // float forward vs a float32 reference
-constexpr double golden_f64_rope_rel = 1e-4;      // double vs HF float64 with float32 RoPE tables
-constexpr double golden_f64_exact_rel = 1e-10;    // double vs an all-float64 reference
-constexpr double llama2c_logits_abs = 1e-4;       // float vs the original llama2.c C forward
+constexpr double golden_f32_rel = 1e-4;         // float forward vs a float32 reference
+constexpr double golden_f64_rope_rel = 1e-4;    // double vs HF float64 with float32 RoPE tables
+constexpr double golden_f64_exact_rel = 1e-10;  // double vs an all-float64 reference
+constexpr double llama2c_logits_abs = 1e-4;     // float vs the original llama2.c C forward
 
 // The same float32 weights in two layouts (GGUF interleaved RoPE rows vs Hugging Face
 // rotate-half rows), both run in float: only the summation order of q.k differs.
@@ -49,9 +53,9 @@ constexpr double gguf_f16_rel = 2e-2;
 constexpr double gguf_bf16_rel = 1e-1;
 
 // Decomposition against references, relative to the tensor's max magnitude.
-constexpr double spec_f64_rel = 1e-10;            // double vs the exact float64 DePass references
-constexpr double official_f64_rel = 1e-4;         // double vs the paper's code in float64
-constexpr double official_f32_rel = 1e-3;         // float vs the paper's code in float32
+constexpr double spec_f64_rel = 1e-10;     // double vs the exact float64 DePass references
+constexpr double official_f64_rel = 1e-4;  // double vs the paper's code in float64
+constexpr double official_f32_rel = 1e-3;  // float vs the paper's code in float32
 
 // Gradients (backward.hpp, the `<op>_backward` functions) against finite differences, in
 // double. The reference is the five-point central difference

@@ -5,12 +5,12 @@
 // learned positions, separate lm_head) are empty (size 0) when the model has none.
 #pragma once
 
-#include "depass/config.hpp"
-#include "depass/types.hpp"
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "depass/config.hpp"
+#include "depass/types.hpp"
 
 namespace depass {
 
@@ -32,11 +32,11 @@ struct LayerWeights {
 
 template <class T>
 struct Weights {
-    Mat<T> tok_emb;        // [V, D]
-    Mat<T> pos_emb;        // [max_positions, D] (GPT-2 learned positions) or empty
+    Mat<T> tok_emb;                       // [V, D]
+    Mat<T> pos_emb;                       // [max_positions, D] (GPT-2 learned positions) or empty
     std::vector<LayerWeights<T>> layers;  // L entries
-    Vec<T> normf_g, normf_b;  // [D] final norm
-    Mat<T> lm_head;        // [V, D]; empty when tied (use tok_emb)
+    Vec<T> normf_g, normf_b;              // [D] final norm
+    Mat<T> lm_head;                       // [V, D]; empty when tied (use tok_emb)
 
     const Mat<T>& unembedding() const { return lm_head.size() ? lm_head : tok_emb; }
 };
@@ -55,7 +55,7 @@ public:
 template <class T>
 struct Model {
     Config cfg;
-    Weights<T> w;  // w.layers is empty when the blocks are streamed
+    Weights<T> w;                                    // w.layers is empty when the blocks are streamed
     std::shared_ptr<const LayerSource<T>> streamed;  // set: blocks are widened when a pass reaches them
 
     // Block l's weights. Every block loop (forward, decomposed pass, backward) reads them

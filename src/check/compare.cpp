@@ -2,8 +2,6 @@
 // tensor by tensor in forward order (see compare.hpp for the policy).
 #include "depass/compare.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -11,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -60,15 +59,17 @@ Dump Dump::open(const std::string& path) {
         }
         if (ec) throw Error(path + ": cannot list the directory (" + ec.message() + ")");
         if (d.npy_files_.empty())
-            throw Error(path + ": the directory holds no .npy files (expected one NAME.npy per tensor, e.g. "
-                               "attn_probs.npy)");
+            throw Error(path +
+                        ": the directory holds no .npy files (expected one NAME.npy per tensor, e.g. "
+                        "attn_probs.npy)");
         for (const auto& kv : d.npy_files_) d.names_.push_back(kv.first);  // alphabetical
         return d;
     }
     if (!file_exists(path)) throw Error("no such file or directory: " + path);
     if (ends_with(path, ".npy"))
-        throw Error(path + ": a single .npy file; give the directory that holds the .npy files (one per "
-                           "tensor, named after the tensor)");
+        throw Error(path +
+                    ": a single .npy file; give the directory that holds the .npy files (one per "
+                    "tensor, named after the tensor)");
     d.st_ = std::make_shared<const SafeTensors>(SafeTensors::open(path));
     std::vector<const TensorInfo*> infos;
     for (const std::string& n : d.st_->names()) infos.push_back(&d.st_->info(n));
@@ -128,8 +129,9 @@ constexpr int64_t kFinal = int64_t(1) << 40;  // after every block
 
 // Tensors whose leading axis is the layer (or, for components_by_point, the residual point).
 bool stacked(const std::string& name) {
-    static const std::set<std::string> names = {"hidden_states", "layer_outputs", "attn_probs",        "attn_out",
-                                                "post_attn_residual", "mlp_act",  "components_by_point"};
+    static const std::set<std::string> names = {"hidden_states",      "layer_outputs",      "attn_probs",
+                                                "attn_out",           "post_attn_residual", "mlp_act",
+                                                "components_by_point"};
     return names.count(name) != 0;
 }
 
@@ -170,9 +172,9 @@ Key stage_key(const std::string& name, int64_t slice, int64_t n_slices, int64_t 
 // What a slice of a stacked tensor is, for messages.
 std::string slice_label(const std::string& name, int64_t slice, int64_t n_slices) {
     if (name == "hidden_states") {
-        const std::string what = slice == 0                ? "the embeddings"
-                                 : slice == n_slices - 1   ? "the final norm output"
-                                                           : "the output of block " + std::to_string(slice - 1);
+        const std::string what = slice == 0              ? "the embeddings"
+                                 : slice == n_slices - 1 ? "the final norm output"
+                                                         : "the output of block " + std::to_string(slice - 1);
         return "hidden_states[" + std::to_string(slice) + "] (" + what + ")";
     }
     if (name == "components_by_point") return "residual point " + std::to_string(slice);
@@ -384,8 +386,8 @@ CompareResult compare_dumps(const Dump& ref, const Dump& cand, const CompareOpti
             if (!ref.has(n)) {
                 std::string all;
                 for (const std::string& m : ref.names()) all += (all.empty() ? "" : ", ") + m;
-                throw Error("compare: no tensor '" + n + "' in the reference " + ref.path() + " (it holds " + all +
-                            ")");
+                throw Error("compare: no tensor '" + n + "' in the reference " + ref.path() + " (it holds " +
+                            all + ")");
             }
             if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
         }
@@ -419,7 +421,8 @@ CompareResult compare_dumps(const Dump& ref, const Dump& cand, const CompareOpti
         e.fail = stage_key(name, std::max(0, e.row.first_bad_slice), S, file_order);
         entries.push_back(std::move(e));
     }
-    std::stable_sort(entries.begin(), entries.end(), [](const Entry& x, const Entry& y) { return x.order < y.order; });
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const Entry& x, const Entry& y) { return x.order < y.order; });
 
     const Entry* first = nullptr;
     std::string narrow;  // the first failing tensor stored in float32 or narrower, for the note below
@@ -452,18 +455,22 @@ CompareResult compare_dumps(const Dump& ref, const Dump& cand, const CompareOpti
     }
 
     if (found == 0)
-        r.notes.push_back("the candidate holds none of the reference's tensor names: name each tensor as in "
-                          "the reference (see docs/engine-authors.md)");
+        r.notes.push_back(
+            "the candidate holds none of the reference's tensor names: name each tensor as in "
+            "the reference (see docs/engine-authors.md)");
     // Float32 rounding alone is 2^-24 ~ 6e-8 of a value, and a float32 forward pass drifts
     // to ~1e-6 of the magnitude: a relative tolerance below ~8 float32 epsilons is out of reach.
     if (!narrow.empty() && opt.rtol < 8 * double(std::numeric_limits<float>::epsilon()))
-        r.notes.push_back(narrow + ": float32 values are rounded to ~6e-8 of their magnitude and a float32 "
-                          "forward drifts to ~1e-6, out of reach of --rtol " + opt_num(opt.rtol) +
+        r.notes.push_back(narrow +
+                          ": float32 values are rounded to ~6e-8 of their magnitude and a float32 "
+                          "forward drifts to ~1e-6, out of reach of --rtol " +
+                          opt_num(opt.rtol) +
                           "; use --rtol 1e-4 for float engines (1e-10 is for two float64 dumps)");
     return r;
 }
 
-CompareResult compare_dumps(const std::string& ref_path, const std::string& cand_path, const CompareOptions& opt) {
+CompareResult compare_dumps(const std::string& ref_path, const std::string& cand_path,
+                            const CompareOptions& opt) {
     check_options(opt);
     return compare_dumps(Dump::open(ref_path), Dump::open(cand_path), opt);
 }
@@ -480,14 +487,16 @@ std::string compare_table(const CompareResult& r) {
     for (const CompareRow& row : r.rows) {
         const bool values = row.status == CompareStatus::Ok || row.status == CompareStatus::Mismatch ||
                             row.status == CompareStatus::NonFinite;
-        const std::vector<int64_t>& shape = row.status == CompareStatus::Extra ? row.cand_shape : row.ref_shape;
+        const std::vector<int64_t>& shape =
+            row.status == CompareStatus::Extra ? row.cand_shape : row.ref_shape;
         const bool has_shape = row.status != CompareStatus::Extra || !shape.empty();
         std::string index = "-";
         if (values && !row.worst_index.empty() && row.max_abs > 0) index = shape_str(row.worst_index);
         os << pad(row.name, name_w) << pad(has_shape ? shape_str(shape) : "-", kShapeW)
            << pad(values && !row.worst_index.empty() ? sci(row.max_abs) : "-", kNumW)
            << pad(values && !row.worst_index.empty() ? sci(row.max_rel) : "-", kNumW) << pad(index, kIndexW)
-           << status_name(row.status) << (row.exact && row.status == CompareStatus::Ok ? " (exact)" : "") << "\n";
+           << status_name(row.status) << (row.exact && row.status == CompareStatus::Ok ? " (exact)" : "")
+           << "\n";
         if (row.failed() || row.status == CompareStatus::Extra) os << "    " << row.message << "\n";
     }
     for (const std::string& note : r.notes) os << "note: " << note << "\n";

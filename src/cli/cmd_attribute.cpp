@@ -1,18 +1,16 @@
 // depass attribute -- the decomposed forward pass from the command line.
-#include "common.hpp"
-#include "resources.hpp"
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "common.hpp"
 #include "depass/attribute.hpp"
 #include "depass/io.hpp"
 #include "depass/report.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <cstdio>
-#include <iostream>
-#include <sstream>
+#include "resources.hpp"
 
 namespace depass::cli {
 
@@ -22,14 +20,14 @@ struct AttributeOptions {
     InputOptions in;
     std::string level = "token";
     int layer = 0;
-    std::string module;           // attn | mlp
-    std::string heads, neurons;   // lists
+    std::string module;          // attn | mlp
+    std::string heads, neurons;  // lists
     int neuron_groups = 0;
     std::vector<std::string> bases;
     std::string components;
     std::string rule = "softmax";
     double temperature = 0.1;
-    std::string ignore_special;   // on | off | "" (level default)
+    std::string ignore_special;  // on | off | "" (level default)
     std::string targets = "auto";
     bool all_layers = false;
     int mlp_chunk = 0;
@@ -44,7 +42,8 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
     auto given = [&](const char* flag) { return sub->count(flag) > 0; };
     auto only_for = [&](const char* flag, const char* level) {
         if (given(flag) && o.level != level)
-            throw UsageError(std::string(flag) + " applies to --level " + level + " only (got --level " + o.level + ")");
+            throw UsageError(std::string(flag) + " applies to --level " + level + " only (got --level " +
+                             o.level + ")");
     };
     only_for("--module", "module");
     only_for("--heads", "head");
@@ -55,13 +54,16 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
     if (given("--neurons") && given("--neuron-groups"))
         throw UsageError("give either --neurons or --neuron-groups, not both");
     if (o.level == "subspace" && o.bases.empty())
-        throw UsageError("--level subspace needs at least one --basis B.npy ([D, k] basis or [D, D] projector)");
+        throw UsageError(
+            "--level subspace needs at least one --basis B.npy ([D, k] basis or [D, D] projector)");
     if (o.level == "custom" && o.components.empty())
         throw UsageError("--level custom needs --components C.npy ([K, N, D], summing to the state)");
-    if (o.neuron_groups < 0) throw UsageError("--neuron-groups: " + std::to_string(o.neuron_groups) + " (expected > 0)");
+    if (o.neuron_groups < 0)
+        throw UsageError("--neuron-groups: " + std::to_string(o.neuron_groups) + " (expected > 0)");
     if (!(o.temperature > 0)) throw UsageError("--temperature must be > 0");
     if (o.mlp_chunk < 0) throw UsageError("--mlp-chunk must be >= 0");
-    if (o.out.empty() && o.html.empty()) throw UsageError("give --out (and/or --html): nothing would be written");
+    if (o.out.empty() && o.html.empty())
+        throw UsageError("give --out (and/or --html): nothing would be written");
     if (o.out.empty() && given("--format")) throw UsageError("--format applies to --out, which is not given");
     if (o.json_components && o.format != "json")
         throw UsageError("--json-components applies to --format json only (got --format " + o.format + ")");
@@ -100,12 +102,13 @@ void run_attribute(const AttributeOptions& o) {
     if (o.neuron_groups > 0) need.neuron_groups = o.neuron_groups;
     need.subspaces = std::max<int>(1, int(o.bases.size()));
     const std::string run = o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
-                            : o.level == "custom"                       ? "forward"
-                                                                        : o.level;
+                            : o.level == "custom"                      ? "forward"
+                                                                       : o.level;
     const WeightMode mode = weight_mode(o.in, header, int(sizeof(T)));
     require_memory(o.in.model, header, int(ids.size()), int(sizeof(T)), run, mode, need);
     Model<T> model = load_model<T>(o.in.model, mode);
-    if (model.streamed) say(o.in, "weights: streamed (each block widened from the file when a pass reaches it)");
+    if (model.streamed)
+        say(o.in, "weights: streamed (each block widened from the file when a pass reaches it)");
     const Config& cfg = model.cfg;
     say(o.in, "model: " + describe(cfg));
     Trace<T> trace = forward(model, ids);
@@ -122,9 +125,12 @@ void run_attribute(const AttributeOptions& o) {
     for (const std::string& b : o.bases) {
         Tensor<double> t = read_npy<double>(b, true, /*floats_only=*/true);
         Mat<double> B;
-        if (t.shape.size() == 1) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], 1);
-        else if (t.shape.size() == 2) B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], t.shape[1]);
-        else throw Error(b + ": basis has shape " + shape_str(t.shape) + ", expected [D, k] or [D, D]");
+        if (t.shape.size() == 1)
+            B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], 1);
+        else if (t.shape.size() == 2)
+            B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], t.shape[1]);
+        else
+            throw Error(b + ": basis has shape " + shape_str(t.shape) + ", expected [D, k] or [D, D]");
         req.projectors.push_back(projector_from(B, cfg.D, b));
         req.projector_names.push_back(b);
     }
@@ -168,7 +174,8 @@ void run_attribute(const AttributeOptions& o) {
     NamedTensor comps{"components", {out.M, N, cfg.D}, {}, false};
     append_dense(comps.values, out);
     tensors.push_back(std::move(comps));
-    tensors.push_back({"logit_attribution", {out.M, N, K}, std::vector<double>(attr.data.begin(), attr.data.end()), false});
+    tensors.push_back(
+        {"logit_attribution", {out.M, N, K}, std::vector<double>(attr.data.begin(), attr.data.end()), false});
     NamedTensor tg{"targets", {N, K}, {}, true}, tl{"target_logits", {N, K}, {}, false};
     for (int n = 0; n < N; ++n)
         for (int k = 0; k < K; ++k) {
@@ -181,7 +188,8 @@ void run_attribute(const AttributeOptions& o) {
     for (int id : ids) idt.values.push_back(id);
     tensors.push_back(std::move(idt));
     if (o.all_layers)
-        tensors.push_back({"components_by_point", {int64_t(points.size()), out.M, N, cfg.D}, std::move(by_layer), false});
+        tensors.push_back(
+            {"components_by_point", {int64_t(points.size()), out.M, N, cfg.D}, std::move(by_layer), false});
 
     nlohmann::json meta_names = out.names, meta_points = points;
     std::ostringstream wr;
@@ -220,7 +228,8 @@ void run_attribute(const AttributeOptions& o) {
         rep.sites.assign(size_t(out.M), ComponentSite{});
         for (int m = 0; m < out.rest(); ++m) {
             const ComponentInfo& ci = a.info[size_t(m)];
-            const bool single = ci.kind == ComponentInfo::Kind::Head || ci.kind == ComponentInfo::Kind::Neuron;
+            const bool single =
+                ci.kind == ComponentInfo::Kind::Head || ci.kind == ComponentInfo::Kind::Neuron;
             rep.sites[size_t(m)] = {ci.layer, single ? ci.index : -1};
         }
         rep.heads_per_layer = cfg.H;
@@ -250,7 +259,8 @@ void run_attribute(const AttributeOptions& o) {
             std::vector<NamedTensor> extra;
             if (o.json_components)
                 for (NamedTensor& t : tensors)
-                    if (t.name == "components" || t.name == "components_by_point") extra.push_back(std::move(t));
+                    if (t.name == "components" || t.name == "components_by_point")
+                        extra.push_back(std::move(t));
             write_file_atomic(batch.stage_file(o.out), render_report_json(rep, extra));
         } else {
             write_npy_directory(batch.stage_dir(o.out), tensors, float_dtype, report_meta_json(rep));
@@ -263,9 +273,11 @@ void run_attribute(const AttributeOptions& o) {
     const int n = N - 1;
     std::vector<std::pair<double, int>> ranked;
     for (int m = 0; m < out.M; ++m) ranked.push_back({double(attr.data[(size_t(m) * N + n) * K]), m});
-    std::sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return std::abs(a.first) > std::abs(b.first); });
+    std::sort(ranked.begin(), ranked.end(),
+              [](auto& a, auto& b) { return std::abs(a.first) > std::abs(b.first); });
     std::printf("target at position %d: id %d '%s', logit %.6g; completeness max rel error %.3g\n", n,
-                targets[n][0], show_piece(tok.get(), targets[n][0]).c_str(), a.target_logits(n, 0), worst_rel);
+                targets[n][0], show_piece(tok.get(), targets[n][0]).c_str(), a.target_logits(n, 0),
+                worst_rel);
     std::printf("%-6s %-40s %14s\n", "rank", "component", "logit share");
     for (size_t r = 0; r < std::min<size_t>(10, ranked.size()); ++r) {
         std::string name = out.names[ranked[r].second];
@@ -289,47 +301,61 @@ void register_attribute(CLI::App& app) {
         "  module    the attention (--module attn) or MLP (--module mlp) output of block --layer\n"
         "  head      each attention head's output of block --layer (--heads to choose some)\n"
         "  neuron    each MLP neuron of block --layer (--neurons to choose, --neuron-groups G to group)\n"
-        "  subspace  projections of h[--layer] onto the subspaces --basis B.npy ([D,k] basis or [D,D] projector)\n"
+        "  subspace  projections of h[--layer] onto the subspaces --basis B.npy ([D,k] basis or [D,D] "
+        "projector)\n"
         "  custom    your own components --components C.npy [K,N,D] at h[--layer], summing to the state\n"
         "The last component is always the rest (biases and whatever the chosen components do not cover).\n"
         "Output (--out, safetensors): components [M,N,D] at the final residual, logit_attribution [M,N,K],\n"
-        "targets [N,K], target_logits [N,K], input_ids [N], components_by_point [S,M,N,D] with --all-layers.\n"
-        "--format json writes one JSON document instead (components only with --json-components); --format npy\n"
-        "makes --out a directory of <tensor>.npy files plus meta.json. --html FILE writes a self-contained page\n"
+        "targets [N,K], target_logits [N,K], input_ids [N], components_by_point [S,M,N,D] with "
+        "--all-layers.\n"
+        "--format json writes one JSON document instead (components only with --json-components); --format "
+        "npy\n"
+        "makes --out a directory of <tensor>.npy files plus meta.json. --html FILE writes a self-contained "
+        "page\n"
         "to look at (coloured prompt, rankings, heatmap). Give --out, --html or both; all appear or none.\n"
         "Before any weight is loaded, the tokens are checked against the context length and the run's\n"
         "memory estimate (`depass inspect`) against the free memory; DEPASS_FREE_MEMORY=BYTES overrides it.\n"
-        "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out attr.safetensors\n"
-        "         depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --html attr.html");
+        "Example: depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --out "
+        "attr.safetensors\n"
+        "         depass attribute -m weights/stories260K.bin --prompt \"Once upon a time\" --html "
+        "attr.html");
     add_input_options(sub, o->in);
     add_weights_option(sub, o->in);
     sub->add_option("--level", o->level, "token | module | head | neuron | subspace | custom")
         ->check(CLI::IsMember({"token", "module", "head", "neuron", "subspace", "custom"}))
         ->capture_default_str();
-    sub->add_option("--layer", o->layer,
-                    "token/subspace/custom: residual point h[L] (0 = embeddings); module/head/neuron: block L")
+    sub->add_option(
+           "--layer", o->layer,
+           "token/subspace/custom: residual point h[L] (0 = embeddings); module/head/neuron: block L")
         ->capture_default_str();
-    sub->add_option("--module", o->module, "module level: attn or mlp")->check(CLI::IsMember({"attn", "mlp"}));
+    sub->add_option("--module", o->module, "module level: attn or mlp")
+        ->check(CLI::IsMember({"attn", "mlp"}));
     sub->add_option("--heads", o->heads, "head level: heads to decompose, comma-separated (default all)");
-    sub->add_option("--neurons", o->neurons, "neuron level: neurons to decompose, comma-separated (default all)");
+    sub->add_option("--neurons", o->neurons,
+                    "neuron level: neurons to decompose, comma-separated (default all)");
     sub->add_option("--neuron-groups", o->neuron_groups, "neuron level: all neurons in G contiguous groups");
-    sub->add_option("--basis", o->bases, "subspace level: .npy basis [D,k] or projector [D,D] (float16/32/64); repeat for several");
+    sub->add_option(
+        "--basis", o->bases,
+        "subspace level: .npy basis [D,k] or projector [D,D] (float16/32/64); repeat for several");
     sub->add_option("--components", o->components, "custom level: .npy [K,N,D] components");
     sub->add_option("--rule", o->rule, "MLP distribution rule: softmax | max | relu | linear | taylor")
         ->check(CLI::IsMember({"softmax", "max", "relu", "linear", "taylor"}))
         ->capture_default_str();
     sub->add_option("--temperature", o->temperature, "softmax rule temperature")->capture_default_str();
     sub->add_option("--ignore-special-token", o->ignore_special,
-                    "on | off: exclude the first component from MLP shares (default: on for token level, off otherwise)")
+                    "on | off: exclude the first component from MLP shares (default: on for token level, off "
+                    "otherwise)")
         ->check(CLI::IsMember({"on", "off"}));
     sub->add_option("--targets", o->targets,
                     "auto (the model's argmax next token at every position) or token ids for every position")
         ->capture_default_str();
     sub->add_flag("--all-layers", o->all_layers, "also write the components at every residual point");
-    sub->add_option("--mlp-chunk", o->mlp_chunk, "positions per MLP chunk (0 = automatic; results do not depend on it)");
-    sub->add_option("--out,-o", o->out,
-                    "output: a .safetensors file, a .json file (--format json) or a directory (--format npy); "
-                    "optional when --html is given");
+    sub->add_option("--mlp-chunk", o->mlp_chunk,
+                    "positions per MLP chunk (0 = automatic; results do not depend on it)");
+    sub->add_option(
+        "--out,-o", o->out,
+        "output: a .safetensors file, a .json file (--format json) or a directory (--format npy); "
+        "optional when --html is given");
     sub->add_option("--format", o->format, "format of --out: safetensors | json | npy")
         ->check(CLI::IsMember({"safetensors", "json", "npy"}))
         ->capture_default_str();

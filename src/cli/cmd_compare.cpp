@@ -1,15 +1,14 @@
 // depass compare -- check another engine's tensors against a depass dump, tensor by tensor.
-#include "commands.hpp"
-
-#include "depass/compare.hpp"
-#include "depass/io.hpp"
-#include "depass/tolerance.hpp"
-
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <sstream>
+
+#include "commands.hpp"
+#include "depass/compare.hpp"
+#include "depass/io.hpp"
+#include "depass/tolerance.hpp"
 
 namespace depass::cli {
 
@@ -66,13 +65,15 @@ void run_compare(const CompareCliOptions& o) {
         if (!ref.has(n)) {
             std::string all;
             for (const std::string& m : ref.names()) all += (all.empty() ? "" : ",") + m;
-            throw UsageError("--only: no tensor '" + n + "' in the reference " + o.ref + " (it holds " + all + ")");
+            throw UsageError("--only: no tensor '" + n + "' in the reference " + o.ref + " (it holds " + all +
+                             ")");
         }
     const Dump cand = Dump::open(o.cand);
 
-    std::cout << "depass compare\n  reference  " << describe_dump(ref) << "\n  candidate  " << describe_dump(cand)
-              << "\n  pass when |candidate - reference| <= atol + rtol * max|reference| over each tensor (rtol "
-              << num(o.rtol) << ", atol " << num(o.atol) << "); integer tensors must match exactly\n\n";
+    std::cout
+        << "depass compare\n  reference  " << describe_dump(ref) << "\n  candidate  " << describe_dump(cand)
+        << "\n  pass when |candidate - reference| <= atol + rtol * max|reference| over each tensor (rtol "
+        << num(o.rtol) << ", atol " << num(o.atol) << "); integer tensors must match exactly\n\n";
     const CompareResult r = compare_dumps(ref, cand, opt);
     std::cout << compare_table(r) << "\n" << compare_verdict(r) << "\n";
     std::cout.flush();
@@ -91,24 +92,34 @@ void register_compare(CLI::App& app) {
     CLI::App* sub = app.add_subcommand(
         "compare",
         "Check another engine's tensors against a depass dump, tensor by tensor.\n"
-        "REF is the output of `depass forward --dump` or `depass attribute --out`; CANDIDATE holds the other\n"
-        "engine's tensors under the same names and shapes: a .safetensors file or a directory of NAME.npy files.\n"
-        "Tensors are walked in forward order (layer by layer for the stacked [L, ...] tensors), and the first\n"
-        "failing one is named: where the two engines first part ways. A tensor passes when every element has\n"
+        "REF is the output of `depass forward --dump` or `depass attribute --out`; CANDIDATE holds the "
+        "other\n"
+        "engine's tensors under the same names and shapes: a .safetensors file or a directory of NAME.npy "
+        "files.\n"
+        "Tensors are walked in forward order (layer by layer for the stacked [L, ...] tensors), and the "
+        "first\n"
+        "failing one is named: where the two engines first part ways. A tensor passes when every element "
+        "has\n"
         "|cand - ref| <= atol + rtol * max|ref| (max over the reference tensor); integer tensors must match\n"
-        "exactly; NaN/Inf, a shape mismatch or a missing tensor fails; tensors only in CANDIDATE are listed.\n"
-        "Picking the tolerance: --rtol 1e-4 (default) when either side computes in float32 (a float32 forward\n"
-        "drifts by ~1e-6 .. 1e-5 of a tensor's magnitude); --rtol 1e-10 when both sides compute everything in\n"
-        "float64 (`depass forward --dtype f64` against an all-float64 engine). Half-precision engines need a\n"
+        "exactly; NaN/Inf, a shape mismatch or a missing tensor fails; tensors only in CANDIDATE are "
+        "listed.\n"
+        "Picking the tolerance: --rtol 1e-4 (default) when either side computes in float32 (a float32 "
+        "forward\n"
+        "drifts by ~1e-6 .. 1e-5 of a tensor's magnitude); --rtol 1e-10 when both sides compute everything "
+        "in\n"
+        "float64 (`depass forward --dtype f64` against an all-float64 engine). Half-precision engines need "
+        "a\n"
         "looser --rtol (~1e-2); measure it on a known-good run first. --atol is rarely needed: the error is\n"
         "already measured relative to max|ref| of each tensor.\n"
         "Exit status: 0 all match, 1 a tensor fails (or a file cannot be read), 2 usage error.\n"
         "Example: depass compare trace.safetensors my_engine_dump/ --rtol 1e-4 --json report.json");
     sub->add_option("REF", o->ref, "Reference dump (.safetensors or directory of .npy)")->required();
     sub->add_option("CANDIDATE", o->cand, "Candidate dump (.safetensors or directory of .npy)")->required();
-    sub->add_option("--rtol", o->rtol, "Relative tolerance, times max|ref| of each tensor")->capture_default_str();
+    sub->add_option("--rtol", o->rtol, "Relative tolerance, times max|ref| of each tensor")
+        ->capture_default_str();
     sub->add_option("--atol", o->atol, "Absolute tolerance added to rtol * max|ref|")->capture_default_str();
-    sub->add_option("--only", o->only, "Compare only these tensors, comma-separated (e.g. attn_probs,logits)");
+    sub->add_option("--only", o->only,
+                    "Compare only these tensors, comma-separated (e.g. attn_probs,logits)");
     sub->add_option("--json", o->json, "Also write the result as JSON to this file (written atomically)");
     sub->callback([o] { run_compare(*o); });
 }

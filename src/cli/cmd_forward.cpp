@@ -1,12 +1,11 @@
 // depass forward -- run the recorded forward pass and dump the trace.
-#include "common.hpp"
-#include "resources.hpp"
+#include <iostream>
 
+#include "common.hpp"
 #include "depass/dump.hpp"
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
-
-#include <iostream>
+#include "resources.hpp"
 
 namespace depass::cli {
 
@@ -26,7 +25,8 @@ void run_forward(const ForwardOptions& o) {
     const WeightMode mode = weight_mode(o.in, header, int(sizeof(T)));
     require_memory(o.in.model, header, int(ids.size()), int(sizeof(T)), "forward", mode);
     Model<T> model = load_model<T>(o.in.model, mode);
-    if (model.streamed) say(o.in, "weights: streamed (each block widened from the file when a pass reaches it)");
+    if (model.streamed)
+        say(o.in, "weights: streamed (each block widened from the file when a pass reaches it)");
     say(o.in, "model: " + describe(model.cfg));
     Trace<T> t = forward(model, ids);
     if (!o.dump.empty()) {
@@ -56,7 +56,8 @@ void register_forward(CLI::App& app) {
         "logits) with the tensor names and axis order of the reference goldens.\n"
         "Before any weight is loaded, the tokens are checked against the context length and the run's\n"
         "memory estimate (`depass inspect`) against the free memory; DEPASS_FREE_MEMORY=BYTES overrides it.\n"
-        "Example: depass forward -m weights/stories260K.bin --prompt \"Once upon a time\" --dump trace.safetensors");
+        "Example: depass forward -m weights/stories260K.bin --prompt \"Once upon a time\" --dump "
+        "trace.safetensors");
     add_input_options(sub, o->in);
     add_weights_option(sub, o->in);
     sub->add_option("--dump", o->dump, "Write the trace to this .safetensors file (F32 or F64 per --dtype)");

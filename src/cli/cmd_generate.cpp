@@ -1,11 +1,10 @@
 // depass generate -- greedy continuation of a prompt (checks a model loaded correctly).
-#include "common.hpp"
-#include "resources.hpp"
-
-#include "depass/io.hpp"
-#include "depass/forward.hpp"
-
 #include <iostream>
+
+#include "common.hpp"
+#include "depass/forward.hpp"
+#include "depass/io.hpp"
+#include "resources.hpp"
 
 namespace depass::cli {
 
@@ -30,8 +29,10 @@ void run_generate(const GenerateOptions& o) {
     for (int step = 0; step < o.n_new; ++step) {
         std::vector<int> next = generate_greedy(model, ids, 1);
         if (next.empty() || next[0] == model.cfg.eos_id) break;
-        if (tok) std::cout << tok->decode_piece(prev, next[0]);
-        else std::cout << (step ? "," : " -> ") << next[0];
+        if (tok)
+            std::cout << tok->decode_piece(prev, next[0]);
+        else
+            std::cout << (step ? "," : " -> ") << next[0];
         std::cout.flush();
         prev = next[0];
         ids.push_back(next[0]);

@@ -1,14 +1,13 @@
 // depass inspect -- what a model file holds and what a run on it will cost, read from the
 // file headers (no weight is loaded).
-#include "common.hpp"
-#include "resources.hpp"
-
-#include "depass/estimate.hpp"
-#include "depass/model_info.hpp"
-
 #include <cstdio>
 #include <iostream>
 #include <map>
+
+#include "common.hpp"
+#include "depass/estimate.hpp"
+#include "depass/model_info.hpp"
+#include "resources.hpp"
 
 namespace depass::cli {
 
@@ -39,32 +38,37 @@ void print_levels(const Config& cfg, int N, int scalar, const ModelFileInfo& inf
         // config.json alone: the weights as its torch_dtype says; the loader's largest tensor
         // taken as the embedding matrix.
         opt.stored_bytes_per_weight = info.config_dtype == "float32" ? 4 : 2;
-        opt.load_extra_bytes = uint64_t(cfg.V) * uint64_t(cfg.D) * uint64_t(opt.stored_bytes_per_weight + scalar);
+        opt.load_extra_bytes =
+            uint64_t(cfg.V) * uint64_t(cfg.D) * uint64_t(opt.stored_bytes_per_weight + scalar);
     }
     opt.neuron_groups = o.neuron_groups;
     opt.threads = o.threads;
     const CostEstimate e = estimate_cost(cfg, N, scalar, opt);
     std::printf("\ncost of a run on N = %d tokens in %s (estimate; levels at --layer 0, %d thread%s):\n", N,
                 scalar == 8 ? "f64" : "f32", o.threads, o.threads == 1 ? "" : "s");
-    std::printf("  weights: %s as stored; %s all widened (--weights resident); %s streamed (--weights streamed:\n"
-                "  embeddings, final norm and unembedding widened, one block widened at a time)\n",
-                format_bytes(e.weights_stored_bytes).c_str(), format_bytes(e.weights_widened_bytes).c_str(),
-                format_bytes(e.weights_streamed_bytes).c_str());
-    std::printf("  trace (the recorded pass): %s; forward multiply-adds %s (projections %s, attention %s, MLP %s, "
-                "unembedding %s)\n",
-                format_bytes(e.trace_bytes).c_str(), format_count(e.forward.total()).c_str(),
-                format_count(e.forward.projections).c_str(), format_count(e.forward.attention).c_str(),
-                format_count(e.forward.mlp).c_str(), format_count(e.forward.unembedding).c_str());
-    std::printf("  (comp. bytes: one copy of the components; working: what the pass holds besides weights and\n"
-                "   trace; peak resident / peak streamed: the whole run with --weights resident / streamed)\n");
-    std::printf("  %-18s %6s %10s %11s %11s %13s %13s %13s\n", "run", "cut", "components", "comp. bytes", "working",
-                "peak resident", "peak streamed", "multiply-adds");
+    std::printf(
+        "  weights: %s as stored; %s all widened (--weights resident); %s streamed (--weights streamed:\n"
+        "  embeddings, final norm and unembedding widened, one block widened at a time)\n",
+        format_bytes(e.weights_stored_bytes).c_str(), format_bytes(e.weights_widened_bytes).c_str(),
+        format_bytes(e.weights_streamed_bytes).c_str());
+    std::printf(
+        "  trace (the recorded pass): %s; forward multiply-adds %s (projections %s, attention %s, MLP %s, "
+        "unembedding %s)\n",
+        format_bytes(e.trace_bytes).c_str(), format_count(e.forward.total()).c_str(),
+        format_count(e.forward.projections).c_str(), format_count(e.forward.attention).c_str(),
+        format_count(e.forward.mlp).c_str(), format_count(e.forward.unembedding).c_str());
+    std::printf(
+        "  (comp. bytes: one copy of the components; working: what the pass holds besides weights and\n"
+        "   trace; peak resident / peak streamed: the whole run with --weights resident / streamed)\n");
+    std::printf("  %-18s %6s %10s %11s %11s %13s %13s %13s\n", "run", "cut", "components", "comp. bytes",
+                "working", "peak resident", "peak streamed", "multiply-adds");
     std::printf("  %-18s %6s %10s %11s %11s %13s %13s %13s\n", "forward", "", "", "", "",
-                format_bytes(e.forward_peak_bytes).c_str(), format_bytes(e.forward_peak_streamed_bytes).c_str(),
-                format_count(e.forward.total()).c_str());
+                format_bytes(e.forward_peak_bytes).c_str(),
+                format_bytes(e.forward_peak_streamed_bytes).c_str(), format_count(e.forward.total()).c_str());
     for (const LevelCost& l : e.levels) {
         std::string name = l.level;
-        if (name == "neuron groups") name = "neuron groups " + std::to_string(std::min(o.neuron_groups, cfg.I));
+        if (name == "neuron groups")
+            name = "neuron groups " + std::to_string(std::min(o.neuron_groups, cfg.I));
         if (name == "subspace") name = "subspace (1 basis)";
         std::printf("  %-18s %6s %10lld %11s %11s %13s %13s %13s\n", name.c_str(), l.cut.c_str(),
                     static_cast<long long>(l.components), format_bytes(l.components_bytes).c_str(),
@@ -77,7 +81,8 @@ void print_levels(const Config& cfg, int N, int scalar, const ModelFileInfo& inf
 void run_inspect(const InspectOptions& o) {
     const ModelFileInfo info = describe_model_file(o.model);
     const Config& cfg = info.cfg;
-    if (o.dtype != "f32" && o.dtype != "f64") throw UsageError("--dtype: '" + o.dtype + "' (expected f32 or f64)");
+    if (o.dtype != "f32" && o.dtype != "f64")
+        throw UsageError("--dtype: '" + o.dtype + "' (expected f32 or f64)");
     for (int N : o.tokens)
         if (N < 1) throw UsageError("--tokens: " + std::to_string(N) + " (expected at least 1)");
     if (o.neuron_groups < 1) throw UsageError("--neuron-groups: expected at least 1");
@@ -94,9 +99,10 @@ void run_inspect(const InspectOptions& o) {
         by_dtype[t.dtype].second += t.bytes;
     }
     if (!info.weights_present)
-        std::printf("\nweights: not in the directory (config.json only); estimated as %s, %d bytes per weight\n",
-                    info.config_dtype.empty() ? "bfloat16 (the config names no dtype)" : info.config_dtype.c_str(),
-                    info.config_dtype == "float32" ? 4 : 2);
+        std::printf(
+            "\nweights: not in the directory (config.json only); estimated as %s, %d bytes per weight\n",
+            info.config_dtype.empty() ? "bfloat16 (the config names no dtype)" : info.config_dtype.c_str(),
+            info.config_dtype == "float32" ? 4 : 2);
     else
         std::printf("\nweights: %zu tensors, %s in %zu file%s (%s on disk)\n", info.tensors.size(),
                     format_bytes(info.tensor_bytes).c_str(), info.weight_files.size(),
@@ -105,17 +111,19 @@ void run_inspect(const InspectOptions& o) {
         const bool loadable =
             dtype == "F32" || dtype == "F16" || dtype == "BF16" || (dtype == "F64" && info.format != "gguf");
         std::printf("  %-6s %5d tensors %12s%s\n", dtype.c_str(), cb.first, format_bytes(cb.second).c_str(),
-                    loadable ? "" : "  (not loadable: only F32, F16, BF16 weights are; forward / attribute refuse it)");
+                    loadable
+                        ? ""
+                        : "  (not loadable: only F32, F16, BF16 weights are; forward / attribute refuse it)");
     }
     if (!info.weights_present) {
     } else if (o.all_tensors) {
         std::printf("  %-60s %-6s %-22s %12s\n", "tensor", "dtype", "shape", "bytes");
         for (const StoredTensor& t : info.tensors)
-            std::printf("  %-60s %-6s %-22s %12llu\n", t.name.c_str(), t.dtype.c_str(), shape_text(t.shape).c_str(),
-                        static_cast<unsigned long long>(t.bytes));
+            std::printf("  %-60s %-6s %-22s %12llu\n", t.name.c_str(), t.dtype.c_str(),
+                        shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.bytes));
     } else {
-        std::printf("  %-52s %5s %-10s %-20s %11s\n", "tensors (* = every layer; --all-tensors lists each)", "count",
-                    "dtype", "shape", "bytes");
+        std::printf("  %-52s %5s %-10s %-20s %11s\n", "tensors (* = every layer; --all-tensors lists each)",
+                    "count", "dtype", "shape", "bytes");
         for (const TensorGroup& g : group_tensors(info.tensors))
             std::printf("  %-52s %5d %-10s %-20s %11s\n", g.pattern.c_str(), g.count, g.dtypes.c_str(),
                         shape_text(g.shape).c_str(), format_bytes(g.bytes).c_str());
@@ -126,7 +134,8 @@ void run_inspect(const InspectOptions& o) {
     try {
         std::unique_ptr<Tokenizer> tok = find_tokenizer(o.model, o.tokenizer, cfg.V, true);
         std::printf("%s, %d pieces", tok->kind().c_str(), tok->vocab_size());
-        if (!info.tokenizers.empty() && o.tokenizer.empty()) std::printf(" (found: %s)", info.tokenizers.front().c_str());
+        if (!info.tokenizers.empty() && o.tokenizer.empty())
+            std::printf(" (found: %s)", info.tokenizers.front().c_str());
         std::printf("\n");
     } catch (const Error& e) {
         std::printf("none usable (%s); --prompt needs --tokenizer FILE, --ids works\n", e.what());
@@ -135,7 +144,8 @@ void run_inspect(const InspectOptions& o) {
     const int scalar = o.dtype == "f64" ? 8 : 4;
     for (int N : o.tokens) {
         if (N > cfg.max_positions)
-            std::printf("\nN = %d exceeds the context length %d: such a run is refused\n", N, cfg.max_positions);
+            std::printf("\nN = %d exceeds the context length %d: such a run is refused\n", N,
+                        cfg.max_positions);
         print_levels(cfg, N, scalar, info, o);
     }
 
@@ -148,9 +158,10 @@ void run_inspect(const InspectOptions& o) {
     else
         std::printf("; no cgroup limit");
     if (fm.free)
-        std::printf("\nruns whose peak (resident or streamed, as --weights chooses) exceeds %s (%s) are refused "
-                    "before loading\n",
-                    format_bytes(fm.free).c_str(), fm.source.c_str());
+        std::printf(
+            "\nruns whose peak (resident or streamed, as --weights chooses) exceeds %s (%s) are refused "
+            "before loading\n",
+            format_bytes(fm.free).c_str(), fm.source.c_str());
     else
         std::printf("\n");
 }
@@ -179,8 +190,10 @@ void register_inspect(CLI::App& app) {
         "  depass inspect -m weights/stories260K.bin\n"
         "  depass inspect -m SmolLM2-135M/ --tokens 16,64 --dtype f64\n"
         "  depass inspect -m model.gguf --all-tensors");
-    sub->add_option("--model,-m", o->model, "Model: Hugging Face directory, .gguf file or llama2.c .bin")->required();
-    sub->add_option("--tokenizer", o->tokenizer, "Tokenizer file to check instead of the one found beside the model");
+    sub->add_option("--model,-m", o->model, "Model: Hugging Face directory, .gguf file or llama2.c .bin")
+        ->required();
+    sub->add_option("--tokenizer", o->tokenizer,
+                    "Tokenizer file to check instead of the one found beside the model");
     sub->add_option("--tokens,-n", o->tokens, "Token counts N to estimate for (comma-separated, e.g. 16,64)")
         ->delimiter(',')
         ->capture_default_str();

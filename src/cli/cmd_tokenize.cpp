@@ -1,7 +1,7 @@
 // depass tokenize -- the token ids of a text, as the model would see them.
-#include "common.hpp"
-
 #include <iostream>
+
+#include "common.hpp"
 
 namespace depass::cli {
 
@@ -55,7 +55,8 @@ void register_tokenize(CLI::App& app) {
     sub->add_option(
         "--model,-m", o->model,
         "Model (Hugging Face directory, .gguf or llama2.c .bin) whose tokenizer to use; only its config is "
-        "read, never its weights; optional when --tokenizer is given (then the tokenizer's vocabulary must fit "
+        "read, never its weights; optional when --tokenizer is given (then the tokenizer's vocabulary must "
+        "fit "
         "the model)");
     sub->add_option(
         "--tokenizer", o->tokenizer,

@@ -1,12 +1,5 @@
 // cmd_validate.cpp -- `depass validate`: the completeness suite (depass/completeness.hpp)
 // on real models (--model) or random tiny ones (--random), with a report table.
-#include "commands.hpp"
-
-#include "depass/completeness.hpp"
-#include "depass/tolerance.hpp"
-#include "depass/io.hpp"
-#include "depass/weights.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +7,12 @@
 #include <map>
 #include <memory>
 #include <sstream>
+
+#include "commands.hpp"
+#include "depass/completeness.hpp"
+#include "depass/io.hpp"
+#include "depass/tolerance.hpp"
+#include "depass/weights.hpp"
 
 namespace depass::cli {
 
@@ -52,12 +51,14 @@ std::string join(const std::vector<std::string>& v, const char* sep = ",") {
 
 // A comma list drawn from `allowed` (or "all"), without duplicates, in the order given.
 std::vector<std::string> parse_choice_list(const std::string& flag, const std::string& text,
-                                           const std::vector<std::string>& allowed, const std::string& all_word = "all") {
+                                           const std::vector<std::string>& allowed,
+                                           const std::string& all_word = "all") {
     if (text == all_word) return allowed;
     std::vector<std::string> out;
     for (const std::string& item : split_list(text)) {
         if (std::find(allowed.begin(), allowed.end(), item) == allowed.end())
-            throw UsageError(flag + ": '" + item + "' is not one of " + join(allowed) + " (or " + all_word + ")");
+            throw UsageError(flag + ": '" + item + "' is not one of " + join(allowed) + " (or " + all_word +
+                             ")");
         if (std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
     }
     if (out.empty()) throw UsageError(flag + ": empty list");
@@ -76,22 +77,24 @@ std::string fmt(double v) {
     return buf;
 }
 
-std::string pad(const std::string& s, size_t w) { return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' '); }
+std::string pad(const std::string& s, size_t w) {
+    return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
+}
 
 constexpr size_t kModelW = 16, kDtypeW = 6, kLevelW = 22, kRuleW = 9, kCutW = 6, kPointsW = 7, kWorstW = 7,
                  kNumW = 11;
 
 void print_header() {
-    std::cout << pad("model", kModelW) << pad("dtype", kDtypeW) << pad("level", kLevelW) << pad("rule", kRuleW)
-              << pad("cut", kCutW) << pad("points", kPointsW) << pad("point", kWorstW) << pad("max_abs", kNumW)
-              << pad("max_rel", kNumW) << "verdict\n";
+    std::cout << pad("model", kModelW) << pad("dtype", kDtypeW) << pad("level", kLevelW)
+              << pad("rule", kRuleW) << pad("cut", kCutW) << pad("points", kPointsW) << pad("point", kWorstW)
+              << pad("max_abs", kNumW) << pad("max_rel", kNumW) << "verdict\n";
 }
 
 // One residual point, under its run row.
 void print_point(const validation::PointResult& p, bool worst) {
-    std::cout << std::string(kModelW + kDtypeW + kLevelW + kRuleW + kCutW, ' ') << pad(worst ? "  *" : "", kPointsW)
-              << pad(p.point.str(), kWorstW) << pad(fmt(p.max_abs), kNumW) << pad(fmt(p.max_rel), kNumW)
-              << (p.pass ? "ok" : "FAIL") << "\n";
+    std::cout << std::string(kModelW + kDtypeW + kLevelW + kRuleW + kCutW, ' ')
+              << pad(worst ? "  *" : "", kPointsW) << pad(p.point.str(), kWorstW)
+              << pad(fmt(p.max_abs), kNumW) << pad(fmt(p.max_rel), kNumW) << (p.pass ? "ok" : "FAIL") << "\n";
 }
 
 struct Worst {
@@ -112,11 +115,11 @@ void run_model(const std::string& name, const Model<T>& model, const std::vector
                const validation::CompletenessPlan& plan, const char* dtype, Report& rep) {
     auto on_run = [&](const validation::RunResult& r) {
         const validation::PointResult* w = r.worst >= 0 ? &r.points[r.worst] : nullptr;
-        std::cout << pad(name, kModelW) << pad(dtype, kDtypeW) << pad(r.level + " (" + r.variant + ")", kLevelW)
-                  << pad(rule_name(r.rule), kRuleW) << pad(r.cut.str(), kCutW)
-                  << pad(std::to_string(r.points.size()), kPointsW) << pad(w ? w->point.str() : "-", kWorstW)
-                  << pad(w ? fmt(w->max_abs) : "-", kNumW) << pad(w ? fmt(w->max_rel) : "-", kNumW)
-                  << (r.pass ? "ok" : "FAIL") << "\n";
+        std::cout << pad(name, kModelW) << pad(dtype, kDtypeW)
+                  << pad(r.level + " (" + r.variant + ")", kLevelW) << pad(rule_name(r.rule), kRuleW)
+                  << pad(r.cut.str(), kCutW) << pad(std::to_string(r.points.size()), kPointsW)
+                  << pad(w ? w->point.str() : "-", kWorstW) << pad(w ? fmt(w->max_abs) : "-", kNumW)
+                  << pad(w ? fmt(w->max_rel) : "-", kNumW) << (r.pass ? "ok" : "FAIL") << "\n";
         if (rep.verbose) {
             for (size_t i = 0; i < r.points.size(); ++i) print_point(r.points[i], int(i) == r.worst);
         } else if (r.first_fail >= 0) {
@@ -125,8 +128,9 @@ void run_model(const std::string& name, const Model<T>& model, const std::vector
         if (!r.problem.empty()) std::cout << "    problem: " << r.problem << "\n";
         std::cout.flush();
 
-        const int order = int(std::find(validation::all_levels().begin(), validation::all_levels().end(), r.level) -
-                              validation::all_levels().begin());
+        const int order =
+            int(std::find(validation::all_levels().begin(), validation::all_levels().end(), r.level) -
+                validation::all_levels().begin());
         Worst& agg = rep.worst[{order, dtype}];
         agg.runs += 1;
         agg.points += int(r.points.size());
@@ -147,8 +151,8 @@ void run_model(const std::string& name, const Model<T>& model, const std::vector
                 if (r.first_fail >= 0) {
                     const validation::PointResult& p = r.points[r.first_fail];
                     os << ", point " << p.point.str() << ": max_rel " << fmt(p.max_rel) << " > tolerance "
-                       << fmt(r.tolerance) << " (max_abs " << fmt(p.max_abs) << ", max |state| " << fmt(p.scale)
-                       << ")";
+                       << fmt(r.tolerance) << " (max_abs " << fmt(p.max_abs) << ", max |state| "
+                       << fmt(p.scale) << ")";
                 } else {
                     os << ": " << r.problem;
                 }
@@ -174,7 +178,8 @@ Model<T> make_model(const ModelSource& src, const ValidateOptions& o, int N) {
     try {
         cfg = validation::random_config(src.arch, o.layers_count, o.heads, kv, o.hidden, N);
     } catch (const Error& e) {
-        throw UsageError(std::string("validate: ") + e.what() + " (flags --layers-count, --heads, --kv-heads, --hidden)");
+        throw UsageError(std::string("validate: ") + e.what() +
+                         " (flags --layers-count, --heads, --kv-heads, --hidden)");
     }
     return random_model<T>(cfg, o.seed);
 }
@@ -188,13 +193,15 @@ void run_validate(const ValidateOptions& o) {
     if (int(o.has_ids) + int(o.has_ids_file) + int(o.has_n) > 1)
         throw UsageError("validate: give at most one of --ids, --ids-file and --n");
     if (o.has_shape && o.random.empty())
-        throw UsageError("validate: --layers-count, --heads, --kv-heads and --hidden shape a --random model only");
+        throw UsageError(
+            "validate: --layers-count, --heads, --kv-heads and --hidden shape a --random model only");
     if (o.has_n && o.n < 1) throw UsageError("validate: --n must be at least 1, got " + std::to_string(o.n));
 
     validation::CompletenessPlan plan;
     plan.levels = parse_choice_list("--levels", o.levels, validation::all_levels());
     plan.rules.clear();
-    for (const std::string& r : parse_choice_list("--rules", o.rules, {"softmax", "max", "relu", "linear", "taylor"}))
+    for (const std::string& r :
+         parse_choice_list("--rules", o.rules, {"softmax", "max", "relu", "linear", "taylor"}))
         plan.rules.push_back(parse_mlp_rule(r));
     const std::vector<std::string> dtypes = parse_choice_list("--dtype", o.dtypes, {"f32", "f64"}, "both");
     if (o.layers != "all") plan.layers = parse_int_list("--layers", o.layers);
@@ -220,12 +227,14 @@ void run_validate(const ValidateOptions& o) {
 
     Report rep;
     rep.verbose = o.verbose;
-    std::cout << "depass validate: completeness of the decomposed pass (sum over components == true residual state)\n"
+    std::cout << "depass validate: completeness of the decomposed pass (sum over components == true residual "
+                 "state)\n"
               << "  levels " << join(plan.levels) << " | rules " << o.rules << " | dtypes " << join(dtypes)
-              << " | layers " << o.layers << " | seed " << o.seed << (o.inject_leak ? " | LEAK INJECTED" : "") << "\n"
+              << " | layers " << o.layers << " | seed " << o.seed << (o.inject_leak ? " | LEAK INJECTED" : "")
+              << "\n"
               << "  max_rel = max|sum - state| / max|state| at each residual point, tolerance "
-              << fmt(tolerance::completeness_rel<float>()) << " (f32), " << fmt(tolerance::completeness_rel<double>())
-              << " (f64)\n";
+              << fmt(tolerance::completeness_rel<float>()) << " (f32), "
+              << fmt(tolerance::completeness_rel<double>()) << " (f64)\n";
 
     for (const ModelSource& src : sources) {
         std::vector<int> ids = given_ids;
@@ -238,8 +247,8 @@ void run_validate(const ValidateOptions& o) {
                     ids_from = "random (seed " + std::to_string(o.seed) + ")";
                 }
                 if (!header_done) {
-                    std::cout << "\nmodel " << src.name << ": " << describe(model.cfg) << "\n  N=" << ids.size()
-                              << " tokens from " << ids_from << ":";
+                    std::cout << "\nmodel " << src.name << ": " << describe(model.cfg)
+                              << "\n  N=" << ids.size() << " tokens from " << ids_from << ":";
                     for (size_t i = 0; i < ids.size() && i < 40; ++i) std::cout << ' ' << ids[i];
                     std::cout << (ids.size() > 40 ? " ..." : "") << "\n\n";
                     print_header();
@@ -260,26 +269,27 @@ void run_validate(const ValidateOptions& o) {
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cout << "\nworst completeness error per level and dtype:\n"
-              << pad("level", 10) << pad("dtype", kDtypeW) << pad("runs", 6) << pad("points", 8) << pad("max_abs", kNumW)
-              << pad("max_rel", kNumW) << pad("tolerance", kNumW) << pad("verdict", 8) << "worst at\n";
+              << pad("level", 10) << pad("dtype", kDtypeW) << pad("runs", 6) << pad("points", 8)
+              << pad("max_abs", kNumW) << pad("max_rel", kNumW) << pad("tolerance", kNumW)
+              << pad("verdict", 8) << "worst at\n";
     for (const auto& [key, w] : rep.worst) {
         std::cout << pad(validation::all_levels()[key.first], 10) << pad(key.second, kDtypeW)
-                  << pad(std::to_string(w.runs), 6) << pad(std::to_string(w.points), 8) << pad(fmt(w.max_abs), kNumW)
-                  << pad(w.max_rel < 0 ? "-" : fmt(w.max_rel), kNumW) << pad(fmt(w.tol), kNumW)
-                  << pad(w.failed ? "FAIL" : "ok", 8) << w.where << "\n";
+                  << pad(std::to_string(w.runs), 6) << pad(std::to_string(w.points), 8)
+                  << pad(fmt(w.max_abs), kNumW) << pad(w.max_rel < 0 ? "-" : fmt(w.max_rel), kNumW)
+                  << pad(fmt(w.tol), kNumW) << pad(w.failed ? "FAIL" : "ok", 8) << w.where << "\n";
     }
     char tbuf[32];
     std::snprintf(tbuf, sizeof tbuf, "%.2f s", secs);
     if (rep.runs == 0) throw Error("validate: nothing was run (no level applies to the selected layers)");
     if (rep.failed_runs > 0) {
-        std::cout << "\nFAIL: " << rep.failed_runs << " of " << rep.runs << " runs violate completeness (" << tbuf
-                  << ")\n  first failure: " << rep.first_failure << "\n";
+        std::cout << "\nFAIL: " << rep.failed_runs << " of " << rep.runs << " runs violate completeness ("
+                  << tbuf << ")\n  first failure: " << rep.first_failure << "\n";
         std::cout.flush();
-        throw Error("completeness violated in " + std::to_string(rep.failed_runs) + " of " + std::to_string(rep.runs) +
-                    " runs; first failure: " + rep.first_failure);
+        throw Error("completeness violated in " + std::to_string(rep.failed_runs) + " of " +
+                    std::to_string(rep.runs) + " runs; first failure: " + rep.first_failure);
     }
-    std::cout << "\nPASS: " << rep.runs << " runs, " << rep.points << " residual points within tolerance (" << tbuf
-              << ")\n";
+    std::cout << "\nPASS: " << rep.runs << " runs, " << rep.points << " residual points within tolerance ("
+              << tbuf << ")\n";
 }
 
 }  // namespace
@@ -288,20 +298,25 @@ void register_validate(CLI::App& app) {
     auto o = std::make_shared<ValidateOptions>();
     CLI::App* sub = app.add_subcommand(
         "validate",
-        "Completeness suite: for every level, MLP rule, cut layer and dtype, run the decomposed pass and check\n"
+        "Completeness suite: for every level, MLP rule, cut layer and dtype, run the decomposed pass and "
+        "check\n"
         "that the components sum to the true residual state at every point from the cut to the end.\n"
         "Exits 1 naming the first failing run and point when an error exceeds the tolerance\n"
         "(relative to max |state|: 1e-5 in f32, 1e-12 in f64).");
-    auto* model = sub->add_option("--model", o->models, "Model to load: Hugging Face directory or llama2.c .bin (repeatable)");
-    auto* random = sub->add_option("--random", o->random,
-                                   "A random tiny model instead: llama, mistral, qwen2, gpt2 (comma list or all)");
+    auto* model = sub->add_option("--model", o->models,
+                                  "Model to load: Hugging Face directory or llama2.c .bin (repeatable)");
+    auto* random =
+        sub->add_option("--random", o->random,
+                        "A random tiny model instead: llama, mistral, qwen2, gpt2 (comma list or all)");
     model->excludes(random);
     auto* ids = sub->add_option("--ids", o->ids, "Token ids, comma-separated (e.g. 1,5,9)");
-    auto* ids_file = sub->add_option("--ids-file", o->ids_file, "Token ids from JSON: {\"input_ids\": [...]} or [...]");
+    auto* ids_file =
+        sub->add_option("--ids-file", o->ids_file, "Token ids from JSON: {\"input_ids\": [...]} or [...]");
     auto* n = sub->add_option("--n", o->n, "Number of random token ids when none are given (default 12)");
     ids->excludes(ids_file)->excludes(n);
     ids_file->excludes(n);
-    sub->add_option("--seed", o->seed, "Seed for the random model, ids, subspaces and custom components (default 1)");
+    sub->add_option("--seed", o->seed,
+                    "Seed for the random model, ids, subspaces and custom components (default 1)");
     sub->add_option("--levels", o->levels, "token,module,head,neuron,subspace,custom or all (default all)");
     sub->add_option("--rules", o->rules, "MLP rules: softmax,max,relu,linear,taylor or all (default all)");
     sub->add_option("--dtype", o->dtypes, "f32, f64 or both (default both)");
@@ -310,11 +325,13 @@ void register_validate(CLI::App& app) {
     sub->add_flag("--verbose,-v", o->verbose, "One row per residual point under each run");
     auto* lc = sub->add_option("--layers-count", o->layers_count, "Random model: layers (default 2)");
     auto* hd = sub->add_option("--heads", o->heads, "Random model: query heads H (default 4)");
-    auto* kv = sub->add_option("--kv-heads", o->kv_heads, "Random model: key/value heads (default H/2; gpt2: H)");
+    auto* kv =
+        sub->add_option("--kv-heads", o->kv_heads, "Random model: key/value heads (default H/2; gpt2: H)");
     auto* hid = sub->add_option("--hidden", o->hidden, "Random model: hidden size D (default 32)");
     for (auto* opt : {lc, hd, kv, hid}) opt->group("Random model shape");
-    sub->add_flag("--inject-leak", o->inject_leak,
-                  "For testing the validator: perturb the rest component so completeness breaks (must exit 1)")
+    sub->add_flag(
+           "--inject-leak", o->inject_leak,
+           "For testing the validator: perturb the rest component so completeness breaks (must exit 1)")
         ->group("Testing the validator");
     sub->callback([o, ids, ids_file, n, lc, hd, kv, hid]() {
         o->has_ids = ids->count() > 0;

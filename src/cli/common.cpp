@@ -1,13 +1,13 @@
 #include "common.hpp"
 
-#include "depass/forward.hpp"
-#include "depass/io.hpp"
-#include "depass/tokenizer_hf.hpp"
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
 
-#include <unistd.h>
+#include "depass/forward.hpp"
+#include "depass/io.hpp"
+#include "depass/tokenizer_hf.hpp"
 
 namespace fs = std::filesystem;
 
@@ -15,7 +15,8 @@ namespace depass::cli {
 
 void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
     sub->add_option("--model,-m", o.model,
-                    "Model: a Hugging Face directory (config.json + *.safetensors), a .gguf file or a llama2.c .bin checkpoint")
+                    "Model: a Hugging Face directory (config.json + *.safetensors), a .gguf file or a "
+                    "llama2.c .bin checkpoint")
         ->required();
     if (need_tokens) {
         auto* ids = sub->add_option("--ids", o.ids, "Token ids, comma-separated (e.g. 1,403,407,261,378)");
@@ -35,11 +36,12 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens) {
 }
 
 void add_weights_option(CLI::App* sub, InputOptions& o) {
-    sub->add_option("--weights", o.weights,
-                    "resident: widen every weight when loading; streamed: keep the blocks' weights in the file\n"
-                    "as stored (memory-mapped) and widen one block at a time when a pass reaches it (same\n"
-                    "results, bit for bit; for models that do not fit once widened); auto: streamed when the\n"
-                    "widened weights could exceed half the available memory")
+    sub->add_option(
+           "--weights", o.weights,
+           "resident: widen every weight when loading; streamed: keep the blocks' weights in the file\n"
+           "as stored (memory-mapped) and widen one block at a time when a pass reaches it (same\n"
+           "results, bit for bit; for models that do not fit once widened); auto: streamed when the\n"
+           "widened weights could exceed half the available memory")
         ->check(CLI::IsMember({"auto", "resident", "streamed"}))
         ->capture_default_str();
 }
@@ -92,9 +94,9 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::s
         auto tok = load_gguf_tokenizer(model);
         if (tok->vocab_size() <= V || V <= 0) return tok;
     }
-    const fs::path base = fs::is_directory(model) ? fs::path(model)
+    const fs::path base = fs::is_directory(model)                 ? fs::path(model)
                           : fs::path(model).parent_path().empty() ? fs::path(".")
-                                                                   : fs::path(model).parent_path();
+                                                                  : fs::path(model).parent_path();
     // tokenizer.json first: it is what Hugging Face itself loads when a directory has both it
     // and tokenizer.model. Its vocabulary may be smaller than the model's (padded embeddings).
     const std::vector<fs::path> candidates = {base / "tokenizer.json", base / "tokenizer.model",

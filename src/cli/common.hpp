@@ -1,16 +1,15 @@
 // common.hpp -- options shared by the subcommands: which model, which tokens, which dtype.
 #pragma once
 
-#include "commands.hpp"
-
-#include "depass/io.hpp"  // WeightMode
-#include "depass/tokenizer.hpp"
-#include "depass/weights.hpp"
-
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "commands.hpp"
+#include "depass/io.hpp"  // WeightMode
+#include "depass/tokenizer.hpp"
+#include "depass/weights.hpp"
 
 namespace depass::cli {
 
@@ -52,7 +51,6 @@ std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tok
 
 // "f32" / "f64" -> true for double; UsageError otherwise.
 bool wants_double(const InputOptions& o);
-
 
 // Prints to stderr unless quiet.
 void say(const InputOptions& o, const std::string& line);

@@ -1,14 +1,12 @@
 // main.cpp -- the `depass` command line. Thin: parses options and calls the library.
 // Every subcommand lives in its own cmd_*.cpp and reports errors by exception; this
 // file turns them into one line on stderr and an exit code (2 usage, 1 runtime).
-#include "commands.hpp"
+#include <iostream>
 
+#include "commands.hpp"
 #include "depass/allocator.hpp"
 #include "depass/threading.hpp"
 #include "depass/types.hpp"
-
-#include <iostream>
-
 
 namespace depass::cli {
 
@@ -27,7 +25,8 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& text
             if (used != item.size() || v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(item);
             out.push_back(int(v));
         } catch (const std::exception&) {
-            throw UsageError(flag + ": '" + item + "' is not an integer (expected comma-separated integers, e.g. 1,5,9)");
+            throw UsageError(flag + ": '" + item +
+                             "' is not an integer (expected comma-separated integers, e.g. 1,5,9)");
         }
         if (comma == std::string::npos) break;
         pos = comma + 1;
@@ -46,7 +45,8 @@ int main(int argc, char** argv) {
         "Runs a transformer once, records it, then splits a hidden state into additive components\n"
         "(tokens, heads, neurons, modules, subspaces) and pushes each through the rest of the network\n"
         "with attention, norm factors and MLP activations frozen. Components always sum to the true state.\n"
-        "Threads: OMP_NUM_THREADS (results do not depend on it); waiting threads sleep unless OMP_WAIT_POLICY is set."};
+        "Threads: OMP_NUM_THREADS (results do not depend on it); waiting threads sleep unless "
+        "OMP_WAIT_POLICY is set."};
     app.require_subcommand(1);
     app.set_help_all_flag("--help-all", "Show help for every subcommand");
     register_forward(app);

@@ -1,14 +1,14 @@
 // resources.cpp -- free memory (/proc/meminfo, cgroups) and the memory check before a run.
 #include "resources.hpp"
 
-#include "depass/model_info.hpp"
-#include "depass/types.hpp"
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "depass/model_info.hpp"
+#include "depass/types.hpp"
 
 namespace depass::cli {
 
@@ -23,7 +23,8 @@ bool parse_size(std::string text, uint64_t* out) {
         mult = last == 'K' ? 1ULL << 10 : last == 'M' ? 1ULL << 20 : last == 'G' ? 1ULL << 30 : 1ULL << 40;
         text.pop_back();
     }
-    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 15) return false;
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 15)
+        return false;
     *out = std::stoull(text) * mult;
     return true;
 }
@@ -76,21 +77,23 @@ FreeMemory free_memory() {
         const uint64_t room = f.cgroup_limit > used ? f.cgroup_limit - used : 0;
         if (f.free == 0 || room < f.free) {
             f.free = room;
-            f.source = "the cgroup's limit " + format_bytes(f.cgroup_limit) + " less " + format_bytes(used) + " in use";
+            f.source = "the cgroup's limit " + format_bytes(f.cgroup_limit) + " less " + format_bytes(used) +
+                       " in use";
         }
     }
     if (const char* env = std::getenv("DEPASS_FREE_MEMORY")) {
         uint64_t v = 0;
         if (!parse_size(env, &v))
-            throw Error("DEPASS_FREE_MEMORY='" + std::string(env) + "' is not a byte count (e.g. 8G, 512M, 1000000)");
+            throw Error("DEPASS_FREE_MEMORY='" + std::string(env) +
+                        "' is not a byte count (e.g. 8G, 512M, 1000000)");
         f.free = v;
         f.source = "DEPASS_FREE_MEMORY";
     }
     return f;
 }
 
-void require_memory(const std::string& model, const Config& cfg, int N, int scalar_bytes, const std::string& what,
-                    WeightMode mode, const EstimateOptions& given) {
+void require_memory(const std::string& model, const Config& cfg, int N, int scalar_bytes,
+                    const std::string& what, WeightMode mode, const EstimateOptions& given) {
     const FreeMemory fm = free_memory();
     if (fm.free == 0) return;  // nothing known: no check
     EstimateOptions opt = given;
@@ -114,18 +117,17 @@ void require_memory(const std::string& model, const Config& cfg, int N, int scal
                 format_bytes(std::max(lc->decompose_bytes, lc->output_bytes));
     }
     if (peak <= fm.free) return;
-    throw Error("not enough memory: " + what + (what == "forward" ? " pass" : " level") + " on " +
-                std::to_string(N) + " tokens in " + (scalar_bytes == 8 ? "f64" : "f32") + " needs about " +
-                format_bytes(peak) +
-                (streamed ? " (streamed weights " + format_bytes(e.weights_streamed_bytes) + ", the loader's buffers " +
-                                format_bytes(opt.load_extra_bytes) + ", " + parts
-                          : " (weights widened " + format_bytes(e.weights_widened_bytes) +
-                                ", then the larger of the loader's buffers " + format_bytes(opt.load_extra_bytes) +
-                                " and " + parts) +
-                ") but " + format_bytes(fm.free) + " is free (" + fm.source + "); try fewer tokens" +
-                (streamed ? "" : ", --weights streamed") +
-                (scalar_bytes == 8 ? ", --dtype f32" : "") + (what == "forward" ? "" : ", a later --layer") +
-                ", or see `depass inspect --model " + model + "`");
+    throw Error(
+        "not enough memory: " + what + (what == "forward" ? " pass" : " level") + " on " + std::to_string(N) +
+        " tokens in " + (scalar_bytes == 8 ? "f64" : "f32") + " needs about " + format_bytes(peak) +
+        (streamed ? " (streamed weights " + format_bytes(e.weights_streamed_bytes) +
+                        ", the loader's buffers " + format_bytes(opt.load_extra_bytes) + ", " + parts
+                  : " (weights widened " + format_bytes(e.weights_widened_bytes) +
+                        ", then the larger of the loader's buffers " + format_bytes(opt.load_extra_bytes) +
+                        " and " + parts) +
+        ") but " + format_bytes(fm.free) + " is free (" + fm.source + "); try fewer tokens" +
+        (streamed ? "" : ", --weights streamed") + (scalar_bytes == 8 ? ", --dtype f32" : "") +
+        (what == "forward" ? "" : ", a later --layer") + ", or see `depass inspect --model " + model + "`");
 }
 
 }  // namespace depass::cli

@@ -1,14 +1,13 @@
 // resources.hpp -- what the machine has free, and the check that a run fits before it starts.
 #pragma once
 
+#include <cstdint>
+#include <string>
+
+#include "common.hpp"
 #include "depass/config.hpp"
 #include "depass/estimate.hpp"
 #include "depass/io.hpp"  // WeightMode
-
-#include "common.hpp"
-
-#include <cstdint>
-#include <string>
 
 namespace depass::cli {
 
@@ -20,8 +19,8 @@ struct FreeMemory {
     uint64_t mem_available = 0;  // /proc/meminfo MemAvailable (0: unknown)
     uint64_t cgroup_limit = 0;   // 0: none set
     uint64_t cgroup_used = 0;
-    uint64_t free = 0;           // what a run may use (0: unknown: no check)
-    std::string source;          // how `free` was found, for messages
+    uint64_t free = 0;   // what a run may use (0: unknown: no check)
+    std::string source;  // how `free` was found, for messages
 };
 FreeMemory free_memory();
 
@@ -29,8 +28,8 @@ FreeMemory free_memory();
 // "forward", "token", "module", "head", "neuron", "neuron groups", "subspace") of the model at
 // MODEL with `mode` weights (its stored tensor bytes are read from the file headers) exceeds the
 // free memory; the message gives the estimate, its parts and the free memory.
-void require_memory(const std::string& model, const Config& cfg, int N, int scalar_bytes, const std::string& what,
-                    WeightMode mode, const EstimateOptions& opt = {});
+void require_memory(const std::string& model, const Config& cfg, int N, int scalar_bytes,
+                    const std::string& what, WeightMode mode, const EstimateOptions& opt = {});
 
 // --weights: resident, streamed, or auto = streamed when every weight widened to `scalar_bytes`
 // would take more than half of the free memory (and resident when the free memory is unknown).

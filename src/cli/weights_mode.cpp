@@ -1,7 +1,6 @@
 // weights_mode.cpp -- the --weights choice (resources.hpp).
-#include "resources.hpp"
-
 #include "depass/model_info.hpp"
+#include "resources.hpp"
 
 namespace depass::cli {
 
@@ -19,7 +18,8 @@ WeightMode weight_mode(const InputOptions& o, const Config& cfg, int scalar_byte
         throw UsageError("--weights: '" + o.weights + "' (expected auto, resident or streamed)");
     }
     // The loader keeps a llama2.c file resident whatever is asked: estimate it as such.
-    if (mode == WeightMode::Streamed && describe_model_file(o.model).format == "llama2c") mode = WeightMode::Resident;
+    if (mode == WeightMode::Streamed && describe_model_file(o.model).format == "llama2c")
+        mode = WeightMode::Resident;
     return mode;
 }
 

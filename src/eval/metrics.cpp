@@ -1,10 +1,10 @@
 // metrics.cpp -- the arithmetic of the evaluations: masked counts, scores, curve
 // areas, ranks, Spearman correlation, a portable seeded generator, token masking.
-#include "depass/eval.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+
+#include "depass/eval.hpp"
 
 namespace depass::eval {
 
@@ -19,18 +19,21 @@ int masked_count(int percent, int candidates) {
 
 // score = min(100, |P_clean - P_masked| / P_clean * 100)
 double mask_score(double p_clean, double p_masked) {
-    if (!(p_clean > 0)) throw Error("mask_score: clean probability " + std::to_string(p_clean) + " is not > 0");
+    if (!(p_clean > 0))
+        throw Error("mask_score: clean probability " + std::to_string(p_clean) + " is not > 0");
     return std::min(100.0, std::abs(p_clean - p_masked) / p_clean * 100.0);
 }
 
 // area = sum_i (x[i+1] - x[i]) (y[i] + y[i+1]) / 2, divided by x.back() - x.front()
 double curve_area(const std::vector<double>& x, const std::vector<double>& y) {
     if (x.size() != y.size())
-        throw Error("curve_area: " + std::to_string(x.size()) + " x values for " + std::to_string(y.size()) + " y values");
+        throw Error("curve_area: " + std::to_string(x.size()) + " x values for " + std::to_string(y.size()) +
+                    " y values");
     if (x.size() < 2) throw Error("curve_area: a curve needs at least two points");
     double area = 0;
     for (size_t i = 0; i + 1 < x.size(); ++i) {
-        if (!(x[i + 1] > x[i])) throw Error("curve_area: x is not strictly increasing at index " + std::to_string(i + 1));
+        if (!(x[i + 1] > x[i]))
+            throw Error("curve_area: x is not strictly increasing at index " + std::to_string(i + 1));
         area += (x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2;
     }
     return area / (x.back() - x.front());

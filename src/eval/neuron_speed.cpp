@@ -16,15 +16,14 @@
 // Each span is measured as wall-clock time and as process CPU time (all threads); on a
 // shared machine the CPU time is the steadier measure of work.
 // Both use every OpenMP thread: DePass inside each op, ablation across neurons.
-#include "depass/eval.hpp"
-
-#include "depass/attribute.hpp"
-#include "depass/ops.hpp"
-#include "parallel.hpp"
-
 #include <chrono>
 #include <cmath>
 #include <ctime>
+
+#include "depass/attribute.hpp"
+#include "depass/eval.hpp"
+#include "depass/ops.hpp"
+#include "parallel.hpp"
 
 namespace depass::eval {
 
@@ -51,8 +50,8 @@ struct Clock {
 template <class T>
 double last_target_logit(const Model<T>& model, const Mat<T>& hL, int target) {
     if (target < 0 || target >= model.cfg.V)
-        throw Error("last_target_logit: target " + std::to_string(target) + " is outside the vocabulary [0, " +
-                    std::to_string(model.cfg.V) + ")");
+        throw Error("last_target_logit: target " + std::to_string(target) +
+                    " is outside the vocabulary [0, " + std::to_string(model.cfg.V) + ")");
     const Mat<T> last = hL.bottomRows(1);
     const Mat<T> y = apply_norm(model.cfg.norm, model.cfg.norm_eps, last, model.w.normf_g, model.w.normf_b);
     return double(y.row(0).dot(model.w.unembedding().row(target)));
@@ -64,8 +63,8 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
     const Config& cfg = model.cfg;
     const int L = cfg.L, I = cfg.I;
     if (naive_sample < 0 || naive_sample > L * I)
-        throw Error("neuron_speed: naive sample of " + std::to_string(naive_sample) + " neurons is outside [0, " +
-                    std::to_string(L * I) + "]");
+        throw Error("neuron_speed: naive sample of " + std::to_string(naive_sample) +
+                    " neurons is outside [0, " + std::to_string(L * I) + "]");
     NeuronSpeedResult r;
     r.L = L;
     r.I = I;
@@ -96,7 +95,8 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
         rq.temperature = temperature;
         rq.targets = {{r.target}};
         const Tensor<T> attr = attribute(model, trace, rq).logit_attribution;
-        for (int i = 0; i < I; ++i) r.depass_scores[size_t(l) * I + i] = double(attr.data[size_t(i) * N + (N - 1)]);
+        for (int i = 0; i < I; ++i)
+            r.depass_scores[size_t(l) * I + i] = double(attr.data[size_t(i) * N + (N - 1)]);
         double cpu = 0;
         clock.stop(r.depass_layer_seconds[l], cpu);
         r.depass_seconds += r.depass_layer_seconds[l];
@@ -132,7 +132,8 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
         }
         r.spearman = spearman(r.depass_scores, r.ablation_effects);
         for (int l = 0; l < L; ++l) {
-            std::vector<double> a(r.depass_scores.begin() + size_t(l) * I, r.depass_scores.begin() + size_t(l + 1) * I);
+            std::vector<double> a(r.depass_scores.begin() + size_t(l) * I,
+                                  r.depass_scores.begin() + size_t(l + 1) * I);
             std::vector<double> b(r.ablation_effects.begin() + size_t(l) * I,
                                   r.ablation_effects.begin() + size_t(l + 1) * I);
             r.spearman_layer.push_back(spearman(a, b));
@@ -161,15 +162,17 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
         clock.stop(r.naive_sample_seconds, r.naive_sample_cpu);
         if (run_ablation)
             for (int k = 0; k < naive_sample; ++k)
-                r.naive_max_effect_diff = std::max(r.naive_max_effect_diff, std::abs(effect[k] - r.ablation_effects[flat[k]]));
+                r.naive_max_effect_diff =
+                    std::max(r.naive_max_effect_diff, std::abs(effect[k] - r.ablation_effects[flat[k]]));
         if (progress) progress(++step, steps);
     }
     return r;
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                  \
-    template double last_target_logit(const Model<T>&, const Mat<T>&, int);                                    \
-    template NeuronSpeedResult neuron_speed(const Model<T>&, const std::vector<int>&, bool, double, int, const Progress&);
+#define DEPASS_INSTANTIATE(T)                                                                            \
+    template double last_target_logit(const Model<T>&, const Mat<T>&, int);                              \
+    template NeuronSpeedResult neuron_speed(const Model<T>&, const std::vector<int>&, bool, double, int, \
+                                            const Progress&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

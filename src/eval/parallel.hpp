@@ -1,10 +1,10 @@
 // parallel.hpp -- the little OpenMP the evaluations need, with fallbacks when it is off.
 #pragma once
 
-#include "depass/types.hpp"
-
 #include <exception>
 #include <string>
+
+#include "depass/types.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

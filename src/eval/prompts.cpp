@@ -1,10 +1,9 @@
 // prompts.cpp -- prompt files and prefixes sampled from the model itself.
-#include "depass/eval.hpp"
-
-#include "depass/io.hpp"
-
 #include <cmath>
 #include <sstream>
+
+#include "depass/eval.hpp"
+#include "depass/io.hpp"
 
 namespace depass::eval {
 
@@ -24,19 +23,20 @@ std::vector<std::string> read_prompt_file(const std::string& path) {
 
 template <class T>
 std::vector<std::vector<int>> sample_prefixes(const Model<T>& model, int count, uint64_t seed, int min_tokens,
-                                              int max_tokens, double temperature, const std::vector<bool>& stop) {
+                                              int max_tokens, double temperature,
+                                              const std::vector<bool>& stop) {
     const Config& cfg = model.cfg;
     if (count < 1) throw Error("sample_prefixes: count " + std::to_string(count) + " (expected >= 1)");
     if (min_tokens < 1 || max_tokens < min_tokens)
-        throw Error("sample_prefixes: lengths [" + std::to_string(min_tokens) + ", " + std::to_string(max_tokens) +
-                    "] (expected 1 <= min <= max)");
+        throw Error("sample_prefixes: lengths [" + std::to_string(min_tokens) + ", " +
+                    std::to_string(max_tokens) + "] (expected 1 <= min <= max)");
     if (cfg.max_positions > 0 && max_tokens + 1 > cfg.max_positions)
         throw Error("sample_prefixes: " + std::to_string(max_tokens) + " tokens exceed the context of " +
                     std::to_string(cfg.max_positions));
     if (!(temperature > 0)) throw Error("sample_prefixes: temperature must be > 0");
     if (int(stop.size()) != cfg.V)
-        throw Error("sample_prefixes: stop list has " + std::to_string(stop.size()) + " entries, vocabulary " +
-                    std::to_string(cfg.V));
+        throw Error("sample_prefixes: stop list has " + std::to_string(stop.size()) +
+                    " entries, vocabulary " + std::to_string(cfg.V));
     std::vector<std::vector<int>> out(count);
 #pragma omp parallel for schedule(dynamic)
     for (int j = 0; j < count; ++j) {

@@ -9,40 +9,50 @@
 // score = min(100, |P_clean - P_masked| / P_clean * 100) for the target (the model's greedy
 // next token on the clean prompt). A faithful ranking has a HIGH deletion score (removing
 // what matters hurts) and a LOW keeping score (what matters alone suffices).
-#include "depass/eval.hpp"
-
-#include "depass/backward.hpp"
-#include "depass/attribute.hpp"
-#include "parallel.hpp"
-
 #include <chrono>
 #include <cmath>
 #include <map>
 #include <numeric>
 
+#include "depass/attribute.hpp"
+#include "depass/backward.hpp"
+#include "depass/eval.hpp"
+#include "parallel.hpp"
+
 namespace depass::eval {
 
 const char* method_name(TokenMethod m) {
     switch (m) {
-        case TokenMethod::DePass: return "depass";
-        case TokenMethod::Random: return "random";
-        case TokenMethod::AttentionLast: return "attn_last";
-        case TokenMethod::AttentionMean: return "attn_mean";
-        case TokenMethod::Rollout: return "rollout";
-        case TokenMethod::EmbeddingNorm: return "embed_norm";
-        case TokenMethod::Occlusion: return "occlusion";
-        case TokenMethod::IntegratedGradients: return "integrated_gradients";
-        case TokenMethod::InputXGradient: return "input_x_gradient";
-        case TokenMethod::GradientNorm: return "gradient_norm";
+        case TokenMethod::DePass:
+            return "depass";
+        case TokenMethod::Random:
+            return "random";
+        case TokenMethod::AttentionLast:
+            return "attn_last";
+        case TokenMethod::AttentionMean:
+            return "attn_mean";
+        case TokenMethod::Rollout:
+            return "rollout";
+        case TokenMethod::EmbeddingNorm:
+            return "embed_norm";
+        case TokenMethod::Occlusion:
+            return "occlusion";
+        case TokenMethod::IntegratedGradients:
+            return "integrated_gradients";
+        case TokenMethod::InputXGradient:
+            return "input_x_gradient";
+        case TokenMethod::GradientNorm:
+            return "gradient_norm";
     }
     return "?";
 }
 
 std::vector<TokenMethod> all_token_methods() {
-    return {TokenMethod::DePass,         TokenMethod::Random,        TokenMethod::AttentionLast,
-            TokenMethod::AttentionMean,  TokenMethod::Rollout,       TokenMethod::EmbeddingNorm,
-            TokenMethod::Occlusion,      TokenMethod::IntegratedGradients, TokenMethod::InputXGradient,
-            TokenMethod::GradientNorm};
+    return {TokenMethod::DePass,         TokenMethod::Random,
+            TokenMethod::AttentionLast,  TokenMethod::AttentionMean,
+            TokenMethod::Rollout,        TokenMethod::EmbeddingNorm,
+            TokenMethod::Occlusion,      TokenMethod::IntegratedGradients,
+            TokenMethod::InputXGradient, TokenMethod::GradientNorm};
 }
 
 TokenMethod parse_token_method(const std::string& s) {
@@ -57,8 +67,9 @@ TokenMethod parse_token_method(const std::string& s) {
 template <class T>
 double softmax_probability(const Mat<T>& logits, int row, int target) {
     if (row < 0 || row >= logits.rows() || target < 0 || target >= logits.cols())
-        throw Error("softmax_probability: row " + std::to_string(row) + " / target " + std::to_string(target) +
-                    " outside the logits [" + std::to_string(logits.rows()) + ", " + std::to_string(logits.cols()) + "]");
+        throw Error("softmax_probability: row " + std::to_string(row) + " / target " +
+                    std::to_string(target) + " outside the logits [" + std::to_string(logits.rows()) + ", " +
+                    std::to_string(logits.cols()) + "]");
     const auto r = logits.row(row);
     const double mx = double(r.maxCoeff());
     double z = 0;
@@ -73,7 +84,8 @@ double target_probability(const Model<T>& model, const std::vector<int>& ids, in
 }
 
 template <class T>
-std::vector<double> depass_token_scores(const Model<T>& model, const Trace<T>& trace, int target, double temperature) {
+std::vector<double> depass_token_scores(const Model<T>& model, const Trace<T>& trace, int target,
+                                        double temperature) {
     const int N = trace.N();
     AttributionRequest rq;  // token level at h[0], softmax rule, ignore-special-token on
     rq.temperature = temperature;
@@ -100,7 +112,8 @@ std::vector<double> attention_mean_scores(const Trace<T>& trace) {
     std::vector<double> s(N, 0.0);
     for (const LayerTrace<T>& lt : trace.layers)
         for (const Mat<T>& A : lt.probs)
-            for (int j = 0; j < N; ++j) s[j] += double(A(N - 1, j)) / double(lt.probs.size() * trace.layers.size());
+            for (int j = 0; j < N; ++j)
+                s[j] += double(A(N - 1, j)) / double(lt.probs.size() * trace.layers.size());
     return s;
 }
 
@@ -111,8 +124,8 @@ Mat<double> attention_rollout(const std::vector<Mat<double>>& head_mean) {
     Mat<double> R = Mat<double>::Identity(N, N);
     for (size_t l = 0; l < head_mean.size(); ++l) {
         if (head_mean[l].rows() != N || head_mean[l].cols() != N)
-            throw Error("attention_rollout: layer " + std::to_string(l) + " attention is not [N, N] with N = " +
-                        std::to_string(N));
+            throw Error("attention_rollout: layer " + std::to_string(l) +
+                        " attention is not [N, N] with N = " + std::to_string(N));
         Mat<double> B = 0.5 * head_mean[l] + 0.5 * Mat<double>::Identity(N, N);
         for (long i = 0; i < N; ++i) {
             const double z = B.row(i).sum();
@@ -146,10 +159,12 @@ std::vector<double> embedding_norm_scores(const Trace<T>& trace) {
 }
 
 template <class T>
-std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<int>& ids, int target, double p_clean) {
+std::vector<double> occlusion_scores(const Model<T>& model, const std::vector<int>& ids, int target,
+                                     double p_clean) {
     const int N = int(ids.size());
     std::vector<double> s(N, 0.0);
-    for (int j = 1; j + 1 < N; ++j) s[j] = p_clean - target_probability(model, delete_positions(ids, {j}), target);
+    for (int j = 1; j + 1 < N; ++j)
+        s[j] = p_clean - target_probability(model, delete_positions(ids, {j}), target);
     return s;
 }
 
@@ -162,7 +177,8 @@ IntegratedGradientsResult integrated_gradients(const Model<T>& model, const std:
     check_ids(model.cfg, ids);
     const int N = int(ids.size()), pos = N - 1;
     const Mat<T> x = token_embeddings(model, ids);
-    const Mat<T> P = model.w.pos_emb.size() ? Mat<T>(model.w.pos_emb.topRows(N)) : Mat<T>(Mat<T>::Zero(N, model.cfg.D));
+    const Mat<T> P =
+        model.w.pos_emb.size() ? Mat<T>(model.w.pos_emb.topRows(N)) : Mat<T>(Mat<T>::Zero(N, model.cfg.D));
     IntegratedGradientsResult r;
     r.f_x = log_prob_from_embeddings(model, Mat<T>(x + P), ids, pos, target);
     r.f_0 = log_prob_from_embeddings(model, P, ids, pos, target);
@@ -215,8 +231,8 @@ std::vector<int> rank_candidates(const std::vector<double>& scores) {
 }  // namespace
 
 template <class T>
-PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<int>& ids, const TokenEvalOptions& opt,
-                                     uint64_t prompt_index) {
+PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<int>& ids,
+                                     const TokenEvalOptions& opt, uint64_t prompt_index) {
     const int N = int(ids.size());
     if (N < 3)
         throw Error("token_faithfulness: the prompt has " + std::to_string(N) +
@@ -272,23 +288,41 @@ PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<in
         } else {
             std::vector<double> s;
             switch (m) {
-                case TokenMethod::DePass: s = depass_token_scores(model, trace, r.target, opt.temperature); break;
-                case TokenMethod::AttentionLast: s = attention_last_scores(trace); break;
-                case TokenMethod::AttentionMean: s = attention_mean_scores(trace); break;
-                case TokenMethod::Rollout: s = rollout_scores(trace); break;
-                case TokenMethod::EmbeddingNorm: s = embedding_norm_scores(trace); break;
-                case TokenMethod::Occlusion: s = occlusion_scores(model, ids, r.target, r.p_clean); break;
+                case TokenMethod::DePass:
+                    s = depass_token_scores(model, trace, r.target, opt.temperature);
+                    break;
+                case TokenMethod::AttentionLast:
+                    s = attention_last_scores(trace);
+                    break;
+                case TokenMethod::AttentionMean:
+                    s = attention_mean_scores(trace);
+                    break;
+                case TokenMethod::Rollout:
+                    s = rollout_scores(trace);
+                    break;
+                case TokenMethod::EmbeddingNorm:
+                    s = embedding_norm_scores(trace);
+                    break;
+                case TokenMethod::Occlusion:
+                    s = occlusion_scores(model, ids, r.target, r.p_clean);
+                    break;
                 case TokenMethod::IntegratedGradients: {
-                    const IntegratedGradientsResult ig = integrated_gradients(model, ids, r.target, opt.ig_steps);
+                    const IntegratedGradientsResult ig =
+                        integrated_gradients(model, ids, r.target, opt.ig_steps);
                     s = ig.scores;
                     r.ig_f_x = ig.f_x;
                     r.ig_f_0 = ig.f_0;
                     r.ig_gap = ig.gap();
                     break;
                 }
-                case TokenMethod::InputXGradient: s = input_x_gradient_scores(model, trace, r.target); break;
-                case TokenMethod::GradientNorm: s = gradient_norm_scores(model, trace, r.target); break;
-                case TokenMethod::Random: break;
+                case TokenMethod::InputXGradient:
+                    s = input_x_gradient_scores(model, trace, r.target);
+                    break;
+                case TokenMethod::GradientNorm:
+                    s = gradient_norm_scores(model, trace, r.target);
+                    break;
+                case TokenMethod::Random:
+                    break;
             }
             curves(rank_candidates(s), del, keep);
         }
@@ -352,9 +386,12 @@ TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector
 }
 
 template <class T>
-TokenCostResult token_cost(const Model<T>& model, const std::vector<int>& ids, int ig_steps, double temperature) {
+TokenCostResult token_cost(const Model<T>& model, const std::vector<int>& ids, int ig_steps,
+                           double temperature) {
     using clock = std::chrono::steady_clock;
-    auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
+    auto since = [](clock::time_point t0) {
+        return std::chrono::duration<double>(clock::now() - t0).count();
+    };
     TokenCostResult r;
     r.N = int(ids.size());
     r.ig_steps = ig_steps;
@@ -389,22 +426,23 @@ TokenCostResult token_cost(const Model<T>& model, const std::vector<int>& ids, i
     return r;
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                    \
-    template double softmax_probability(const Mat<T>&, int, int);                                               \
-    template double target_probability(const Model<T>&, const std::vector<int>&, int);                          \
-    template std::vector<double> depass_token_scores(const Model<T>&, const Trace<T>&, int, double);             \
-    template std::vector<double> attention_last_scores(const Trace<T>&);                                         \
-    template std::vector<double> attention_mean_scores(const Trace<T>&);                                         \
-    template std::vector<double> rollout_scores(const Trace<T>&);                                                \
-    template std::vector<double> embedding_norm_scores(const Trace<T>&);                                         \
-    template std::vector<double> occlusion_scores(const Model<T>&, const std::vector<int>&, int, double);        \
-    template IntegratedGradientsResult integrated_gradients(const Model<T>&, const std::vector<int>&, int, int); \
-    template std::vector<double> input_x_gradient_scores(const Model<T>&, const Trace<T>&, int);                \
-    template std::vector<double> gradient_norm_scores(const Model<T>&, const Trace<T>&, int);                   \
-    template TokenCostResult token_cost(const Model<T>&, const std::vector<int>&, int, double);                 \
-    template PromptTokenResult token_faithfulness(const Model<T>&, const std::vector<int>&,                      \
-                                                  const TokenEvalOptions&, uint64_t);                            \
-    template TokenEvalSummary token_eval(const Model<T>&, const std::vector<std::vector<int>>&,                  \
+#define DEPASS_INSTANTIATE(T)                                                                              \
+    template double softmax_probability(const Mat<T>&, int, int);                                          \
+    template double target_probability(const Model<T>&, const std::vector<int>&, int);                     \
+    template std::vector<double> depass_token_scores(const Model<T>&, const Trace<T>&, int, double);       \
+    template std::vector<double> attention_last_scores(const Trace<T>&);                                   \
+    template std::vector<double> attention_mean_scores(const Trace<T>&);                                   \
+    template std::vector<double> rollout_scores(const Trace<T>&);                                          \
+    template std::vector<double> embedding_norm_scores(const Trace<T>&);                                   \
+    template std::vector<double> occlusion_scores(const Model<T>&, const std::vector<int>&, int, double);  \
+    template IntegratedGradientsResult integrated_gradients(const Model<T>&, const std::vector<int>&, int, \
+                                                            int);                                          \
+    template std::vector<double> input_x_gradient_scores(const Model<T>&, const Trace<T>&, int);           \
+    template std::vector<double> gradient_norm_scores(const Model<T>&, const Trace<T>&, int);              \
+    template TokenCostResult token_cost(const Model<T>&, const std::vector<int>&, int, double);            \
+    template PromptTokenResult token_faithfulness(const Model<T>&, const std::vector<int>&,                \
+                                                  const TokenEvalOptions&, uint64_t);                      \
+    template TokenEvalSummary token_eval(const Model<T>&, const std::vector<std::vector<int>>&,            \
                                          const TokenEvalOptions&, const Progress&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)

@@ -5,15 +5,14 @@
 // Zeroing a head = zeroing its Dh columns of W_O (its output never reaches the residual);
 // zeroing a neuron = zeroing its column of W_down (a[:, i] W_down[:, i] is removed from
 // the MLP output; the activation itself is unchanged).
-#include "depass/eval.hpp"
-
-#include "depass/backward.hpp"
-#include "depass/attribute.hpp"
-#include "parallel.hpp"
-
 #include <chrono>
 #include <cmath>
 #include <numeric>
+
+#include "depass/attribute.hpp"
+#include "depass/backward.hpp"
+#include "depass/eval.hpp"
+#include "parallel.hpp"
 
 namespace depass::eval {
 
@@ -23,17 +22,23 @@ int units_per_layer(const Config& cfg, UnitKind k) { return k == UnitKind::Head 
 
 const char* method_name(UnitMethod m) {
     switch (m) {
-        case UnitMethod::DePassSigned: return "depass_signed";
-        case UnitMethod::DePassAbs: return "depass_abs";
-        case UnitMethod::Random: return "random";
-        case UnitMethod::Magnitude: return "magnitude";
-        case UnitMethod::Atp: return "atp";
+        case UnitMethod::DePassSigned:
+            return "depass_signed";
+        case UnitMethod::DePassAbs:
+            return "depass_abs";
+        case UnitMethod::Random:
+            return "random";
+        case UnitMethod::Magnitude:
+            return "magnitude";
+        case UnitMethod::Atp:
+            return "atp";
     }
     return "?";
 }
 
 std::vector<UnitMethod> all_unit_methods() {
-    return {UnitMethod::DePassSigned, UnitMethod::DePassAbs, UnitMethod::Random, UnitMethod::Magnitude, UnitMethod::Atp};
+    return {UnitMethod::DePassSigned, UnitMethod::DePassAbs, UnitMethod::Random, UnitMethod::Magnitude,
+            UnitMethod::Atp};
 }
 
 int zeroed_count(double fraction, int total) {
@@ -43,8 +48,8 @@ int zeroed_count(double fraction, int total) {
 }
 
 template <class T>
-std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind, int target,
-                                       double temperature) {
+std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind,
+                                       int target, double temperature) {
     const Config& cfg = model.cfg;
     const int N = trace.N(), U = units_per_layer(cfg, kind);
     std::vector<double> s(size_t(cfg.L) * U);
@@ -115,7 +120,8 @@ std::vector<double> atp_unit_scores(const Model<T>& model, const Trace<T>& trace
 template <class T>
 void require_resident(const Model<T>& model, const char* what) {
     if (model.streamed)
-        throw Error(std::string(what) + ": ablation edits the weights in memory and needs them resident; load the " +
+        throw Error(std::string(what) +
+                    ": ablation edits the weights in memory and needs them resident; load the " +
                     "model with resident weights (--weights resident)");
 }
 
@@ -124,7 +130,8 @@ void zero_head(Model<T>& model, int layer, int head) {
     const Config& c = model.cfg;
     if (layer < 0 || layer >= c.L || head < 0 || head >= c.H)
         throw Error("zero_head: layer " + std::to_string(layer) + " head " + std::to_string(head) +
-                    " is outside the model (" + std::to_string(c.L) + " layers, " + std::to_string(c.H) + " heads)");
+                    " is outside the model (" + std::to_string(c.L) + " layers, " + std::to_string(c.H) +
+                    " heads)");
     require_resident(model, "zero_head");
     model.w.layers[layer].wo.middleCols(long(head) * c.Dh, c.Dh).setZero();
 }
@@ -134,7 +141,8 @@ void zero_neuron(Model<T>& model, int layer, int neuron) {
     const Config& c = model.cfg;
     if (layer < 0 || layer >= c.L || neuron < 0 || neuron >= c.I)
         throw Error("zero_neuron: layer " + std::to_string(layer) + " neuron " + std::to_string(neuron) +
-                    " is outside the model (" + std::to_string(c.L) + " layers, " + std::to_string(c.I) + " neurons)");
+                    " is outside the model (" + std::to_string(c.L) + " layers, " + std::to_string(c.I) +
+                    " neurons)");
     require_resident(model, "zero_neuron");
     model.w.layers[layer].w_down.col(neuron).setZero();
 }
@@ -143,7 +151,8 @@ template <class T>
 void restore_unit(Model<T>& model, const Model<T>& original, UnitKind kind, int layer, int unit) {
     const int Dh = model.cfg.Dh;
     if (kind == UnitKind::Head)
-        model.w.layers[layer].wo.middleCols(long(unit) * Dh, Dh) = original.w.layers[layer].wo.middleCols(long(unit) * Dh, Dh);
+        model.w.layers[layer].wo.middleCols(long(unit) * Dh, Dh) =
+            original.w.layers[layer].wo.middleCols(long(unit) * Dh, Dh);
     else
         model.w.layers[layer].w_down.col(unit) = original.w.layers[layer].w_down.col(unit);
 }
@@ -159,7 +168,8 @@ template <class T>
 Outcome masked_outcome(Model<T>& work, const Model<T>& model, UnitKind kind, const std::vector<int>& ids,
                        const std::vector<int>& units, int target, double p_clean) {
     const int U = units_per_layer(model.cfg, kind);
-    for (int f : units) kind == UnitKind::Head ? zero_head(work, f / U, f % U) : zero_neuron(work, f / U, f % U);
+    for (int f : units)
+        kind == UnitKind::Head ? zero_head(work, f / U, f % U) : zero_neuron(work, f / U, f % U);
     const Trace<T> t = forward(work, ids);
     for (int f : units) restore_unit(work, model, kind, f / U, f % U);
     const int N = t.N();
@@ -217,7 +227,8 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
                 for (int d = 0; d < std::max(1, opt.random_draws); ++d) {
                     std::vector<int> o(total);
                     std::iota(o.begin(), o.end(), 0);
-                    Rng rng(mix_seed(opt.seed, uint64_t(i), uint64_t(d), uint64_t(kind == UnitKind::Head ? 1 : 2)));
+                    Rng rng(mix_seed(opt.seed, uint64_t(i), uint64_t(d),
+                                     uint64_t(kind == UnitKind::Head ? 1 : 2)));
                     rng.shuffle(o.begin(), o.end());
                     orders.push_back(std::move(o));
                 }
@@ -262,14 +273,15 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
     return s;
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                    \
-    template std::vector<double> depass_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int, double);    \
-    template std::vector<double> magnitude_unit_scores(const Model<T>&, const Trace<T>&, UnitKind);              \
-    template std::vector<double> atp_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int);               \
-    template void zero_head(Model<T>&, int, int);                                                                \
-    template void zero_neuron(Model<T>&, int, int);                                                              \
-    template void restore_unit(Model<T>&, const Model<T>&, UnitKind, int, int);                                  \
-    template UnitEvalSummary unit_eval(const Model<T>&, const std::vector<std::vector<int>>&, UnitKind,          \
+#define DEPASS_INSTANTIATE(T)                                                                           \
+    template std::vector<double> depass_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int,    \
+                                                    double);                                            \
+    template std::vector<double> magnitude_unit_scores(const Model<T>&, const Trace<T>&, UnitKind);     \
+    template std::vector<double> atp_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int);      \
+    template void zero_head(Model<T>&, int, int);                                                       \
+    template void zero_neuron(Model<T>&, int, int);                                                     \
+    template void restore_unit(Model<T>&, const Model<T>&, UnitKind, int, int);                         \
+    template UnitEvalSummary unit_eval(const Model<T>&, const std::vector<std::vector<int>>&, UnitKind, \
                                        const UnitEvalOptions&, const Progress&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "io/json_guard.hpp"
 #include "depass/eval_report.hpp"
 #include "depass/io.hpp"
+#include "io/json_guard.hpp"
 
 namespace depass::eval {
 

@@ -99,5 +99,4 @@ void widen_bytes(const unsigned char* bytes, DType dt, size_t n, T* out) {
     }
 }
 
-
 }  // namespace depass::detail

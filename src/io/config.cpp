@@ -232,9 +232,10 @@ Config read_hf_config(const std::string& path_in) {
     const std::string model_type = f.get_string("model_type");
     if (f.present("quantization_config")) {
         const json& q = j["quantization_config"];
-        const std::string method = q.is_object() && q.contains("quant_method") && q["quant_method"].is_string()
-                                       ? q["quant_method"].get<std::string>()
-                                       : std::string("unknown");
+        const std::string method =
+            q.is_object() && q.contains("quant_method") && q["quant_method"].is_string()
+                ? q["quant_method"].get<std::string>()
+                : std::string("unknown");
         throw Error(path + ": field 'quantization_config' (quant_method '" + method +
                     "'): quantised checkpoints are not supported (F32, F16 or BF16 weights only)");
     }

@@ -7,12 +7,11 @@
 // these define is computed by rope_inv_freq (src/ops/rope_freq.cpp).
 #include "config_rope.hpp"
 
-#include "json_guard.hpp"
-
-#include "depass/types.hpp"
-
 #include <cmath>
 #include <sstream>
+
+#include "depass/types.hpp"
+#include "json_guard.hpp"
 
 using json = nlohmann::json;
 
@@ -23,8 +22,8 @@ namespace {
 double number(const std::string& file, const json& block, const char* name) {
     const std::string field = std::string("rope_scaling.") + name;
     if (!block.contains(name) || block[name].is_null())
-        throw Error(file + ": missing required field '" + field + "' (rope_scaling " +
-                    json_brief(block) + ")");
+        throw Error(file + ": missing required field '" + field + "' (rope_scaling " + json_brief(block) +
+                    ")");
     if (!block[name].is_number())
         throw Error(file + ": field '" + field + "' must be a number, got " + json_brief(block[name]));
     return block[name].get<double>();
@@ -42,7 +41,8 @@ RopeScaling read_rope_scaling(const std::string& file, const json& config) {
     if (!key)
         throw Error(file + ": field 'rope_scaling' has neither 'rope_type' nor 'type', got " + json_brief(b));
     const std::string field = std::string("rope_scaling.") + key;
-    if (!b[key].is_string()) throw Error(file + ": field '" + field + "' must be a string, got " + json_brief(b[key]));
+    if (!b[key].is_string())
+        throw Error(file + ": field '" + field + "' must be a string, got " + json_brief(b[key]));
     const std::string type = b[key].get<std::string>();
     if (type == "default") return s;
     if (type == "linear") {

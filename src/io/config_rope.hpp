@@ -1,11 +1,10 @@
 // config_rope.hpp -- `rope_scaling` of a Hugging Face config.json (internal to src/io).
 #pragma once
 
-#include "depass/config.hpp"
-
 #include <nlohmann/json.hpp>
-
 #include <string>
+
+#include "depass/config.hpp"
 
 namespace depass::detail {
 

@@ -19,8 +19,8 @@
 #include <set>
 #include <sstream>
 
-#include "depass/io.hpp"
 #include "bytes.hpp"
+#include "depass/io.hpp"
 #include "mapped_file.hpp"
 #include "tensor_plan.hpp"
 
@@ -32,10 +32,10 @@ namespace fs = std::filesystem;
 
 namespace depass {
 
-using detail::mul_sat;
 using detail::add_sat;
-using detail::half_to_double;
 using detail::bf16_to_float;
+using detail::half_to_double;
+using detail::mul_sat;
 
 namespace {
 
@@ -72,7 +72,6 @@ constexpr int kMaxArrayDepth = 8;  // nesting of array values
 
 // ---- small helpers ------------------------------------------------------------------
 
-
 std::string ne_str(const std::vector<uint64_t>& ne) {
     std::string s = "[";
     for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
@@ -89,8 +88,6 @@ std::string hex_bytes(const unsigned char* p, size_t n) {
     }
     return s;
 }
-
-
 
 size_t scalar_size(GgufType t) {
     switch (t) {
@@ -664,8 +661,8 @@ Tensor<T> GgufFile::read(const std::string& name, const std::vector<int64_t>& ex
     Tensor<T> out(shape);
     const uint64_t offset = data_start_ + t.offset;
     const DType stored = t.type == kF32 ? DType::F32 : t.type == kF16 ? DType::F16 : DType::BF16;
-    detail::widen_bytes(map_->bytes(offset, t.nbytes, "the data of tensor '" + name + "'"), stored, out.size(),
-                        out.data.data());
+    detail::widen_bytes(map_->bytes(offset, t.nbytes, "the data of tensor '" + name + "'"), stored,
+                        out.size(), out.data.data());
     map_->release(offset, t.nbytes);
     return out;
 }
@@ -696,11 +693,11 @@ struct GgufSource {
     void check_tensor(const std::string& name, const std::vector<int64_t>& shape) const {
         const GgufTensorInfo& t = g.tensor(name);
         if (t.type != kF32 && t.type != kF16 && t.type != kBF16)
-            throw Error("unsupported tensor type " + ggml_type_name(t.type) + " for tensor '" + name + "' in " +
-                        g.path() + " (only F32, F16, BF16 are supported)");
+            throw Error("unsupported tensor type " + ggml_type_name(t.type) + " for tensor '" + name +
+                        "' in " + g.path() + " (only F32, F16, BF16 are supported)");
         if (t.shape() != shape)
-            throw Error(g.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) + " (ggml ne " +
-                        ne_str(t.ne) + "), expected " + shape_str(shape));
+            throw Error(g.path() + ": tensor '" + name + "' has shape " + shape_str(t.shape()) +
+                        " (ggml ne " + ne_str(t.ne) + "), expected " + shape_str(shape));
     }
     std::vector<std::string> tensor_names() const {
         std::vector<std::string> out;
@@ -819,9 +816,9 @@ Config gguf_config(const GgufFile& g) {
     // Every block has 9 tensors of its own: check the block count against the tensors present
     // before planning (and allocating) anything per block.
     if (mul_sat(uint64_t(c.L), 9) > g.tensors().size()) {
-        throw Error(path + ": metadata key 'llama.block_count' = " + std::to_string(c.L) + " needs at least " +
-                    std::to_string(9 * uint64_t(c.L)) + " tensors, but the file holds only " +
-                    std::to_string(g.tensors().size()));
+        throw Error(path + ": metadata key 'llama.block_count' = " + std::to_string(c.L) +
+                    " needs at least " + std::to_string(9 * uint64_t(c.L)) +
+                    " tensors, but the file holds only " + std::to_string(g.tensors().size()));
     }
     return c;
 }
@@ -837,7 +834,9 @@ Model<T> read_gguf_model(const std::string& path, WeightMode mode) {
         [&c](Weights<T>& w, GgufPlan<T>& p, bool layers) {
             detail::plan_llama_model(c, w, p, TensorNames::Gguf, layers);
         },
-        [c](int l, LayerWeights<T>& ly, GgufPlan<T>& p) { detail::plan_llama_block(c, l, ly, p, TensorNames::Gguf); },
+        [c](int l, LayerWeights<T>& ly, GgufPlan<T>& p) {
+            detail::plan_llama_block(c, l, ly, p, TensorNames::Gguf);
+        },
         ignored_tensor);
     return m;
 }

@@ -24,9 +24,9 @@
 #include <functional>
 #include <set>
 
+#include "bytes.hpp"
 #include "depass/gguf.hpp"
 #include "depass/io.hpp"
-#include "bytes.hpp"
 #include "tensor_plan.hpp"
 
 namespace fs = std::filesystem;
@@ -55,7 +55,8 @@ struct SafetensorsSource {
         if (ti.shape != shape)
             throw Error(ti.file + ": tensor '" + name + "' has shape " + shape_str(ti.shape) + ", expected " +
                         shape_str(shape));
-        if (ti.dtype != DType::F16 && ti.dtype != DType::BF16 && ti.dtype != DType::F32 && ti.dtype != DType::F64)
+        if (ti.dtype != DType::F16 && ti.dtype != DType::BF16 && ti.dtype != DType::F32 &&
+            ti.dtype != DType::F64)
             throw Error(ti.file + ": tensor '" + name + "' has dtype " + dtype_name(ti.dtype) +
                         ", expected a floating-point dtype");
     }
@@ -114,7 +115,8 @@ void plan_layer(const Config& c, int l, LayerWeights<T>& ly, Plan<T>& p, const s
 // The whole model: embeddings, the blocks (when `layers`), final norm, unembedding.
 template <class T>
 void plan_model(const Config& c, Weights<T>& w, Plan<T>& p, const std::string& gpt2_pfx, bool layers) {
-    if (c.model_type != "gpt2") return detail::plan_llama_model(c, w, p, detail::TensorNames::HuggingFace, layers);
+    if (c.model_type != "gpt2")
+        return detail::plan_llama_model(c, w, p, detail::TensorNames::HuggingFace, layers);
     const int D = c.D, V = c.V;
     p.mat(gpt2_pfx + "wte.weight", w.tok_emb, V, D);
     p.mat(gpt2_pfx + "wpe.weight", w.pos_emb, c.max_positions, D);
@@ -166,9 +168,12 @@ Model<T> read_hf_model(const std::string& dir, WeightMode mode) {
                     " tensors, but " + st_path + " holds only " + std::to_string(n_tensors));
     }
 
-    const std::string pfx = (gpt2 && !st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
+    const std::string pfx =
+        (gpt2 && !st.has("transformer.wte.weight") && st.has("wte.weight")) ? "" : "transformer.";
     const bool tied = c.tied_embeddings;
-    const auto ignored = [tied](const std::string& n) { return ignorable_buffer(n) || (tied && n == "lm_head.weight"); };
+    const auto ignored = [tied](const std::string& n) {
+        return ignorable_buffer(n) || (tied && n == "lm_head.weight");
+    };
     detail::load_planned<T, SafeTensors, SafetensorsSource>(
         m, st, mode, [&c, pfx](Weights<T>& w, Plan<T>& p, bool layers) { plan_model(c, w, p, pfx, layers); },
         [c, pfx](int l, LayerWeights<T>& ly, Plan<T>& p) { plan_layer(c, l, ly, p, pfx); }, ignored);

@@ -10,22 +10,21 @@
 // The file size must match the header exactly; anything else means a wrong
 // or damaged file.
 #include <cstring>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
-#include "depass/io.hpp"
 #include "bytes.hpp"
+#include "depass/io.hpp"
 
 namespace fs = std::filesystem;
 
 namespace depass {
 
-using detail::mul_sat;
 using detail::add_sat;
+using detail::mul_sat;
 
 namespace {
-
 
 // Sequential float32 reader over the loaded file.
 class Cursor {

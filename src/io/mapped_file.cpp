@@ -1,16 +1,16 @@
 // mapped_file.cpp -- read-only file maps (POSIX mmap).
 #include "mapped_file.hpp"
 
-#include "depass/types.hpp"  // depass::Error
-
-#include <algorithm>
-
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "depass/types.hpp"  // depass::Error
 
 namespace depass::detail {
 
@@ -50,8 +50,9 @@ MappedFile::~MappedFile() {
 
 const unsigned char* MappedFile::bytes(uint64_t offset, uint64_t n, const std::string& what) const {
     if (offset > size_ || n > size_ - offset)
-        throw Error(path_ + ": " + what + " at bytes [" + std::to_string(offset) + ", " + std::to_string(offset) +
-                    " + " + std::to_string(n) + ") lies outside the " + std::to_string(size_) + "-byte file");
+        throw Error(path_ + ": " + what + " at bytes [" + std::to_string(offset) + ", " +
+                    std::to_string(offset) + " + " + std::to_string(n) + ") lies outside the " +
+                    std::to_string(size_) + "-byte file");
     return base_ + offset;
 }
 

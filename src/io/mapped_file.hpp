@@ -21,7 +21,8 @@ class MappedFile {
 public:
     // Maps PATH read-only. `expected_size` (when not UINT64_MAX) is the size the caller
     // measured while parsing the header: a different size means the file changed in between.
-    static std::shared_ptr<const MappedFile> open(const std::string& path, uint64_t expected_size = UINT64_MAX);
+    static std::shared_ptr<const MappedFile> open(const std::string& path,
+                                                  uint64_t expected_size = UINT64_MAX);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;

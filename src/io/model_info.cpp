@@ -2,17 +2,16 @@
 // its stored tensors from the file headers, without reading a weight.
 #include "depass/model_info.hpp"
 
-#include "depass/gguf.hpp"
-#include "depass/io.hpp"
-#include "json_guard.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+
+#include "depass/gguf.hpp"
+#include "depass/io.hpp"
+#include "json_guard.hpp"
 
 namespace fs = std::filesystem;
 
@@ -58,9 +57,9 @@ uint64_t size_of(const std::string& file) {
 
 // The tokenizer files the command line looks at (src/cli/common.cpp find_tokenizer), present ones only.
 std::vector<std::string> tokenizer_files(const std::string& model, int V) {
-    const fs::path base = fs::is_directory(model) ? fs::path(model)
+    const fs::path base = fs::is_directory(model)                 ? fs::path(model)
                           : fs::path(model).parent_path().empty() ? fs::path(".")
-                                                                   : fs::path(model).parent_path();
+                                                                  : fs::path(model).parent_path();
     std::vector<std::string> found;
     for (const char* name : {"tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer.bin"}) {
         const fs::path p = base / name;
@@ -78,9 +77,12 @@ std::vector<std::string> tokenizer_files(const std::string& model, int V) {
 Config read_config(const std::string& path) {
     std::string dir;
     switch (format_of(path, &dir)) {
-        case Format::HfDir: return read_hf_config((fs::path(dir) / "config.json").string());
-        case Format::Gguf: return gguf_config(GgufFile::open(path));
-        case Format::Llama2c: break;
+        case Format::HfDir:
+            return read_hf_config((fs::path(dir) / "config.json").string());
+        case Format::Gguf:
+            return gguf_config(GgufFile::open(path));
+        case Format::Llama2c:
+            break;
     }
     return read_llama2c_config(path);
 }
@@ -94,10 +96,12 @@ ModelFileInfo describe_model_file(const std::string& path) {
         info.format = "huggingface";
         info.cfg = read_hf_config((fs::path(dir) / "config.json").string());
         // The dtype the config says the weights are stored in (for a directory without them).
-        const nlohmann::json cj = detail::parse_json_checked(read_text_file((fs::path(dir) / "config.json").string()),
-                                                             (fs::path(dir) / "config.json").string());
+        const nlohmann::json cj =
+            detail::parse_json_checked(read_text_file((fs::path(dir) / "config.json").string()),
+                                       (fs::path(dir) / "config.json").string());
         for (const char* key : {"torch_dtype", "dtype"})
-            if (cj.is_object() && cj.contains(key) && cj[key].is_string()) info.config_dtype = cj[key].get<std::string>();
+            if (cj.is_object() && cj.contains(key) && cj[key].is_string())
+                info.config_dtype = cj[key].get<std::string>();
         std::string st_path = (fs::path(dir) / "model.safetensors").string();
         if (!file_exists(st_path)) st_path = (fs::path(dir) / "model.safetensors.index.json").string();
         if (!file_exists(st_path)) {

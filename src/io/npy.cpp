@@ -4,8 +4,8 @@
 // dtype, fortran_order, shape, exact data size) so that every malformed file
 // gets a precise error naming it. Accepted dtypes: float16, float32, float64,
 // int32, int64, little- or big-endian (swapped on load); Fortran-order arrays
-// are reordered to C order on load, so the result is always row-major. Writing goes through xtensor's npy writer
-// (xt::dump_npy) and then an atomic rename.
+// are reordered to C order on load, so the result is always row-major. Writing goes through xtensor's npy
+// writer (xt::dump_npy) and then an atomic rename.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -15,8 +15,8 @@
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xnpy.hpp>
 
-#include "depass/io.hpp"
 #include "bytes.hpp"
+#include "depass/io.hpp"
 #include "json_guard.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -200,8 +200,11 @@ NpyHeader parse_npy_header(const std::string& path, const std::string& bytes) {
     if (!have_fortran) throw Error(path + ": .npy header has no 'fortran_order'");
     if (!have_shape) throw Error(path + ": .npy header has no 'shape'");
     // descr = byte order ('<' little, '>' big, '=' native, '|' not applicable) + kind + item size.
-    static const std::pair<const char*, NpyType> kinds[] = {
-        {"f2", NpyType::F2}, {"f4", NpyType::F4}, {"f8", NpyType::F8}, {"i4", NpyType::I4}, {"i8", NpyType::I8}};
+    static const std::pair<const char*, NpyType> kinds[] = {{"f2", NpyType::F2},
+                                                            {"f4", NpyType::F4},
+                                                            {"f8", NpyType::F8},
+                                                            {"i4", NpyType::I4},
+                                                            {"i8", NpyType::I8}};
     bool known = false;
     if (h.descr.size() == 3 && (h.descr[0] == '<' || h.descr[0] == '>' || h.descr[0] == '=')) {
         for (const auto& k : kinds) {

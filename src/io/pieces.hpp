@@ -1,9 +1,9 @@
 // Helpers shared by the tokenizers: byte pieces and token id checks.
 #pragma once
 
-#include "depass/types.hpp"
-
 #include <string>
+
+#include "depass/types.hpp"
 
 namespace depass::detail {
 

@@ -18,8 +18,8 @@
 #include <sstream>
 #include <type_traits>
 
-#include "depass/io.hpp"
 #include "bytes.hpp"
+#include "depass/io.hpp"
 #include "json_guard.hpp"
 #include "mapped_file.hpp"
 
@@ -32,8 +32,8 @@ using json = nlohmann::json;
 
 namespace depass {
 
-using detail::half_to_double;
 using detail::bf16_to_float;
+using detail::half_to_double;
 
 const char* dtype_name(DType t) {
     switch (t) {
@@ -89,8 +89,6 @@ bool parse_dtype(const std::string& s, DType* out) {
 bool is_float_dtype(DType t) {
     return t == DType::F16 || t == DType::BF16 || t == DType::F32 || t == DType::F64;
 }
-
-
 
 // a * b, saturating at UINT64_MAX (sizes read from untrusted headers).
 uint64_t mul_sat(uint64_t a, uint64_t b) {

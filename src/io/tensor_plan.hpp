@@ -17,15 +17,15 @@
 // so the messages stay in the words of each format.
 #pragma once
 
-#include "depass/types.hpp"
-#include "depass/io.hpp"  // WeightMode
-#include "depass/weights.hpp"
-
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "depass/io.hpp"  // WeightMode
+#include "depass/types.hpp"
+#include "depass/weights.hpp"
 
 namespace depass::detail {
 
@@ -42,12 +42,14 @@ public:
     }
     // An (out, in) matrix stored as it is applied.
     void mat(const std::string& name, Mat<T>& dst, int rows, int cols) {
-        add(name, {rows, cols}, [&dst, rows, cols](Tensor<T>&& t) { dst = ConstMatMap<T>(t.data.data(), rows, cols); });
+        add(name, {rows, cols},
+            [&dst, rows, cols](Tensor<T>&& t) { dst = ConstMatMap<T>(t.data.data(), rows, cols); });
     }
     // A matrix stored transposed, (in, out) = (cols, rows) (GPT-2's Conv1D); dst becomes (rows, cols).
     void mat_t(const std::string& name, Mat<T>& dst, int rows, int cols) {
-        add(name, {cols, rows},
-            [&dst, rows, cols](Tensor<T>&& t) { dst = ConstMatMap<T>(t.data.data(), cols, rows).transpose(); });
+        add(name, {cols, rows}, [&dst, rows, cols](Tensor<T>&& t) {
+            dst = ConstMatMap<T>(t.data.data(), cols, rows).transpose();
+        });
     }
     void vec(const std::string& name, Vec<T>& dst, int n) {
         add(name, {n}, [&dst, n](Tensor<T>&& t) { dst = Eigen::Map<const Vec<T>>(t.data.data(), n); });
@@ -148,7 +150,8 @@ void load_planned(Model<T>& m, const File& file, WeightMode mode,
 enum class TensorNames { HuggingFace, Gguf };
 
 template <class T, class Source>
-void plan_llama_block(const Config& c, int l, LayerWeights<T>& ly, TensorPlan<T, Source>& p, TensorNames names) {
+void plan_llama_block(const Config& c, int l, LayerWeights<T>& ly, TensorPlan<T, Source>& p,
+                      TensorNames names) {
     const int D = c.D, I = c.I, QD = c.H * c.Dh, KVD = c.Hkv * c.Dh;
     const bool hf = names == TensorNames::HuggingFace;
     const std::string pre = (hf ? "model.layers." : "blk.") + std::to_string(l) + ".";
@@ -172,7 +175,8 @@ void plan_llama_block(const Config& c, int l, LayerWeights<T>& ly, TensorPlan<T,
 
 // The whole model: embedding, the blocks (when `layers`), final norm, unembedding if untied.
 template <class T, class Source>
-void plan_llama_model(const Config& c, Weights<T>& w, TensorPlan<T, Source>& p, TensorNames names, bool layers) {
+void plan_llama_model(const Config& c, Weights<T>& w, TensorPlan<T, Source>& p, TensorNames names,
+                      bool layers) {
     const bool hf = names == TensorNames::HuggingFace;
     p.mat(hf ? "model.embed_tokens.weight" : "token_embd.weight", w.tok_emb, c.V, c.D);
     if (layers) {

@@ -146,8 +146,6 @@ std::vector<std::pair<size_t, size_t>> merge_pairs(std::vector<std::pair<size_t,
     return out;
 }
 
-
-
 }  // namespace
 
 // ---- loading ---------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 // The pipeline is described in include/depass/tokenizer_hf.hpp.
 #include "depass/tokenizer_hf.hpp"
 
-#include "json_guard.hpp"
-
 #include <utf8proc.h>
 
 #include <climits>
@@ -16,6 +14,7 @@
 
 #include "byte_level.hpp"
 #include "depass/io.hpp"
+#include "json_guard.hpp"
 #include "pieces.hpp"
 
 namespace depass {

@@ -1,13 +1,13 @@
 // tokenizer_llama2c.cpp -- loading, encoding and decoding for the llama2.c tokenizer.
-#include "depass/tokenizer.hpp"
-#include "pieces.hpp"
-
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <queue>
 #include <sstream>
+
+#include "depass/tokenizer.hpp"
+#include "pieces.hpp"
 
 namespace depass {
 
@@ -36,8 +36,6 @@ float read_f32_le(const unsigned char* p) {
     return v;
 }
 
-
-
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
     throw Error("tokenizer file '" + path + "': " + what);
 }
@@ -57,8 +55,8 @@ Llama2cTokenizer Llama2cTokenizer::load(const std::string& path, int expected_vo
 
     if (size == 0) fail(path, "file is empty (expected an int32 max_token_length header)");
     if (size < 4) {
-        fail(path, "file is " + std::to_string(size) +
-                       " bytes, too short for the int32 max_token_length header");
+        fail(path,
+             "file is " + std::to_string(size) + " bytes, too short for the int32 max_token_length header");
     }
 
     Llama2cTokenizer tok;
@@ -82,8 +80,8 @@ Llama2cTokenizer Llama2cTokenizer::load(const std::string& path, int expected_vo
         if (i > INT32_MAX - 1) fail(path, "too many pieces");
         const std::string where = "piece " + std::to_string(i) + ": ";
         if (size - off < 8) {
-            fail(path, where + "truncated score/length fields at byte offset " + std::to_string(off) +
-                           " (" + std::to_string(size - off) + " of 8 bytes present)");
+            fail(path, where + "truncated score/length fields at byte offset " + std::to_string(off) + " (" +
+                           std::to_string(size - off) + " of 8 bytes present)");
         }
         const float score = read_f32_le(buf.data() + off);
         const int32_t len = read_i32_le(buf.data() + off + 4);
@@ -95,8 +93,7 @@ Llama2cTokenizer Llama2cTokenizer::load(const std::string& path, int expected_vo
         off += 8;
         if (size - off < size_t(len)) {
             fail(path, where + "truncated: byte length " + std::to_string(len) + " at offset " +
-                           std::to_string(off) + " but only " + std::to_string(size - off) +
-                           " bytes remain");
+                           std::to_string(off) + " but only " + std::to_string(size - off) + " bytes remain");
         }
         tok.pieces_.emplace_back(reinterpret_cast<const char*>(buf.data() + off), size_t(len));
         tok.scores_.push_back(score);
@@ -155,7 +152,7 @@ std::vector<int> Llama2cTokenizer::encode(const std::string& text, bool bos, boo
     std::string cp;
     for (size_t i = 0; i < text.size(); ++i) {
         const unsigned char c = static_cast<unsigned char>(text[i]);
-        if ((c & 0xC0) != 0x80) cp.clear();   // not a continuation byte: a new code point starts
+        if ((c & 0xC0) != 0x80) cp.clear();  // not a continuation byte: a new code point starts
         cp.push_back(char(c));
         const bool next_continues =
             i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
@@ -215,7 +212,7 @@ std::vector<int> Llama2cTokenizer::encode(const std::string& text, bool bos, boo
         Node& a = nodes[size_t(c.left)];
         Node& b = nodes[size_t(c.right)];
         if (!a.alive || !b.alive || a.next != c.right || a.version != c.vleft || b.version != c.vright)
-            continue;   // stale: one side has merged since
+            continue;  // stale: one side has merged since
         a.id = c.merged;
         ++a.version;
         b.alive = false;

@@ -7,14 +7,14 @@
 //   - right after BOS a leading space is dropped (the dummy prefix);
 //   - a byte piece "<0xXX>" becomes that single byte;
 //   - control pieces (<s>, </s>, padding) have no text.
-#include "depass/tokenizer.hpp"
-#include "pieces.hpp"
-
 #include <sentencepiece_processor.h>
 
 #include <exception>
 #include <fstream>
 #include <sstream>
+
+#include "depass/tokenizer.hpp"
+#include "pieces.hpp"
 
 namespace depass {
 
@@ -27,8 +27,6 @@ const std::string kWordMark = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
     throw Error("tokenizer file '" + path + "': " + what);
 }
-
-
 
 std::string replace_word_marks(const std::string& s) {
     std::string out;

@@ -6,11 +6,11 @@
 //   *.json           a Hugging Face tokenizer.json; a vocab.json with merges.txt beside it
 //                    is GPT-2's vocab.json + merges.txt pair
 //   anything else    llama2.c .bin if it parses as one, else a SentencePiece model
-#include "depass/tokenizer.hpp"
-#include "depass/tokenizer_hf.hpp"
-
 #include <filesystem>
 #include <fstream>
+
+#include "depass/tokenizer.hpp"
+#include "depass/tokenizer_hf.hpp"
 
 namespace depass {
 
@@ -45,10 +45,10 @@ std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
     if (path.empty()) throw Error("open_tokenizer: empty tokenizer path");
     if (!fs::exists(path, ec)) throw Error("tokenizer file '" + path + "': no such file");
     if (fs::is_directory(path, ec)) {
-        throw Error(
-            "tokenizer file '" + path +
-            "': is a directory (expected tokenizer.json, tokenizer.model, a llama2.c tokenizer .bin or a .gguf "
-            "file)");
+        throw Error("tokenizer file '" + path +
+                    "': is a directory (expected tokenizer.json, tokenizer.model, a llama2.c tokenizer .bin "
+                    "or a .gguf "
+                    "file)");
     }
 
     if (has_extension(path, ".model")) return load_sentencepiece_tokenizer(path);

@@ -2,11 +2,11 @@
 // monitor, attribute the target logits.
 #include "depass/attribute.hpp"
 
-#include "depass/tolerance.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+
+#include "depass/tolerance.hpp"
 
 namespace depass {
 
@@ -25,8 +25,8 @@ template <class T>
 void CompletenessMonitor<T>::observe(const CutPoint& p, const Components<T>& c) {
     const Mat<T>& truth = state_at(*trace_, p);
     if (c.N != truth.rows() || c.D != truth.cols())
-        throw Error("completeness: components are [" + std::to_string(c.N) + ", " + std::to_string(c.D) + "] at " +
-                    p.str() + ", the state is [" + std::to_string(truth.rows()) + ", " +
+        throw Error("completeness: components are [" + std::to_string(c.N) + ", " + std::to_string(c.D) +
+                    "] at " + p.str() + ", the state is [" + std::to_string(truth.rows()) + ", " +
                     std::to_string(truth.cols()) + "]");
     const double state_max = double(truth.cwiseAbs().maxCoeff());
     const double scale = std::max(1e-30, state_max);
@@ -51,8 +51,8 @@ template <class T>
 void CompletenessMonitor<T>::require() const {
     if (ok_) return;
     std::ostringstream os;
-    os << "completeness violated: the components' sum differs from the true state at " << worst_point_ << " by "
-       << max_rel_ << " (relative), above the tolerance " << tol_;
+    os << "completeness violated: the components' sum differs from the true state at " << worst_point_
+       << " by " << max_rel_ << " (relative), above the tolerance " << tol_;
     throw Error(os.str());
 }
 
@@ -62,8 +62,8 @@ namespace {
 
 // Targets per position: the model's argmax (none given), one row for every position, or one row each.
 template <class T>
-std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>& given, const Trace<T>& trace,
-                                              int V) {
+std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>& given,
+                                              const Trace<T>& trace, int V) {
     const int N = trace.N();
     std::vector<std::vector<int>> t(N);
     if (given.empty()) {
@@ -75,8 +75,8 @@ std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>
         return t;
     }
     if (given.size() != 1 && int(given.size()) != N)
-        throw Error("targets: " + std::to_string(given.size()) + " rows of target ids for " + std::to_string(N) +
-                    " positions (expected 1 or " + std::to_string(N) + ")");
+        throw Error("targets: " + std::to_string(given.size()) + " rows of target ids for " +
+                    std::to_string(N) + " positions (expected 1 or " + std::to_string(N) + ")");
     for (size_t r = 0; r < given.size(); ++r) {
         if (given[r].empty() || given[r].size() != given[0].size())
             throw Error("targets: row " + std::to_string(r) + " has " + std::to_string(given[r].size()) +
@@ -95,8 +95,10 @@ std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>
 template <class T>
 Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const AttributionRequest& rq,
                          const ComponentObserver<T>& observe) {
-    if (!(rq.temperature > 0)) throw Error("attribute: temperature " + std::to_string(rq.temperature) + " (expected > 0)");
-    if (rq.mlp_chunk < 0) throw Error("attribute: MLP chunk " + std::to_string(rq.mlp_chunk) + " (expected >= 0)");
+    if (!(rq.temperature > 0))
+        throw Error("attribute: temperature " + std::to_string(rq.temperature) + " (expected > 0)");
+    if (rq.mlp_chunk < 0)
+        throw Error("attribute: MLP chunk " + std::to_string(rq.mlp_chunk) + " (expected >= 0)");
     Attribution<T> a;
     a.targets = resolve_targets(rq.targets, trace, model.cfg.V);  // a bad target fails before any work
     Initialised<T> init = initialise(model, trace, rq.start);
@@ -132,18 +134,18 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
 }
 
 template <class T>
-Attribution<T> attribute(const Model<T>& model, const std::vector<int>& ids, const AttributionRequest& request,
-                         const ComponentObserver<T>& observe) {
+Attribution<T> attribute(const Model<T>& model, const std::vector<int>& ids,
+                         const AttributionRequest& request, const ComponentObserver<T>& observe) {
     const Trace<T> trace = forward(model, ids);
     return attribute(model, trace, request, observe);
 }
 
 template class CompletenessMonitor<float>;
 template class CompletenessMonitor<double>;
-#define DEPASS_INSTANTIATE(T)                                                                                   \
-    template Attribution<T> attribute(const Model<T>&, const Trace<T>&, const AttributionRequest&,              \
-                                      const ComponentObserver<T>&);                                              \
-    template Attribution<T> attribute(const Model<T>&, const std::vector<int>&, const AttributionRequest&,      \
+#define DEPASS_INSTANTIATE(T)                                                                              \
+    template Attribution<T> attribute(const Model<T>&, const Trace<T>&, const AttributionRequest&,         \
+                                      const ComponentObserver<T>&);                                        \
+    template Attribution<T> attribute(const Model<T>&, const std::vector<int>&, const AttributionRequest&, \
                                       const ComponentObserver<T>&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)

@@ -2,11 +2,11 @@
 //
 // forward (src/model/forward.cpp), one block l:      reverse, one block l (dX = df/dX):
 //   x    = Norm1(h[l])                                  dh[l] = dm + Norm1_backward(h[l], dx)
-//   q, k, v = x W^T + b ; RoPE(q), RoPE(k)              dx = dq W_q + dk W_k + dv W_v  (RoPE undone on dq, dk)
-//   ctx  = attention(q, k, v)                           dq, dk, dv = attention_backward(dctx)
-//   m    = h[l] + ctx W_o^T + b_o                       dctx = dm W_o          (recorded: attn_ctx[l])
-//   y    = Norm2(m)                                     dm = dh[l+1] + Norm2_backward(m, dy)
-//   h[l+1] = m + MLP(y)                                 dy = MLP_backward(dh[l+1]); da recorded: mlp_act[l]
+//   q, k, v = x W^T + b ; RoPE(q), RoPE(k)              dx = dq W_q + dk W_k + dv W_v  (RoPE undone on dq,
+//   dk) ctx  = attention(q, k, v)                           dq, dk, dv = attention_backward(dctx) m    = h[l]
+//   + ctx W_o^T + b_o                       dctx = dm W_o          (recorded: attn_ctx[l]) y    = Norm2(m) dm
+//   = dh[l+1] + Norm2_backward(m, dy) h[l+1] = m + MLP(y)                                 dy =
+//   MLP_backward(dh[l+1]); da recorded: mlp_act[l]
 // and at the top:
 //   logits = NormF(h[L]) W_U^T                          dh[L] = NormF_backward(h[L], dlogits W_U)
 //   f = log softmax(logits[pos])[target]                dlogits[pos] = e_target - softmax(logits[pos])
@@ -15,10 +15,10 @@
 // `<op>_backward` from src/ops, written beside its forward op.
 #include "depass/backward.hpp"
 
-#include "depass/ops.hpp"
-
 #include <cmath>
 #include <string>
+
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -29,8 +29,8 @@ void check_pos_target(const char* fn, int N, int V, int pos, int target) {
         throw Error(std::string(fn) + ": position " + std::to_string(pos) + " is outside the sequence [0, " +
                     std::to_string(N) + ")");
     if (target < 0 || target >= V)
-        throw Error(std::string(fn) + ": target id " + std::to_string(target) + " is outside the vocabulary [0, " +
-                    std::to_string(V) + ")");
+        throw Error(std::string(fn) + ": target id " + std::to_string(target) +
+                    " is outside the vocabulary [0, " + std::to_string(V) + ")");
 }
 
 }  // namespace
@@ -53,7 +53,8 @@ template <class T>
 Vec<T> log_softmax_backward(const Mat<T>& logits, int pos, int target) {
     check_pos_target("log_softmax_backward", int(logits.rows()), int(logits.cols()), pos, target);
     const Eigen::VectorXd r = logits.row(pos).transpose().template cast<double>();
-    const Eigen::VectorXd p = (r.array() - r.maxCoeff()).exp().matrix() / (r.array() - r.maxCoeff()).exp().sum();
+    const Eigen::VectorXd p =
+        (r.array() - r.maxCoeff()).exp().matrix() / (r.array() - r.maxCoeff()).exp().sum();
     double others = 0;
     for (Eigen::Index v = 0; v < p.size(); ++v)
         if (v != target) others += p[v];
@@ -93,9 +94,10 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
         const LayerTrace<T>& lt = trace.layers[l];
 
         // h[l+1] = m + MLP(Norm2(m)): the residual passes dh on; the MLP branch adds its part.
-        Mat<T> dy = c.mlp == MlpKind::SwiGLU
-                        ? swiglu_mlp_backward(lw.w_gate, lw.w_up, lw.w_down, lt.mlp_pre, lt.mlp_up, dh, &g.mlp_act[l])
-                        : gelu_mlp_backward(lw.w_up, lw.w_down, lt.mlp_pre, dh, &g.mlp_act[l]);
+        Mat<T> dy =
+            c.mlp == MlpKind::SwiGLU
+                ? swiglu_mlp_backward(lw.w_gate, lw.w_up, lw.w_down, lt.mlp_pre, lt.mlp_up, dh, &g.mlp_act[l])
+                : gelu_mlp_backward(lw.w_up, lw.w_down, lt.mlp_pre, dh, &g.mlp_act[l]);
         Mat<T> dm = dh + apply_norm_backward(c.norm, c.norm_eps, lt.m, lw.norm2_g, dy);
 
         // m = h[l] + ctx W_o^T + b_o
@@ -108,7 +110,8 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
         attention_backward(a.q, a.k, a.v, lt.probs, g.attn_ctx[l], c.H, c.Hkv, c.Dh, dq, dk, dv);
         rope_backward(dq, c.H, c.Dh, c.rope, inv_freq);
         rope_backward(dk, c.Hkv, c.Dh, c.rope, inv_freq);
-        const Mat<T> dx = linear_backward(x, lw.wq, dq) + linear_backward(x, lw.wk, dk) + linear_backward(x, lw.wv, dv);
+        const Mat<T> dx =
+            linear_backward(x, lw.wq, dq) + linear_backward(x, lw.wk, dk) + linear_backward(x, lw.wv, dv);
 
         // x = Norm1(h[l]); the residual passes dm on.
         dh = dm + apply_norm_backward(c.norm, c.norm_eps, trace.h[l], lw.norm1_g, dx);
@@ -128,11 +131,12 @@ Mat<T> token_embeddings(const Model<T>& model, const std::vector<int>& ids) {
     return embed(model.w.tok_emb, Mat<T>(), ids);
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                  \
-    template double target_log_prob(const Trace<T>&, int, int);                                               \
-    template Vec<T> log_softmax_backward(const Mat<T>&, int, int);                                            \
-    template Gradients<T> backward(const Model<T>&, const Trace<T>&, int, int);                               \
-    template double log_prob_from_embeddings(const Model<T>&, const Mat<T>&, const std::vector<int>&, int, int); \
+#define DEPASS_INSTANTIATE(T)                                                                              \
+    template double target_log_prob(const Trace<T>&, int, int);                                            \
+    template Vec<T> log_softmax_backward(const Mat<T>&, int, int);                                         \
+    template Gradients<T> backward(const Model<T>&, const Trace<T>&, int, int);                            \
+    template double log_prob_from_embeddings(const Model<T>&, const Mat<T>&, const std::vector<int>&, int, \
+                                             int);                                                         \
     template Mat<T> token_embeddings(const Model<T>&, const std::vector<int>&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)

@@ -37,8 +37,8 @@ void validate_rope_scaling(const std::string& where, const Config& c) {
                         " entries, expected Dh/2 = " + std::to_string(c.Dh / 2));
         for (size_t i = 0; i < c.rope_freq_factors.size(); ++i)
             if (!(c.rope_freq_factors[i] > 0) || !std::isfinite(c.rope_freq_factors[i]))
-                throw Error(where + "rope_freqs[" + std::to_string(i) + "] must be positive and finite, got " +
-                            num_str(c.rope_freq_factors[i]));
+                throw Error(where + "rope_freqs[" + std::to_string(i) +
+                            "] must be positive and finite, got " + num_str(c.rope_freq_factors[i]));
     }
 }
 
@@ -51,8 +51,12 @@ Config preset(Arch arch) {
     c.act = Activation::SiLU;
     c.rope = RopeStyle::Half;
     switch (arch) {
-        case Arch::Llama: c.model_type = "llama"; break;
-        case Arch::Mistral: c.model_type = "mistral"; break;
+        case Arch::Llama:
+            c.model_type = "llama";
+            break;
+        case Arch::Mistral:
+            c.model_type = "mistral";
+            break;
         case Arch::Qwen2:
             c.model_type = "qwen2";
             c.qkv_bias = true;
@@ -176,9 +180,9 @@ std::string describe(const Config& c) {
     if (c.rope_scaling.kind == RopeScalingKind::Linear)
         os << " rope_scaling=linear(factor=" << c.rope_scaling.factor << ")";
     if (c.rope_scaling.kind == RopeScalingKind::Llama3)
-        os << " rope_scaling=llama3(factor=" << c.rope_scaling.factor << " low=" << c.rope_scaling.low_freq_factor
-           << " high=" << c.rope_scaling.high_freq_factor << " original_max=" << c.rope_scaling.original_max_positions
-           << ")";
+        os << " rope_scaling=llama3(factor=" << c.rope_scaling.factor
+           << " low=" << c.rope_scaling.low_freq_factor << " high=" << c.rope_scaling.high_freq_factor
+           << " original_max=" << c.rope_scaling.original_max_positions << ")";
     if (!c.rope_freq_factors.empty()) os << " rope_freqs[" << c.rope_freq_factors.size() << "]";
     if (c.learned_positions) os << " learned_pos";
     os << " tied=" << (c.tied_embeddings ? "yes" : "no");

@@ -13,8 +13,8 @@ std::string CutPoint::str() const {
 
 // Attention block:  Y_m = W_O ( A V_m ),   V_m = Norm1_m(X_m) W_V^T   (b_V and b_O to the rest)
 template <class T>
-Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
-                                         const Components<T>& x) {
+Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T>& lw,
+                                         const LayerTrace<T>& lt, const Components<T>& x) {
     const Components<T> u = apply_norm_decomposed(cfg.norm, x, lw.norm1_g, lw.norm1_b, lt.norm1);
     const Components<T> v = linear_decomposed(u, lw.wv, lw.bv);
     const Components<T> ctx = attention_decomposed(v, lt.probs, cfg.H, cfg.Hkv, cfg.Dh);
@@ -29,8 +29,8 @@ Components<T> mlp_block_decomposed(const Config& cfg, const LayerWeights<T>& lw,
     const bool gated = cfg.mlp == MlpKind::SwiGLU;
     static const Vec<T> none;
     // The shares G_m come from the gate (SwiGLU) or from W_1 with b_1 as the rest's share (GELU).
-    return mlp_decomposed(z, gated ? lw.w_gate : lw.w_up, gated ? none : lw.b_up, lw.w_down, lw.b_down, cfg.act,
-                          lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt);
+    return mlp_decomposed(z, gated ? lw.w_gate : lw.w_up, gated ? none : lw.b_up, lw.w_down, lw.b_down,
+                          cfg.act, lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt);
 }
 
 template <class T>
@@ -42,7 +42,8 @@ Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components
                     std::to_string(cfg.L) + "-layer model");
     if (c.N != trace.N() || c.D != cfg.D)
         throw Error("propagate: components are [" + std::to_string(c.N) + ", " + std::to_string(c.D) +
-                    "] per component, the trace is [" + std::to_string(trace.N()) + ", " + std::to_string(cfg.D) + "]");
+                    "] per component, the trace is [" + std::to_string(trace.N()) + ", " +
+                    std::to_string(cfg.D) + "]");
     if (observe) observe(cut, c);
 
     LayerWeights<T> scratch;  // the block being passed, when the blocks are streamed
@@ -63,18 +64,19 @@ Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components
 template <class T>
 Tensor<T> logit_attribution(const Model<T>& model, const Trace<T>& trace, const Components<T>& c,
                             const std::vector<std::vector<int>>& targets) {
-    const Components<T> z = apply_norm_decomposed(model.cfg.norm, c, model.w.normf_g, model.w.normf_b, trace.normf);
+    const Components<T> z =
+        apply_norm_decomposed(model.cfg.norm, c, model.w.normf_g, model.w.normf_b, trace.normf);
     return unembed_decomposed(z, model.w.unembedding(), targets);
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                  \
-    template Components<T> attention_block_decomposed(const Config&, const LayerWeights<T>&,                   \
-                                                      const LayerTrace<T>&, const Components<T>&);             \
-    template Components<T> mlp_block_decomposed(const Config&, const LayerWeights<T>&, const LayerTrace<T>&,   \
-                                                const Components<T>&, const DecomposeOptions&);                \
-    template Components<T> propagate(const Model<T>&, const Trace<T>&, Components<T>, CutPoint,                \
-                                     const DecomposeOptions&, const ComponentObserver<T>&);                    \
-    template Tensor<T> logit_attribution(const Model<T>&, const Trace<T>&, const Components<T>&,               \
+#define DEPASS_INSTANTIATE(T)                                                                                \
+    template Components<T> attention_block_decomposed(const Config&, const LayerWeights<T>&,                 \
+                                                      const LayerTrace<T>&, const Components<T>&);           \
+    template Components<T> mlp_block_decomposed(const Config&, const LayerWeights<T>&, const LayerTrace<T>&, \
+                                                const Components<T>&, const DecomposeOptions&);              \
+    template Components<T> propagate(const Model<T>&, const Trace<T>&, Components<T>, CutPoint,              \
+                                     const DecomposeOptions&, const ComponentObserver<T>&);                  \
+    template Tensor<T> logit_attribution(const Model<T>&, const Trace<T>&, const Components<T>&,             \
                                          const std::vector<std::vector<int>>&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)

@@ -16,8 +16,17 @@ struct Dims {
 };
 
 Dims dims_of(const Config& c, int N) {
-    return {u64(c.D), u64(c.I), u64(c.L), u64(c.H), u64(c.Dh), u64(c.H) * u64(c.Dh), u64(c.Hkv) * u64(c.Dh),
-            u64(c.V), u64(N), c.norm == NormKind::LayerNorm, c.mlp == MlpKind::SwiGLU};
+    return {u64(c.D),
+            u64(c.I),
+            u64(c.L),
+            u64(c.H),
+            u64(c.Dh),
+            u64(c.H) * u64(c.Dh),
+            u64(c.Hkv) * u64(c.Dh),
+            u64(c.V),
+            u64(N),
+            c.norm == NormKind::LayerNorm,
+            c.mlp == MlpKind::SwiGLU};
 }
 
 // Multiply-adds of the recorded attention over N queries (ops/attention.cpp): causal blocks of
@@ -35,7 +44,7 @@ double attention_macs(u64 N, u64 H, u64 Dh) {
 // One level's components: how many, where the first stored position of each is, where the cut is.
 struct Layout {
     std::string level, cut;
-    std::vector<int> first;  // [M]
+    std::vector<int> first;         // [M]
     bool attention_of_first_block;  // the cut is h[l]: block l's attention is decomposed too
     int first_block;                // the first block the decomposed pass goes through
     double init_macs;
@@ -45,22 +54,22 @@ struct Layout {
 
 uint64_t layer_weight_count(const Config& c) {
     const Dims d = dims_of(c, 1);
-    u64 n = 2 * d.D * (d.ln ? 2 : 1);                // norm1, norm2 (+ biases)
-    n += 2 * d.QD * d.D + 2 * d.KVD * d.D;           // W_q, W_o, W_k, W_v
+    u64 n = 2 * d.D * (d.ln ? 2 : 1);       // norm1, norm2 (+ biases)
+    n += 2 * d.QD * d.D + 2 * d.KVD * d.D;  // W_q, W_o, W_k, W_v
     if (c.qkv_bias) n += d.QD + 2 * d.KVD;
     if (c.o_bias) n += d.D;
-    n += (d.gated ? 3 : 2) * d.I * d.D;              // gate, up, down / W_1, W_2
+    n += (d.gated ? 3 : 2) * d.I * d.D;  // gate, up, down / W_1, W_2
     if (c.mlp_bias) n += d.I + d.D;
     return n;
 }
 
 uint64_t weight_count(const Config& c) {
     const Dims d = dims_of(c, 1);
-    u64 n = d.V * d.D;                                            // token embedding
-    if (c.learned_positions) n += u64(c.max_positions) * d.D;     // GPT-2 wpe
+    u64 n = d.V * d.D;                                         // token embedding
+    if (c.learned_positions) n += u64(c.max_positions) * d.D;  // GPT-2 wpe
     n += d.L * layer_weight_count(c);
-    n += d.D * (d.ln ? 2 : 1);                                    // final norm
-    if (!c.tied_embeddings) n += d.V * d.D;                       // lm_head
+    n += d.D * (d.ln ? 2 : 1);               // final norm
+    if (!c.tied_embeddings) n += d.V * d.D;  // lm_head
     return n;
 }
 
@@ -87,7 +96,8 @@ CostEstimate estimate_cost(const Config& c, int N, int scalar_bytes, const Estim
     // context, attention output, post-attention residual, MLP pre-activation (+ up) and
     // activation, MLP output; the final norm's factors and output; the logits.
     const u64 factors = d.N * (d.ln ? 2 : 1);
-    u64 per_layer = 2 * factors + d.H * d.N * d.N + d.N * d.QD + 3 * d.N * d.D + (d.gated ? 3 : 2) * d.N * d.I;
+    u64 per_layer =
+        2 * factors + d.H * d.N * d.N + d.N * d.QD + 3 * d.N * d.D + (d.gated ? 3 : 2) * d.N * d.I;
     e.trace_bytes = s * ((d.L + 1) * d.N * d.D + d.L * per_layer + factors + d.N * d.D + d.N * d.V);
     e.forward_extra_bytes = s * d.N * (d.QD + 2 * d.KVD + d.D);
 
@@ -101,13 +111,15 @@ CostEstimate estimate_cost(const Config& c, int N, int scalar_bytes, const Estim
     // The outer tensors are widened once, before the pass (the loader's transient then); a block
     // tensor's transient -- its largest matrix, stored and widened -- recurs during the pass.
     e.weights_streamed_bytes = (e.weight_count - u64(d.L) * e.layer_weight_count) * s + e.layer_widened_bytes;
-    const u64 stored_per_weight =
-        e.weight_count ? (e.weights_stored_bytes + e.weight_count - 1) / e.weight_count : u64(opt.stored_bytes_per_weight);
+    const u64 stored_per_weight = e.weight_count
+                                      ? (e.weights_stored_bytes + e.weight_count - 1) / e.weight_count
+                                      : u64(opt.stored_bytes_per_weight);
     e.block_transient_bytes = std::max({d.QD * d.D, d.KVD * d.D, d.I * d.D}) * (stored_per_weight + s);
     const u64 widened = e.weights_widened_bytes, streamed = e.weights_streamed_bytes;
     e.forward_peak_bytes = widened + std::max(opt.load_extra_bytes, e.trace_bytes + e.forward_extra_bytes);
     e.forward_peak_streamed_bytes =
-        streamed + std::max(opt.load_extra_bytes, e.trace_bytes + e.forward_extra_bytes + e.block_transient_bytes);
+        streamed +
+        std::max(opt.load_extra_bytes, e.trace_bytes + e.forward_extra_bytes + e.block_transient_bytes);
 
     // The levels (initialisers.cpp), at their earliest cut.
     const int n = N, I = c.I, H = c.H, G = std::min(opt.neuron_groups, c.I), S = opt.subspaces;
@@ -123,9 +135,11 @@ CostEstimate estimate_cost(const Config& c, int N, int scalar_bytes, const Estim
     layouts.push_back({"head", "m[0]", std::vector<int>(size_t(H) + 1, 0), false, 0, ND * double(d.QD)});
     // Neuron i: a[:, i] W_down[:, i], every neuron: N x I x D.
     layouts.push_back({"neuron", "h[1]", std::vector<int>(size_t(I) + 1, 0), true, 1, ND * double(d.I)});
-    layouts.push_back({"neuron groups", "h[1]", std::vector<int>(size_t(G) + 1, 0), true, 1, ND * double(d.I)});
+    layouts.push_back(
+        {"neuron groups", "h[1]", std::vector<int>(size_t(G) + 1, 0), true, 1, ND * double(d.I)});
     // Subspace: x P with P [D, D], per subspace.
-    layouts.push_back({"subspace", "h[0]", std::vector<int>(size_t(S) + 1, 0), true, 0, S * ND * double(d.D)});
+    layouts.push_back(
+        {"subspace", "h[0]", std::vector<int>(size_t(S) + 1, 0), true, 0, S * ND * double(d.D)});
 
     for (const Layout& lay : layouts) {
         LevelCost lc;
@@ -173,11 +187,13 @@ CostEstimate estimate_cost(const Config& c, int N, int scalar_bytes, const Estim
         const int blocks = c.L - lay.first_block;
         const int attentions = blocks - (lay.attention_of_first_block ? 0 : 1);
         const int mlps = blocks;
-        lc.macs = lay.init_macs + attentions * per_attention + mlps * per_mlp + double(R) * double(K) * double(d.D);
+        lc.macs =
+            lay.init_macs + attentions * per_attention + mlps * per_mlp + double(R) * double(K) * double(d.D);
 
         const u64 extra = std::max(lc.decompose_bytes, lc.output_bytes);
         lc.peak_bytes = widened + std::max(opt.load_extra_bytes, e.trace_bytes + extra);
-        lc.peak_streamed_bytes = streamed + std::max(opt.load_extra_bytes, e.trace_bytes + extra + e.block_transient_bytes);
+        lc.peak_streamed_bytes =
+            streamed + std::max(opt.load_extra_bytes, e.trace_bytes + extra + e.block_transient_bytes);
         e.levels.push_back(lc);
     }
     return e;
@@ -207,7 +223,12 @@ std::string format_count(double n) {
         ++u;
     }
     char buf[32];
-    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f" : n < 10 ? "%.2f %s" : n < 100 ? "%.1f %s" : "%.0f %s", n, units[u]);
+    std::snprintf(buf, sizeof buf,
+                  u == 0    ? "%.0f"
+                  : n < 10  ? "%.2f %s"
+                  : n < 100 ? "%.1f %s"
+                            : "%.0f %s",
+                  n, units[u]);
     return buf;
 }
 

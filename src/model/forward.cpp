@@ -11,9 +11,9 @@
 //   logits = NormF(h[L]) W_U^T
 #include "depass/forward.hpp"
 
-#include "depass/ops.hpp"
-
 #include <algorithm>
+
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -40,8 +40,8 @@ AttentionInputs<T> attention_inputs(const Config& c, const LayerWeights<T>& lw, 
 
 // One block, h[l] -> h[l+1]; every frozen quantity goes into *rec when given.
 template <class T>
-Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vector<double>& inv_freq, const Mat<T>& h,
-                     LayerTrace<T>* rec) {
+Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vector<double>& inv_freq,
+                     const Mat<T>& h, LayerTrace<T>* rec) {
     LayerTrace<T> local;
     LayerTrace<T>& lt = rec ? *rec : local;
 
@@ -67,10 +67,11 @@ template <class T>
 Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
     const Config& c = model.cfg;
     if (layer < 0 || layer > c.L)
-        throw Error("forward_blocks: layer " + std::to_string(layer) + " is outside [0, " + std::to_string(c.L) + "]");
+        throw Error("forward_blocks: layer " + std::to_string(layer) + " is outside [0, " +
+                    std::to_string(c.L) + "]");
     if (h.cols() != c.D)
-        throw Error("forward_blocks: state has " + std::to_string(h.cols()) + " columns, expected D = " +
-                    std::to_string(c.D));
+        throw Error("forward_blocks: state has " + std::to_string(h.cols()) +
+                    " columns, expected D = " + std::to_string(c.D));
     const std::vector<double> inv_freq = rope_inv_freq(c);
     LayerWeights<T> scratch;  // the block being run, when the blocks are streamed
     for (int l = layer; l < c.L; ++l) h = block_forward<T>(c, model.layer(l, scratch), inv_freq, h, nullptr);
@@ -86,7 +87,8 @@ Trace<T> forward(const Model<T>& model, const std::vector<int>& ids) {
 }
 
 template <class T>
-Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::vector<int>& ids, int logits_row) {
+Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::vector<int>& ids,
+                                 int logits_row) {
     const Config& c = model.cfg;
     const Weights<T>& w = model.w;
     check_ids(c, ids);
@@ -134,11 +136,11 @@ std::vector<int> generate_greedy(const Model<T>& model, std::vector<int> ids, in
     return out;
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                  \
-    template AttentionInputs<T> attention_inputs(const Config&, const LayerWeights<T>&, const Mat<T>&,         \
-                                                 const std::vector<double>&);                                  \
-    template Mat<T> block_forward(const Config&, const LayerWeights<T>&, const std::vector<double>&,           \
-                                  const Mat<T>&, LayerTrace<T>*);                                              \
+#define DEPASS_INSTANTIATE(T)                                                                          \
+    template AttentionInputs<T> attention_inputs(const Config&, const LayerWeights<T>&, const Mat<T>&, \
+                                                 const std::vector<double>&);                          \
+    template Mat<T> block_forward(const Config&, const LayerWeights<T>&, const std::vector<double>&,   \
+                                  const Mat<T>&, LayerTrace<T>*);                                      \
     template Mat<T> forward_blocks(const Model<T>&, Mat<T>, int);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
@@ -146,7 +148,8 @@ DEPASS_INSTANTIATE(double)
 template Trace<float> forward(const Model<float>&, const std::vector<int>&);
 template Trace<double> forward(const Model<double>&, const std::vector<int>&);
 template Trace<float> forward_from_embeddings(const Model<float>&, Mat<float>, const std::vector<int>&, int);
-template Trace<double> forward_from_embeddings(const Model<double>&, Mat<double>, const std::vector<int>&, int);
+template Trace<double> forward_from_embeddings(const Model<double>&, Mat<double>, const std::vector<int>&,
+                                               int);
 template std::vector<int> generate_greedy(const Model<float>&, std::vector<int>, int);
 template std::vector<int> generate_greedy(const Model<double>&, std::vector<int>, int);
 

@@ -1,10 +1,11 @@
 // initialisers.cpp -- the initialisers of section 4 of the method.
 #include "depass/initialisers.hpp"
-#include "depass/threading.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+
+#include "depass/threading.hpp"
 
 namespace depass {
 
@@ -38,12 +39,18 @@ Level parse_level(const std::string& s) {
 
 const char* level_name(Level level) {
     switch (level) {
-        case Level::Token: return "token";
-        case Level::Module: return "module";
-        case Level::Head: return "head";
-        case Level::Neuron: return "neuron";
-        case Level::Subspace: return "subspace";
-        case Level::Custom: return "custom";
+        case Level::Token:
+            return "token";
+        case Level::Module:
+            return "module";
+        case Level::Head:
+            return "head";
+        case Level::Neuron:
+            return "neuron";
+        case Level::Subspace:
+            return "subspace";
+        case Level::Custom:
+            return "custom";
     }
     return "?";
 }
@@ -51,15 +58,24 @@ const char* level_name(Level level) {
 const char* kind_name(ComponentInfo::Kind kind) {
     using K = ComponentInfo::Kind;
     switch (kind) {
-        case K::Token: return "token";
-        case K::Attention: return "attention";
-        case K::Mlp: return "mlp";
-        case K::Head: return "head";
-        case K::Neuron: return "neuron";
-        case K::NeuronGroup: return "neuron_group";
-        case K::Subspace: return "subspace";
-        case K::Custom: return "custom";
-        case K::Rest: return "rest";
+        case K::Token:
+            return "token";
+        case K::Attention:
+            return "attention";
+        case K::Mlp:
+            return "mlp";
+        case K::Head:
+            return "head";
+        case K::Neuron:
+            return "neuron";
+        case K::NeuronGroup:
+            return "neuron_group";
+        case K::Subspace:
+            return "subspace";
+        case K::Custom:
+            return "custom";
+        case K::Rest:
+            return "rest";
     }
     return "?";
 }
@@ -73,8 +89,12 @@ Initialised<T> start(int N, int D, std::vector<int> first, std::vector<Component
     info.push_back({ComponentInfo::Kind::Rest, -1, -1, -1, "rest"});
     std::vector<std::string> names;
     for (const ComponentInfo& c : info) names.push_back(c.label);
-    Initialised<T> r{Components<T>::zeros(N, D, std::move(first), std::move(names)), cut, pos0_component,
-                     ignore_special_default, level, std::move(info)};
+    Initialised<T> r{Components<T>::zeros(N, D, std::move(first), std::move(names)),
+                     cut,
+                     pos0_component,
+                     ignore_special_default,
+                     level,
+                     std::move(info)};
     return r;
 }
 
@@ -110,7 +130,8 @@ Initialised<T> init_module(const Model<T>& model, const Trace<T>& t, int layer, 
     const LayerTrace<T>& lt = t.layers[layer];
     CutPoint cut = mlp ? CutPoint{layer + 1, false} : CutPoint{layer, true};
     std::string name = (mlp ? "mlp_out[" : "attn_out[") + std::to_string(layer) + "]";
-    const ComponentInfo info{mlp ? ComponentInfo::Kind::Mlp : ComponentInfo::Kind::Attention, layer, -1, -1, name};
+    const ComponentInfo info{mlp ? ComponentInfo::Kind::Mlp : ComponentInfo::Kind::Attention, layer, -1, -1,
+                             name};
     Initialised<T> r = start<T>(t.N(), model.cfg.D, {0, 0}, {info}, cut, 1, false, Level::Module);
     r.comps.block(0) = mlp ? lt.mlp_out : lt.attn_out;
     set_rest(r.comps, state_at(t, cut));
@@ -125,12 +146,13 @@ Initialised<T> init_heads(const Model<T>& model, const Trace<T>& t, int layer, s
         for (int h = 0; h < cfg.H; ++h) heads.push_back(h);
     for (int h : heads)
         if (h < 0 || h >= cfg.H)
-            throw Error("head level: head " + std::to_string(h) + " is out of range [0, " + std::to_string(cfg.H) +
-                        ") in layer " + std::to_string(layer));
+            throw Error("head level: head " + std::to_string(h) + " is out of range [0, " +
+                        std::to_string(cfg.H) + ") in layer " + std::to_string(layer));
     const int K = int(heads.size());
     std::vector<ComponentInfo> info;
     for (int h : heads)
-        info.push_back({ComponentInfo::Kind::Head, layer, h, -1, "L" + std::to_string(layer) + ".head " + std::to_string(h)});
+        info.push_back({ComponentInfo::Kind::Head, layer, h, -1,
+                        "L" + std::to_string(layer) + ".head " + std::to_string(h)});
     const LayerTrace<T>& lt = t.layers[layer];
     LayerWeights<T> scratch;
     const LayerWeights<T>& lw = model.layer(layer, scratch);
@@ -160,10 +182,11 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
     std::vector<std::vector<int>> sets;
     std::vector<ComponentInfo> info;
     if (groups > 0) {
-        if (!neurons.empty()) throw Error("neuron level: give either a neuron list or a number of groups, not both");
+        if (!neurons.empty())
+            throw Error("neuron level: give either a neuron list or a number of groups, not both");
         if (groups > cfg.I)
-            throw Error("neuron level: " + std::to_string(groups) + " groups exceed the " + std::to_string(cfg.I) +
-                        " neurons of the MLP");
+            throw Error("neuron level: " + std::to_string(groups) + " groups exceed the " +
+                        std::to_string(cfg.I) + " neurons of the MLP");
         for (int g = 0; g < groups; ++g) {
             const int lo = int(int64_t(cfg.I) * g / groups), hi = int(int64_t(cfg.I) * (g + 1) / groups);
             std::vector<int> s;
@@ -202,8 +225,8 @@ Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what)
         throw Error(what + ": basis has " + std::to_string(B.rows()) + " rows, expected the hidden size " +
                     std::to_string(D) + " (shape [D, k] or [D, D])");
     if (B.cols() < 1)  // before any reduction: maxCoeff of an empty matrix is undefined
-        throw Error(what + ": basis has shape [" + std::to_string(B.rows()) + ", 0], it needs between 1 and " +
-                    std::to_string(D) + " columns");
+        throw Error(what + ": basis has shape [" + std::to_string(B.rows()) +
+                    ", 0], it needs between 1 and " + std::to_string(D) + " columns");
     if (!B.allFinite()) throw Error(what + ": contains non-finite values");
     const double scale = std::max(1.0, B.cwiseAbs().maxCoeff());
     if (B.cols() == D) {
@@ -217,35 +240,40 @@ Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what)
         throw Error(what + ": a basis needs between 1 and " + std::to_string(D) + " columns, got " +
                     std::to_string(B.cols()));
     for (long j = 0; j < B.cols(); ++j)
-        if (B.col(j).norm() == 0.0) throw Error(what + ": basis column " + std::to_string(j) + " is all zeros");
+        if (B.col(j).norm() == 0.0)
+            throw Error(what + ": basis column " + std::to_string(j) + " is all zeros");
     // Rank check relative to each column's own length, so the scale of the basis does not matter.
     Eigen::HouseholderQR<Mat<double>> qr(B);
     Mat<double> R = qr.matrixQR().topRows(B.cols()).triangularView<Eigen::Upper>();
     for (long j = 0; j < B.cols(); ++j)
         if (std::abs(R(j, j)) <= 1e-10 * B.col(j).norm())
-            throw Error(what + ": basis column " + std::to_string(j) + " is linearly dependent on the others");
+            throw Error(what + ": basis column " + std::to_string(j) +
+                        " is linearly dependent on the others");
     Mat<double> Q = qr.householderQ() * Mat<double>::Identity(D, B.cols());
     return Q * Q.transpose();
 }
 
 template <class T>
 Initialised<T> init_subspaces(const Model<T>& model, const Trace<T>& t, int layer,
-                              const std::vector<Mat<double>>& projectors, const std::vector<std::string>& names) {
+                              const std::vector<Mat<double>>& projectors,
+                              const std::vector<std::string>& names) {
     const Config& cfg = model.cfg;
     check_layer(cfg, layer, cfg.L, "subspace level");
     if (projectors.empty()) throw Error("subspace level: no subspace given");
     const int K = int(projectors.size());
     std::vector<ComponentInfo> info;
     for (int k = 0; k < K; ++k)
-        info.push_back({ComponentInfo::Kind::Subspace, layer, k, -1,
-                        k < int(names.size()) && !names[k].empty() ? names[k] : "subspace " + std::to_string(k)});
+        info.push_back(
+            {ComponentInfo::Kind::Subspace, layer, k, -1,
+             k < int(names.size()) && !names[k].empty() ? names[k] : "subspace " + std::to_string(k)});
     CutPoint cut{layer, false};
-    Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, 0, false, Level::Subspace);
+    Initialised<T> r =
+        start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, 0, false, Level::Subspace);
     const Mat<T>& x = state_at(t, cut);
     for (int k = 0; k < K; ++k) {
         if (projectors[k].rows() != cfg.D || projectors[k].cols() != cfg.D)
-            throw Error("subspace level: projector " + std::to_string(k) + " is not [D, D] with D = " +
-                        std::to_string(cfg.D));
+            throw Error("subspace level: projector " + std::to_string(k) +
+                        " is not [D, D] with D = " + std::to_string(cfg.D));
         r.comps.block(k) = (x.template cast<double>() * projectors[k]).template cast<T>();
     }
     set_rest(r.comps, x);
@@ -259,12 +287,13 @@ Initialised<T> init_custom(const Model<T>& model, const Trace<T>& t, int layer, 
     check_layer(cfg, layer, cfg.L, "custom level");
     const int N = t.N(), D = cfg.D;
     if (C.shape.size() != 3 || C.shape[1] != N || C.shape[2] != D)
-        throw Error(what + ": components have shape " + shape_str(C.shape) + ", expected [K, " + std::to_string(N) +
-                    ", " + std::to_string(D) + "] (K components, N tokens, D hidden)");
+        throw Error(what + ": components have shape " + shape_str(C.shape) + ", expected [K, " +
+                    std::to_string(N) + ", " + std::to_string(D) + "] (K components, N tokens, D hidden)");
     const int K = int(C.shape[0]);
     if (K < 1) throw Error(what + ": no components");
     std::vector<ComponentInfo> info;
-    for (int k = 0; k < K; ++k) info.push_back({ComponentInfo::Kind::Custom, layer, k, -1, "custom " + std::to_string(k)});
+    for (int k = 0; k < K; ++k)
+        info.push_back({ComponentInfo::Kind::Custom, layer, k, -1, "custom " + std::to_string(k)});
     CutPoint cut{layer, false};
     Initialised<T> r = start<T>(N, D, std::vector<int>(K + 1, 0), info, cut, 0, false, Level::Custom);
     Mat<double> sum = Mat<double>::Zero(N, D);
@@ -278,24 +307,26 @@ Initialised<T> init_custom(const Model<T>& model, const Trace<T>& t, int layer, 
     const double err = (sum - x.template cast<double>()).cwiseAbs().maxCoeff();
     if (!(err <= rel_tol * std::max(scale, 1e-30))) {
         std::ostringstream os;
-        os << what << ": components do not sum to the residual state h[" << layer << "]: max |sum - state| = " << err
-           << ", allowed " << rel_tol * scale << " (relative " << rel_tol << ")";
+        os << what << ": components do not sum to the residual state h[" << layer
+           << "]: max |sum - state| = " << err << ", allowed " << rel_tol * scale << " (relative " << rel_tol
+           << ")";
         throw Error(os.str());
     }
     set_rest(r.comps, x);
     return r;
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                  \
-    template const Mat<T>& state_at(const Trace<T>&, const CutPoint&);                                         \
-    template Initialised<T> init_tokens(const Model<T>&, const Trace<T>&, int);                                \
-    template Initialised<T> init_module(const Model<T>&, const Trace<T>&, int, bool);                          \
-    template Initialised<T> init_heads(const Model<T>&, const Trace<T>&, int, std::vector<int>);               \
-    template Initialised<T> init_neurons(const Model<T>&, const Trace<T>&, int, std::vector<int>, int);        \
-    template Initialised<T> init_subspaces(const Model<T>&, const Trace<T>&, int, const std::vector<Mat<double>>&, \
-                                           const std::vector<std::string>&);                                   \
-    template Initialised<T> init_custom(const Model<T>&, const Trace<T>&, int, const Tensor<double>&, double,  \
-                                        const std::string&);
+#define DEPASS_INSTANTIATE(T)                                                                           \
+    template const Mat<T>& state_at(const Trace<T>&, const CutPoint&);                                  \
+    template Initialised<T> init_tokens(const Model<T>&, const Trace<T>&, int);                         \
+    template Initialised<T> init_module(const Model<T>&, const Trace<T>&, int, bool);                   \
+    template Initialised<T> init_heads(const Model<T>&, const Trace<T>&, int, std::vector<int>);        \
+    template Initialised<T> init_neurons(const Model<T>&, const Trace<T>&, int, std::vector<int>, int); \
+    template Initialised<T> init_subspaces(const Model<T>&, const Trace<T>&, int,                       \
+                                           const std::vector<Mat<double>>&,                             \
+                                           const std::vector<std::string>&);                            \
+    template Initialised<T> init_custom(const Model<T>&, const Trace<T>&, int, const Tensor<double>&,   \
+                                        double, const std::string&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE
@@ -307,12 +338,18 @@ namespace depass {
 template <class T>
 Initialised<T> initialise(const Model<T>& model, const Trace<T>& t, const LevelRequest& q) {
     switch (q.level) {
-        case Level::Token: return init_tokens(model, t, q.layer);
-        case Level::Module: return init_module(model, t, q.layer, q.module_mlp);
-        case Level::Head: return init_heads(model, t, q.layer, q.heads);
-        case Level::Neuron: return init_neurons(model, t, q.layer, q.neurons, q.neuron_groups);
-        case Level::Subspace: return init_subspaces(model, t, q.layer, q.projectors, q.projector_names);
-        case Level::Custom: return init_custom(model, t, q.layer, q.custom, q.custom_rel_tol, q.custom_source);
+        case Level::Token:
+            return init_tokens(model, t, q.layer);
+        case Level::Module:
+            return init_module(model, t, q.layer, q.module_mlp);
+        case Level::Head:
+            return init_heads(model, t, q.layer, q.heads);
+        case Level::Neuron:
+            return init_neurons(model, t, q.layer, q.neurons, q.neuron_groups);
+        case Level::Subspace:
+            return init_subspaces(model, t, q.layer, q.projectors, q.projector_names);
+        case Level::Custom:
+            return init_custom(model, t, q.layer, q.custom, q.custom_rel_tol, q.custom_source);
     }
     throw Error("initialise: unknown level");
 }

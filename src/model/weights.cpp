@@ -191,7 +191,8 @@ Model<T> random_model(const Config& cfg, uint64_t seed, double sd) {
 template <class To, class From>
 Model<To> cast_model(const Model<From>& m) {
     if (m.streamed)
-        throw Error(where_of(m.cfg) + ": a model with streamed blocks cannot change its scalar type; load it again "
+        throw Error(where_of(m.cfg) +
+                    ": a model with streamed blocks cannot change its scalar type; load it again "
                     "in the other type");
     Model<To> o;
     o.cfg = m.cfg;

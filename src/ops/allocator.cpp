@@ -41,8 +41,9 @@ bool large_blocks_mapped() {
 
 std::string allocator_summary() {
 #ifdef __GLIBC__
-    return std::string(g_kept ? "malloc: glibc mmap/trim thresholds raised to 1 GiB (freed memory kept for reuse)"
-                              : "malloc: glibc defaults") +
+    return std::string(
+               g_kept ? "malloc: glibc mmap/trim thresholds raised to 1 GiB (freed memory kept for reuse)"
+                      : "malloc: glibc defaults") +
            "; a 64 MiB block is " + (large_blocks_mapped() ? "mapped on its own" : "taken from the heap");
 #else
     return "malloc: system defaults";

@@ -1,9 +1,9 @@
 // attention.cpp -- causal softmax attention with grouped KV heads.
-#include "depass/ops.hpp"
-#include "check.hpp"
-
 #include <algorithm>
 #include <cmath>
+
+#include "check.hpp"
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -22,8 +22,9 @@ Mat<T> attention(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, int H, int H
     detail::check_shape("attention", "q", q, N, long(H) * Dh);
     detail::check_shape("attention", "k", k, N, long(Hkv) * Dh);
     detail::check_shape("attention", "v", v, N, long(Hkv) * Dh);
-    if (Hkv <= 0 || H % Hkv) throw Error("attention: " + std::to_string(H) + " query heads cannot share " +
-                                         std::to_string(Hkv) + " KV heads");
+    if (Hkv <= 0 || H % Hkv)
+        throw Error("attention: " + std::to_string(H) + " query heads cannot share " + std::to_string(Hkv) +
+                    " KV heads");
     const int group = H / Hkv;
     const T scale = T(1) / std::sqrt(T(Dh));
     Mat<T> ctx(N, long(H) * Dh);
@@ -41,7 +42,8 @@ Mat<T> attention(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, int H, int H
             auto S = A.block(r0, 0, b, r1);
             S.noalias() = q_h.middleRows(r0, b) * k_g.topRows(r1).transpose();
             // Row softmax over the keys j <= i:
-            //   A[i, j] = exp(s[i, j] - max_j s[i, j]) / sum_j exp(s[i, j] - max_j s[i, j]),  s = S / sqrt(Dh)
+            //   A[i, j] = exp(s[i, j] - max_j s[i, j]) / sum_j exp(s[i, j] - max_j s[i, j]),  s = S /
+            //   sqrt(Dh)
             for (long i = r0; i < r1; ++i) {
                 auto row = A.row(i).head(i + 1).array();
                 row *= scale;
@@ -72,8 +74,9 @@ void attention_backward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const
     detail::check_shape("attention_backward", "v", v, N, long(Hkv) * Dh);
     detail::check_shape("attention_backward", "dctx", dctx, N, long(H) * Dh);
     detail::check_dim("attention_backward", "number of heads in probs", long(probs.size()), H);
-    if (Hkv <= 0 || H % Hkv) throw Error("attention_backward: " + std::to_string(H) + " query heads cannot share " +
-                                         std::to_string(Hkv) + " KV heads");
+    if (Hkv <= 0 || H % Hkv)
+        throw Error("attention_backward: " + std::to_string(H) + " query heads cannot share " +
+                    std::to_string(Hkv) + " KV heads");
     const int group = H / Hkv;
     const T scale = T(1) / std::sqrt(T(Dh));
     dq = Mat<T>::Zero(N, long(H) * Dh);
@@ -86,9 +89,9 @@ void attention_backward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, const
         const auto q_h = q.middleCols(long(h) * Dh, Dh);
         const auto k_g = k.middleCols(long(g) * Dh, Dh), v_g = v.middleCols(long(g) * Dh, Dh);
         const auto dctx_h = dctx.middleCols(long(h) * Dh, Dh);
-        const Mat<T> dA = dctx_h * v_g.transpose();                                  // [N, N]
+        const Mat<T> dA = dctx_h * v_g.transpose();  // [N, N]
         dv.middleCols(long(g) * Dh, Dh) += A.transpose() * dctx_h;
-        const Vec<T> row_dot = A.cwiseProduct(dA).rowwise().sum();                   // sum_k A[i,k] dA[i,k]
+        const Vec<T> row_dot = A.cwiseProduct(dA).rowwise().sum();                  // sum_k A[i,k] dA[i,k]
         const Mat<T> ds = (A.array() * (dA.colwise() - row_dot).array()).matrix();  // [N, N]
         dq.middleCols(long(h) * Dh, Dh) = scale * (ds * k_g);
         dk.middleCols(long(g) * Dh, Dh) += scale * (ds.transpose() * q_h);
@@ -119,7 +122,8 @@ Components<T> attention_decomposed(const Components<T>& c, const std::vector<Mat
             const int f = c.first[m], n = c.N - f, kv = h / group;
             const auto A = probs[h].bottomRightCorner(n, n);                 // [n, n]
             const auto V = v_rows.block(c.offset[m], long(kv) * Dh, n, Dh);  // [n, Dh]
-            ctx.block(c.offset[m], long(h) * Dh, n, Dh).noalias() = A.template triangularView<Eigen::Lower>() * V;
+            ctx.block(c.offset[m], long(h) * Dh, n, Dh).noalias() =
+                A.template triangularView<Eigen::Lower>() * V;
         }
     }
     return c.like(std::move(ctx));
@@ -130,14 +134,14 @@ template Mat<float> attention(const Mat<float>&, const Mat<float>&, const Mat<fl
 template Mat<double> attention(const Mat<double>&, const Mat<double>&, const Mat<double>&, int, int, int,
                                std::vector<Mat<double>>*);
 template void attention_backward(const Mat<float>&, const Mat<float>&, const Mat<float>&,
-                                 const std::vector<Mat<float>>&, const Mat<float>&, int, int, int, Mat<float>&,
-                                 Mat<float>&, Mat<float>&);
+                                 const std::vector<Mat<float>>&, const Mat<float>&, int, int, int,
+                                 Mat<float>&, Mat<float>&, Mat<float>&);
 template void attention_backward(const Mat<double>&, const Mat<double>&, const Mat<double>&,
-                                 const std::vector<Mat<double>>&, const Mat<double>&, int, int, int, Mat<double>&,
-                                 Mat<double>&, Mat<double>&);
+                                 const std::vector<Mat<double>>&, const Mat<double>&, int, int, int,
+                                 Mat<double>&, Mat<double>&, Mat<double>&);
 template Components<float> attention_decomposed(const Components<float>&, const std::vector<Mat<float>>&, int,
                                                 int, int);
-template Components<double> attention_decomposed(const Components<double>&, const std::vector<Mat<double>>&, int,
-                                                 int, int);
+template Components<double> attention_decomposed(const Components<double>&, const std::vector<Mat<double>>&,
+                                                 int, int, int);
 
 }  // namespace depass

@@ -1,11 +1,11 @@
 // check.hpp -- shape checks used on entry of every op (internal header).
 #pragma once
 
-#include "depass/threading.hpp"
-#include "depass/types.hpp"
-
 #include <sstream>
 #include <string>
+
+#include "depass/threading.hpp"
+#include "depass/types.hpp"
 
 namespace depass::detail {
 

@@ -1,8 +1,8 @@
 // components.cpp -- the decomposed state (components.hpp) and the MLP rule names.
 #include "depass/components.hpp"
 
-#include "depass/ops.hpp"
 #include "check.hpp"
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -13,8 +13,9 @@ Components<T> Components<T>::zeros(int N, int D, std::vector<int> first, std::ve
     c.N = N;
     c.D = D;
     if (c.M < 1) throw Error("components: at least the rest component is needed");
-    if (int(names.size()) != c.M) throw Error("components: " + std::to_string(names.size()) + " names for " +
-                                              std::to_string(c.M) + " components");
+    if (int(names.size()) != c.M)
+        throw Error("components: " + std::to_string(names.size()) + " names for " + std::to_string(c.M) +
+                    " components");
     if (first.back() != 0) throw Error("components: the rest (last component) must start at position 0");
     c.offset.resize(c.M + 1);
     c.offset[0] = 0;
@@ -79,11 +80,16 @@ MlpRule parse_mlp_rule(const std::string& s) {
 
 const char* rule_name(MlpRule r) {
     switch (r) {
-        case MlpRule::Softmax: return "softmax";
-        case MlpRule::Max: return "max";
-        case MlpRule::Relu: return "relu";
-        case MlpRule::Linear: return "linear";
-        case MlpRule::Taylor: return "taylor";
+        case MlpRule::Softmax:
+            return "softmax";
+        case MlpRule::Max:
+            return "max";
+        case MlpRule::Relu:
+            return "relu";
+        case MlpRule::Linear:
+            return "linear";
+        case MlpRule::Taylor:
+            return "taylor";
     }
     return "?";
 }

@@ -1,6 +1,6 @@
 // embedding.cpp -- token (+ learned position) embedding and the unembedding.
-#include "depass/ops.hpp"
 #include "check.hpp"
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -34,8 +34,8 @@ Mat<T> embed_backward(const Mat<T>& dx, const std::vector<int>& ids, long V) {
     Mat<T> dE = Mat<T>::Zero(V, dx.cols());
     for (size_t n = 0; n < ids.size(); ++n) {
         if (ids[n] < 0 || ids[n] >= V)
-            throw Error("embed_backward: token id " + std::to_string(ids[n]) + " at position " + std::to_string(n) +
-                        " is outside the vocabulary [0, " + std::to_string(V) + ")");
+            throw Error("embed_backward: token id " + std::to_string(ids[n]) + " at position " +
+                        std::to_string(n) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
         dE.row(ids[n]) += dx.row(long(n));
     }
     return dE;
@@ -63,7 +63,8 @@ Mat<T> unembed_backward(const Mat<T>& dlogits, const Mat<T>& W_U) {
 // (minus an unembedding bias, which no supported model has). Only the requested
 // target rows of W_U are used, never the full [M, N, V].
 template <class T>
-Tensor<T> unembed_decomposed(const Components<T>& c, const Mat<T>& W_U, const std::vector<std::vector<int>>& targets) {
+Tensor<T> unembed_decomposed(const Components<T>& c, const Mat<T>& W_U,
+                             const std::vector<std::vector<int>>& targets) {
     const long V = W_U.rows();
     detail::check_dim("logit_attribution", "target rows", long(targets.size()), c.N);
     detail::check_dim("logit_attribution", "component width", c.D, W_U.cols());

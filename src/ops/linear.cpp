@@ -3,10 +3,10 @@
 // Weights keep the (out, in) layout of PyTorch's nn.Linear. GPT-2 checkpoints
 // store Conv1D weights as (in, out); the loader transposes those once, so this
 // is the only linear op.
-#include "depass/ops.hpp"
-#include "check.hpp"
-
 #include <algorithm>
+
+#include "check.hpp"
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -30,7 +30,8 @@ void product_xwt(const Mat<T>& x, const Mat<T>& W, Mat<T>& y) {
     }
     const long tiles_r = (N + kTileRows - 1) / kTileRows, tiles_c = (O + kTileCols - 1) / kTileCols;
     // Called from parallel code too (the evaluations): then the tiles run on the calling thread.
-#pragma omp parallel for collapse(2) schedule(dynamic) if (worth_threads(double(N) * double(O) * double(x.cols())))
+#pragma omp parallel for collapse(2) \
+    schedule(dynamic) if (worth_threads(double(N) * double(O) * double(x.cols())))
     for (long i = 0; i < tiles_r; ++i) {
         for (long j = 0; j < tiles_c; ++j) {
             const long r0 = i * kTileRows, c0 = j * kTileCols;
@@ -90,6 +91,7 @@ template Mat<float> linear_backward(const Mat<float>&, const Mat<float>&, const 
 template Mat<double> linear_backward(const Mat<double>&, const Mat<double>&, const Mat<double>&, Mat<double>*,
                                      Vec<double>*);
 template Components<float> linear_decomposed(const Components<float>&, const Mat<float>&, const Vec<float>&);
-template Components<double> linear_decomposed(const Components<double>&, const Mat<double>&, const Vec<double>&);
+template Components<double> linear_decomposed(const Components<double>&, const Mat<double>&,
+                                              const Vec<double>&);
 
 }  // namespace depass

@@ -1,10 +1,10 @@
 // mlp.cpp -- the two MLP kinds: SwiGLU (LLaMA, Mistral, Qwen2) and GELU (GPT-2).
-#include "depass/ops.hpp"
-#include "check.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "check.hpp"
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -46,8 +46,8 @@ T act_derivative(Activation act, T x) {
 
 // SwiGLU:  g = x W_g^T,  u = x W_u^T,  a = silu(g) * u,  out = a W_d^T
 template <class T>
-Mat<T> swiglu_mlp(const Mat<T>& x, const Mat<T>& w_gate, const Mat<T>& w_up, const Mat<T>& w_down, Mat<T>* pre,
-                  Mat<T>* up, Mat<T>* act) {
+Mat<T> swiglu_mlp(const Mat<T>& x, const Mat<T>& w_gate, const Mat<T>& w_up, const Mat<T>& w_down,
+                  Mat<T>* pre, Mat<T>* up, Mat<T>* act) {
     detail::check_dim("swiglu_mlp", "input width", x.cols(), w_gate.cols());
     detail::check_shape("swiglu_mlp", "w_up", w_up, w_gate.rows(), w_gate.cols());
     detail::check_shape("swiglu_mlp", "w_down", w_down, w_gate.cols(), w_gate.rows());
@@ -104,11 +104,13 @@ Mat<T> swiglu_mlp_backward(const Mat<T>& w_gate, const Mat<T>& w_up, const Mat<T
 //   a = gelu(p)                ->  dp = da * gelu'(p)
 //   p = x W_1^T + b_1          ->  dx = dp W_1
 template <class T>
-Mat<T> gelu_mlp_backward(const Mat<T>& w1, const Mat<T>& w2, const Mat<T>& pre, const Mat<T>& dout, Mat<T>* dact) {
+Mat<T> gelu_mlp_backward(const Mat<T>& w1, const Mat<T>& w2, const Mat<T>& pre, const Mat<T>& dout,
+                         Mat<T>* dact) {
     detail::check_shape("gelu_mlp_backward", "w2", w2, w1.cols(), w1.rows());
     detail::check_shape("gelu_mlp_backward", "pre", pre, dout.rows(), w1.rows());
     const Mat<T> da = linear_backward(pre, w2, dout);
-    const Mat<T> dp = da.cwiseProduct(pre.unaryExpr([](T v) { return act_derivative(Activation::GeluTanh, v); }));
+    const Mat<T> dp =
+        da.cwiseProduct(pre.unaryExpr([](T v) { return act_derivative(Activation::GeluTanh, v); }));
     Mat<T> dx = dp * w1;
     if (dact) *dact = da;
     return dx;
@@ -307,8 +309,8 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
 #pragma omp parallel if (worth_threads(double(z.rows()) * D * I))
     {
         Mat<T> Zc(max_rows, z.D), G(max_rows, I), Yc(max_rows, D);
-        std::vector<int> comp(max_rows);       // component of each chunk row
-        std::vector<int64_t> src(max_rows);    // stored row of each chunk row
+        std::vector<int> comp(max_rows);     // component of each chunk row
+        std::vector<int64_t> src(max_rows);  // stored row of each chunk row
         std::vector<T> scratch(3 * size_t(I));
         Eigen::Array<T, Eigen::Dynamic, 1> exps(I);  // Eigen-aligned, see softmax_rule
 
@@ -340,11 +342,20 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
                 }
                 prepare_gate_shares(g, comp.data() + r0, K[n], I, n, opt, sc);
                 switch (opt.rule) {
-                    case MlpRule::Softmax: softmax_rule(g, K[n], I, T(opt.temperature), sc, exps.data()); break;
-                    case MlpRule::Max: max_rule(g, K[n], I); break;
-                    case MlpRule::Relu: relu_rule(g, K[n], I); break;
-                    case MlpRule::Linear: linear_rule(g, K[n], I); break;
-                    case MlpRule::Taylor: break;
+                    case MlpRule::Softmax:
+                        softmax_rule(g, K[n], I, T(opt.temperature), sc, exps.data());
+                        break;
+                    case MlpRule::Max:
+                        max_rule(g, K[n], I);
+                        break;
+                    case MlpRule::Relu:
+                        relu_rule(g, K[n], I);
+                        break;
+                    case MlpRule::Linear:
+                        linear_rule(g, K[n], I);
+                        break;
+                    case MlpRule::Taylor:
+                        break;
                 }
                 // A_m[n, i] = w_m[n, i] * a[n, i]
                 const T* an = a.data() + int64_t(n) * I;
@@ -362,26 +373,26 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
     return z.like(std::move(Y));
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                         \
-    template T silu(T);                                                                               \
-    template T gelu_tanh(T);                                                                          \
-    template T act_over_x(Activation, T);                                                             \
-    template T act_derivative(Activation, T);                                                         \
-    template Mat<T> swiglu_mlp_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&,     \
-                                        const Mat<T>&, const Mat<T>&, Mat<T>*);                         \
-    template Mat<T> gelu_mlp_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&, Mat<T>*); \
+#define DEPASS_INSTANTIATE(T)                                                                                \
+    template T silu(T);                                                                                      \
+    template T gelu_tanh(T);                                                                                 \
+    template T act_over_x(Activation, T);                                                                    \
+    template T act_derivative(Activation, T);                                                                \
+    template Mat<T> swiglu_mlp_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&,          \
+                                        const Mat<T>&, const Mat<T>&, Mat<T>*);                              \
+    template Mat<T> gelu_mlp_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&, Mat<T>*);  \
     template Mat<T> swiglu_mlp(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&, Mat<T>*, Mat<T>*, \
-                               Mat<T>*);                                                              \
-    template Mat<T> gelu_mlp(const Mat<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, const Vec<T>&, Mat<T>*, \
-                             Mat<T>*);                                                                \
-    template void prepare_gate_shares(T*, const int*, int, int, int, const DecomposeOptions&, T*);     \
-    template void softmax_rule(T*, int, int, T, T*, T*);                                              \
-    template void max_rule(T*, int, int);                                                             \
-    template void relu_rule(T*, int, int);                                                            \
-    template void linear_rule(T*, int, int);                                                          \
-    template void taylor_rule(T*, int, int, Activation, const T*, const T*, T*);                      \
+                               Mat<T>*);                                                                     \
+    template Mat<T> gelu_mlp(const Mat<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, const Vec<T>&,      \
+                             Mat<T>*, Mat<T>*);                                                              \
+    template void prepare_gate_shares(T*, const int*, int, int, int, const DecomposeOptions&, T*);           \
+    template void softmax_rule(T*, int, int, T, T*, T*);                                                     \
+    template void max_rule(T*, int, int);                                                                    \
+    template void relu_rule(T*, int, int);                                                                   \
+    template void linear_rule(T*, int, int);                                                                 \
+    template void taylor_rule(T*, int, int, Activation, const T*, const T*, T*);                             \
     template Components<T> mlp_decomposed(const Components<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, \
-                                          const Vec<T>&, Activation, const Mat<T>&, const Mat<T>&,      \
+                                          const Vec<T>&, Activation, const Mat<T>&, const Mat<T>&,           \
                                           const Mat<T>&, const DecomposeOptions&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)

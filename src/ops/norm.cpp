@@ -3,10 +3,10 @@
 // DePass freezes the per-token factor of every norm (1/rms, or 1/std and the
 // mean for LayerNorm) from the true state; the factors are returned here so the
 // trace can record them.
-#include "depass/ops.hpp"
-#include "check.hpp"
-
 #include <cmath>
+
+#include "check.hpp"
+#include "depass/ops.hpp"
 
 namespace depass {
 
@@ -118,7 +118,8 @@ Mat<T> layer_norm_backward(const Mat<T>& x, const Vec<T>& g, double eps, const M
 //   Y_m[n] = g * (X_m[n] - mean_d X_m[n]) * r[n]   (+ b for the rest).
 // Identity kept: sum_m Y_m[n] = g * (S[n] - mean S[n]) * r[n] + b = layer_norm(S)[n].
 template <class T>
-Components<T> layer_norm_decomposed(const Components<T>& c, const Vec<T>& g, const Vec<T>& b, const Vec<T>& inv) {
+Components<T> layer_norm_decomposed(const Components<T>& c, const Vec<T>& g, const Vec<T>& b,
+                                    const Vec<T>& inv) {
     detail::check_dim("layer_norm_decomposed", "gain length", g.size(), c.D);
     detail::check_dim("layer_norm_decomposed", "bias length", b.size(), c.D);
     detail::check_dim("layer_norm_decomposed", "factor length", inv.size(), c.N);
@@ -147,21 +148,23 @@ Mat<T> apply_norm_backward(NormKind kind, double eps, const Mat<T>& x, const Vec
 template <class T>
 Components<T> apply_norm_decomposed(NormKind kind, const Components<T>& c, const Vec<T>& g, const Vec<T>& b,
                                     const NormFactors<T>& f) {
-    return kind == NormKind::RMSNorm ? rms_norm_decomposed(c, g, f.inv) : layer_norm_decomposed(c, g, b, f.inv);
+    return kind == NormKind::RMSNorm ? rms_norm_decomposed(c, g, f.inv)
+                                     : layer_norm_decomposed(c, g, b, f.inv);
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                  \
-    template Mat<T> rms_norm(const Mat<T>&, const Vec<T>&, double, NormFactors<T>*);           \
-    template Mat<T> layer_norm(const Mat<T>&, const Vec<T>&, const Vec<T>&, double, NormFactors<T>*); \
-    template Mat<T> apply_norm(NormKind, double, const Mat<T>&, const Vec<T>&, const Vec<T>&, NormFactors<T>*); \
-    template Mat<T> rms_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);         \
-    template Mat<T> layer_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);       \
+#define DEPASS_INSTANTIATE(T)                                                                           \
+    template Mat<T> rms_norm(const Mat<T>&, const Vec<T>&, double, NormFactors<T>*);                    \
+    template Mat<T> layer_norm(const Mat<T>&, const Vec<T>&, const Vec<T>&, double, NormFactors<T>*);   \
+    template Mat<T> apply_norm(NormKind, double, const Mat<T>&, const Vec<T>&, const Vec<T>&,           \
+                               NormFactors<T>*);                                                        \
+    template Mat<T> rms_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);             \
+    template Mat<T> layer_norm_backward(const Mat<T>&, const Vec<T>&, double, const Mat<T>&);           \
     template Mat<T> apply_norm_backward(NormKind, double, const Mat<T>&, const Vec<T>&, const Mat<T>&); \
-    template Components<T> rms_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&); \
-    template Components<T> layer_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&, \
-                                                 const Vec<T>&);                                \
-    template Components<T> apply_norm_decomposed(NormKind, const Components<T>&, const Vec<T>&, const Vec<T>&, \
-                                          const NormFactors<T>&);
+    template Components<T> rms_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&);     \
+    template Components<T> layer_norm_decomposed(const Components<T>&, const Vec<T>&, const Vec<T>&,    \
+                                                 const Vec<T>&);                                        \
+    template Components<T> apply_norm_decomposed(NormKind, const Components<T>&, const Vec<T>&,         \
+                                                 const Vec<T>&, const NormFactors<T>&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

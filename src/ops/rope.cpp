@@ -9,12 +9,12 @@
 // permuting the rows of W_q and W_k, which is how HF checkpoints are converted.
 //
 // The table and the angles are in double for both scalar types; cos / sin are rounded to T.
-#include "depass/ops.hpp"
-#include "check.hpp"
-
 #include <cmath>
 #include <string>
 #include <vector>
+
+#include "check.hpp"
+#include "depass/ops.hpp"
 
 namespace depass {
 

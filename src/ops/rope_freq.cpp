@@ -18,10 +18,10 @@
 //
 // Everything is computed in double. (The Hugging Face code computes the table in float32,
 // also for a float64 model; the all-double result is the exact one.)
-#include "depass/ops.hpp"
-
 #include <cmath>
 #include <string>
+
+#include "depass/ops.hpp"
 
 namespace depass {
 

@@ -1,10 +1,10 @@
 // threading.cpp -- the threading policy of include/depass/threading.hpp.
 #include "depass/threading.hpp"
 
-#include "depass/types.hpp"
-
 #include <cstdlib>
 #include <string>
+
+#include "depass/types.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -52,11 +52,12 @@ void use_passive_wait_policy(char** argv) {
 
 std::string threading_summary() {
     const char* wait = std::getenv("OMP_WAIT_POLICY");
-    const std::string policy = wait ? std::string("OMP_WAIT_POLICY=") + wait : "OMP_WAIT_POLICY unset (runtime default)";
+    const std::string policy =
+        wait ? std::string("OMP_WAIT_POLICY=") + wait : "OMP_WAIT_POLICY unset (runtime default)";
 #ifdef _OPENMP
     return "threads: " + std::to_string(omp_get_max_threads()) + " (OpenMP, max active levels " +
-           std::to_string(omp_get_max_active_levels()) + "; Eigen " + std::to_string(Eigen::nbThreads()) + "); " +
-           policy;
+           std::to_string(omp_get_max_active_levels()) + "; Eigen " + std::to_string(Eigen::nbThreads()) +
+           "); " + policy;
 #else
     return "threads: 1 (built without OpenMP; Eigen " + std::to_string(Eigen::nbThreads()) + "); " + policy;
 #endif

@@ -10,7 +10,7 @@ namespace depass::report_assets {
 
 extern const char report_css[];  // bytes of report.css, then a NUL
 extern const std::size_t report_css_size;
-extern const char report_js[];   // bytes of report.js, then a NUL
+extern const char report_js[];  // bytes of report.js, then a NUL
 extern const std::size_t report_js_size;
 
 inline std::string_view css() { return {report_css, report_css_size}; }

@@ -12,10 +12,6 @@
 // block. Everything else is drawn by the page's script (assets/report.js) from
 // that block, once when the page opens and again when another position or target
 // is chosen; the stylesheet is assets/report.css. Both are compiled in.
-#include "depass/report.hpp"
-#include "depass/tolerance.hpp"
-#include "report_assets.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -23,12 +19,17 @@
 #include <numeric>
 #include <sstream>
 
+#include "depass/report.hpp"
+#include "depass/tolerance.hpp"
+#include "report_assets.hpp"
+
 namespace depass {
 
 namespace {
 
-constexpr int kMaxHeatColumns = 80;   // components shown as heatmap columns (report.js: heatColumns)
-constexpr int kCellNumbersUpTo = 12;  // heatmap cells carry their value when there are at most this many columns
+constexpr int kMaxHeatColumns = 80;  // components shown as heatmap columns (report.js: heatColumns)
+constexpr int kCellNumbersUpTo =
+    12;  // heatmap cells carry their value when there are at most this many columns
 
 // printf-style %.{sig}g, "nan" / "inf" spelled out.
 std::string num(double v, int sig = 6) {
@@ -68,16 +69,32 @@ std::string esc(const std::string& s) {
         const char c = s[i];
         if (len == 1) {
             switch (c) {
-                case '&': out += "&amp;"; break;
-                case '<': out += "&lt;"; break;
-                case '>': out += "&gt;"; break;
-                case '"': out += "&quot;"; break;
-                case '\'': out += "&#39;"; break;
-                case '\n': out += "&#10;"; break;
-                case '\t': out += ' '; break;
+                case '&':
+                    out += "&amp;";
+                    break;
+                case '<':
+                    out += "&lt;";
+                    break;
+                case '>':
+                    out += "&gt;";
+                    break;
+                case '"':
+                    out += "&quot;";
+                    break;
+                case '\'':
+                    out += "&#39;";
+                    break;
+                case '\n':
+                    out += "&#10;";
+                    break;
+                case '\t':
+                    out += ' ';
+                    break;
                 default:
-                    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) out += "\xEF\xBF\xBD";
-                    else out += c;
+                    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F)
+                        out += "\xEF\xBF\xBD";
+                    else
+                        out += c;
             }
         } else {
             out.append(s, i, len);
@@ -102,10 +119,13 @@ public:
         head();
         header();
         // The prompt, the ranking (and head grid) and the heatmap: drawn by the script.
-        os_ << "<noscript><p class=\"card\">This page draws its prompt, rankings and heatmap with JavaScript, "
-               "which is off: the numbers are in the page, in the JSON block with id depass-data.</p></noscript>\n"
+        os_ << "<noscript><p class=\"card\">This page draws its prompt, rankings and heatmap with "
+               "JavaScript, "
+               "which is off: the numbers are in the page, in the JSON block with id "
+               "depass-data.</p></noscript>\n"
             << "<div id=\"view\" data-position=\"" << position_ << "\" data-heads=\""
-            << (r_.level == "head" && !r_.sites.empty() ? std::max(r_.heads_per_layer, 0) : 0) << "\"></div>\n";
+            << (r_.level == "head" && !r_.sites.empty() ? std::max(r_.heads_per_layer, 0) : 0)
+            << "\"></div>\n";
         footer();
         return os_.str();
     }
@@ -129,12 +149,13 @@ private:
         os_ << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             << "<title>DePass attribution: " << esc(r_.model) << " (" << esc(r_.level) << " level)</title>\n"
-            << "<style>\n" << report_assets::css() << "</style>\n</head>\n<body>\n<main>\n";
+            << "<style>\n"
+            << report_assets::css() << "</style>\n</head>\n<body>\n<main>\n";
     }
 
     void header() {
-        const double tol = r_.dtype == "f64" ? tolerance::completeness_rel<double>()
-                                             : tolerance::completeness_rel<float>();
+        const double tol =
+            r_.dtype == "f64" ? tolerance::completeness_rel<double>() : tolerance::completeness_rel<float>();
         const bool ok = r_.completeness_max_rel <= tol;
         os_ << "<header class=\"card\">\n<h1>DePass attribution</h1>\n<div class=\"facts\">\n";
         auto fact = [&](const std::string& k, const std::string& v) {
@@ -149,17 +170,16 @@ private:
         fact("components", std::to_string(r_.M) + " (rest last)");
         fact("targets per position", std::to_string(r_.K));
         for (const auto& [k, v] : r_.metadata) fact(k, v);
-        os_ << "</div>\n<p id=\"completeness\" class=\"completeness " << (ok ? "ok" : "bad") << "\">Completeness: "
-            << "the components sum to the true hidden state within max abs error " << num(r_.completeness_max_abs, 3)
-            << ", max relative error " << num(r_.completeness_max_rel, 3);
+        os_ << "</div>\n<p id=\"completeness\" class=\"completeness " << (ok ? "ok" : "bad")
+            << "\">Completeness: "
+            << "the components sum to the true hidden state within max abs error "
+            << num(r_.completeness_max_abs, 3) << ", max relative error " << num(r_.completeness_max_rel, 3);
         if (!r_.completeness_worst_point.empty()) os_ << " (at " << esc(r_.completeness_worst_point) << ")";
         os_ << (ok ? ", inside" : ", OUTSIDE") << " the " << (r_.dtype == "f64" ? "float64" : "float32")
             << " tolerance " << num(tol, 3) << ".</p>\n</header>\n";
     }
 
-    bool show_sites() const {
-        return (r_.level == "head" || r_.level == "neuron") && !r_.sites.empty();
-    }
+    bool show_sites() const { return (r_.level == "head" || r_.level == "neuron") && !r_.sites.empty(); }
     // The component's name says no more than its (layer, head / neuron) columns.
     bool name_column() const {
         if (!show_sites()) return true;
@@ -169,7 +189,8 @@ private:
     }
 
     void footer() {
-        os_ << "<footer>Share = the component's term in the target logit: W_U[target] \xC2\xB7 NormF(component) "
+        os_ << "<footer>Share = the component's term in the target logit: W_U[target] \xC2\xB7 "
+               "NormF(component) "
                "with the final norm's factors frozen; the shares of all components sum to the logit. "
                "Open this page with #pos=N (and &amp;target=K) to start at position N.</footer>\n"
             << "</main>\n";
@@ -219,16 +240,21 @@ private:
         text += '}';
         std::string safe;
         for (char c : text) {
-            if (c == '<') safe += "\\u003c";
-            else if (c == '>') safe += "\\u003e";
-            else if (c == '&') safe += "\\u0026";
-            else safe += c;
+            if (c == '<')
+                safe += "\\u003c";
+            else if (c == '>')
+                safe += "\\u003e";
+            else if (c == '&')
+                safe += "\\u0026";
+            else
+                safe += c;
         }
         return safe;
     }
 
     void script() {
-        os_ << "<script type=\"application/json\" id=\"depass-data\">" << data_json() << "</script>\n<script>\n"
+        os_ << "<script type=\"application/json\" id=\"depass-data\">" << data_json()
+            << "</script>\n<script>\n"
             << report_assets::js() << "</script>\n";
     }
 };

@@ -1,7 +1,5 @@
 // report_json.cpp -- an attribution report as JSON, as a directory of .npy files,
 // and the all-or-nothing writing of several outputs (OutputBatch).
-#include "depass/report.hpp"
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "depass/report.hpp"
 #include "io/json_guard.hpp"
 
 namespace fs = std::filesystem;
@@ -124,7 +123,8 @@ std::string render_report_json(const AttributionReport& r, const std::vector<Nam
     j["target_logits"] = nested_doubles({N, K}, r.target_logits);
     j["logit_attribution"] = nested_doubles({M, N, K}, r.logit_attribution);
     for (const NamedTensor& t : extra) {
-        if (j.contains(t.name)) throw Error("report JSON: extra tensor '" + t.name + "' would replace a field");
+        if (j.contains(t.name))
+            throw Error("report JSON: extra tensor '" + t.name + "' would replace a field");
         if (Tensor<double>::numel(t.shape) != t.values.size())
             throw Error("report JSON: tensor '" + t.name + "' has " + std::to_string(t.values.size()) +
                         " values for shape " + shape_str(t.shape));
@@ -181,15 +181,18 @@ std::string npy_directory_refusal(const std::string& path) {
     for (const auto& e : fs::directory_iterator(path, ec)) {
         const std::string name = e.path().filename().string();
         const bool npy = name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0;
-        if (name == "meta.json") has_meta = true;
-        else if (!npy || !e.is_regular_file(ec)) return "holds '" + name + "', which is not part of an npy output";
+        if (name == "meta.json")
+            has_meta = true;
+        else if (!npy || !e.is_regular_file(ec))
+            return "holds '" + name + "', which is not part of an npy output";
     }
     if (ec) return std::string("cannot be listed (") + ec.message() + ")";
     if (fs::is_empty(path, ec)) return "";
     if (!has_meta) return "holds .npy files but no meta.json";
     try {
         auto j = detail::parse_json_checked(read_text_file(path + "/meta.json"), path + "/meta.json");
-        if (j.value("format", "") != "depass-attribution") return "has a meta.json that is not a depass attribution";
+        if (j.value("format", "") != "depass-attribution")
+            return "has a meta.json that is not a depass attribution";
     } catch (const std::exception&) {
         return "has a meta.json that is not a depass attribution";
     }
@@ -202,7 +205,8 @@ void check_npy_directory_target(const std::string& path) {
     if (path.empty()) throw Error("npy output: empty directory path");
     const std::string why = npy_directory_refusal(path);
     if (!why.empty())
-        throw Error(path + ": " + why + "; the npy output replaces only a directory written by an earlier run");
+        throw Error(path + ": " + why +
+                    "; the npy output replaces only a directory written by an earlier run");
 }
 
 // ---- OutputBatch -----------------------------------------------------------------------------
@@ -211,8 +215,10 @@ OutputBatch::~OutputBatch() {
     if (committed_) return;
     for (const Staged& s : staged_) {
         std::error_code ec;
-        if (s.is_dir) fs::remove_all(s.temp, ec);
-        else fs::remove(s.temp, ec);
+        if (s.is_dir)
+            fs::remove_all(s.temp, ec);
+        else
+            fs::remove(s.temp, ec);
     }
 }
 
@@ -233,7 +239,8 @@ std::string OutputBatch::stage_file(const std::string& target) {
         if (s.target == target) throw Error(target + ": the same path is given for two outputs");
     std::string tmpl = target + ".tmp-XXXXXX";
     const int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) throw Error(target + ": cannot create temporary file " + tmpl + " (" + std::strerror(errno) + ")");
+    if (fd < 0)
+        throw Error(target + ": cannot create temporary file " + tmpl + " (" + std::strerror(errno) + ")");
     ::close(fd);
     staged_.push_back({target, tmpl, false});
     return tmpl;
@@ -245,7 +252,8 @@ std::string OutputBatch::stage_dir(const std::string& target) {
         if (s.target == target) throw Error(target + ": the same path is given for two outputs");
     std::string tmpl = target + ".tmp-XXXXXX";
     if (!::mkdtemp(tmpl.data()))
-        throw Error(target + ": cannot create temporary directory " + tmpl + " (" + std::strerror(errno) + ")");
+        throw Error(target + ": cannot create temporary directory " + tmpl + " (" + std::strerror(errno) +
+                    ")");
     usual_permissions(tmpl, 0777);
     staged_.push_back({target, tmpl, true});
     return tmpl;
@@ -256,7 +264,8 @@ void OutputBatch::commit() {
     for (const Staged& s : staged_) {
         if (!s.is_dir) {
             if (std::rename(s.temp.c_str(), s.target.c_str()) != 0)
-                throw Error(s.target + ": cannot rename " + s.temp + " into place (" + std::strerror(errno) + ")");
+                throw Error(s.target + ": cannot rename " + s.temp + " into place (" + std::strerror(errno) +
+                            ")");
             continue;
         }
         // A directory: an earlier output at the target is moved aside, the new one
@@ -267,12 +276,14 @@ void OutputBatch::commit() {
         if (fs::exists(s.target, ec) && !fs::is_empty(s.target, ec)) {
             aside = s.target + ".old-XXXXXX";
             if (!::mkdtemp(aside.data()) || std::rename(s.target.c_str(), aside.c_str()) != 0)
-                throw Error(s.target + ": cannot move the earlier output aside (" + std::strerror(errno) + ")");
+                throw Error(s.target + ": cannot move the earlier output aside (" + std::strerror(errno) +
+                            ")");
         }
         if (std::rename(s.temp.c_str(), s.target.c_str()) != 0) {
             const int saved = errno;
             if (!aside.empty()) std::rename(aside.c_str(), s.target.c_str());
-            throw Error(s.target + ": cannot rename " + s.temp + " into place (" + std::strerror(saved) + ")");
+            throw Error(s.target + ": cannot rename " + s.temp + " into place (" + std::strerror(saved) +
+                        ")");
         }
         if (!aside.empty()) fs::remove_all(aside, ec);
     }
