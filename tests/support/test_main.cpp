@@ -15,7 +15,7 @@ int main(int argc, char* argv[]) {
     if (depass_test::skipped_count() > 0) {
         std::fprintf(stderr,
                      "\n*** %d test case(s) SKIPPED: something they need is missing (see the warnings above: "
-                     "the shared reference data -- set DEPASS_SHARED_DIR -- or a program such as chromium). ***\n\n",
+                     "the reference data in tests/data or $DEPASS_SHARED_DIR, or a program such as chromium). ***\n\n",
                      depass_test::skipped_count());
         return 77;
     }

@@ -1,7 +1,8 @@
 // test_support.hpp -- helpers shared by the Catch2 tests.
 //
-// Reference data (fixtures, real weights) is read from the shared directory:
-//   $DEPASS_SHARED_DIR if set, else the path configured at build time (../shared).
+// Reference data (fixtures, real weights, tokenizers, configs) is read from the data directory:
+//   $DEPASS_SHARED_DIR if set, else the path configured at build time (-DDEPASS_SHARED_DIR,
+//   by default tests/data of the repository; its files and licences: tests/data/PROVENANCE.md).
 // When it is absent a test calls SKIP_WITHOUT_SHARED(), which prints a loud
 // warning and returns; the test binary then exits 77 (CTest: "Skipped").
 // With DEPASS_REQUIRE_FIXTURES=1 (as .ci/run sets) a missing directory fails.
@@ -20,7 +21,7 @@
 
 namespace depass_test {
 
-std::string shared_dir();                 // may not exist
+std::string shared_dir();                 // the data directory (may not exist)
 std::string fixtures_dir();               // shared_dir()/fixtures
 std::string weights_dir();                // shared_dir()/weights
 bool have_shared();                       // fixtures/ and weights/ both present
