@@ -3,19 +3,18 @@
 // attribute() must be exactly the pipeline it replaces (initialise -> propagate ->
 // logit attribution, each called by hand here), name every component by what it is,
 // resolve targets as documented, and refuse a decomposition that leaks.
-#include "test_support.hpp"
-
-#include "depass/attribute.hpp"
-#include "depass/tolerance.hpp"
-
 #include <cmath>
 #include <functional>
 #include <limits>
 
+#include "depass/attribute.hpp"
+#include "depass/tolerance.hpp"
+#include "test_support.hpp"
+
 using namespace depass;
-using depass_test::TinyArch;
 using Catch::Matchers::Contains;
 using depass_test::error_of;
+using depass_test::TinyArch;
 
 namespace {
 
@@ -28,8 +27,8 @@ std::vector<int> ids_for(int N, int V) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("attribute() equals initialise + propagate + logit_attribution, bit for bit", "[attribute]",
-                   float, double) {
+TEMPLATE_TEST_CASE("attribute() equals initialise + propagate + logit_attribution, bit for bit",
+                   "[attribute]", float, double) {
     using T = TestType;
     for (TinyArch arch : {TinyArch::Llama, TinyArch::Qwen2, TinyArch::Gpt2}) {
         const Model<T> model = random_model<T>(depass_test::tiny_config(arch), 11);
@@ -65,8 +64,9 @@ TEMPLATE_TEST_CASE("attribute() equals initialise + propagate + logit_attributio
                     CHECK(a.target_logits(n, 1) == double(trace.logits(n, 5)));
                 }
                 // One completeness record per residual point from the cut to h[L], all within tolerance.
-                const int expected_points = level == Level::Token ? 2 * (model.cfg.L - 1) + 1
-                                            : level == Level::Head ? 2 : 1;
+                const int expected_points = level == Level::Token  ? 2 * (model.cfg.L - 1) + 1
+                                            : level == Level::Head ? 2
+                                                                   : 1;
                 CHECK(int(a.completeness.size()) == expected_points);
                 CHECK(a.completeness_max_rel <= tolerance::completeness_rel<T>());
                 // The shares add up to the target logits (sum over m).
@@ -75,7 +75,8 @@ TEMPLATE_TEST_CASE("attribute() equals initialise + propagate + logit_attributio
                 for (int n = 0; n < N; ++n)
                     for (int k = 0; k < K; ++k) {
                         double s = 0;
-                        for (int m = 0; m < M; ++m) s += double(a.logit_attribution.data[(size_t(m) * N + n) * K + k]);
+                        for (int m = 0; m < M; ++m)
+                            s += double(a.logit_attribution.data[(size_t(m) * N + n) * K + k]);
                         worst = std::max(worst, std::abs(s - a.target_logits(n, k)) /
                                                     std::max(1.0, std::abs(a.target_logits(n, k))));
                     }
@@ -133,7 +134,8 @@ TEST_CASE("attribute(): descriptors name what each component is", "[attribute]")
     CHECK(a.cut.str() == "m[1]");
 }
 
-TEST_CASE("attribute(): targets default to the argmax; bad targets are refused before any work", "[attribute]") {
+TEST_CASE("attribute(): targets default to the argmax; bad targets are refused before any work",
+          "[attribute]") {
     const Model<double> model = random_model<double>(depass_test::tiny_config(TinyArch::Gpt2), 5);
     const Trace<double> trace = forward(model, ids_for(5, model.cfg.V));
     AttributionRequest rq;
@@ -145,9 +147,11 @@ TEST_CASE("attribute(): targets default to the argmax; bad targets are refused b
         CHECK(a.targets[n][0] == int(best));
     }
     rq.targets = {{1}, {2}};  // 2 rows for 5 positions
-    CHECK_THAT(error_of([&] { attribute(model, trace, rq); }), Contains("2 rows of target ids for 5 positions"));
+    CHECK_THAT(error_of([&] { attribute(model, trace, rq); }),
+               Contains("2 rows of target ids for 5 positions"));
     rq.targets = {{model.cfg.V}};
-    CHECK_THAT(error_of([&] { attribute(model, trace, rq); }), Contains("token id " + std::to_string(model.cfg.V)));
+    CHECK_THAT(error_of([&] { attribute(model, trace, rq); }),
+               Contains("token id " + std::to_string(model.cfg.V)));
     rq.targets = {{1, 2}, {1}, {1}, {1}, {1}};
     CHECK_THAT(error_of([&] { attribute(model, trace, rq); }), Contains("row 1 has 1 ids"));
     rq.targets = {};
@@ -166,8 +170,9 @@ TEMPLATE_TEST_CASE("CompletenessMonitor: a leak or a NaN at any point is a viola
     // Clean: every point passes, and the record has one entry per point.
     {
         CompletenessMonitor<T> mon(trace);
-        propagate(model, trace, init.comps, init.cut, opt,
-                  ComponentObserver<T>([&](const CutPoint& p, const Components<T>& c) { mon.observe(p, c); }));
+        propagate(
+            model, trace, init.comps, init.cut, opt,
+            ComponentObserver<T>([&](const CutPoint& p, const Components<T>& c) { mon.observe(p, c); }));
         CHECK(mon.ok());
         CHECK(int(mon.points().size()) == 2 * model.cfg.L + 1);
         CHECK_NOTHROW(mon.require());
@@ -218,7 +223,8 @@ TEST_CASE("preset(): each family's architecture flags", "[config]") {
     CHECK(llama.model_type == "llama");
     CHECK((mistral.model_type == "mistral" && mistral.rope == RopeStyle::Half && !mistral.qkv_bias));
     CHECK((qwen.qkv_bias && !qwen.o_bias && !qwen.mlp_bias && qwen.rope == RopeStyle::Half));
-    CHECK((gpt2.norm == NormKind::LayerNorm && gpt2.mlp == MlpKind::GeluMLP && gpt2.act == Activation::GeluTanh));
+    CHECK((gpt2.norm == NormKind::LayerNorm && gpt2.mlp == MlpKind::GeluMLP &&
+           gpt2.act == Activation::GeluTanh));
     CHECK((gpt2.rope == RopeStyle::None && gpt2.learned_positions && gpt2.tied_embeddings));
     CHECK((gpt2.qkv_bias && gpt2.o_bias && gpt2.mlp_bias));
     CHECK((l2c.rope == RopeStyle::Interleaved && l2c.tied_embeddings && l2c.model_type == "llama2c"));

@@ -4,17 +4,16 @@
 //
 // The finite differences only ever call the FORWARD ops, so a wrong backward cannot agree
 // with them by construction. Tolerances: include/depass/tolerance.hpp (gradient_fd_*).
-#include "test_support.hpp"
-
-#include "depass/backward.hpp"
-#include "depass/ops.hpp"
-#include "depass/tolerance.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
 #include <random>
+
+#include "depass/backward.hpp"
+#include "depass/ops.hpp"
+#include "depass/tolerance.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 
@@ -64,7 +63,8 @@ FdCheck check_fd(Mat<double>& x, const Mat<double>& g, const std::function<doubl
     FdCheck c;
     const double floor = tolerance::gradient_fd_floor * mx;
     for (long i = 0; i < x.size(); ++i) {
-        const double e = std::abs(g.data()[i] - fd[size_t(i)]) / std::max({std::abs(fd[size_t(i)]), floor, 1e-300});
+        const double e =
+            std::abs(g.data()[i] - fd[size_t(i)]) / std::max({std::abs(fd[size_t(i)]), floor, 1e-300});
         if (!(e <= c.worst)) {
             c.worst = e;
             c.worst_index = i;
@@ -76,12 +76,13 @@ FdCheck check_fd(Mat<double>& x, const Mat<double>& g, const std::function<doubl
     return c;
 }
 
-#define CHECK_FD(name, check)                                                                                   \
-    do {                                                                                                        \
-        const FdCheck c_ = (check);                                                                             \
-        INFO(name << ": worst relative error " << c_.worst << " at coordinate " << c_.worst_index << " (gradient " \
-                  << c_.worst_g << ", finite difference " << c_.worst_fd << ") over " << c_.checked);          \
-        CHECK(c_.worst <= tolerance::gradient_fd_rel);                                                          \
+#define CHECK_FD(name, check)                                                                          \
+    do {                                                                                               \
+        const FdCheck c_ = (check);                                                                    \
+        INFO(name << ": worst relative error " << c_.worst << " at coordinate " << c_.worst_index      \
+                  << " (gradient " << c_.worst_g << ", finite difference " << c_.worst_fd << ") over " \
+                  << c_.checked);                                                                      \
+        CHECK(c_.worst <= tolerance::gradient_fd_rel);                                                 \
     } while (0)
 
 }  // namespace
@@ -123,7 +124,8 @@ TEST_CASE("rms_norm_backward and layer_norm_backward against finite differences;
         for (long n = 0; n < x.rows(); ++n) {
             const double size = drms.row(n).cwiseAbs().dot(x.row(n).cwiseAbs());
             // LayerNorm ignores a constant added to a row: its gradient sums to 0 per row.
-            CHECK(std::abs(dln.row(n).sum()) <= tolerance::gradient_identity_rel * dln.row(n).cwiseAbs().sum());
+            CHECK(std::abs(dln.row(n).sum()) <=
+                  tolerance::gradient_identity_rel * dln.row(n).cwiseAbs().sum());
             if (eps == 0) {
                 // Homogeneous of degree 0 in the row: dx . x = 0 * f = 0 (Euler).
                 CHECK(std::abs(drms.row(n).dot(x.row(n))) <= tolerance::gradient_identity_rel * size);
@@ -153,7 +155,8 @@ TEST_CASE("rope_backward: finite differences in both layouts; it inverts the rot
             Mat<double> y = x;
             rope(y, 3, 8, style, f, pos0);
             rope_backward(y, 3, 8, style, f, pos0);
-            CHECK((y - x).cwiseAbs().maxCoeff() <= tolerance::gradient_identity_rel * x.cwiseAbs().maxCoeff());
+            CHECK((y - x).cwiseAbs().maxCoeff() <=
+                  tolerance::gradient_identity_rel * x.cwiseAbs().maxCoeff());
         }
     }
 }
@@ -182,11 +185,13 @@ TEST_CASE("attention_backward: dq, dk, dv with grouped KV heads against finite d
         for (int g = 0; g < Hkv; ++g)
             for (int d = 0; d < Dh; ++d)
                 CHECK(std::abs(dk.col(long(g) * Dh + d).sum()) <=
-                      tolerance::gradient_identity_rel * 10 * dk.col(long(g) * Dh + d).cwiseAbs().sum() + 1e-15);
+                      tolerance::gradient_identity_rel * 10 * dk.col(long(g) * Dh + d).cwiseAbs().sum() +
+                          1e-15);
     }
 }
 
-TEST_CASE("MLP backward: SwiGLU and GELU dx and the activation gradient against finite differences", "[backward]") {
+TEST_CASE("MLP backward: SwiGLU and GELU dx and the activation gradient against finite differences",
+          "[backward]") {
     std::mt19937_64 rng(15);
     const int N = 4, D = 6, I = 10;
     Mat<double> x = randn(N, D, rng);
@@ -215,7 +220,8 @@ TEST_CASE("MLP backward: SwiGLU and GELU dx and the activation gradient against 
         for (double v = -6; v <= 6; v += 0.25) {
             p(0, 0) = v;
             const double d = act_derivative(a, v);
-            const double fd = fd5(p, 0, [&] { return a == Activation::SiLU ? silu(p(0, 0)) : gelu_tanh(p(0, 0)); });
+            const double fd =
+                fd5(p, 0, [&] { return a == Activation::SiLU ? silu(p(0, 0)) : gelu_tanh(p(0, 0)); });
             CHECK(std::abs(d - fd) <= tolerance::gradient_fd_rel * std::max(std::abs(fd), 1e-3));
         }
     }
@@ -260,8 +266,8 @@ Config make_config(TArch a) { return depass_test::tiny_config(a); }
 // An independent forward for the finite differences: the block loop of forward() written
 // again from the forward ops, with an additive perturbation of one layer's attention context
 // (what = 1) or MLP activation (what = 2). Returns f = log softmax(logits[pos])[target].
-double perturbed_f(const Model<double>& m, const Mat<double>& h0, int what, int layer, const Mat<double>& delta,
-                   int pos, int target) {
+double perturbed_f(const Model<double>& m, const Mat<double>& h0, int what, int layer,
+                   const Mat<double>& delta, int pos, int target) {
     const Config& c = m.cfg;
     Mat<double> h = h0;
     const std::vector<double> inv_freq = rope_inv_freq(c);
@@ -315,10 +321,12 @@ TEST_CASE("model backward: df/dh0, df/d attn_ctx, df/d mlp_act against finite di
             CHECK(g.f == Approx(target_log_prob(trace, pos, target)));
             // The independent forward reproduces the recorded one.
             const Mat<double> none;
-            CHECK(std::abs(perturbed_f(m, trace.h[0], 0, 0, none, pos, target) - g.f) <= 1e-12 * std::abs(g.f));
+            CHECK(std::abs(perturbed_f(m, trace.h[0], 0, 0, none, pos, target) - g.f) <=
+                  1e-12 * std::abs(g.f));
 
             Mat<double> h0 = trace.h[0];
-            const FdCheck ch = check_fd(h0, g.h0, [&] { return log_prob_from_embeddings(m, h0, ids, pos, target); });
+            const FdCheck ch =
+                check_fd(h0, g.h0, [&] { return log_prob_from_embeddings(m, h0, ids, pos, target); });
             CHECK_FD("df/dh0", ch);
             worst = std::max(worst, ch.worst);
             // Causality: positions after `pos` cannot change f, and their gradient is exactly 0.
@@ -326,11 +334,11 @@ TEST_CASE("model backward: df/dh0, df/d attn_ctx, df/d mlp_act against finite di
             for (int l = 0; l < c.L; ++l) {
                 INFO("layer " << l);
                 Mat<double> dctx = Mat<double>::Zero(N, long(c.H) * c.Dh), dact = Mat<double>::Zero(N, c.I);
-                const FdCheck cc =
-                    check_fd(dctx, g.attn_ctx[l], [&] { return perturbed_f(m, trace.h[0], 1, l, dctx, pos, target); });
+                const FdCheck cc = check_fd(
+                    dctx, g.attn_ctx[l], [&] { return perturbed_f(m, trace.h[0], 1, l, dctx, pos, target); });
                 CHECK_FD("df/d attn_ctx", cc);
-                const FdCheck ca =
-                    check_fd(dact, g.mlp_act[l], [&] { return perturbed_f(m, trace.h[0], 2, l, dact, pos, target); });
+                const FdCheck ca = check_fd(
+                    dact, g.mlp_act[l], [&] { return perturbed_f(m, trace.h[0], 2, l, dact, pos, target); });
                 CHECK_FD("df/d mlp_act", ca);
                 worst = std::max({worst, cc.worst, ca.worst});
             }
@@ -364,13 +372,15 @@ TEST_CASE("model backward: exact identities on the gradients", "[backward]") {
         e(N - 1, 5) = 1;
         const Mat<double> dy = unembed_backward(e, m.w.unembedding());
         CHECK(std::abs(dy.row(N - 1).dot(trace.final_norm_out.row(N - 1)) - trace.logits(N - 1, 5)) <=
-              tolerance::gradient_identity_rel * dy.row(N - 1).cwiseAbs().dot(trace.final_norm_out.row(N - 1).cwiseAbs()));
+              tolerance::gradient_identity_rel *
+                  dy.row(N - 1).cwiseAbs().dot(trace.final_norm_out.row(N - 1).cwiseAbs()));
         CHECK_THROWS_AS(backward(m, trace, N, 0), Error);
         CHECK_THROWS_AS(backward(m, trace, 0, c.V), Error);
     }
 }
 
-TEST_CASE("forward_from_embeddings reproduces forward; the float backward follows the double one", "[backward]") {
+TEST_CASE("forward_from_embeddings reproduces forward; the float backward follows the double one",
+          "[backward]") {
     const Model<double> m = random_model<double>(make_config(TArch::Gpt2), 2200);
     const std::vector<int> ids = random_ids(9, m.cfg.V, 5);
     const Trace<double> a = forward(m, ids);
@@ -380,7 +390,8 @@ TEST_CASE("forward_from_embeddings reproduces forward; the float backward follow
     CHECK_THROWS_AS(forward_from_embeddings(m, Mat<double>(Mat<double>::Zero(8, m.cfg.D)), ids), Error);
     // Unembedding one row only: that row as in the full pass, the others 0.
     const Trace<double> one = forward_from_embeddings(m, a.h[0], ids, 4);
-    CHECK((one.logits.row(4) - a.logits.row(4)).cwiseAbs().maxCoeff() <= 1e-12 * a.logits.cwiseAbs().maxCoeff());
+    CHECK((one.logits.row(4) - a.logits.row(4)).cwiseAbs().maxCoeff() <=
+          1e-12 * a.logits.cwiseAbs().maxCoeff());
     CHECK(one.logits.topRows(4).cwiseAbs().maxCoeff() == 0.0);
     CHECK(one.logits.bottomRows(4).cwiseAbs().maxCoeff() == 0.0);
     CHECK(log_prob_from_embeddings(m, a.h[0], ids, 4, 7) == Approx(target_log_prob(a, 4, 7)).epsilon(1e-12));
@@ -395,7 +406,8 @@ TEST_CASE("forward_from_embeddings reproduces forward; the float backward follow
         const Gradients<double> gd = backward(md, forward(md, ids), 8, 3);
         const Gradients<float> gf = backward(mf, forward(mf, ids), 8, 3);
         const Mat<double> h0f = gf.h0.cast<double>();
-        CHECK((h0f - gd.h0).cwiseAbs().maxCoeff() <= tolerance::gradient_f32_rel * gd.h0.cwiseAbs().maxCoeff());
+        CHECK((h0f - gd.h0).cwiseAbs().maxCoeff() <=
+              tolerance::gradient_f32_rel * gd.h0.cwiseAbs().maxCoeff());
         const Mat<double> af = gf.mlp_act[0].cast<double>();
         CHECK((af - gd.mlp_act[0]).cwiseAbs().maxCoeff() <=
               tolerance::gradient_f32_rel * gd.mlp_act[0].cwiseAbs().maxCoeff());

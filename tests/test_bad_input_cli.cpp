@@ -1,14 +1,13 @@
 // Bad model and tokenizer files through the command line: one clear error line naming the
 // file and the field, exit status 1, and no output file (issue 11's list: malformed
 // tokenizer.json, unknown RoPE type, a quantised checkpoint, sizes larger than the file).
-#include "test_support.hpp"
-#include "tiny_tokenizer_json.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "test_support.hpp"
+#include "tiny_tokenizer_json.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -44,7 +43,8 @@ std::string hf_dir(const std::string& name, const std::function<void(json&)>& ed
     json c = json::parse(read_bytes(src + "/config.json"));
     edit(c);
     write_bytes(name + "/config.json", c.dump(2));
-    if (!fs::exists(dir + "/model.safetensors")) fs::create_symlink(src + "/model.safetensors", dir + "/model.safetensors");
+    if (!fs::exists(dir + "/model.safetensors"))
+        fs::create_symlink(src + "/model.safetensors", dir + "/model.safetensors");
     return dir;
 }
 
@@ -69,13 +69,16 @@ void check_cases(const std::vector<Case>& cases, const std::string& out) {
 
 }  // namespace
 
-TEST_CASE("bad tokenizer.json files: one error naming the file and field, no output", "[cli][errors][tokenizer]") {
+TEST_CASE("bad tokenizer.json files: one error naming the file and field, no output",
+          "[cli][errors][tokenizer]") {
     const json good = small_tokenizer();
     const std::string out = tmp("tok_out.safetensors");
     const std::string ok = write_bytes("tok/good.json", good.dump());
     std::string log;
     // The good one works with the shipped model (257 pieces fit its 512).
-    REQUIRE(run("attribute -m " + q(shipped()) + " --tokenizer " + q(ok) + " --prompt abc --out " + q(out) + " -q", &log) == 0);
+    REQUIRE(run("attribute -m " + q(shipped()) + " --tokenizer " + q(ok) + " --prompt abc --out " + q(out) +
+                    " -q",
+                &log) == 0);
     fs::remove(out);
 
     auto edited = [&](const std::string& name, const std::function<void(json&)>& edit) {
@@ -85,28 +88,39 @@ TEST_CASE("bad tokenizer.json files: one error naming the file and field, no out
     };
     const std::string text = good.dump();
     const std::string trunc = write_bytes("tok/trunc.json", text.substr(0, text.size() / 3));
-    const std::string types = edited("types.json", [](json& j) { j["model"]["vocab"] = json::array({1, 2}); });
+    const std::string types = edited("types.json", [](json& j) {
+        j["model"]["vocab"] = json::array({1, 2});
+    });
     const std::string merges = edited("merges.json", [](json& j) { j["model"]["merges"].push_back("a zz"); });
     const std::string big_id = edited("big_id.json", [](json& j) { j["model"]["vocab"]["ab"] = 9999; });
     const std::string added = edited("added.json", [](json& j) {
         j["added_tokens"] = json::parse(R"([{"id": 700, "content": "<x>", "special": true}])");
     });
     const std::string a = "attribute -m " + q(shipped()) + " --prompt abc --out " + q(out) + " --tokenizer ";
-    check_cases({{"truncated", a + q(trunc), {trunc, "not valid JSON", "truncated"}},
-                 {"wrong types", a + q(types), {types, "'model.vocab'", "must be an object"}},
-                 {"merge of unknown pieces", a + q(merges), {merges, "model.merges[1]", "'zz'", "not in the vocabulary"}},
-                 {"id beyond the vocabulary", a + q(big_id), {big_id, "9999", "outside the vocabulary"}},
-                 {"added token beyond the vocabulary", a + q(added), {added, "added_tokens[0]", "id 700", "outside the vocabulary"}},
-                 {"tokenize, truncated", "tokenize --tokenizer " + q(trunc) + " --prompt abc", {trunc, "truncated"}}},
-                out);
+    check_cases(
+        {{"truncated", a + q(trunc), {trunc, "not valid JSON", "truncated"}},
+         {"wrong types", a + q(types), {types, "'model.vocab'", "must be an object"}},
+         {"merge of unknown pieces",
+          a + q(merges),
+          {merges, "model.merges[1]", "'zz'", "not in the vocabulary"}},
+         {"id beyond the vocabulary", a + q(big_id), {big_id, "9999", "outside the vocabulary"}},
+         {"added token beyond the vocabulary",
+          a + q(added),
+          {added, "added_tokens[0]", "id 700", "outside the vocabulary"}},
+         {"tokenize, truncated", "tokenize --tokenizer " + q(trunc) + " --prompt abc", {trunc, "truncated"}}},
+        out);
 }
 
-TEST_CASE("unknown RoPE type, quantised checkpoint: refused naming the field, no output", "[cli][errors][config]") {
+TEST_CASE("unknown RoPE type, quantised checkpoint: refused naming the field, no output",
+          "[cli][errors][config]") {
     SKIP_WITHOUT_SHARED();
     const std::string yarn = hf_dir("hf_yarn", [](json& c) {
-        c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 128}};
+        c["rope_scaling"] = {
+            {"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 128}};
     });
-    const std::string old_key = hf_dir("hf_dynamic", [](json& c) { c["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}}; });
+    const std::string old_key = hf_dir("hf_dynamic", [](json& c) {
+        c["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+    });
     const std::string gptq = hf_dir("hf_gptq", [](json& c) {
         c["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}};
     });
@@ -123,7 +137,8 @@ TEST_CASE("unknown RoPE type, quantised checkpoint: refused naming the field, no
     check_cases(cases, out);
 }
 
-TEST_CASE("files that declare more bytes than they hold: refused before allocating, no output", "[cli][errors][sizes]") {
+TEST_CASE("files that declare more bytes than they hold: refused before allocating, no output",
+          "[cli][errors][sizes]") {
     SKIP_WITHOUT_SHARED();
     const std::string out = tmp("size_out.safetensors");
     // safetensors cut short: the header's data offsets point past the end.
@@ -142,10 +157,14 @@ TEST_CASE("files that declare more bytes than they hold: refused before allocati
     bin.replace(8, 4, reinterpret_cast<const char*>(&layers), 4);
     const std::string big_bin = write_bytes("big_layers.bin", bin);
     std::vector<Case> cases;
-    const std::vector<std::string> commands = {"attribute --ids 1,2,3 --out " + q(out) + " -m ", "inspect -m "};
+    const std::vector<std::string> commands = {"attribute --ids 1,2,3 --out " + q(out) + " -m ",
+                                               "inspect -m "};
     for (const std::string& cmd : commands) {
-        cases.push_back({"safetensors", cmd + q(dir), {"model.safetensors", "'data_offsets'", "beyond the data section"}});
-        cases.push_back({"gguf", cmd + q(short_gguf), {short_gguf, "'output.weight'", "data section, which is only"}});
+        cases.push_back({"safetensors",
+                         cmd + q(dir),
+                         {"model.safetensors", "'data_offsets'", "beyond the data section"}});
+        cases.push_back(
+            {"gguf", cmd + q(short_gguf), {short_gguf, "'output.weight'", "data section, which is only"}});
         cases.push_back({"llama2.c", cmd + q(big_bin), {big_bin, "n_layers=10", "implies"}});
     }
     check_cases(cases, out);

@@ -1,15 +1,13 @@
 // The `depass` command end to end: outputs checked against references, exit codes,
 // one-line errors, and no partial output files.
-#include "test_support.hpp"
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <filesystem>
-#include <fstream>
+#include "test_support.hpp"
 
 using namespace depass;
 namespace fs = std::filesystem;
@@ -32,12 +30,14 @@ bool no_file_like(const std::string& stem) {
 TEST_CASE("forward --dump reproduces the fixture goldens through the command line", "[cli]") {
     SKIP_WITHOUT_SHARED();
     const std::string dir = depass_test::fixtures_dir() + "/gpt2-s1";
-    auto ids = nlohmann::json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
+    auto ids =
+        nlohmann::json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
     std::string list;
     for (size_t i = 0; i < ids.size(); ++i) list += (i ? "," : "") + std::to_string(ids[i]);
     const std::string out = tmp("gpt2_trace.safetensors");
     std::string log;
-    REQUIRE(run("forward --quiet -m " + q(dir) + " --ids " + list + " --dtype f64 --dump " + q(out), &log) == 0);
+    REQUIRE(run("forward --quiet -m " + q(dir) + " --ids " + list + " --dtype f64 --dump " + q(out), &log) ==
+            0);
     SafeTensors mine = SafeTensors::open(out), ref = SafeTensors::open(dir + "/golden_f64.safetensors");
     for (const std::string& name : ref.names()) {
         INFO(name);
@@ -45,7 +45,8 @@ TEST_CASE("forward --dump reproduces the fixture goldens through the command lin
         CHECK(mine.info(name).dtype == DType::F64);
         auto a = mine.read<double>(name), b = ref.read<double>(name);
         REQUIRE(a.shape == b.shape);
-        CHECK(depass_test::diff(a.data.data(), b.data.data(), a.size()).rel() <= tolerance::golden_f64_exact_rel);
+        CHECK(depass_test::diff(a.data.data(), b.data.data(), a.size()).rel() <=
+              tolerance::golden_f64_exact_rel);
     }
 }
 
@@ -53,24 +54,28 @@ TEST_CASE("generate continues the prompt exactly as llama2.c does", "[cli]") {
     std::string out;
     const std::string model = depass_test::source_dir() + "/weights/stories260K.bin";
     REQUIRE(run("generate --quiet -m " + q(model) + " --prompt 'Once upon a time' -n 40", &out) == 0);
-    CHECK(out.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
-                    "One day, she saw a big, red ball.", 0) == 0);
+    CHECK(out.rfind(
+              "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+              "One day, she saw a big, red ball.",
+              0) == 0);
 }
 
 TEST_CASE("attribute: components sum to the final residual and attributions to the target logits", "[cli]") {
     const std::string model = depass_test::source_dir() + "/weights/stories260K.bin";
     const std::string trace = tmp("s260_trace.safetensors");
-    REQUIRE(run("forward --quiet -m " + q(model) + " --prompt 'Once upon a time there was' --dtype f64 --dump " +
-                q(trace)) == 0);
+    REQUIRE(run("forward --quiet -m " + q(model) +
+                " --prompt 'Once upon a time there was' --dtype f64 --dump " + q(trace)) == 0);
     SafeTensors tr = SafeTensors::open(trace);
     auto final_res = tr.read<double>("final_residual_prenorm");
     auto logits = tr.read<double>("logits");
     const int64_t N = final_res.shape[0], D = final_res.shape[1], V = logits.shape[1];
-    for (std::string level : {"token", "head --layer 2", "neuron --layer 1 --neuron-groups 4", "module --module mlp --layer 3"}) {
+    for (std::string level :
+         {"token", "head --layer 2", "neuron --layer 1 --neuron-groups 4", "module --module mlp --layer 3"}) {
         INFO(level);
         const std::string out = tmp("attr.safetensors");
-        REQUIRE(run("attribute --quiet -m " + q(model) + " --prompt 'Once upon a time there was' --dtype f64 --level " +
-                    level + " --targets auto --out " + q(out)) == 0);
+        REQUIRE(run("attribute --quiet -m " + q(model) +
+                    " --prompt 'Once upon a time there was' --dtype f64 --level " + level +
+                    " --targets auto --out " + q(out)) == 0);
         SafeTensors a = SafeTensors::open(out);
         auto comps = a.read<double>("components");
         auto attr = a.read<double>("logit_attribution");
@@ -127,7 +132,8 @@ TEST_CASE("bad input: one clear line, non-zero exit, no output file", "[cli][err
         {"forward -m " + q(model) + " --dump " + q(out), "--ids", 2},
         {"attribute -m " + q(model) + " --ids 1,2,3 --level head --layer 9 --out " + q(out), "layer 9", 1},
         {"attribute -m " + q(model) + " --ids 1,2,3 --level head --heads 0,8 --out " + q(out), "head 8", 1},
-        {"attribute -m " + q(model) + " --ids 1,2,3 --level neuron --neurons 172 --out " + q(out), "neuron 172", 1},
+        {"attribute -m " + q(model) + " --ids 1,2,3 --level neuron --neurons 172 --out " + q(out),
+         "neuron 172", 1},
         {"attribute -m " + q(model) + " --ids 1,2,3 --level token --heads 1 --out " + q(out), "--heads", 2},
         {"attribute -m " + q(model) + " --ids 1,2,3 --level subspace --out " + q(out), "--basis", 2},
         {"attribute -m " + q(model) + " --ids 1,2,3 --targets 512 --out " + q(out), "512", 1},

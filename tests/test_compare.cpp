@@ -1,17 +1,15 @@
 // depass compare: the backend checker. Library results against hand-computed values, the
 // forward-order walk, .npy directories, every failure kind with its message, and the
 // command line end to end on a fixture (our dumps vs the reference goldens).
-#include "test_support.hpp"
+#include <filesystem>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
 
 #include "depass/compare.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <filesystem>
-#include <limits>
-#include <random>
+#include "test_support.hpp"
 
 using namespace depass;
 namespace fs = std::filesystem;
@@ -119,8 +117,8 @@ std::string id_list(const std::vector<int>& ids) {
 TEST_CASE("compare: max abs, max rel and worst index on a hand-computed case", "[compare]") {
     DumpTensor ref{"x", {2, 3}, {1.0, -4.0, 2.0, 0.5, 3.0, -1.0}, false, "F64"};
     DumpTensor cand = ref;
-    cand.values[2] += 0.002;   // [0, 2]
-    cand.values[4] -= 0.003;   // [1, 1]: the largest error
+    cand.values[2] += 0.002;  // [0, 2]
+    cand.values[4] -= 0.003;  // [1, 1]: the largest error
     cand.values[5] += 0.001;
     CompareOptions opt;
     opt.rtol = 1e-3;  // tolerance 1e-3 * max|ref| 4 = 4e-3
@@ -196,8 +194,8 @@ TEST_CASE("compare: rows in forward order; the first failure is the earliest (te
         CompareResult r = compare_dumps(ref, ref, CompareOptions{});
         std::vector<std::string> names;
         for (const CompareRow& row : r.rows) names.push_back(row.name);
-        CHECK(names == std::vector<std::string>{"input_ids", "embeddings", "hidden_states", "attn_probs", "mlp_act",
-                                                "layer_outputs", "logits"});
+        CHECK(names == std::vector<std::string>{"input_ids", "embeddings", "hidden_states", "attn_probs",
+                                                "mlp_act", "layer_outputs", "logits"});
     }
     // attn_probs fails at layer 1, mlp_act at layer 0: the network computes mlp_act[0]
     // before attn_probs[1], so mlp_act is where the two dumps first part ways.
@@ -244,8 +242,7 @@ TEST_CASE("compare: one perturbed attention probability is found, named and loca
     find(bad, "attn_probs").values[flat(shape, where)] += delta;
     const std::string cand = write_st("pert_cand.safetensors", bad);
     double scale = 0;
-    for (double v : find(ts, "attn_probs").values)
-        scale = std::max(scale, std::abs(v));
+    for (double v : find(ts, "attn_probs").values) scale = std::max(scale, std::abs(v));
 
     CompareResult r = compare_dumps(ref, cand, CompareOptions{});
     REQUIRE(r.first());
@@ -257,8 +254,8 @@ TEST_CASE("compare: one perturbed attention probability is found, named and loca
     CHECK(f.max_abs == Approx(delta).epsilon(1e-12));
     CHECK(f.max_rel == Approx(delta / scale).epsilon(1e-12));
     char expect[160];
-    std::snprintf(expect, sizeof expect, "FAIL: first failing tensor is 'attn_probs' (max_rel %.2e at [0, 2, 4, 1])",
-                  delta / scale);
+    std::snprintf(expect, sizeof expect,
+                  "FAIL: first failing tensor is 'attn_probs' (max_rel %.2e at [0, 2, 4, 1])", delta / scale);
     CHECK(compare_verdict(r).rfind(expect, 0) == 0);
 
     // The command line: table row, verdict line, exit 1, and the JSON report.
@@ -333,8 +330,9 @@ TEST_CASE("compare: .npy directory candidates, float32 storage and the tolerance
     CompareResult ro = compare_dumps(dir_more, dir_more, exact);
     std::vector<std::string> names;
     for (const CompareRow& row : ro.rows) names.push_back(row.name);
-    CHECK(names == std::vector<std::string>{"input_ids", "embeddings", "hidden_states", "attn_probs", "mlp_act",
-                                            "layer_outputs", "logits", "alpha_extra", "zeta_extra"});
+    CHECK(names == std::vector<std::string>{"input_ids", "embeddings", "hidden_states", "attn_probs",
+                                            "mlp_act", "layer_outputs", "logits", "alpha_extra",
+                                            "zeta_extra"});
 
     std::string out;
     CHECK(run("compare " + q(ref) + " " + q(dir32), &out) == 0);
@@ -348,7 +346,7 @@ TEST_CASE("compare: shape mismatch, missing tensor, NaN and extras, with clear m
     const std::string ref = write_st("err_ref.safetensors", ts);
     std::string out;
 
-    {   // attn_probs with a batch axis
+    {  // attn_probs with a batch axis
         auto bad = ts;
         NamedTensor& a = find(bad, "attn_probs");
         a.shape.insert(a.shape.begin(), 1);
@@ -363,14 +361,14 @@ TEST_CASE("compare: shape mismatch, missing tensor, NaN and extras, with clear m
         CHECK(out.find("FAIL: first failing tensor is 'attn_probs' (shape [1, 2, 3, 5, 5] in the candidate, "
                        "[2, 3, 5, 5] in the reference)") != std::string::npos);
     }
-    {   // (query, key, head) instead of (head, query, key)
+    {  // (query, key, head) instead of (head, query, key)
         auto bad = ts;
         find(bad, "attn_probs").shape = {L, N, N, H};
         CompareResult r = compare_dumps(ref, write_st("err_axes.safetensors", bad), CompareOptions{});
         REQUIRE(r.first());
         CHECK(r.first()->message.find("axis order") != std::string::npos);
     }
-    {   // logits missing, an extra tensor present
+    {  // logits missing, an extra tensor present
         auto bad = ts;
         erase(bad, "logits");
         bad.push_back({"my_debug_tensor", {3}, {1, 2, 3}, false});
@@ -383,7 +381,8 @@ TEST_CASE("compare: shape mismatch, missing tensor, NaN and extras, with clear m
         CHECK(row_of(r, "my_debug_tensor").status == CompareStatus::Extra);
         CHECK_FALSE(row_of(r, "my_debug_tensor").failed());
         CHECK(run("compare " + q(ref) + " " + q(cand), &out) == 1);
-        CHECK(out.find("FAIL: first failing tensor is 'logits' (missing in the candidate)") != std::string::npos);
+        CHECK(out.find("FAIL: first failing tensor is 'logits' (missing in the candidate)") !=
+              std::string::npos);
         CHECK(out.find("my_debug_tensor") != std::string::npos);
         // The extra alone is only a note.
         CHECK(run("compare " + q(ref) + " " + q(cand) + " --only embeddings,attn_probs", &out) == 0);
@@ -392,7 +391,7 @@ TEST_CASE("compare: shape mismatch, missing tensor, NaN and extras, with clear m
         CHECK(run("compare " + q(ref) + " " + q(write_st("err_extra.safetensors", extra)), &out) == 0);
         CHECK(out.find("only in the candidate") != std::string::npos);
     }
-    {   // NaN in mlp_act (block 1) and Inf in logits: a NaN is never within tolerance
+    {  // NaN in mlp_act (block 1) and Inf in logits: a NaN is never within tolerance
         auto bad = ts;
         find(bad, "mlp_act").values[flat({L, N, I}, {1, 2, 3})] = std::numeric_limits<double>::quiet_NaN();
         find(bad, "logits").values[flat({N, V}, {0, 0})] = std::numeric_limits<double>::infinity();
@@ -409,19 +408,21 @@ TEST_CASE("compare: shape mismatch, missing tensor, NaN and extras, with clear m
         CHECK(r.first()->message.find("NaN at [1, 2, 3]") != std::string::npos);
         CHECK(row_of(r, "logits").message.find("Inf at [0, 0]") != std::string::npos);
         CHECK(run("compare " + q(ref) + " " + q(cand) + " --rtol 1e6", &out) == 1);
-        CHECK(out.find("FAIL: first failing tensor is 'mlp_act' (NaN/Inf at [1, 2, 3])") != std::string::npos);
+        CHECK(out.find("FAIL: first failing tensor is 'mlp_act' (NaN/Inf at [1, 2, 3])") !=
+              std::string::npos);
         // A NaN in the reference fails too.
         CompareResult rr = compare_dumps(cand, ref, loose);
         REQUIRE(rr.first());
         CHECK(rr.first()->nonfinite_in_ref);
     }
-    {   // different token ids: exact comparison of integer tensors
+    {  // different token ids: exact comparison of integer tensors
         auto bad = ts;
         find(bad, "input_ids").values[3] = 10;
-        CHECK(run("compare " + q(ref) + " " + q(write_st("err_ids.safetensors", bad)) + " --rtol 1", &out) == 1);
+        CHECK(run("compare " + q(ref) + " " + q(write_st("err_ids.safetensors", bad)) + " --rtol 1", &out) ==
+              1);
         CHECK(out.find("first failing tensor is 'input_ids'") != std::string::npos);
     }
-    {   // no common name at all
+    {  // no common name at all
         std::vector<NamedTensor> other = {{"resid_0", {2}, {1, 2}, false}};
         CompareResult r = compare_dumps(ref, write_st("err_names.safetensors", other), CompareOptions{});
         CHECK(r.failed == int(ts.size()));
@@ -453,12 +454,15 @@ TEST_CASE("compare on a fixture: our f64 and f32 dumps against the reference gol
     const std::string ids = id_list(fixture_ids(dir));
     const std::string f64 = tmp("llama_f64.safetensors"), f32 = tmp("llama_f32.safetensors");
     std::string out;
-    REQUIRE(run("forward --quiet -m " + q(dir) + " --ids " + ids + " --dtype f64 --dump " + q(f64), &out) == 0);
-    REQUIRE(run("forward --quiet -m " + q(dir) + " --ids " + ids + " --dtype f32 --dump " + q(f32), &out) == 0);
+    REQUIRE(run("forward --quiet -m " + q(dir) + " --ids " + ids + " --dtype f64 --dump " + q(f64), &out) ==
+            0);
+    REQUIRE(run("forward --quiet -m " + q(dir) + " --ids " + ids + " --dtype f32 --dump " + q(f32), &out) ==
+            0);
 
     // f64 vs the exact float64 golden at 1e-10; f32 vs the float32 golden at 1e-4.
     const std::string j64 = tmp("llama_f64.json");
-    CHECK(run("compare " + q(dir + "/golden_exact_f64.safetensors") + " " + q(f64) + " --rtol 1e-10 --json " + q(j64),
+    CHECK(run("compare " + q(dir + "/golden_exact_f64.safetensors") + " " + q(f64) + " --rtol 1e-10 --json " +
+                  q(j64),
               &out) == 0);
     CHECK(out.find("PASS: 11 tensors match (rtol 1e-10, atol 0)") != std::string::npos);
     CHECK(out.find("input_ids") != std::string::npos);  // listed as only in the candidate
@@ -467,7 +471,8 @@ TEST_CASE("compare on a fixture: our f64 and f32 dumps against the reference gol
 
     // The JSON numbers agree with a direct computation from the two files.
     auto j = nlohmann::json::parse(read_text_file(j64));
-    SafeTensors gold = SafeTensors::open(dir + "/golden_exact_f64.safetensors"), mine = SafeTensors::open(f64);
+    SafeTensors gold = SafeTensors::open(dir + "/golden_exact_f64.safetensors"),
+                mine = SafeTensors::open(f64);
     int checked = 0;
     for (const auto& t : j["tensors"]) {
         const std::string name = t["name"];
@@ -487,15 +492,19 @@ TEST_CASE("compare on a fixture: our f64 and f32 dumps against the reference gol
     // to part ways is layer 0's attention. The Hugging Face float64 golden uses float32 RoPE
     // tables: against our float64 pass it also first parts ways at layer 0's attention.
     // Both pass at 1e-4.
-    CHECK(run("compare " + q(dir + "/golden_exact_f64.safetensors") + " " + q(f32) + " --rtol 1e-10", &out) == 1);
+    CHECK(run("compare " + q(dir + "/golden_exact_f64.safetensors") + " " + q(f32) + " --rtol 1e-10", &out) ==
+          1);
     CHECK(out.find("first failing tensor is 'attn_probs' (max_rel") != std::string::npos);
     CHECK(out.find("note: ") != std::string::npos);  // float32 values cannot meet 1e-10
-    CHECK(run("compare " + q(dir + "/golden_exact_f64.safetensors") + " " + q(f32) + " --rtol 1e-4", &out) == 0);
+    CHECK(run("compare " + q(dir + "/golden_exact_f64.safetensors") + " " + q(f32) + " --rtol 1e-4", &out) ==
+          0);
     for (const std::string& cand : {f64, f32}) {
-        CHECK(run("compare " + q(dir + "/golden_f64.safetensors") + " " + q(cand) + " --rtol 1e-10", &out) == 1);
+        CHECK(run("compare " + q(dir + "/golden_f64.safetensors") + " " + q(cand) + " --rtol 1e-10", &out) ==
+              1);
         CHECK(out.find("first failing tensor is 'attn_probs' (max_rel") != std::string::npos);
         CHECK(out.find("at [0, ") != std::string::npos);
-        CHECK(run("compare " + q(dir + "/golden_f64.safetensors") + " " + q(cand) + " --rtol 1e-4", &out) == 0);
+        CHECK(run("compare " + q(dir + "/golden_f64.safetensors") + " " + q(cand) + " --rtol 1e-4", &out) ==
+              0);
     }
     // One attention probability of the real f64 trace moved by 1e-3: named and located.
     {
@@ -519,12 +528,14 @@ TEST_CASE("compare on a fixture: our f64 and f32 dumps against the reference gol
         const std::string bad = write_st("llama_f64_bad.safetensors", ts);
         CHECK(run("compare " + q(f64) + " " + q(bad) + " --rtol 1e-10", &out) == 1);
         // max|attn_probs| is 1 (query 0 sees only key 0), so max_rel = 1e-3.
-        CHECK(out.find("FAIL: first failing tensor is 'attn_probs' (max_rel 1.00e-03 at [0, 2, 5, 1]); 1 of 12 "
-                       "tensors fail") != std::string::npos);
+        CHECK(
+            out.find("FAIL: first failing tensor is 'attn_probs' (max_rel 1.00e-03 at [0, 2, 5, 1]); 1 of 12 "
+                     "tensors fail") != std::string::npos);
     }
 
     // Our dump as the reference: a candidate without input_ids fails (tokenisation is checked).
-    CHECK(run("compare " + q(f64) + " " + q(dir + "/golden_exact_f64.safetensors") + " --rtol 1e-10", &out) == 1);
+    CHECK(run("compare " + q(f64) + " " + q(dir + "/golden_exact_f64.safetensors") + " --rtol 1e-10", &out) ==
+          1);
     CHECK(out.find("first failing tensor is 'input_ids' (missing in the candidate)") != std::string::npos);
 }
 
@@ -535,10 +546,12 @@ TEST_CASE("compare a decomposition: attribute --out against the exact float64 De
     const std::string ids = id_list(fixture_ids(dir));
     const std::string a64 = tmp("attr_f64.safetensors"), a32 = tmp("attr_f32.safetensors");
     std::string out;
-    REQUIRE(run("attribute --quiet -m " + q(dir) + " --ids " + ids + " --dtype f64 --level token --out " + q(a64),
-                &out) == 0);
-    REQUIRE(run("attribute --quiet -m " + q(dir) + " --ids " + ids + " --dtype f32 --level token --out " + q(a32),
-                &out) == 0);
+    REQUIRE(
+        run("attribute --quiet -m " + q(dir) + " --ids " + ids + " --dtype f64 --level token --out " + q(a64),
+            &out) == 0);
+    REQUIRE(
+        run("attribute --quiet -m " + q(dir) + " --ids " + ids + " --dtype f32 --level token --out " + q(a32),
+            &out) == 0);
     // An engine's token-level components [M, N, D] (rest last) as an .npy directory: the
     // fixture's exact float64 DePass decomposition.
     const std::string spec = tmp("spec_dir");

@@ -16,19 +16,17 @@
 //    reproduces it (neuron rest built from the pre-MLP residual; value biases removed
 //    from the propagation) and asserts that this reproduction matches the reference,
 //    which pins down the cause of the difference.
-#include "test_support.hpp"
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <type_traits>
 
 #include "depass/decompose.hpp"
 #include "depass/initialisers.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <cstdio>
-#include <filesystem>
-#include <set>
-#include <type_traits>
+#include "test_support.hpp"
 
 using namespace depass;
 
@@ -44,12 +42,12 @@ const char* const kFixtures[] = {"llama-gqa-s1", "qwen2-s1", "llama3-rope-s2"};
 enum class Kind { Token, AllLayers, Mid, Head, ModuleAttn, ModuleMlp, Neuron, Subspace };
 
 struct OfficialCase {
-    std::string stem;          // depass_official_<stem>_<f32|f64>.npy
+    std::string stem;  // depass_official_<stem>_<f32|f64>.npy
     Kind kind = Kind::Token;
     MlpRule rule = MlpRule::Softmax;
-    bool ctor_ignore = true;   // ignore_special_token given to the reference constructor (meta.json "call")
-    bool ignore = true;        // the flag its MLP rule actually uses: the head, module, neuron and
-                               // subspace methods of manager.py pass ignore_special_token=False
+    bool ctor_ignore = true;  // ignore_special_token given to the reference constructor (meta.json "call")
+    bool ignore = true;       // the flag its MLP rule actually uses: the head, module, neuron and
+                              // subspace methods of manager.py pass ignore_special_token=False
 };
 
 // Every reference file of a fixture with L layers (13 per dtype).
@@ -93,8 +91,8 @@ struct Emulation {
 
 template <class T>
 struct Outcome {
-    Tensor<double> mapped;      // our components in the reference layout
-    double completeness = 0;    // max over the checked residual points of max|sum - state| / max|state|
+    Tensor<double> mapped;    // our components in the reference layout
+    double completeness = 0;  // max over the checked residual points of max|sum - state| / max|state|
 };
 
 std::string file_name(const OfficialCase& c, const std::string& sfx) {
@@ -109,20 +107,39 @@ std::string file_name(const OfficialCase& c, const std::string& sfx) {
 //   neuron:         [n, 1+I, D]      0 = residual (our rest), 1+i = neuron i
 //   subspace:       [n, 2, D]        0 = x P, 1 = x - x P (our rest)
 template <class T>
-Outcome<T> run_case(const Model<T>& model, const Trace<T>& trace, const OfficialCase& oc, const std::string& dir,
-                    const Emulation& em) {
+Outcome<T> run_case(const Model<T>& model, const Trace<T>& trace, const OfficialCase& oc,
+                    const std::string& dir, const Emulation& em) {
     const Config& cfg = model.cfg;
     const int N = trace.N(), D = cfg.D, L = cfg.L;
 
     LevelRequest req;
     switch (oc.kind) {
         case Kind::Token:
-        case Kind::AllLayers: req.level = Level::Token; req.layer = 0; break;
-        case Kind::Mid: req.level = Level::Token; req.layer = 1; break;
-        case Kind::Head: req.level = Level::Head; req.layer = 0; break;
-        case Kind::ModuleAttn: req.level = Level::Module; req.layer = 0; break;
-        case Kind::ModuleMlp: req.level = Level::Module; req.layer = 0; req.module_mlp = true; break;
-        case Kind::Neuron: req.level = Level::Neuron; req.layer = 0; break;
+        case Kind::AllLayers:
+            req.level = Level::Token;
+            req.layer = 0;
+            break;
+        case Kind::Mid:
+            req.level = Level::Token;
+            req.layer = 1;
+            break;
+        case Kind::Head:
+            req.level = Level::Head;
+            req.layer = 0;
+            break;
+        case Kind::ModuleAttn:
+            req.level = Level::Module;
+            req.layer = 0;
+            break;
+        case Kind::ModuleMlp:
+            req.level = Level::Module;
+            req.layer = 0;
+            req.module_mlp = true;
+            break;
+        case Kind::Neuron:
+            req.level = Level::Neuron;
+            req.layer = 0;
+            break;
         case Kind::Subspace: {
             // The reference decomposes x = h[1] (output of block 0) into [x P, x - x P].
             req.level = Level::Subspace;
@@ -147,7 +164,8 @@ Outcome<T> run_case(const Model<T>& model, const Trace<T>& trace, const Official
             const LayerWeights<T>& lw = model.w.layers[req.layer];
             Vec<T> rep(cfg.H * cfg.Dh);
             for (int h = 0; h < cfg.H; ++h)
-                rep.segment(long(h) * cfg.Dh, cfg.Dh) = lw.bv.segment(long(h / cfg.kv_group()) * cfg.Dh, cfg.Dh);
+                rep.segment(long(h) * cfg.Dh, cfg.Dh) =
+                    lw.bv.segment(long(h / cfg.kv_group()) * cfg.Dh, cfg.Dh);
             const Vec<T> wo_bv = lw.wo * rep;  // [D]
             comps.block(rest).rowwise() -= wo_bv.transpose();
         }
@@ -204,7 +222,9 @@ Outcome<T> run_case(const Model<T>& model, const Trace<T>& trace, const Official
             of.push_back(rest);
             for (int m = 0; m < rest; ++m) of.push_back(m);
             break;
-        case Kind::Subspace: of = {0, rest}; break;
+        case Kind::Subspace:
+            of = {0, rest};
+            break;
     }
     const int K = int(of.size());
 
@@ -241,7 +261,8 @@ double reference_completeness(const Tensor<double>& ref, Kind kind, const SafeTe
             truths.push_back(t);
         }
     } else {
-        truths.push_back(golden.read<double>(final_norm_scaled(kind) ? "final_norm_out" : "final_residual_prenorm"));
+        truths.push_back(
+            golden.read<double>(final_norm_scaled(kind) ? "final_norm_out" : "final_residual_prenorm"));
     }
     const int64_t K = ref.shape[ref.shape.size() - 2], D = ref.shape.back();
     double max_err = 0, max_truth = 0;
@@ -265,7 +286,8 @@ double reference_completeness(const Tensor<double>& ref, Kind kind, const SafeTe
 void check_call(const nlohmann::json& meta, const std::string& file, const OfficialCase& oc) {
     const std::string call = meta.at("depass").at(file).at("call").get<std::string>();
     INFO("meta.json call: " << call);
-    CHECK(call.find(std::string("'mlp_decomposed_function': '") + rule_name(oc.rule) + "'") != std::string::npos);
+    CHECK(call.find(std::string("'mlp_decomposed_function': '") + rule_name(oc.rule) + "'") !=
+          std::string::npos);
     CHECK(call.find(std::string("'ignore_special_token': ") + (oc.ctor_ignore ? "True" : "False")) !=
           std::string::npos);
 }
@@ -276,14 +298,16 @@ int check_fixture(const std::string& name) {
     const std::string sfx = dbl ? "f64" : "f32";
     const double tol = dbl ? tolerance::official_f64_rel : tolerance::official_f32_rel;
     const std::string dir = depass_test::fixtures_dir() + "/" + name;
-    auto ids = nlohmann::json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
+    auto ids =
+        nlohmann::json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
     const nlohmann::json meta = nlohmann::json::parse(read_text_file(dir + "/meta.json"));
     const SafeTensors golden = SafeTensors::open(dir + "/golden_" + sfx + ".safetensors");
     const Model<T> model = load_model<T>(dir);
     const Trace<T> trace = forward(model, ids);
 
     bool value_bias = false;
-    for (const auto& lw : model.w.layers) value_bias = value_bias || (lw.bv.size() && lw.bv.cwiseAbs().maxCoeff() > 0);
+    for (const auto& lw : model.w.layers)
+        value_bias = value_bias || (lw.bv.size() && lw.bv.cwiseAbs().maxCoeff() > 0);
 
     int files = 0;
     for (const OfficialCase& oc : official_cases(model.cfg.L)) {
@@ -319,9 +343,11 @@ int check_fixture(const std::string& name) {
                 em.drop_value_bias = value_bias;
                 em.neuron_rest_pre_mlp = oc.kind == Kind::Neuron;
                 const Outcome<T> emu = run_case(model, trace, oc, dir, em);
-                const depass_test::Diff de = depass_test::diff(emu.mapped.data.data(), ref.data.data(), ref.size());
+                const depass_test::Diff de =
+                    depass_test::diff(emu.mapped.data.data(), ref.data.data(), ref.size());
                 char buf[200];
-                std::snprintf(buf, sizeof buf, "reproduced with %s%s%s: rel %.2e", em.drop_value_bias ? "W_O b_V dropped" : "",
+                std::snprintf(buf, sizeof buf, "reproduced with %s%s%s: rel %.2e",
+                              em.drop_value_bias ? "W_O b_V dropped" : "",
                               em.drop_value_bias && em.neuron_rest_pre_mlp ? " + " : "",
                               em.neuron_rest_pre_mlp ? "rest = m[l] - neurons" : "", de.rel());
                 why = buf;
@@ -331,8 +357,8 @@ int check_fixture(const std::string& name) {
             // With the taylor rule each component's share is independent of the others, so the
             // token components can agree while the lost part is what the reference drops with its rest.
             if (d.rel() <= tol) why += "; components agree in its layout, the loss is in the rest it drops";
-            std::snprintf(line, sizeof line, "INCOMPLETE-REFERENCE (ref completeness %.2e, ours %.2e; %s)", ref_compl,
-                          ours.completeness, why.c_str());
+            std::snprintf(line, sizeof line, "INCOMPLETE-REFERENCE (ref completeness %.2e, ours %.2e; %s)",
+                          ref_compl, ours.completeness, why.c_str());
         }
         std::printf("  %-12s %-40s %s  max_abs %.3e  rel %.3e  %s\n", name.c_str(), file.c_str(), sfx.c_str(),
                     d.max_abs, d.rel(), line);
@@ -354,7 +380,8 @@ TEST_CASE("every official DePass file of the fixtures has a parity case", "[deco
             for (const char* sfx : {"f32", "f64"}) expected.insert(file_name(oc, sfx));
         for (const auto& e : std::filesystem::directory_iterator(dir)) {
             const std::string f = e.path().filename().string();
-            if (f.rfind("depass_official_", 0) != 0 || f.size() < 4 || f.substr(f.size() - 4) != ".npy") continue;
+            if (f.rfind("depass_official_", 0) != 0 || f.size() < 4 || f.substr(f.size() - 4) != ".npy")
+                continue;
             INFO(name << ": " << f << " has no parity case");
             CHECK(expected.count(f) == 1);
             ++found;

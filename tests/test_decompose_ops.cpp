@@ -124,9 +124,12 @@ Config make_config(TArch a) { return depass_test::tiny_config(a); }
 
 uint64_t arch_seed(TArch a) {
     switch (a) {
-        case TArch::Qwen2: return 1017;
-        case TArch::Gpt2: return 1034;
-        default: return 1000;
+        case TArch::Qwen2:
+            return 1017;
+        case TArch::Gpt2:
+            return 1034;
+        default:
+            return 1000;
     }
 }
 
@@ -171,11 +174,11 @@ double naive_act_over_x(Activation act, double p) {
 
 // The MLP twin with a model layer's weights and record (as mlp_block_decomposed passes them).
 template <class T>
-Components<T> mlp_twin(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt, const Components<T>& z,
-                       const DecomposeOptions& opt) {
+Components<T> mlp_twin(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
+                       const Components<T>& z, const DecomposeOptions& opt) {
     const bool gated = cfg.mlp == MlpKind::SwiGLU;
-    return mlp_decomposed(z, gated ? lw.w_gate : lw.w_up, gated ? Vec<T>() : lw.b_up, lw.w_down, lw.b_down, cfg.act,
-                          lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt);
+    return mlp_decomposed(z, gated ? lw.w_gate : lw.w_up, gated ? Vec<T>() : lw.b_up, lw.w_down, lw.b_down,
+                          cfg.act, lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt);
 }
 
 struct NaiveMlpStats {
@@ -445,8 +448,7 @@ TEMPLATE_TEST_CASE(
                 const Mat<T> v = vc.sum();
                 std::vector<Mat<T>> probs;
                 const Mat<T> ctx = attention(q, k, v, H, Hkv, Dh, &probs);
-                const double e_att =
-                    rel_err(attention_decomposed(vc, probs, H, Hkv, Dh).sum(), ctx);
+                const double e_att = rel_err(attention_decomposed(vc, probs, H, Hkv, Dh).sum(), ctx);
                 w_att.add(e_att, where + " Hkv=" + std::to_string(Hkv));
                 CHECK(e_att <= tol);
                 const Mat<T> y1_att = attention_decomposed(one.like(v), probs, H, Hkv, Dh).X;
@@ -486,7 +488,8 @@ TEMPLATE_TEST_CASE("mlp_decomposed: sum over components equals the recorded MLP 
                 for (int M : {1, 2, 5, 41}) {
                     // Components at m[l] (random, mixed first positions) summing to the true state.
                     const Components<T> c = random_split(lt.m, M, rng);
-                    const Components<T> normed = apply_norm_decomposed(cfg.norm, c, lw.norm2_g, lw.norm2_b, lt.norm2);
+                    const Components<T> normed =
+                        apply_norm_decomposed(cfg.norm, c, lw.norm2_g, lw.norm2_b, lt.norm2);
                     for (MlpRule rule : kRules)
                         for (bool ign : {false, true}) {
                             DecomposeOptions opt;
@@ -612,7 +615,8 @@ TEMPLATE_TEST_CASE(
                     layouts.push_back({"mixed pos0=late", c, late, {false}});
                 }
                 for (const Layout& lay : layouts) {
-                    const Components<T> normed = apply_norm_decomposed(cfg.norm, lay.c, lw.norm2_g, lw.norm2_b, lt.norm2);
+                    const Components<T> normed =
+                        apply_norm_decomposed(cfg.norm, lay.c, lw.norm2_g, lw.norm2_b, lt.norm2);
                     for (int r = 0; r < 5; ++r)
                         for (bool ign : lay.ignore) {
                             DecomposeOptions opt;
@@ -660,11 +664,21 @@ TEMPLATE_TEST_CASE("softmax/max/relu/linear_rule: weights sum to 1; hand-derived
         std::vector<T> scratch(2);
         Eigen::Array<T, Eigen::Dynamic, 1> e(1);
         switch (r) {
-            case MlpRule::Softmax: softmax_rule(G.data(), K, 1, T(temp), scratch.data(), e.data()); break;
-            case MlpRule::Max: max_rule(G.data(), K, 1); break;
-            case MlpRule::Relu: relu_rule(G.data(), K, 1); break;
-            case MlpRule::Linear: linear_rule(G.data(), K, 1); break;
-            case MlpRule::Taylor: FAIL("taylor has no weights"); break;
+            case MlpRule::Softmax:
+                softmax_rule(G.data(), K, 1, T(temp), scratch.data(), e.data());
+                break;
+            case MlpRule::Max:
+                max_rule(G.data(), K, 1);
+                break;
+            case MlpRule::Relu:
+                relu_rule(G.data(), K, 1);
+                break;
+            case MlpRule::Linear:
+                linear_rule(G.data(), K, 1);
+                break;
+            case MlpRule::Taylor:
+                FAIL("taylor has no weights");
+                break;
         }
         return G;
     };
@@ -1033,5 +1047,6 @@ TEST_CASE("projector_from does not depend on the scale of the basis", "[decompos
     }
     Mat<double> Z = B;
     Z.col(1).setZero();
-    CHECK_THROWS_WITH(projector_from(Z, 24, "basis"), Catch::Contains("column 1") && Catch::Contains("zeros"));
+    CHECK_THROWS_WITH(projector_from(Z, 24, "basis"),
+                      Catch::Contains("column 1") && Catch::Contains("zeros"));
 }

@@ -1,15 +1,13 @@
 // The decomposed pass in double against the exact float64 DePass references
 // (fixtures' depass_spec_*_f64.npy, layout [M, N, D], rest last), and completeness.
-#include "test_support.hpp"
+#include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "depass/decompose.hpp"
 #include "depass/initialisers.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <cstdio>
+#include "test_support.hpp"
 
 using namespace depass;
 
@@ -75,7 +73,9 @@ TEST_CASE("double decomposition equals the exact float64 references of every fix
     int files = 0;
     for (std::string name : {"llama-gqa-s1", "qwen2-s1", "llama3-rope-s2", "gpt2-s1"}) {
         const std::string dir = depass_test::fixtures_dir() + "/" + name;
-        auto ids = nlohmann::json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
+        auto ids = nlohmann::json::parse(read_text_file(dir + "/tokens.json"))
+                       .at("input_ids")
+                       .get<std::vector<int>>();
         Model<double> model = load_model<double>(dir);
         Trace<double> trace = forward(model, ids);
         for (const SpecCase& sc : spec_cases(dir)) {

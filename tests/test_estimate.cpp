@@ -1,20 +1,20 @@
 // estimate_cost(): multiply-adds and memory of a run against hand-derived numbers for a tiny
 // config, against the sizes of the real model, trace and components the code allocates, and
 // (memory) against the peak resident size that an actual `depass attribute` run reaches.
-#include "test_support.hpp"
-
-#include "depass/attribute.hpp"
-#include "depass/estimate.hpp"
-#include "depass/forward.hpp"
-#include "depass/io.hpp"
-
-#include <filesystem>
-#include <fstream>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "depass/attribute.hpp"
+#include "depass/estimate.hpp"
+#include "depass/forward.hpp"
+#include "depass/io.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 namespace fs = std::filesystem;
@@ -58,11 +58,12 @@ uint64_t values_in(const Model<double>& m) {
 
 // Every value a trace holds, counted from its matrices.
 uint64_t values_in(const Trace<double>& t) {
-    uint64_t n = count(t.h) + t.normf.inv.size() + t.normf.mean.size() + t.final_norm_out.size() + t.logits.size();
+    uint64_t n =
+        count(t.h) + t.normf.inv.size() + t.normf.mean.size() + t.final_norm_out.size() + t.logits.size();
     for (const LayerTrace<double>& l : t.layers)
-        n += l.norm1.inv.size() + l.norm1.mean.size() + count(l.probs) + l.attn_ctx.size() + l.attn_out.size() +
-             l.m.size() + l.norm2.inv.size() + l.norm2.mean.size() + l.mlp_pre.size() + l.mlp_up.size() +
-             l.mlp_act.size() + l.mlp_out.size();
+        n += l.norm1.inv.size() + l.norm1.mean.size() + count(l.probs) + l.attn_ctx.size() +
+             l.attn_out.size() + l.m.size() + l.norm2.inv.size() + l.norm2.mean.size() + l.mlp_pre.size() +
+             l.mlp_up.size() + l.mlp_act.size() + l.mlp_out.size();
     return n;
 }
 
@@ -72,7 +73,9 @@ void write_llama2c(const std::string& path, const Model<float>& m) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     const int32_t hdr[7] = {c.D, c.I, c.L, c.H, c.Hkv, c.V, c.max_positions};
     f.write(reinterpret_cast<const char*>(hdr), sizeof hdr);
-    auto put = [&](const float* p, size_t n) { f.write(reinterpret_cast<const char*>(p), std::streamsize(4 * n)); };
+    auto put = [&](const float* p, size_t n) {
+        f.write(reinterpret_cast<const char*>(p), std::streamsize(4 * n));
+    };
     auto mat = [&](const Mat<float>& x) { put(x.data(), size_t(x.size())); };
     auto vec = [&](const Vec<float>& x) { put(x.data(), size_t(x.size())); };
     mat(m.w.tok_emb);
@@ -179,7 +182,8 @@ TEST_CASE("estimate: hand-derived multiply-adds and bytes of a tiny config", "[e
 }
 
 TEST_CASE("estimate: weights, trace and component rows are what the code allocates", "[estimate]") {
-    for (auto arch : {depass_test::TinyArch::Llama, depass_test::TinyArch::Qwen2, depass_test::TinyArch::Gpt2}) {
+    for (auto arch :
+         {depass_test::TinyArch::Llama, depass_test::TinyArch::Qwen2, depass_test::TinyArch::Gpt2}) {
         const Config cfg = depass_test::tiny_config(arch);
         INFO(depass_test::tiny_arch_name(arch));
         const Model<double> model = random_model<double>(cfg, 7);
@@ -253,7 +257,9 @@ TEST_CASE("estimate: the peak memory of real runs is within 1.5x of the measured
     const std::vector<Run> runs = {
         {{"forward", "-m", path, "--ids", ids64}, "forward", 4},
         {{"attribute", "-m", path, "--ids", ids64, "--level", "token", "--out", out}, "token", 4},
-        {{"attribute", "-m", path, "--ids", ids64, "--level", "token", "--dtype", "f64", "--out", out}, "token", 8},
+        {{"attribute", "-m", path, "--ids", ids64, "--level", "token", "--dtype", "f64", "--out", out},
+         "token",
+         8},
         {{"attribute", "-m", path, "--ids", ids64, "--level", "neuron", "--out", out}, "neuron", 4},
     };
     for (const Run& r : runs) {

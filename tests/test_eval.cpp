@@ -2,7 +2,14 @@
 // the zeroing of heads and neurons against what it must change in the recorded pass,
 // the forward-from-a-layer used by ablation against the full forward, and a short
 // end-to-end run of every `depass eval` command on the shipped stories260K model.
-#include "test_support.hpp"
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 
 #include "depass/backward.hpp"
 #include "depass/eval.hpp"
@@ -10,16 +17,7 @@
 #include "depass/io.hpp"
 #include "depass/ops.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <functional>
-#include <fstream>
-#include <set>
-#include <sstream>
+#include "test_support.hpp"
 
 using namespace depass;
 namespace ev = depass::eval;
@@ -80,8 +78,8 @@ std::vector<std::vector<std::string>> read_csv(const std::string& path) {
 bool is_svg(const std::string& path) {
     if (!fs::is_regular_file(path)) return false;
     const std::string s = read_text_file(path);
-    return s.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0 && s.find("</svg>") != std::string::npos &&
-           s.find("nan") == std::string::npos;
+    return s.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0 &&
+           s.find("</svg>") != std::string::npos && s.find("nan") == std::string::npos;
 }
 
 }  // namespace
@@ -92,9 +90,9 @@ TEST_CASE("masked_count: k = max(1, floor(p (N-2) / 100)) without rounding error
     CHECK(ev::masked_count(10, 9) == 1);
     CHECK(ev::masked_count(50, 9) == 4);
     CHECK(ev::masked_count(100, 9) == 9);
-    CHECK(ev::masked_count(30, 10) == 3);   // 0.3 * 10 is 2.9999999999999996 in floating point
+    CHECK(ev::masked_count(30, 10) == 3);  // 0.3 * 10 is 2.9999999999999996 in floating point
     CHECK(ev::masked_count(70, 10) == 7);
-    CHECK(ev::masked_count(10, 1) == 1);    // never zero
+    CHECK(ev::masked_count(10, 1) == 1);  // never zero
     CHECK(ev::masked_count(10, 25) == 2);
     CHECK(ev::masked_count(90, 25) == 22);
     // Against exact rational arithmetic: k * 100 <= p * c < (k + 1) * 100 unless clamped to 1.
@@ -117,7 +115,7 @@ TEST_CASE("mask_score: relative change of the target probability, capped at 100"
     CHECK(ev::mask_score(0.5, 0.25) == Approx(50.0));
     CHECK(ev::mask_score(0.5, 0.75) == Approx(50.0));  // a rise counts as a change too
     CHECK(ev::mask_score(0.4, 0.4) == 0.0);
-    CHECK(ev::mask_score(0.2, 0.9) == 100.0);           // 350% capped
+    CHECK(ev::mask_score(0.2, 0.9) == 100.0);  // 350% capped
     CHECK(ev::mask_score(0.8, 0.0) == Approx(100.0));
     CHECK_THROWS_AS(ev::mask_score(0.0, 0.1), Error);
 }
@@ -157,8 +155,9 @@ TEST_CASE("order, masking of token positions, seeded generator", "[eval]") {
     CHECK(ev::keep_positions(ids, {3, 1}) == std::vector<int>{1, 10, 12, 13});  // original order
     CHECK_THROWS_AS(ev::delete_positions(ids, {5}), Error);
     // each names itself and the position outside [0, N)
-    CHECK(depass_test::error_of([&] { ev::delete_positions(ids, {1, 5}); }) ==
-          "delete_positions: position 5 is outside [0, 5)");
+    CHECK(depass_test::error_of([&] {
+              ev::delete_positions(ids, {1, 5});
+          }) == "delete_positions: position 5 is outside [0, 5)");
     CHECK(depass_test::error_of([&] { ev::keep_positions(ids, {-1}); }) ==
           "keep_positions: position -1 is outside [0, 5)");
 
@@ -202,7 +201,8 @@ TEST_CASE("attention rollout on hand-computed 2 x 2 layers", "[eval]") {
 
 // ---- attribution methods on the real model ---------------------------------------------------
 
-TEST_CASE("token scores: DePass sums to the target logit; baselines from independent recomputation", "[eval]") {
+TEST_CASE("token scores: DePass sums to the target logit; baselines from independent recomputation",
+          "[eval]") {
     const Model<double>& m = model_f64();
     const std::vector<int> ids = greedy_ids(m, 14);
     const Trace<double> t = forward(m, ids);
@@ -268,7 +268,8 @@ TEST_CASE("token_faithfulness: the 10% deletion / keeping points recomputed by h
     keep.push_back(ids[j1]);
     keep.push_back(ids[j2]);
     keep.push_back(ids.back());
-    const double pd = ev::target_probability(m, del, r.target), pk = ev::target_probability(m, keep, r.target);
+    const double pd = ev::target_probability(m, del, r.target),
+                 pk = ev::target_probability(m, keep, r.target);
     CHECK(r.deletion[0][0] == Approx(std::min(100.0, std::abs(pc - pd) / pc * 100)));
     CHECK(r.keeping[0][0] == Approx(std::min(100.0, std::abs(pc - pk) / pc * 100)));
 
@@ -277,7 +278,8 @@ TEST_CASE("token_faithfulness: the 10% deletion / keeping points recomputed by h
     for (size_t k = 0; k < opt.methods.size(); ++k) {
         CHECK(r.deletion[k].back() == Approx(std::min(100.0, std::abs(pc - p_all_deleted) / pc * 100)));
         CHECK(r.keeping[k].back() == Approx(0.0).margin(1e-9));
-        CHECK(r.deletion_area[k] == Approx(ev::curve_area({10, 20, 30, 40, 50, 60, 70, 80, 90, 100}, r.deletion[k])));
+        CHECK(r.deletion_area[k] ==
+              Approx(ev::curve_area({10, 20, 30, 40, 50, 60, 70, 80, 90, 100}, r.deletion[k])));
     }
     // The random baseline is seeded: the same prompt index gives the same curve.
     const ev::PromptTokenResult again = ev::token_faithfulness(m, ids, opt, 0);
@@ -299,10 +301,11 @@ TEST_CASE("zeroing a neuron's W_down column removes exactly a[:, i] W_down[:, i]
         CHECK(z.w.layers[l].w_down.col(i).isZero(0));
         CHECK(z.w.layers[l].w_down.col((i + 1) % m.cfg.I) == m.w.layers[l].w_down.col((i + 1) % m.cfg.I));
         const Trace<double> tz = forward(z, ids);
-        for (int j = 0; j <= l; ++j) CHECK(tz.h[j] == t.h[j]);          // nothing before changes
-        CHECK(tz.layers[l].mlp_act == t.layers[l].mlp_act);              // the activation itself is intact
+        for (int j = 0; j <= l; ++j) CHECK(tz.h[j] == t.h[j]);  // nothing before changes
+        CHECK(tz.layers[l].mlp_act == t.layers[l].mlp_act);     // the activation itself is intact
         const Mat<double> removed = t.layers[l].mlp_act.col(i) * m.w.layers[l].w_down.col(i).transpose();
-        CHECK(max_abs(tz.h[l + 1] - (t.h[l + 1] - removed)) <= tolerance::golden_f64_exact_rel * max_abs(t.h[l + 1]));
+        CHECK(max_abs(tz.h[l + 1] - (t.h[l + 1] - removed)) <=
+              tolerance::golden_f64_exact_rel * max_abs(t.h[l + 1]));
         CHECK(max_abs(removed) > 0);
         // The ablation path of neuron_speed: the later blocks from the edited h[l+1].
         const Mat<double> hL = forward_blocks(m, Mat<double>(t.h[l + 1] - removed), l + 1);
@@ -330,7 +333,8 @@ TEST_CASE("zeroing a head's W_O columns removes exactly its output from m[l]", "
         // head output = (sum_k A_h[., k] v_h[k]) W_O[:, h cols]^T, from the recorded context
         const Mat<double> head = t.layers[l].attn_ctx.middleCols(long(h) * Dh, Dh) *
                                  m.w.layers[l].wo.middleCols(long(h) * Dh, Dh).transpose();
-        CHECK(max_abs(tz.layers[l].m - (t.layers[l].m - head)) <= tolerance::golden_f64_exact_rel * max_abs(t.layers[l].m));
+        CHECK(max_abs(tz.layers[l].m - (t.layers[l].m - head)) <=
+              tolerance::golden_f64_exact_rel * max_abs(t.layers[l].m));
         // The magnitude baseline is the norm of that output at the last position.
         const std::vector<double> mag = ev::magnitude_unit_scores(m, t, ev::UnitKind::Head);
         CHECK(mag[size_t(l) * m.cfg.H + h] == Approx(head.row(t.N() - 1).norm()));
@@ -352,26 +356,30 @@ TEST_CASE("forward_blocks from any layer reproduces the recorded forward", "[eva
               Approx(t.logits(N - 1, v)).margin(tolerance::golden_f64_exact_rel * max_abs(t.logits)));
 }
 
-TEST_CASE("neuron_speed: last-layer scores and effects against closed forms; naive ablation agrees", "[eval]") {
+TEST_CASE("neuron_speed: last-layer scores and effects against closed forms; naive ablation agrees",
+          "[eval]") {
     const Model<double>& m = model_f64();
     const std::vector<int> ids = greedy_ids(m, 8);
     const ev::NeuronSpeedResult r = ev::neuron_speed(m, ids, true, 0.1, 20);
     const Trace<double> t = forward(m, ids);
     const int L = m.cfg.L, I = m.cfg.I, N = t.N(), l = L - 1;
     REQUIRE(r.depass_scores.size() == size_t(L) * I);
-    const Vec<double> u = m.w.normf_g.cwiseProduct(m.w.unembedding().row(r.target).transpose());  // g * W_U[t]
+    const Vec<double> u =
+        m.w.normf_g.cwiseProduct(m.w.unembedding().row(r.target).transpose());  // g * W_U[t]
     const double inv = t.normf.inv[N - 1];
     double worst_score = 0, worst_effect = 0;
     for (int i = 0; i < I; ++i) {
         const Vec<double> w = m.w.layers[l].w_down.col(i);
         const double a = t.layers[l].mlp_act(N - 1, i);
         // The last layer's neurons meet only the frozen final norm: score = a * inv * (g * W_U[t]) . w
-        worst_score = std::max(worst_score, std::abs(r.depass_scores[size_t(l) * I + i] - a * inv * u.dot(w)));
+        worst_score =
+            std::max(worst_score, std::abs(r.depass_scores[size_t(l) * I + i] - a * inv * u.dot(w)));
         // Ablation re-normalises: effect = logit(h) - logit(h - a w) with the norm recomputed.
         const Vec<double> h = t.h[L].row(N - 1).transpose(), hz = h - a * w;
         const double rz = 1.0 / std::sqrt(hz.squaredNorm() / m.cfg.D + m.cfg.norm_eps);
         const double r0 = 1.0 / std::sqrt(h.squaredNorm() / m.cfg.D + m.cfg.norm_eps);
-        worst_effect = std::max(worst_effect, std::abs(r.ablation_effects[size_t(l) * I + i] - (u.dot(h) * r0 - u.dot(hz) * rz)));
+        worst_effect = std::max(
+            worst_effect, std::abs(r.ablation_effects[size_t(l) * I + i] - (u.dot(h) * r0 - u.dot(hz) * rz)));
     }
     const double scale = std::abs(r.target_logit);
     CHECK(worst_score <= tolerance::spec_f64_rel * scale);
@@ -462,7 +470,8 @@ TEST_CASE("input x gradient and gradient norm against finite differences of the 
     }
 }
 
-TEST_CASE("input x gradient with learned positions: only the token embedding is the input", "[eval][gradients]") {
+TEST_CASE("input x gradient with learned positions: only the token embedding is the input",
+          "[eval][gradients]") {
     // GPT-2: h0[j] = E[ids[j]] + P[j] and x_j = E[ids[j]], so x_j . g_j is the derivative of f
     // when the token part of row j alone is scaled: h0[j] = (1 + s) E[ids[j]] + P[j].
     const Model<double> m = random_model<double>(depass_test::tiny_config(depass_test::TinyArch::Gpt2), 4242);
@@ -483,7 +492,8 @@ TEST_CASE("input x gradient with learned positions: only the token embedding is 
     }
 }
 
-TEST_CASE("AtP: the first-order effect of zeroing, against finite differences on scaled weights", "[eval][gradients]") {
+TEST_CASE("AtP: the first-order effect of zeroing, against finite differences on scaled weights",
+          "[eval][gradients]") {
     const Model<double>& m = model_f64();
     const std::vector<int> ids = greedy_ids(m, 11);
     const Trace<double> t = forward(m, ids);
@@ -539,11 +549,13 @@ TEST_CASE("unit_eval: rows, counts and ranges on two prompts", "[eval]") {
 }
 
 TEST_CASE("svg charts are well formed", "[eval]") {
-    const std::string line = ev::svg_line_chart("a < b & c", "x", "y", {{"s1", {10, 100}, {0, 50}}}, 10, 100, 0, 100);
+    const std::string line =
+        ev::svg_line_chart("a < b & c", "x", "y", {{"s1", {10, 100}, {0, 50}}}, 10, 100, 0, 100);
     CHECK(line.rfind("<svg", 0) == 0);
     CHECK(line.find("a &lt; b &amp; c") != std::string::npos);
     CHECK(line.find("<polyline") != std::string::npos);
-    const std::string bars = ev::svg_bar_chart("t", "s", {"a", "b"}, {{"g1", {1, 100}}, {"g2", {0.5, 20}}}, true, "%.1f");
+    const std::string bars =
+        ev::svg_bar_chart("t", "s", {"a", "b"}, {{"g1", {1, 100}}, {"g2", {0.5, 20}}}, true, "%.1f");
     CHECK(bars.find("<rect") != std::string::npos);
     CHECK_THROWS_AS(ev::svg_bar_chart("t", "s", {"a"}, {{"g", {0.0}}}, true, "%g"), Error);
     CHECK_THROWS_AS(ev::svg_bar_chart("t", "s", {"a", "b"}, {{"g", {1.0}}}, false, "%g"), Error);
@@ -557,10 +569,12 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
     const std::string prompts = dir + "/three.txt";
     {
         std::ofstream f(prompts);
-        f << "# three prompts\nOnce upon a time, there was a little girl named\n\nThe cat was very hungry. It looked for some\n"
+        f << "# three prompts\nOnce upon a time, there was a little girl named\n\nThe cat was very hungry. "
+             "It looked for some\n"
           << "Tim and Sue found a box under the bed. Inside the box was a\nThis line is beyond --limit 3\n";
     }
-    const std::string base = " -m " + q(model_path()) + " --quiet --prompts " + q(prompts) + " --limit 3 --out " + q(dir);
+    const std::string base =
+        " -m " + q(model_path()) + " --quiet --prompts " + q(prompts) + " --limit 3 --out " + q(dir);
     std::string log;
 
     REQUIRE(run_cli("eval tokens" + base + " --draws 2 --ig-steps 30", &log) == 0);
@@ -568,8 +582,9 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
     CHECK(tj.at("prompts").get<int>() == 3);
     CHECK(tj.at("integrated_gradients").at("steps").get<int>() == 30);
     CHECK(tj.at("integrated_gradients").at("completeness_gap_max_abs").get<double>() >= 0);
-    for (const std::string name : {"depass", "random", "attn_last", "attn_mean", "rollout", "embed_norm", "occlusion",
-                                   "integrated_gradients", "input_x_gradient", "gradient_norm"}) {
+    for (const std::string name :
+         {"depass", "random", "attn_last", "attn_mean", "rollout", "embed_norm", "occlusion",
+          "integrated_gradients", "input_x_gradient", "gradient_norm"}) {
         INFO(name);
         const auto& e = tj.at("methods").at(name);
         CHECK(e.at("deletion_curve").size() == 10);
@@ -588,7 +603,8 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
     REQUIRE(per_prompt.size() == 1 + 3 * 10);
     REQUIRE(per_prompt[0].size() == 12);
     CHECK(per_prompt[0][11] == "ig_completeness_gap");
-    for (size_t i = 1; i < per_prompt.size(); ++i) CHECK(!per_prompt[i][11].empty());  // IG ran on every prompt
+    for (size_t i = 1; i < per_prompt.size(); ++i)
+        CHECK(!per_prompt[i][11].empty());  // IG ran on every prompt
     CHECK(is_svg(dir + "/tokens_deletion.svg"));
     CHECK(is_svg(dir + "/tokens_keeping.svg"));
 
@@ -606,11 +622,13 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
     }
 
     const std::string js = dir + "/speed.json";
-    REQUIRE(run_cli("eval neurons-speed -m " + q(model_path()) + " --quiet --n 12 --naive-sample 8 --json " + q(js) +
-                        " --csv " + q(dir + "/speed_neurons.csv") + " --svg " + q(dir + "/speed_scatter.svg"),
+    REQUIRE(run_cli("eval neurons-speed -m " + q(model_path()) + " --quiet --n 12 --naive-sample 8 --json " +
+                        q(js) + " --csv " + q(dir + "/speed_neurons.csv") + " --svg " +
+                        q(dir + "/speed_scatter.svg"),
                     &log) == 0);
     const nlohmann::json sj = nlohmann::json::parse(read_text_file(js));
-    for (const char* key : {"depass_seconds", "ablation_seconds", "speedup", "spearman"}) CHECK(sj.contains(key));
+    for (const char* key : {"depass_seconds", "ablation_seconds", "speedup", "spearman"})
+        CHECK(sj.contains(key));
     CHECK(sj.at("N").get<int>() == 12);
     CHECK(sj.at("speedup").get<double>() ==
           Approx(sj.at("ablation_seconds").get<double>() / sj.at("depass_seconds").get<double>()));
@@ -623,7 +641,8 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
 
     const std::string cj = dir + "/cost.json";
     REQUIRE(run_cli("eval cost -m " + q(model_path()) + " --quiet --prompts " + q(prompts) +
-                        " --limit 2 --ig-steps 10 --json " + q(cj), &log) == 0);
+                        " --limit 2 --ig-steps 10 --json " + q(cj),
+                    &log) == 0);
     const nlohmann::json cost = nlohmann::json::parse(read_text_file(cj));
     CHECK(cost.at("prompts").get<int>() == 2);
     CHECK(cost.at("per_prompt").size() == 2);
@@ -636,7 +655,8 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
     CHECK(run_cli("eval cost -m " + q(model_path()) + " --quiet --n 8 --prompts " + q(prompts), &log) == 2);
 
     const std::string sampled = dir + "/sampled.txt";
-    REQUIRE(run_cli("eval prompts -m " + q(model_path()) + " --quiet --count 4 --seed 3 --out " + q(sampled), &log) == 0);
+    REQUIRE(run_cli("eval prompts -m " + q(model_path()) + " --quiet --count 4 --seed 3 --out " + q(sampled),
+                    &log) == 0);
     const std::vector<std::string> lines = ev::read_prompt_file(sampled);
     CHECK((lines.size() >= 1 && lines.size() <= 4));
     for (const std::string& l : lines) CHECK(l.find('\n') == std::string::npos);
@@ -645,10 +665,12 @@ TEST_CASE("depass eval: every command on three prompts writes files that parse",
 TEST_CASE("depass eval: bad input exits 1 (runtime) or 2 (usage) with one line", "[eval][cli]") {
     const std::string dir = depass_test::temp_dir() + "/eval_bad";
     std::string log;
-    CHECK(run_cli("eval tokens -m " + q(model_path()) + " --prompts /nonexistent/p.txt --out " + q(dir), &log) == 1);
+    CHECK(run_cli("eval tokens -m " + q(model_path()) + " --prompts /nonexistent/p.txt --out " + q(dir),
+                  &log) == 1);
     CHECK(log.find("/nonexistent/p.txt") != std::string::npos);
     CHECK(run_cli("eval heads -m " + q(model_path()) + " --prompts " +
-                      q(depass_test::source_dir() + "/data/prompts/handwritten.txt") + " --fractions 0 --out " + q(dir),
+                      q(depass_test::source_dir() + "/data/prompts/handwritten.txt") +
+                      " --fractions 0 --out " + q(dir),
                   &log) == 2);
     CHECK(run_cli("eval neurons-speed --random stories15M -m " + q(model_path()) + " --n 4", &log) == 2);
     CHECK(run_cli("eval neurons-speed -m " + q(model_path()), &log) == 2);

@@ -1,14 +1,12 @@
 // Forward pass against the reference goldens of every fixture, in float and double.
-#include "test_support.hpp"
+#include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "depass/dump.hpp"
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <cstdio>
+#include "test_support.hpp"
 
 using namespace depass;
 
@@ -68,9 +66,9 @@ TEST_CASE("stories260K: llama2.c .bin and Hugging Face copies agree with the lla
     SKIP_WITHOUT_SHARED();
     const std::string wdir = depass_test::weights_dir();
     Tensor<float> logits_ref = read_npy<float>(wdir + "/golden/stories260K_once.logits.npy");
-    Tensor<float> resid_ref = read_npy<float>(wdir + "/golden/stories260K_once.resid.npy");      // [N, L+1, D]
-    Tensor<float> mid_ref = read_npy<float>(wdir + "/golden/stories260K_once.resid_mid.npy");    // [N, L, D]
-    Tensor<float> attn_ref = read_npy<float>(wdir + "/golden/stories260K_once.attn.npy");        // [N, L, H, N]
+    Tensor<float> resid_ref = read_npy<float>(wdir + "/golden/stories260K_once.resid.npy");    // [N, L+1, D]
+    Tensor<float> mid_ref = read_npy<float>(wdir + "/golden/stories260K_once.resid_mid.npy");  // [N, L, D]
+    Tensor<float> attn_ref = read_npy<float>(wdir + "/golden/stories260K_once.attn.npy");      // [N, L, H, N]
     std::vector<int> ids = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
 
     Model<float> bin = load_model<float>(wdir + "/stories260K.bin");
@@ -96,8 +94,9 @@ TEST_CASE("stories260K: llama2.c .bin and Hugging Face copies agree with the lla
         for (int n = 0; n < N; ++n)
             for (int l = 0; l <= L; ++l)
                 for (int d = 0; d < D; ++d) {
-                    resid_err = std::max(resid_err, std::abs(double(t->h[l](n, d)) -
-                                                             resid_ref.data[(size_t(n) * (L + 1) + l) * D + d]));
+                    resid_err = std::max(
+                        resid_err,
+                        std::abs(double(t->h[l](n, d)) - resid_ref.data[(size_t(n) * (L + 1) + l) * D + d]));
                     if (l < L)
                         mid_err = std::max(mid_err, std::abs(double(t->layers[l].m(n, d)) -
                                                              mid_ref.data[(size_t(n) * L + l) * D + d]));
@@ -106,8 +105,9 @@ TEST_CASE("stories260K: llama2.c .bin and Hugging Face copies agree with the lla
             for (int l = 0; l < L; ++l)
                 for (int h = 0; h < H; ++h)
                     for (int k = 0; k < N; ++k)
-                        attn_err = std::max(attn_err, std::abs(double(t->layers[l].probs[h](q, k)) -
-                                                               attn_ref.data[((size_t(q) * L + l) * H + h) * N + k]));
+                        attn_err = std::max(attn_err,
+                                            std::abs(double(t->layers[l].probs[h](q, k)) -
+                                                     attn_ref.data[((size_t(q) * L + l) * H + h) * N + k]));
         std::printf("  stories260K %-4s resid %.3e  resid_mid %.3e  attn %.3e\n", which, resid_err, mid_err,
                     attn_err);
         CHECK(resid_err <= 1e-4);

@@ -16,7 +16,8 @@ namespace {
 std::string regress(const std::string& rel) { return depass_test::source_dir() + "/fuzz/regress/" + rel; }
 }  // namespace
 
-TEST_CASE("fuzz regress: SentencePiece model with a piece the library's trie refuses", "[fuzz][sentencepiece]") {
+TEST_CASE("fuzz regress: SentencePiece model with a piece the library's trie refuses",
+          "[fuzz][sentencepiece]") {
     // The second piece is "\0nz": libsentencepiece's darts trie throws its own exception type
     // ("zero-length key") from inside LoadFromSerializedProto.
     const std::string path = regress("sentencepiece/empty_piece_darts_exception.model");

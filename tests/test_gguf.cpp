@@ -504,7 +504,8 @@ TEST_CASE("GGUF model errors: quantised tensors, architecture, missing / odd ten
     expect_error([&] { load_model<float>(kpath); }, {kpath, "missing metadata key 'llama.block_count'"});
 }
 
-TEST_CASE("llama3-rope-s2 through GGUF with rope_freqs.weight agrees with the Hugging Face load", "[gguf][fixtures][rope]") {
+TEST_CASE("llama3-rope-s2 through GGUF with rope_freqs.weight agrees with the Hugging Face load",
+          "[gguf][fixtures][rope]") {
     SKIP_WITHOUT_SHARED();
     const std::string dir = depass_test::fixtures_dir() + "/llama3-rope-s2";
     const auto ids = fixture_ids(dir);
@@ -552,10 +553,12 @@ TEST_CASE("llama3-rope-s2 through GGUF with rope_freqs.weight agrees with the Hu
     const double dd = max_abs_diff(forward(gd, ids).logits, l_hf) / scale;
     std::printf("  llama3 GGUF F32 vs safetensors logits (double): rel %.3e\n", dd);
     CHECK(dd <= 1e-6);
-    worst_golden_error("llama3 GGUF (float)", gf, ids, dir + "/golden_f32.safetensors", tolerance::golden_f32_rel);
+    worst_golden_error("llama3 GGUF (float)", gf, ids, dir + "/golden_f32.safetensors",
+                       tolerance::golden_f32_rel);
     worst_golden_error("llama3 GGUF (double)", gd, ids, dir + "/golden_f64.safetensors",
                        tolerance::golden_f64_rope_rel);
-    const double df = max_abs_diff(forward(gf, ids).logits, forward(load_model<float>(dir), ids).logits) / scale;
+    const double df =
+        max_abs_diff(forward(gf, ids).logits, forward(load_model<float>(dir), ids).logits) / scale;
     std::printf("  llama3 GGUF F32 vs safetensors logits (float): rel %.3e (tol %.0e)\n", df,
                 tolerance::same_weights_f32_rel);
     CHECK(df <= tolerance::same_weights_f32_rel);

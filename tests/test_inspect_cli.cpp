@@ -1,14 +1,13 @@
 // depass inspect, the memory check before a run, the context-length check before loading, and
 // commands that need only the config (tokenize) reading no weight.
-#include "test_support.hpp"
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "depass/estimate.hpp"
 #include "depass/io.hpp"
 #include "depass/model_info.hpp"
-
-#include <filesystem>
-#include <fstream>
-#include <iterator>
+#include "test_support.hpp"
 
 using namespace depass;
 namespace fs = std::filesystem;
@@ -24,7 +23,9 @@ int run_env(const std::string& env, const std::string& args, std::string* out) {
 }
 std::string tmp(const std::string& name) { return depass_test::temp_dir() + "/" + name; }
 std::string shipped() { return depass_test::source_dir() + "/weights/stories260K.bin"; }
-std::string third_party_gguf() { return depass_test::weights_dir() + "/third_party/llama-2-tiny-random.gguf"; }
+std::string third_party_gguf() {
+    return depass_test::weights_dir() + "/third_party/llama-2-tiny-random.gguf";
+}
 
 // The lines of `text` that start (after spaces) with `head`.
 std::string line_of(const std::string& text, const std::string& head) {
@@ -55,7 +56,8 @@ std::string broken_gguf() {
 
 }  // namespace
 
-TEST_CASE("inspect: architecture, tensors, tokenizer and the cost table of the shipped model", "[cli][inspect]") {
+TEST_CASE("inspect: architecture, tensors, tokenizer and the cost table of the shipped model",
+          "[cli][inspect]") {
     std::string log;
     REQUIRE(run("inspect -m " + q(shipped()) + " --tokens 16,64", &log) == 0);
     INFO(log);
@@ -93,7 +95,8 @@ TEST_CASE("inspect: tensors grouped by layer pattern, every one with --all-tenso
     CHECK(g.find("F32") != std::string::npos);
     CHECK(grouped.find("model.layers.4.mlp.down_proj.weight") == std::string::npos);
     CHECK(line_of(all, "model.layers.4.mlp.down_proj.weight").find("[64, 172]") != std::string::npos);
-    CHECK(line_of(all, "model.layers.4.mlp.down_proj.weight").find(std::to_string(64 * 172 * 4)) != std::string::npos);
+    CHECK(line_of(all, "model.layers.4.mlp.down_proj.weight").find(std::to_string(64 * 172 * 4)) !=
+          std::string::npos);
     // The GGUF: F16 tensors, the embedded vocabulary.
     std::string gg;
     REQUIRE(run("inspect -m " + q(third_party_gguf()) + " --dtype f64", &gg) == 0);
@@ -105,13 +108,15 @@ TEST_CASE("inspect: tensors grouped by layer pattern, every one with --all-tenso
 TEST_CASE("inspect --help explains the columns", "[cli][inspect]") {
     std::string log;
     REQUIRE(run("inspect --help", &log) == 0);
-    for (const char* s : {"--tokens", "--all-tensors", "peak resident", "peak streamed", "--weights", "MemAvailable", "cgroup", "refuse"})
+    for (const char* s : {"--tokens", "--all-tensors", "peak resident", "peak streamed", "--weights",
+                          "MemAvailable", "cgroup", "refuse"})
         CHECK(log.find(s) != std::string::npos);
     CHECK(run("inspect", &log) == 2);
     CHECK(run("inspect -m " + q(shipped()) + " --tokens 0", &log) == 2);
 }
 
-TEST_CASE("tokenize and inspect read no weights: a GGUF whose weights do not load still works", "[cli][inspect]") {
+TEST_CASE("tokenize and inspect read no weights: a GGUF whose weights do not load still works",
+          "[cli][inspect]") {
     SKIP_WITHOUT_SHARED();
     const std::string broken = broken_gguf();
     std::string good, bad, log;
@@ -129,23 +134,26 @@ TEST_CASE("a run whose estimate exceeds the free memory stops before loading", "
     const std::string out = tmp("mem_out.safetensors");
     std::string log;
     // 100 KiB free: the stories260K run needs ~2 MiB.
-    CHECK(run_env("DEPASS_FREE_MEMORY=100K", "attribute -m " + q(shipped()) + " --ids 1,2,3 --out " + q(out), &log) == 1);
+    CHECK(run_env("DEPASS_FREE_MEMORY=100K", "attribute -m " + q(shipped()) + " --ids 1,2,3 --out " + q(out),
+                  &log) == 1);
     INFO(log);
     for (const char* s : {"not enough memory", "token level on 3 tokens in f32 needs about", "MiB",
                           "100 KiB is free (DEPASS_FREE_MEMORY)", "depass inspect"})
         CHECK(log.find(s) != std::string::npos);
     CHECK(!fs::exists(out));
-    CHECK(run_env("DEPASS_FREE_MEMORY=100K", "forward -m " + q(shipped()) + " --ids 1,2,3 --dump " + q(out), &log) == 1);
+    CHECK(run_env("DEPASS_FREE_MEMORY=100K", "forward -m " + q(shipped()) + " --ids 1,2,3 --dump " + q(out),
+                  &log) == 1);
     CHECK(log.find("forward pass on 3 tokens") != std::string::npos);
     CHECK(!fs::exists(out));
     // 3 MiB: 16 tokens fit at token level (~2 MiB), not at neuron level (~4.4 MiB).
     const std::string ids16 = "1,403,407,261,378,432,10,20,30,40,50,60,70,80,90,100";
-    CHECK(run_env("DEPASS_FREE_MEMORY=3M", "attribute -m " + q(shipped()) + " --ids " + ids16 +
-                                               " --level neuron --out " + q(out), &log) == 1);
+    CHECK(run_env("DEPASS_FREE_MEMORY=3M",
+                  "attribute -m " + q(shipped()) + " --ids " + ids16 + " --level neuron --out " + q(out),
+                  &log) == 1);
     CHECK(log.find("neuron level on 16 tokens") != std::string::npos);
     CHECK(!fs::exists(out));
-    REQUIRE(run_env("DEPASS_FREE_MEMORY=3M", "attribute -m " + q(shipped()) + " --ids " + ids16 + " --out " + q(out),
-                    &log) == 0);
+    REQUIRE(run_env("DEPASS_FREE_MEMORY=3M",
+                    "attribute -m " + q(shipped()) + " --ids " + ids16 + " --out " + q(out), &log) == 0);
     CHECK(fs::exists(out));
     fs::remove(out);
     // Before loading: the GGUF whose weights do not load gives the memory error, not the tensor error.
@@ -153,7 +161,8 @@ TEST_CASE("a run whose estimate exceeds the free memory stops before loading", "
     CHECK(log.find("not enough memory") != std::string::npos);
     CHECK(log.find("attn_q") == std::string::npos);
     // Enough: the same run works.
-    REQUIRE(run_env("DEPASS_FREE_MEMORY=64G", "attribute -m " + q(shipped()) + " --ids 1,2,3 --out " + q(out), &log) == 0);
+    REQUIRE(run_env("DEPASS_FREE_MEMORY=64G", "attribute -m " + q(shipped()) + " --ids 1,2,3 --out " + q(out),
+                    &log) == 0);
     CHECK(fs::exists(out));
     CHECK(run_env("DEPASS_FREE_MEMORY=lots", "forward -m " + q(shipped()) + " --ids 1,2", &log) == 1);
     CHECK(log.find("DEPASS_FREE_MEMORY='lots' is not a byte count") != std::string::npos);
@@ -174,21 +183,24 @@ TEST_CASE("more tokens than the context length are refused before loading", "[cl
     CHECK(!fs::exists(out));
 }
 
-TEST_CASE("--weights auto streams a model that does not fit widened, with the same output", "[cli][inspect][streamed]") {
+TEST_CASE("--weights auto streams a model that does not fit widened, with the same output",
+          "[cli][inspect][streamed]") {
     SKIP_WITHOUT_SHARED();
     // llama-gqa-s1 on 4 tokens in f32 (depass inspect): weights 465 KiB widened, peak 593 KiB
     // resident and 425 KiB streamed. With 500 KiB free, auto must stream (465 > 500 / 2) and fit.
     const std::string model = depass_test::fixtures_dir() + "/llama-gqa-s1";
     const std::string a = tmp("auto_streamed.safetensors"), b = tmp("resident.safetensors");
     std::string log;
-    REQUIRE(run_env("DEPASS_FREE_MEMORY=500K", "attribute -m " + q(model) + " --ids 1,7,3,9 --out " + q(a), &log) == 0);
+    REQUIRE(run_env("DEPASS_FREE_MEMORY=500K", "attribute -m " + q(model) + " --ids 1,7,3,9 --out " + q(a),
+                    &log) == 0);
     CHECK(log.find("weights: streamed") != std::string::npos);
     CHECK(run_env("DEPASS_FREE_MEMORY=500K",
                   "attribute -m " + q(model) + " --ids 1,7,3,9 --weights resident --out " + q(b), &log) == 1);
     CHECK(log.find("not enough memory") != std::string::npos);
     CHECK(log.find("--weights streamed") != std::string::npos);
     CHECK(!fs::exists(b));
-    REQUIRE(run_env("DEPASS_FREE_MEMORY=64G", "attribute -m " + q(model) + " --ids 1,7,3,9 --out " + q(b), &log) == 0);
+    REQUIRE(run_env("DEPASS_FREE_MEMORY=64G", "attribute -m " + q(model) + " --ids 1,7,3,9 --out " + q(b),
+                    &log) == 0);
     CHECK(log.find("weights: streamed") == std::string::npos);  // plenty of memory: resident
     // The two result files hold the same tensors byte for byte (the metadata's timing aside).
     const SafeTensors sa = SafeTensors::open(a), sb = SafeTensors::open(b);

@@ -582,7 +582,8 @@ TEST_CASE("malformed Hugging Face model directories are rejected", "[io][hf][err
         const std::string d = edited_copy("llama-gqa-s1", "hf_rope", no_tensor_edit, [](json& j) {
             j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
         });
-        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") && Contains("'rope_scaling.rope_type'") &&
+        CHECK_THROWS_WITH(load_model<float>(d), Contains(d + "/config.json") &&
+                                                    Contains("'rope_scaling.rope_type'") &&
                                                     Contains("'yarn'"));
     }
     {
@@ -767,7 +768,8 @@ TEST_CASE("malformed and non-finite npy files are rejected", "[io][npy][errors]"
     };
     write_bytes(tmp("fortran.npy"), npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
                                         floats_bytes({1, 2, 3, 4})));
-    CHECK(read_npy<float>(tmp("fortran.npy")).data == std::vector<float>{1, 3, 2, 4});  // column-major on disk
+    CHECK(read_npy<float>(tmp("fortran.npy")).data ==
+          std::vector<float>{1, 3, 2, 4});  // column-major on disk
     write_bytes(tmp("f2.npy"), npy("{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }",
                                    std::string("\x00\x3c\x00\xc0", 4)));  // float16 1, -2
     CHECK(read_npy<float>(tmp("f2.npy")).data == std::vector<float>{1, -2});

@@ -1,16 +1,15 @@
 // read_config() and describe_model_file(): the config of every format equals the one the
 // full loader derives, nothing but headers is read (bytes counted by the kernel, and files
 // whose weights cannot be loaded still describe), and the tensor list adds up to the file.
-#include "test_support.hpp"
-
-#include "depass/gguf.hpp"
-#include "depass/io.hpp"
-#include "depass/model_info.hpp"
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include "depass/gguf.hpp"
+#include "depass/io.hpp"
+#include "depass/model_info.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 namespace fs = std::filesystem;
@@ -55,7 +54,9 @@ void check_same_config(const Config& a, const Config& b) {
     CHECK(describe(a) == describe(b));
 }
 
-std::string third_party_gguf() { return depass_test::weights_dir() + "/third_party/llama-2-tiny-random.gguf"; }
+std::string third_party_gguf() {
+    return depass_test::weights_dir() + "/third_party/llama-2-tiny-random.gguf";
+}
 
 // A copy of the third-party GGUF with one tensor renamed (same length): its header and
 // metadata parse, but the loader refuses the weights.
@@ -72,7 +73,8 @@ std::string gguf_with_renamed_tensor() {
 
 }  // namespace
 
-TEST_CASE("read_config equals the loader's config for llama2.c, Hugging Face and GGUF files", "[model_info]") {
+TEST_CASE("read_config equals the loader's config for llama2.c, Hugging Face and GGUF files",
+          "[model_info]") {
     SKIP_WITHOUT_SHARED();
     const std::string bin = depass_test::source_dir() + "/weights/stories260K.bin";
     check_same_config(read_config(bin), load_model<float>(bin).cfg);
@@ -100,7 +102,8 @@ TEST_CASE("read_config reads the headers only", "[model_info]") {
     before = bytes_read();
     const Config gc = read_config(third_party_gguf());
     const uint64_t gguf_read = bytes_read() - before;
-    INFO("GGUF bytes read: " << gguf_read << ", data starts at " << g.data_start() << " of " << g.file_size());
+    INFO("GGUF bytes read: " << gguf_read << ", data starts at " << g.data_start() << " of "
+                             << g.file_size());
     CHECK(gc.L == load_model<float>(third_party_gguf()).cfg.L);
     CHECK(g.file_size() - g.data_start() > 256 * 1024);  // the weights are a good part of the file
     CHECK(gguf_read < g.data_start() + 64 * 1024);

@@ -1,10 +1,9 @@
 // Each op against a naive loop version, plus identities that can be checked by hand.
-#include "test_support.hpp"
-
-#include "depass/ops.hpp"
-
 #include <cmath>
 #include <random>
+
+#include "depass/ops.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 
@@ -22,7 +21,9 @@ double max_diff(const Mat<T>& a, const Mat<T>& b) {
     return double((a - b).cwiseAbs().maxCoeff());
 }
 template <class T>
-constexpr double tol() { return std::is_same<T, double>::value ? 1e-12 : 2e-5; }
+constexpr double tol() {
+    return std::is_same<T, double>::value ? 1e-12 : 2e-5;
+}
 
 // ---- naive reference versions -------------------------------------------------------
 
@@ -117,7 +118,8 @@ TEMPLATE_TEST_CASE("linear equals the naive triple loop", "[ops]", float, double
     auto W = randn<TestType>(5, 13, rng);
     auto b = randv<TestType>(5, rng);
     CHECK(max_diff(linear(x, W, b), naive_linear(x, W, b)) <= tol<TestType>() * 10);
-    CHECK(max_diff(linear(x, W, Vec<TestType>()), naive_linear(x, W, Vec<TestType>())) <= tol<TestType>() * 10);
+    CHECK(max_diff(linear(x, W, Vec<TestType>()), naive_linear(x, W, Vec<TestType>())) <=
+          tol<TestType>() * 10);
     CHECK_THROWS_AS(linear(x, randn<TestType>(5, 12, rng), b), Error);
 }
 
@@ -144,7 +146,8 @@ TEMPLATE_TEST_CASE("norms equal the naive versions and record their factors", "[
     }
     // RMSNorm with unit gain and eps 0 gives rows of RMS 1.
     Mat<TestType> z = rms_norm(x, one, 0.0);
-    for (long n = 0; n < z.rows(); ++n) CHECK(std::abs(double(z.row(n).squaredNorm() / 16) - 1.0) <= tol<TestType>() * 10);
+    for (long n = 0; n < z.rows(); ++n)
+        CHECK(std::abs(double(z.row(n).squaredNorm() / 16) - 1.0) <= tol<TestType>() * 10);
 }
 
 TEMPLATE_TEST_CASE("RoPE: both layouts equal the naive rotation, preserve norms and agree after permutation",
@@ -156,7 +159,8 @@ TEMPLATE_TEST_CASE("RoPE: both layouts equal the naive rotation, preserve norms 
     for (RopeStyle st : {RopeStyle::Interleaved, RopeStyle::Half}) {
         Mat<TestType> y = x;
         rope(y, H, Dh, st, f);
-        CHECK(max_diff(y, naive_rope(x, H, Dh, st == RopeStyle::Interleaved, 10000.0)) <= tol<TestType>() * 10);
+        CHECK(max_diff(y, naive_rope(x, H, Dh, st == RopeStyle::Interleaved, 10000.0)) <=
+              tol<TestType>() * 10);
         // Rotations preserve the norm of each head at each position.
         for (long n = 0; n < N; ++n)
             for (int h = 0; h < H; ++h)
@@ -178,8 +182,11 @@ TEMPLATE_TEST_CASE("RoPE: both layouts equal the naive rotation, preserve norms 
     double worst = 0;
     for (int h = 0; h < H; ++h)
         for (int i = 0; i < Dh / 2; ++i) {
-            worst = std::max(worst, double((xh.col(h * Dh + i) - xi.col(h * Dh + 2 * i)).cwiseAbs().maxCoeff()));
-            worst = std::max(worst, double((xh.col(h * Dh + i + Dh / 2) - xi.col(h * Dh + 2 * i + 1)).cwiseAbs().maxCoeff()));
+            worst =
+                std::max(worst, double((xh.col(h * Dh + i) - xi.col(h * Dh + 2 * i)).cwiseAbs().maxCoeff()));
+            worst = std::max(
+                worst,
+                double((xh.col(h * Dh + i + Dh / 2) - xi.col(h * Dh + 2 * i + 1)).cwiseAbs().maxCoeff()));
         }
     CHECK(worst == 0.0);
 }
@@ -212,14 +219,16 @@ TEMPLATE_TEST_CASE("MLPs equal element-wise loops; activations match their defin
     using T = TestType;
     std::mt19937_64 rng(5);
     const int N = 5, D = 12, I = 20;
-    auto x = randn<T>(N, D, rng), wg = randn<T>(I, D, rng), wu = randn<T>(I, D, rng), wd = randn<T>(D, I, rng);
+    auto x = randn<T>(N, D, rng), wg = randn<T>(I, D, rng), wu = randn<T>(I, D, rng),
+         wd = randn<T>(D, I, rng);
     auto b1 = randv<T>(I, rng), b2 = randv<T>(D, rng);
     Mat<T> pre, up, act;
     Mat<T> out = swiglu_mlp(x, wg, wu, wd, &pre, &up, &act);
     Mat<T> g = naive_linear(x, wg, Vec<T>()), u = naive_linear(x, wu, Vec<T>());
     Mat<T> a(N, I);
     for (int n = 0; n < N; ++n)
-        for (int i = 0; i < I; ++i) a(n, i) = T(double(g(n, i)) / (1 + std::exp(-double(g(n, i)))) * double(u(n, i)));
+        for (int i = 0; i < I; ++i)
+            a(n, i) = T(double(g(n, i)) / (1 + std::exp(-double(g(n, i)))) * double(u(n, i)));
     CHECK(max_diff(act, a) <= tol<T>() * 100);
     CHECK(max_diff(out, naive_linear(a, wd, Vec<T>())) <= tol<T>() * 100);
 
@@ -238,7 +247,8 @@ TEMPLATE_TEST_CASE("MLPs equal element-wise loops; activations match their defin
         CHECK(std::abs(double(T(v) * act_over_x(Activation::GeluTanh, T(v)) - gelu_tanh(T(v)))) <= tol<T>());
     }
     CHECK(silu(T(0)) == T(0));
-    CHECK(std::abs(double(gelu_tanh(T(1))) - 0.8411919906082768) <= tol<T>() * 10);  // known value of gelu_new(1)
+    CHECK(std::abs(double(gelu_tanh(T(1))) - 0.8411919906082768) <=
+          tol<T>() * 10);  // known value of gelu_new(1)
 }
 
 TEMPLATE_TEST_CASE("embedding and unembedding", "[ops]", float, double) {

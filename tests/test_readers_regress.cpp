@@ -15,13 +15,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "io/json_guard.hpp"
 #include "depass/config.hpp"
 #include "depass/forward.hpp"
 #include "depass/gguf.hpp"
 #include "depass/initialisers.hpp"
 #include "depass/io.hpp"
 #include "depass/weights.hpp"
+#include "io/json_guard.hpp"
 #include "test_support.hpp"
 
 using namespace depass;
@@ -266,7 +266,8 @@ TEST_CASE("sharded index and config.json: nested JSON refused, bad types named",
     j["rope_scaling"] = {{"factor", json::parse(nested_arrays(50))}};
     const std::string rn = hf_dir("rope_scaling_untyped", j);
     CHECK(error_of([&] { read_hf_config(rn + "/config.json"); }) ==
-          rn + "/config.json: field 'rope_scaling' has neither 'rope_type' nor 'type', got an object with 1 key");
+          rn + "/config.json: field 'rope_scaling' has neither 'rope_type' nor 'type', got an object with 1 "
+               "key");
 }
 
 // ---- empty bases and components ---------------------------------------------------------------

@@ -4,7 +4,11 @@
 // head, norm / MLP / bias / tying flags, theta and RoPE scaling kept; 2 layers, V 512, the
 // hidden size and the MLP width divided by the same factor -- which runs forward and every
 // attribution level with completeness checked at every residual point, in double and float.
-#include "test_support.hpp"
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "depass/completeness.hpp"
 #include "depass/config.hpp"
@@ -13,13 +17,7 @@
 #include "depass/ops.hpp"
 #include "depass/tolerance.hpp"
 #include "depass/weights.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <cmath>
-#include <cstdio>
-#include <filesystem>
-#include <type_traits>
+#include "test_support.hpp"
 
 using namespace depass;
 using Catch::Contains;
@@ -41,21 +39,24 @@ struct Expected {
 };
 
 const Expected kModels[] = {
-    // dir                        type      D     I      L   H   Hkv Dh   V       max_pos tied   qkv_b  theta  scaling factor eps bos eos
-    {"gpt2", "gpt2", 768, 3072, 12, 12, 12, 64, 50257, 1024, true, true, 1e4, RopeScalingKind::None, 1, 1e-5, 50256, 50256},
-    {"SmolLM2-135M", "llama", 576, 1536, 30, 9, 3, 64, 49152, 8192, true, false, 1e5, RopeScalingKind::None, 1, 1e-5, 0, 0},
+    // dir                        type      D     I      L   H   Hkv Dh   V       max_pos tied   qkv_b  theta
+    // scaling factor eps bos eos
+    {"gpt2", "gpt2", 768, 3072, 12, 12, 12, 64, 50257, 1024, true, true, 1e4, RopeScalingKind::None, 1, 1e-5,
+     50256, 50256},
+    {"SmolLM2-135M", "llama", 576, 1536, 30, 9, 3, 64, 49152, 8192, true, false, 1e5, RopeScalingKind::None,
+     1, 1e-5, 0, 0},
     {"TinyLlama-1.1B-Chat-v1.0", "llama", 2048, 5632, 22, 32, 4, 64, 32000, 2048, false, false, 1e4,
      RopeScalingKind::None, 1, 1e-5, 1, 2},
-    {"Qwen2.5-0.5B", "qwen2", 896, 4864, 24, 14, 2, 64, 151936, 32768, true, true, 1e6, RopeScalingKind::None, 1,
-     1e-6, 151643, 151643},
-    {"Qwen2.5-3B", "qwen2", 2048, 11008, 36, 16, 2, 128, 151936, 32768, true, true, 1e6, RopeScalingKind::None, 1,
-     1e-6, 151643, 151643},
-    {"Qwen2.5-7B", "qwen2", 3584, 18944, 28, 28, 4, 128, 152064, 131072, false, true, 1e6, RopeScalingKind::None, 1,
-     1e-6, 151643, 151643},
-    {"Llama-3.2-1B", "llama", 2048, 8192, 16, 32, 8, 64, 128256, 131072, true, false, 5e5, RopeScalingKind::Llama3,
-     32, 1e-5, 128000, 128001},
-    {"Llama-3.2-3B", "llama", 3072, 8192, 28, 24, 8, 128, 128256, 131072, true, false, 5e5, RopeScalingKind::Llama3,
-     32, 1e-5, 128000, 128001},
+    {"Qwen2.5-0.5B", "qwen2", 896, 4864, 24, 14, 2, 64, 151936, 32768, true, true, 1e6, RopeScalingKind::None,
+     1, 1e-6, 151643, 151643},
+    {"Qwen2.5-3B", "qwen2", 2048, 11008, 36, 16, 2, 128, 151936, 32768, true, true, 1e6,
+     RopeScalingKind::None, 1, 1e-6, 151643, 151643},
+    {"Qwen2.5-7B", "qwen2", 3584, 18944, 28, 28, 4, 128, 152064, 131072, false, true, 1e6,
+     RopeScalingKind::None, 1, 1e-6, 151643, 151643},
+    {"Llama-3.2-1B", "llama", 2048, 8192, 16, 32, 8, 64, 128256, 131072, true, false, 5e5,
+     RopeScalingKind::Llama3, 32, 1e-5, 128000, 128001},
+    {"Llama-3.2-3B", "llama", 3072, 8192, 28, 24, 8, 128, 128256, 131072, true, false, 5e5,
+     RopeScalingKind::Llama3, 32, 1e-5, 128000, 128001},
     {"Llama-3.1-8B", "llama", 4096, 14336, 32, 32, 8, 128, 128256, 131072, false, false, 5e5,
      RopeScalingKind::Llama3, 8, 1e-5, 128000, 128001},
     {"Meta-Llama-3-8B", "llama", 4096, 14336, 32, 32, 8, 128, 128256, 8192, false, false, 5e5,
@@ -104,9 +105,10 @@ void run_levels(const std::string& name, const Config& cfg, const std::vector<in
             worst_run = r.label();
         }
     }
-    std::printf("  %-26s %s D=%d I=%d H=%d Hkv=%d Dh=%d: %zu runs, %d points, worst completeness rel %.2e (%s)\n",
-                name.c_str(), std::is_same<T, double>::value ? "f64" : "f32", cfg.D, cfg.I, cfg.H, cfg.Hkv, cfg.Dh,
-                runs.size(), points, worst, worst_run.c_str());
+    std::printf(
+        "  %-26s %s D=%d I=%d H=%d Hkv=%d Dh=%d: %zu runs, %d points, worst completeness rel %.2e (%s)\n",
+        name.c_str(), std::is_same<T, double>::value ? "f64" : "f32", cfg.D, cfg.I, cfg.H, cfg.Hkv, cfg.Dh,
+        runs.size(), points, worst, worst_run.c_str());
     INFO(name << ": worst run " << worst_run);
     // token 3 cuts x 2 special-token settings, module 2 blocks x 2, head 2, neuron 2 x 2
     // (each neuron, groups), subspace 3, custom 3: 22 runs per MLP rule, 5 rules.
@@ -183,7 +185,8 @@ TEST_CASE("fields of the real configs: eos lists, sliding windows, refused featu
     }));
     CHECK(l.eos_id == 128001);
     // A Mistral window shorter than the input is not computed as full attention: the input is refused.
-    Config m = read_hf_config(edited_config("Mistral-7B-v0.1", "cfg_window", [](json& j) { j["sliding_window"] = 8; }));
+    Config m = read_hf_config(
+        edited_config("Mistral-7B-v0.1", "cfg_window", [](json& j) { j["sliding_window"] = 8; }));
     CHECK(m.max_positions == 8);
     const Model<double> mm = random_model<double>(shrink(m), 3);
     CHECK_NOTHROW(forward(mm, validation::random_ids(8, 512, 1)));
@@ -195,10 +198,12 @@ TEST_CASE("fields of the real configs: eos lists, sliding windows, refused featu
     }));
     CHECK(q.max_positions == 4096);
     // Unsupported features are refused naming the field.
-    const std::string mb = edited_config("Llama-3.2-1B", "cfg_mlp_bias", [](json& j) { j["mlp_bias"] = true; });
+    const std::string mb =
+        edited_config("Llama-3.2-1B", "cfg_mlp_bias", [](json& j) { j["mlp_bias"] = true; });
     expect_error([&] { read_hf_config(mb); }, {mb, "'mlp_bias'"});
     const std::string yarn = edited_config("Llama-3.1-8B", "cfg_yarn", [](json& j) {
-        j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
+        j["rope_scaling"] = {
+            {"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
     });
     expect_error([&] { read_hf_config(yarn); }, {yarn, "field 'rope_scaling.rope_type'", "'yarn'"});
     const std::string awq = edited_config("Qwen2.5-7B", "cfg_awq", [](json& j) {

@@ -4,27 +4,25 @@
 // test_report_browser), the JSON document (shares sum to the target logits) and the
 // .npy directory (identical to the safetensors output of the same run), and
 // all-or-nothing writing of several outputs.
-#include "test_support.hpp"
-#include "report_runs.hpp"
-
-#include "depass/decompose.hpp"
-#include "depass/attribute.hpp"
-#include "depass/io.hpp"
-#include "depass/report.hpp"
-#include "depass/tokenizer.hpp"
-#include "depass/tolerance.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "depass/attribute.hpp"
+#include "depass/decompose.hpp"
+#include "depass/io.hpp"
+#include "depass/report.hpp"
+#include "depass/tokenizer.hpp"
+#include "depass/tolerance.hpp"
+#include "report_runs.hpp"
+#include "test_support.hpp"
+
 using namespace depass;
-using depass_test::RealRun;
 using depass_test::real_run;
+using depass_test::RealRun;
 namespace fs = std::filesystem;
 
 namespace {
@@ -42,12 +40,23 @@ std::string html_escaped(const std::string& s) {
     std::string out;
     for (char c : s) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -97,7 +106,8 @@ void check_html_of_real_run(const RealRun<T>& r) {
 
     // The numbers the page is drawn from: every share and target logit at six significant
     // digits, every token and target piece, the sums of the shares.
-    const std::string data = between(html, "<script type=\"application/json\" id=\"depass-data\">", "</script>");
+    const std::string data =
+        between(html, "<script type=\"application/json\" id=\"depass-data\">", "</script>");
     REQUIRE(!data.empty());
     const auto j = nlohmann::json::parse(data);
     CHECK(j["N"] == rep.N);
@@ -118,7 +128,8 @@ void check_html_of_real_run(const RealRun<T>& r) {
         const int target = r.targets[size_t(n)][0];
         double mass = 0;
         for (int m = 0; m < rep.M; ++m) mass += std::abs(rep.attribution(m, n, 0));
-        CHECK(std::abs(j["logits"][size_t(n) * rep.K].get<double>() - r.logits(n, target)) <= 5e-6 * std::abs(r.logits(n, target)));
+        CHECK(std::abs(j["logits"][size_t(n) * rep.K].get<double>() - r.logits(n, target)) <=
+              5e-6 * std::abs(r.logits(n, target)));
         CHECK(std::abs(j["sums"][size_t(n) * rep.K].get<double>() - r.logits(n, target)) <= 1e-5 * mass);
     }
 }
@@ -135,8 +146,8 @@ TEST_CASE("HTML report: head and neuron levels", "[report]") {
     RealRun<double> heads = real_run<double>("head", 2, "Once upon a time");
     check_html_of_real_run(heads);
     // The grid's width, for the script.
-    CHECK(render_report_html(heads.rep).find("data-heads=\"" + std::to_string(heads.rep.heads_per_layer) + "\"") !=
-          std::string::npos);
+    CHECK(render_report_html(heads.rep).find("data-heads=\"" + std::to_string(heads.rep.heads_per_layer) +
+                                             "\"") != std::string::npos);
     check_html_of_real_run(real_run<double>("neuron", 1, "Once upon a time"));
 }
 
@@ -144,12 +155,13 @@ TEST_CASE("HTML report escapes every piece of text", "[report]") {
     // The text the script draws is checked in test_report_browser; here the page as written.
     AttributionReport r = depass_test::escaping_report();
     const std::string html = render_report_html(r);
-    CHECK(count(html, "<script") == 2);      // the embedded numbers and the code that draws the page
+    CHECK(count(html, "<script") == 2);  // the embedded numbers and the code that draws the page
     CHECK(count(html, "</script>") == 2);
     CHECK(html.find("alert(1)</script>") == std::string::npos);
     CHECK(html.find("m&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
     // Inside the embedded JSON no '<' survives.
-    const std::string data = between(html, "<script type=\"application/json\" id=\"depass-data\">", "</script>");
+    const std::string data =
+        between(html, "<script type=\"application/json\" id=\"depass-data\">", "</script>");
     REQUIRE(!data.empty());
     CHECK(data.find('<') == std::string::npos);
     auto j = nlohmann::json::parse(data);
@@ -168,79 +180,86 @@ TEST_CASE("attribute --format json: shares sum to the target logits", "[report][
     const std::string prompt = "Once upon a time there was";
     // The model's own logits, from the recorded pass.
     const std::string trace = tmp("json_trace.safetensors");
-    REQUIRE(run("forward --quiet -m " + q(model_path()) + " --prompt " + q(prompt) + " --dtype f64 --dump " + q(trace)) == 0);
+    REQUIRE(run("forward --quiet -m " + q(model_path()) + " --prompt " + q(prompt) + " --dtype f64 --dump " +
+                q(trace)) == 0);
     const Tensor<double> logits = SafeTensors::open(trace).read<double>("logits");
     // Softmax (the default rule) and linear. Only the linear rule's float results are
     // compared bit for bit with a second run: the softmax rule's vectorised exp starts
     // at an alignment-dependent element, so its last bits can differ between processes.
     for (const char* rule : {"softmax", "linear"})
-    for (const char* dtype : {"f64", "f32"}) {
-        INFO(dtype << ", rule " << rule);
-        const bool f64 = std::string(dtype) == "f64";
-        const std::string js = tmp(std::string("attr_") + dtype + "_" + rule + ".json");
-        const std::string st = tmp(std::string("attr_") + dtype + "_" + rule + ".safetensors");
-        const std::string common = "attribute --quiet -m " + q(model_path()) + " --prompt " + q(prompt) + " --dtype " +
-                                   dtype + " --rule " + rule + " --level head --layer 1 --targets 100,200,300";
-        std::string log;
-        REQUIRE(run(common + " --format json --json-components --out " + q(js), &log) == 0);
-        auto j = nlohmann::json::parse(read_text_file(js));
-        CHECK(j["format"] == "depass-attribution");
-        CHECK(j["level"] == "head");
-        CHECK(j["dtype"] == dtype);
-        const int N = j["N"], M = j["M"], K = j["K"];
-        CHECK(K == 3);
-        CHECK(M == 8 + 1);
-        REQUIRE(j["component_names"].size() == size_t(M));
-        CHECK(j["component_names"][M - 1] == "rest");
-        CHECK(j["component_sites"][3] == nlohmann::json::array({1, 3}));
-        auto A = j["logit_attribution"];
-        auto TL = j["target_logits"];
-        REQUIRE(A.size() == size_t(M));
-        double scale = 0, worst = 0;
-        for (int n = 0; n < N; ++n)
-            for (int k = 0; k < K; ++k) {
-                CHECK(j["targets"][n][k] == 100 * (k + 1));
-                double sum = 0;
-                for (int m = 0; m < M; ++m) sum += A[m][n][k].get<double>();
-                scale = std::max(scale, std::abs(TL[n][k].get<double>()));
-                worst = std::max(worst, std::abs(sum - TL[n][k].get<double>()));
-            }
-        CHECK(worst <= (f64 ? 1e-12 : 1e-5) * scale);
-        // The target logits are the model's.
-        const int64_t V = logits.shape[1];
-        REQUIRE(logits.shape[0] == N);
-        double tl = 0;
-        for (int n = 0; n < N; ++n)
-            for (int k = 0; k < K; ++k)
-                tl = std::max(tl, std::abs(TL[n][k].get<double>() - logits.data[size_t(n) * V + 100 * (k + 1)]));
-        CHECK(tl <= (f64 ? 0.0 : tolerance::golden_f32_rel * scale));
-        if (std::string(rule) != "linear") continue;
+        for (const char* dtype : {"f64", "f32"}) {
+            INFO(dtype << ", rule " << rule);
+            const bool f64 = std::string(dtype) == "f64";
+            const std::string js = tmp(std::string("attr_") + dtype + "_" + rule + ".json");
+            const std::string st = tmp(std::string("attr_") + dtype + "_" + rule + ".safetensors");
+            const std::string common = "attribute --quiet -m " + q(model_path()) + " --prompt " + q(prompt) +
+                                       " --dtype " + dtype + " --rule " + rule +
+                                       " --level head --layer 1 --targets 100,200,300";
+            std::string log;
+            REQUIRE(run(common + " --format json --json-components --out " + q(js), &log) == 0);
+            auto j = nlohmann::json::parse(read_text_file(js));
+            CHECK(j["format"] == "depass-attribution");
+            CHECK(j["level"] == "head");
+            CHECK(j["dtype"] == dtype);
+            const int N = j["N"], M = j["M"], K = j["K"];
+            CHECK(K == 3);
+            CHECK(M == 8 + 1);
+            REQUIRE(j["component_names"].size() == size_t(M));
+            CHECK(j["component_names"][M - 1] == "rest");
+            CHECK(j["component_sites"][3] == nlohmann::json::array({1, 3}));
+            auto A = j["logit_attribution"];
+            auto TL = j["target_logits"];
+            REQUIRE(A.size() == size_t(M));
+            double scale = 0, worst = 0;
+            for (int n = 0; n < N; ++n)
+                for (int k = 0; k < K; ++k) {
+                    CHECK(j["targets"][n][k] == 100 * (k + 1));
+                    double sum = 0;
+                    for (int m = 0; m < M; ++m) sum += A[m][n][k].get<double>();
+                    scale = std::max(scale, std::abs(TL[n][k].get<double>()));
+                    worst = std::max(worst, std::abs(sum - TL[n][k].get<double>()));
+                }
+            CHECK(worst <= (f64 ? 1e-12 : 1e-5) * scale);
+            // The target logits are the model's.
+            const int64_t V = logits.shape[1];
+            REQUIRE(logits.shape[0] == N);
+            double tl = 0;
+            for (int n = 0; n < N; ++n)
+                for (int k = 0; k < K; ++k)
+                    tl = std::max(
+                        tl, std::abs(TL[n][k].get<double>() - logits.data[size_t(n) * V + 100 * (k + 1)]));
+            CHECK(tl <= (f64 ? 0.0 : tolerance::golden_f32_rel * scale));
+            if (std::string(rule) != "linear") continue;
 
-        // The same numbers as the safetensors output of the same command.
-        REQUIRE(run(common + " --out " + q(st), &log) == 0);
-        SafeTensors s = SafeTensors::open(st);
-        auto sa = s.read<double>("logit_attribution"), sc = s.read<double>("components");
-        REQUIRE(sa.shape == std::vector<int64_t>{M, N, K});
-        double d = 0;
-        for (int m = 0; m < M; ++m)
-            for (int n = 0; n < N; ++n)
-                for (int k = 0; k < K; ++k) d = std::max(d, std::abs(A[m][n][k].get<double>() - sa.data[(size_t(m) * N + n) * K + k]));
-        CHECK(d == 0);
-        auto C = j["components"];
-        const int64_t D = sc.shape[2];
-        REQUIRE(C.size() == size_t(M));
-        REQUIRE(C[0].size() == size_t(N));
-        REQUIRE(C[0][0].size() == size_t(D));
-        d = 0;
-        for (int m = 0; m < M; ++m)
-            for (int n = 0; n < N; ++n)
-                for (int64_t e = 0; e < D; ++e)
-                    d = std::max(d, std::abs(C[m][n][e].get<double>() - sc.data[(size_t(m) * N + n) * D + e]));
-        CHECK(d == 0);
-    }
+            // The same numbers as the safetensors output of the same command.
+            REQUIRE(run(common + " --out " + q(st), &log) == 0);
+            SafeTensors s = SafeTensors::open(st);
+            auto sa = s.read<double>("logit_attribution"), sc = s.read<double>("components");
+            REQUIRE(sa.shape == std::vector<int64_t>{M, N, K});
+            double d = 0;
+            for (int m = 0; m < M; ++m)
+                for (int n = 0; n < N; ++n)
+                    for (int k = 0; k < K; ++k)
+                        d = std::max(
+                            d, std::abs(A[m][n][k].get<double>() - sa.data[(size_t(m) * N + n) * K + k]));
+            CHECK(d == 0);
+            auto C = j["components"];
+            const int64_t D = sc.shape[2];
+            REQUIRE(C.size() == size_t(M));
+            REQUIRE(C[0].size() == size_t(N));
+            REQUIRE(C[0][0].size() == size_t(D));
+            d = 0;
+            for (int m = 0; m < M; ++m)
+                for (int n = 0; n < N; ++n)
+                    for (int64_t e = 0; e < D; ++e)
+                        d = std::max(
+                            d, std::abs(C[m][n][e].get<double>() - sc.data[(size_t(m) * N + n) * D + e]));
+            CHECK(d == 0);
+        }
     // Without --json-components the big array is left out.
     const std::string small = tmp("small.json");
-    REQUIRE(run("attribute --quiet -m " + q(model_path()) + " --prompt hi --format json --out " + q(small)) == 0);
+    REQUIRE(run("attribute --quiet -m " + q(model_path()) + " --prompt hi --format json --out " + q(small)) ==
+            0);
     auto j = nlohmann::json::parse(read_text_file(small));
     CHECK(!j.contains("components"));
     CHECK(j.contains("logit_attribution"));
@@ -248,8 +267,9 @@ TEST_CASE("attribute --format json: shares sum to the target logits", "[report][
 
 TEST_CASE("attribute --format npy: a directory equal to the safetensors output", "[report][cli]") {
     // The linear rule: two runs are compared bit for bit (see above).
-    const std::string common = "attribute --quiet -m " + q(model_path()) +
-                               " --prompt 'Once upon a time there was' --level token --rule linear --all-layers";
+    const std::string common =
+        "attribute --quiet -m " + q(model_path()) +
+        " --prompt 'Once upon a time there was' --level token --rule linear --all-layers";
     const std::string dir = tmp("npy_out"), st = tmp("npy_ref.safetensors");
     REQUIRE(run(common + " --format npy --out " + q(dir)) == 0);
     REQUIRE(run(common + " --out " + q(st)) == 0);
@@ -309,12 +329,14 @@ TEST_CASE("attribute --html: optional --out, usage errors, and nothing partial o
     CHECK(run(base + " --out " + q(html) + " --html " + q(html), &log) == 2);
     // The HTML cannot be written: the --out file does not appear either, and no temporary is left.
     const std::string out = tmp("pair_out.json");
-    CHECK(run(base + " --format json --out " + q(out) + " --html " + q(tmp("no/such/dir/r.html")), &log) == 1);
+    CHECK(run(base + " --format json --out " + q(out) + " --html " + q(tmp("no/such/dir/r.html")), &log) ==
+          1);
     CHECK(log.find("no/such/dir") != std::string::npos);
     for (auto& e : fs::directory_iterator(depass_test::temp_dir()))
         CHECK(e.path().filename().string().rfind("pair_out", 0) != 0);
     // And the npy directory does not appear when the HTML fails.
-    CHECK(run(base + " --format npy --out " + q(tmp("pair_dir")) + " --html " + q(tmp("no/such/dir/r.html")), &log) == 1);
+    CHECK(run(base + " --format npy --out " + q(tmp("pair_dir")) + " --html " + q(tmp("no/such/dir/r.html")),
+              &log) == 1);
     for (auto& e : fs::directory_iterator(depass_test::temp_dir()))
         CHECK(e.path().filename().string().rfind("pair_dir", 0) != 0);
 }
@@ -324,7 +346,8 @@ TEST_CASE("OutputBatch: all outputs or none", "[report]") {
     {
         OutputBatch b;
         write_file_atomic(b.stage_file(a), "A");
-        write_npy_directory(b.stage_dir(d), {{"x", {2}, {1.0, 2.0}, false}}, DType::F64, "{\"format\": \"depass-attribution\"}");
+        write_npy_directory(b.stage_dir(d), {{"x", {2}, {1.0, 2.0}, false}}, DType::F64,
+                            "{\"format\": \"depass-attribution\"}");
         CHECK(!file_exists(a));
         CHECK(!file_exists(d));
         // not committed: the temporaries go away
@@ -334,7 +357,8 @@ TEST_CASE("OutputBatch: all outputs or none", "[report]") {
     {
         OutputBatch b;
         write_file_atomic(b.stage_file(a), "A");
-        write_npy_directory(b.stage_dir(d), {{"x", {2}, {1.0, 2.0}, false}}, DType::F64, "{\"format\": \"depass-attribution\"}");
+        write_npy_directory(b.stage_dir(d), {{"x", {2}, {1.0, 2.0}, false}}, DType::F64,
+                            "{\"format\": \"depass-attribution\"}");
         CHECK_THROWS_WITH(b.stage_file(a), Catch::Contains("same path"));
         b.commit();
     }

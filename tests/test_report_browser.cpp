@@ -15,13 +15,6 @@
 // Chromium comes from the Debian package `chromium` (or $DEPASS_CHROMIUM). When it
 // is missing the test is skipped loudly (exit 77); with DEPASS_REQUIRE_FIXTURES=1
 // (as CI sets, CI installs it) a missing browser is a failure.
-#include "test_support.hpp"
-#include "report_runs.hpp"
-
-#include "depass/io.hpp"
-#include "depass/report.hpp"
-#include "depass/tokenizer.hpp"
-
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +23,12 @@
 #include <map>
 #include <numeric>
 #include <set>
+
+#include "depass/io.hpp"
+#include "depass/report.hpp"
+#include "depass/tokenizer.hpp"
+#include "report_runs.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 namespace fs = std::filesystem;
@@ -51,22 +50,23 @@ std::string find_chromium() {
     return "";
 }
 
-#define SKIP_WITHOUT_CHROMIUM(path)                                                                      \
-    do {                                                                                                 \
-        if ((path).empty()) {                                                                            \
-            if (depass_test::require_fixtures())                                                         \
+#define SKIP_WITHOUT_CHROMIUM(path)                                                                        \
+    do {                                                                                                   \
+        if ((path).empty()) {                                                                              \
+            if (depass_test::require_fixtures())                                                           \
                 FAIL("chromium is not installed (Debian package chromium) and DEPASS_REQUIRE_FIXTURES=1"); \
-            depass_test::note_skip(Catch::getResultCapture().getCurrentTestName());                      \
-            WARN("SKIPPED: chromium not found (install the Debian package chromium, or set DEPASS_CHROMIUM)"); \
-            std::fprintf(stderr, "\n*** SKIPPED: no chromium to render the HTML report in ***\n");      \
-            return;                                                                                      \
-        }                                                                                                \
+            depass_test::note_skip(Catch::getResultCapture().getCurrentTestName());                        \
+            WARN("SKIPPED: chromium not found (install the Debian package chromium, or set "               \
+                 "DEPASS_CHROMIUM)");                                                                      \
+            std::fprintf(stderr, "\n*** SKIPPED: no chromium to render the HTML report in ***\n");         \
+            return;                                                                                        \
+        }                                                                                                  \
     } while (0)
 
 // Runs headless Chromium on URL with a fresh profile; `what` is "--screenshot=PNG" or
 // "--dump-dom" (stdout to `dom_file`). Returns the exit status; its log in *log.
-int chromium(const std::string& exe, const std::string& what, const std::string& url, const std::string& dom_file,
-             std::string* log) {
+int chromium(const std::string& exe, const std::string& what, const std::string& url,
+             const std::string& dom_file, std::string* log) {
     static int profiles = 0;
     const std::string profile = depass_test::temp_dir() + "/chromium-profile-" + std::to_string(profiles++);
     fs::create_directories(profile);
@@ -74,7 +74,8 @@ int chromium(const std::string& exe, const std::string& what, const std::string&
                       " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                       " --disable-background-networking --disable-component-update --disable-sync"
                       " --run-all-compositor-stages-before-draw"
-                      " --user-data-dir=" + q(profile) + " --window-size=1200,900 " + what + " " + q(url);
+                      " --user-data-dir=" +
+                      q(profile) + " --window-size=1200,900 " + what + " " + q(url);
     if (!dom_file.empty()) cmd = "{ " + cmd + " > " + q(dom_file) + "; }";
     return depass_test::run_command(cmd, log);
 }
@@ -86,15 +87,20 @@ public:
     Inflater(const uint8_t* p, size_t n) : p_(p), n_(n) {}
 
     std::vector<uint8_t> run() {
-        if (n_ < 2 || (p_[0] & 0x0F) != 8 || ((p_[0] << 8) | p_[1]) % 31 != 0) throw Error("PNG: bad zlib header");
+        if (n_ < 2 || (p_[0] & 0x0F) != 8 || ((p_[0] << 8) | p_[1]) % 31 != 0)
+            throw Error("PNG: bad zlib header");
         pos_ = 2;
         for (bool last = false; !last;) {
             last = bits(1);
             const int type = int(bits(2));
-            if (type == 0) stored();
-            else if (type == 1) fixed();
-            else if (type == 2) dynamic();
-            else throw Error("PNG: bad deflate block type");
+            if (type == 0)
+                stored();
+            else if (type == 1)
+                fixed();
+            else if (type == 2)
+                dynamic();
+            else
+                throw Error("PNG: bad deflate block type");
         }
         return out_;
     }
@@ -133,7 +139,8 @@ private:
         for (int i = 0; i < n; ++i) ++h.count[size_t(lengths[i])];
         h.count[0] = 0;
         std::array<int, 16> offset{};
-        for (int len = 1; len < 16; ++len) offset[size_t(len)] = offset[size_t(len - 1)] + h.count[size_t(len - 1)];
+        for (int len = 1; len < 16; ++len)
+            offset[size_t(len)] = offset[size_t(len - 1)] + h.count[size_t(len - 1)];
         h.symbol.assign(size_t(n), 0);
         for (int i = 0; i < n; ++i)
             if (lengths[i]) h.symbol[size_t(offset[size_t(lengths[i])]++)] = i;
@@ -167,10 +174,13 @@ private:
     void codes(const Huffman& lit, const Huffman& dist) {
         static const int lbase[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
                                       31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
-        static const int lext[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-        static const int dbase[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,   65,    97,    129,
-                                      193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
-        static const int dext[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+        static const int lext[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                     2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+        static const int dbase[30] = {1,    2,    3,    4,    5,    7,    9,    13,    17,    25,
+                                      33,   49,   65,   97,   129,  193,  257,  385,   513,   769,
+                                      1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+        static const int dext[30] = {0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  5,  5,  6,
+                                     6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
         for (;;) {
             const int sym = decode(lit);
             if (sym < 256) {
@@ -232,7 +242,9 @@ struct Image {
     std::vector<uint8_t> rgb;  // [height, width, 3]
 };
 
-uint32_t be32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
+uint32_t be32(const uint8_t* p) {
+    return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
 
 // 8-bit RGB / RGBA, non-interlaced (what Chromium writes); anything else is an error.
 Image read_png(const std::string& path) {
@@ -275,16 +287,26 @@ Image read_png(const std::string& path) {
                       c = i >= size_t(channels) ? prev[i - channels] : 0;
             int pred = 0;
             switch (filter) {
-                case 0: pred = 0; break;
-                case 1: pred = a; break;
-                case 2: pred = b; break;
-                case 3: pred = (a + b) / 2; break;
+                case 0:
+                    pred = 0;
+                    break;
+                case 1:
+                    pred = a;
+                    break;
+                case 2:
+                    pred = b;
+                    break;
+                case 3:
+                    pred = (a + b) / 2;
+                    break;
                 case 4: {
-                    const int pp = a + b - c, pa = std::abs(pp - a), pb = std::abs(pp - b), pc = std::abs(pp - c);
+                    const int pp = a + b - c, pa = std::abs(pp - a), pb = std::abs(pp - b),
+                              pc = std::abs(pp - c);
                     pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
                     break;
                 }
-                default: throw Error(path + ": bad PNG filter " + std::to_string(filter));
+                default:
+                    throw Error(path + ": bad PNG filter " + std::to_string(filter));
             }
             cur[i] = uint8_t(row[1 + i] + pred);
         }
@@ -316,10 +338,14 @@ Colours count_colours(const Image& img) {
 std::string text_escaped(const std::string& s) {  // as a serialised DOM writes text
     std::string out;
     for (char ch : s) {
-        if (ch == '&') out += "&amp;";
-        else if (ch == '<') out += "&lt;";
-        else if (ch == '>') out += "&gt;";
-        else out += ch;
+        if (ch == '&')
+            out += "&amp;";
+        else if (ch == '<')
+            out += "&lt;";
+        else if (ch == '>')
+            out += "&gt;";
+        else
+            out += ch;
     }
     return out;
 }
@@ -350,7 +376,8 @@ std::map<int, double> heat_row(const std::string& dom, int n) {
     size_t at = dom.find(row_start);
     REQUIRE(at != std::string::npos);
     const size_t end = dom.find("</tr>", at);
-    for (at = dom.find("<td class=\"c\" data-m=\"", at); at < end; at = dom.find("<td class=\"c\" data-m=\"", at + 1)) {
+    for (at = dom.find("<td class=\"c\" data-m=\"", at); at < end;
+         at = dom.find("<td class=\"c\" data-m=\"", at + 1)) {
         const int m = std::atoi(dom.c_str() + at + 22);
         const std::string title = between(dom, "title=\"", "\"", at);
         const size_t s = title.find("share ");
@@ -431,7 +458,8 @@ TEST_CASE("the script draws a token-level report of the shipped model", "[report
     check_dom_of_real_run(exe, real_run<float>("token", 0, "Once upon a time, there was a little girl"));
 }
 
-TEST_CASE("the script draws a 1 x H grid at head level, a top-20 table at neuron level", "[report][browser]") {
+TEST_CASE("the script draws a 1 x H grid at head level, a top-20 table at neuron level",
+          "[report][browser]") {
     const std::string exe = find_chromium();
     SKIP_WITHOUT_CHROMIUM(exe);
     using depass_test::real_run;
@@ -447,11 +475,13 @@ TEST_CASE("the script draws a 1 x H grid at head level, a top-20 table at neuron
         const std::string title = between(grid, "<td data-m=\"" + std::to_string(h) + "\"", "\">");
         REQUIRE(title.find("share ") != std::string::npos);
         const double v = std::strtod(title.c_str() + title.find("share ") + 6, nullptr);
-        CHECK(std::abs(v - heads.rep.attribution(h, n, 0)) <= 5e-6 * std::abs(heads.rep.attribution(h, n, 0)));
+        CHECK(std::abs(v - heads.rep.attribution(h, n, 0)) <=
+              5e-6 * std::abs(heads.rep.attribution(h, n, 0)));
     }
 
     depass_test::RealRun<double> neurons = real_run<double>("neuron", 1, "Once upon a time");
-    const std::string nh = check_dom_of_real_run(exe, neurons);  // checks the 20 ranked rows against the sort done here
+    const std::string nh =
+        check_dom_of_real_run(exe, neurons);  // checks the 20 ranked rows against the sort done here
     CHECK(nh.find("Top 20 neurons by |share|") != std::string::npos);
     CHECK(nh.find("<th class=\"num\">neuron</th>") != std::string::npos);
     // Wide levels show at most 80 heatmap columns: the largest components and the rest.
@@ -466,11 +496,13 @@ TEST_CASE("the script draws every piece of text escaped", "[report][browser]") {
     // No element came out of a piece: the two scripts of the page, no other.
     CHECK(count(dom, "<script") == 2);
     CHECK(dom.find("'<b>'") == std::string::npos);  // the target piece '<b>' is text, not an element
-    CHECK(dom.find("0: '&lt;s&gt;' \xE2\x86\x92 '&lt;b&gt;'</option>") != std::string::npos);  // the first target piece, quoted
+    CHECK(dom.find("0: '&lt;s&gt;' \xE2\x86\x92 '&lt;b&gt;'</option>") !=
+          std::string::npos);  // the first target piece, quoted
     CHECK(dom.find(">&lt;s&gt;</span>") != std::string::npos);
     CHECK(dom.find("> a&amp;b \"q\" 'x'</span>") != std::string::npos);
     // Invalid UTF-8 becomes U+FFFD.
-    CHECK(dom.find("&lt;/script&gt;&lt;script&gt;alert(2)&lt;/script&gt;\xEF\xBF\xBD</span>") != std::string::npos);
+    CHECK(dom.find("&lt;/script&gt;&lt;script&gt;alert(2)&lt;/script&gt;\xEF\xBF\xBD</span>") !=
+          std::string::npos);
     CHECK(dom.find("&amp;amp;") != std::string::npos);
     CHECK(dom.find("m&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
 }
@@ -484,8 +516,9 @@ TEST_CASE("the HTML report renders in headless Chromium", "[report][browser]") {
     const std::string prompt = "Once upon a time, there was a little girl named Lily";
     const std::string html = dir + "/report.html", png = dir + "/report.png", blank_png = dir + "/blank.png";
     std::string log;
-    REQUIRE(depass_test::run_command(q(depass_test::cli_path()) + " attribute --quiet -m " + q(model) + " --prompt " +
-                                     q(prompt) + " --html " + q(html), &log) == 0);
+    REQUIRE(depass_test::run_command(q(depass_test::cli_path()) + " attribute --quiet -m " + q(model) +
+                                         " --prompt " + q(prompt) + " --html " + q(html),
+                                     &log) == 0);
 
     // The screenshot, and one of an empty page as the control.
     const std::string blank_html = dir + "/blank.html";
@@ -498,15 +531,16 @@ TEST_CASE("the HTML report renders in headless Chromium", "[report][browser]") {
     CHECK(shot.width == 1200);
     CHECK(shot.height == 900);
     const Colours empty = count_colours(blank), page = count_colours(shot);
-    std::printf("report screenshot: %s (%zu colours, %zu red and %zu blue pixels; empty page: %zu colour(s))\n",
-                png.c_str(), page.distinct, page.red, page.blue, empty.distinct);
+    std::printf(
+        "report screenshot: %s (%zu colours, %zu red and %zu blue pixels; empty page: %zu colour(s))\n",
+        png.c_str(), page.distinct, page.red, page.blue, empty.distinct);
     INFO("screenshot " << png << ": " << page.distinct << " colours, " << page.red << " red and " << page.blue
                        << " blue pixels; empty page: " << empty.distinct << " colour(s)");
     CHECK(empty.distinct == 1);
     CHECK(empty.red + empty.blue == 0);
-    CHECK(page.distinct >= 100);   // text, tables, a colour ramp
-    CHECK(page.red >= 2000);       // tokens, bars and heatmap cells that raise the logit
-    CHECK(page.blue >= 200);       // the blue end of the colour scale (and any share that lowers it)
+    CHECK(page.distinct >= 100);  // text, tables, a colour ramp
+    CHECK(page.red >= 2000);      // tokens, bars and heatmap cells that raise the logit
+    CHECK(page.blue >= 200);      // the blue end of the colour scale (and any share that lowers it)
 
     // The DOM after the script ran, opened at #pos=2: every token piece, the completeness
     // line, and the view moved to position 2 (framed; later tokens greyed).
@@ -517,20 +551,25 @@ TEST_CASE("the HTML report renders in headless Chromium", "[report][browser]") {
     std::vector<int> ids = tok.encode(prompt, true, false);
     for (size_t j = 0; j < ids.size(); ++j) {
         std::string piece = tok.piece(ids[j]);
-        if (piece.size() > 2 && piece.front() == '\n' && piece.back() == '\n') piece = piece.substr(1, piece.size() - 2);
+        if (piece.size() > 2 && piece.front() == '\n' && piece.back() == '\n')
+            piece = piece.substr(1, piece.size() - 2);
         INFO("token " << j << " '" << piece << "'");
         CHECK(dom.find(">" + text_escaped(piece) + "</span>") != std::string::npos);
     }
-    CHECK(dom.find("Completeness: the components sum to the true hidden state within max abs error") != std::string::npos);
+    CHECK(dom.find("Completeness: the components sum to the true hidden state within max abs error") !=
+          std::string::npos);
     CHECK(dom.find("Position <b>2</b>") != std::string::npos);
     CHECK(dom.find("class=\"tok at\" data-j=\"2\"") != std::string::npos);
     CHECK(dom.find("class=\"tok future\" data-j=\"3\"") != std::string::npos);
-    CHECK(dom.find("class=\"tok future\" data-j=\"" + std::to_string(ids.size() - 1) + "\"") != std::string::npos);
+    CHECK(dom.find("class=\"tok future\" data-j=\"" + std::to_string(ids.size() - 1) + "\"") !=
+          std::string::npos);
     // The ranking was rebuilt for position 2: tokens 0..2.
     const size_t body = dom.find("<tbody id=\"rank-body\">");
     REQUIRE(body != std::string::npos);
     const std::string rows = dom.substr(body, dom.find("</tbody>", body) - body);
     size_t ranked = 0;
-    for (size_t at = rows.find("<tr data-m=\""); at != std::string::npos; at = rows.find("<tr data-m=\"", at + 1)) ++ranked;
+    for (size_t at = rows.find("<tr data-m=\""); at != std::string::npos;
+         at = rows.find("<tr data-m=\"", at + 1))
+        ++ranked;
     CHECK(ranked == 3);
 }

@@ -1,6 +1,10 @@
 // RoPE frequency scaling: the inverse-frequency table against hand-derived values, the
 // `rope_scaling` block of config.json, and the llama3-rope-s2 fixture's dependence on it.
-#include "test_support.hpp"
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
 
 #include "depass/backward.hpp"
 #include "depass/config.hpp"
@@ -9,13 +13,7 @@
 #include "depass/ops.hpp"
 #include "depass/tolerance.hpp"
 #include "depass/weights.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include <cmath>
-#include <cstdio>
-#include <filesystem>
-#include <random>
+#include "test_support.hpp"
 
 using namespace depass;
 using Catch::Contains;
@@ -27,10 +25,11 @@ double rel_err(double a, double b) { return std::abs(a - b) / std::abs(b); }
 
 // A config.json with the given rope_scaling block (the rest a tiny llama) in the temp dir.
 std::string write_config(const std::string& name, const json& rope_scaling) {
-    json j = {{"model_type", "llama"},      {"hidden_size", 32},       {"intermediate_size", 64},
-              {"num_hidden_layers", 1},     {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-              {"vocab_size", 50},           {"max_position_embeddings", 128},
-              {"rms_norm_eps", 1e-5},       {"rope_theta", 10000.0}};
+    json j = {{"model_type", "llama"},    {"hidden_size", 32},
+              {"intermediate_size", 64},  {"num_hidden_layers", 1},
+              {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+              {"vocab_size", 50},         {"max_position_embeddings", 128},
+              {"rms_norm_eps", 1e-5},     {"rope_theta", 10000.0}};
     j["rope_scaling"] = rope_scaling;
     return depass_test::write_temp_file(name + "/config.json", j.dump(2));
 }
@@ -60,15 +59,15 @@ TEST_CASE("llama3 frequency table: kept, smoothed and divided pairs by hand", "[
         INFO("pair " << i << ": " << f[size_t(i)] << " vs " << want[i]);
         CHECK(rel_err(f[size_t(i)], want[i]) <= 1e-14);
     }
-    std::printf("  llama3 table (Dh 8, theta 1e4, factor 8, M 1000): %.17g %.17g %.17g %.17g\n", f[0], f[1], f[2],
-                f[3]);
+    std::printf("  llama3 table (Dh 8, theta 1e4, factor 8, M 1000): %.17g %.17g %.17g %.17g\n", f[0], f[1],
+                f[2], f[3]);
 
     // The interpolation is continuous: at w = w_hi the pair is kept, at w = w_lo divided.
     // Choose M so that pair 2's wavelength (200 pi) sits exactly on each edge.
     RopeScaling edge = s;
     edge.original_max_positions = 200 * pi * 4;  // w_hi = M / 4 = 200 pi
     CHECK(rel_err(rope_inv_freq(8, 10000.0, edge)[2], 0.01) <= 1e-12);
-    edge.original_max_positions = 200 * pi;      // w_lo = M / 1 = 200 pi
+    edge.original_max_positions = 200 * pi;  // w_lo = M / 1 = 200 pi
     CHECK(rel_err(rope_inv_freq(8, 10000.0, edge)[2], 0.01 / 8) <= 1e-12);
 }
 
@@ -85,7 +84,8 @@ TEST_CASE("linear and default frequency tables; linear scaling divides the posit
     // The op with the linear table: position 2n turns as position n of the plain table.
     const int H = 2, Dh = 8, N = 12;
     Mat<double> x(N, H * Dh);
-    for (int d = 0; d < H * Dh; ++d) x.col(d).setConstant(std::sin(1.0 + d));  // the same vector at every position
+    for (int d = 0; d < H * Dh; ++d)
+        x.col(d).setConstant(std::sin(1.0 + d));  // the same vector at every position
     Mat<double> a = x, b = x;
     rope(a, H, Dh, RopeStyle::Half, half);
     rope(b, H, Dh, RopeStyle::Half, plain);
@@ -102,16 +102,19 @@ TEST_CASE("linear and default frequency tables; linear scaling divides the posit
     c.rope_theta = 10000.0;
     c.rope_freq_factors = {1, 2, 4, 8};
     const std::vector<double> g = rope_inv_freq(c);
-    for (int i = 0; i < 4; ++i) CHECK(rel_err(g[size_t(i)], want[i] / c.rope_freq_factors[size_t(i)]) <= 1e-15);
+    for (int i = 0; i < 4; ++i)
+        CHECK(rel_err(g[size_t(i)], want[i] / c.rope_freq_factors[size_t(i)]) <= 1e-15);
 }
 
-TEST_CASE("config.json rope_scaling: llama3, linear, default, refused types and bad values", "[rope][scaling][io]") {
+TEST_CASE("config.json rope_scaling: llama3, linear, default, refused types and bad values",
+          "[rope][scaling][io]") {
     {
-        const Config c = read_hf_config(write_config("rs_llama3", {{"rope_type", "llama3"},
-                                                                   {"factor", 32.0},
-                                                                   {"low_freq_factor", 1.0},
-                                                                   {"high_freq_factor", 4.0},
-                                                                   {"original_max_position_embeddings", 8192}}));
+        const Config c =
+            read_hf_config(write_config("rs_llama3", {{"rope_type", "llama3"},
+                                                      {"factor", 32.0},
+                                                      {"low_freq_factor", 1.0},
+                                                      {"high_freq_factor", 4.0},
+                                                      {"original_max_position_embeddings", 8192}}));
         CHECK(c.rope_scaling.kind == RopeScalingKind::Llama3);
         CHECK(c.rope_scaling.factor == 32.0);
         CHECK(c.rope_scaling.low_freq_factor == 1.0);
@@ -143,10 +146,12 @@ TEST_CASE("config.json rope_scaling: llama3, linear, default, refused types and 
         CHECK_THROWS_WITH(read_hf_config(p), Contains("'rope_scaling'") && Contains("'rope_type'"));
     }
     {
-        const std::string p =
-            write_config("rs_missing", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                                        {"original_max_position_embeddings", 8192}});
-        CHECK_THROWS_WITH(read_hf_config(p), Contains("missing required field 'rope_scaling.high_freq_factor'"));
+        const std::string p = write_config("rs_missing", {{"rope_type", "llama3"},
+                                                          {"factor", 8.0},
+                                                          {"low_freq_factor", 1.0},
+                                                          {"original_max_position_embeddings", 8192}});
+        CHECK_THROWS_WITH(read_hf_config(p),
+                          Contains("missing required field 'rope_scaling.high_freq_factor'"));
     }
     {
         const std::string p = write_config("rs_string", {{"rope_type", "linear"}, {"factor", "2"}});
@@ -157,9 +162,11 @@ TEST_CASE("config.json rope_scaling: llama3, linear, default, refused types and 
         CHECK_THROWS_WITH(read_hf_config(p), Contains("rope_scaling.factor must be positive"));
     }
     {
-        const std::string p =
-            write_config("rs_band", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0},
-                                     {"high_freq_factor", 1.0}, {"original_max_position_embeddings", 8192}});
+        const std::string p = write_config("rs_band", {{"rope_type", "llama3"},
+                                                       {"factor", 8.0},
+                                                       {"low_freq_factor", 4.0},
+                                                       {"high_freq_factor", 1.0},
+                                                       {"original_max_position_embeddings", 8192}});
         CHECK_THROWS_WITH(read_hf_config(p), Contains("rope_scaling.high_freq_factor (1) must exceed"));
     }
     {
@@ -168,7 +175,8 @@ TEST_CASE("config.json rope_scaling: llama3, linear, default, refused types and 
     }
 }
 
-TEST_CASE("llama3-rope-s2: the scaling is read and is what makes the goldens match", "[rope][scaling][fixtures]") {
+TEST_CASE("llama3-rope-s2: the scaling is read and is what makes the goldens match",
+          "[rope][scaling][fixtures]") {
     SKIP_WITHOUT_SHARED();
     const std::string dir = depass_test::fixtures_dir() + "/llama3-rope-s2";
     Model<double> m = load_model<double>(dir);
@@ -185,8 +193,10 @@ TEST_CASE("llama3-rope-s2: the scaling is read and is what makes the goldens mat
     for (int i = 2; i < 8; ++i) CHECK(rel_err(f[size_t(i)], plain[size_t(i)] / 8) <= 1e-15);
 
     // Without the scaling the forward pass leaves the exact goldens far behind.
-    const auto ids = json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
-    const Tensor<double> ref = SafeTensors::open(dir + "/golden_exact_f64.safetensors").read<double>("logits");
+    const auto ids =
+        json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
+    const Tensor<double> ref =
+        SafeTensors::open(dir + "/golden_exact_f64.safetensors").read<double>("logits");
     auto logits_rel = [&](const Model<double>& model) {
         const Mat<double> l = forward(model, ids).logits;  // [N, V], row-major like the golden
         return depass_test::diff(l.data(), ref.data.data(), ref.size()).rel();
@@ -194,7 +204,8 @@ TEST_CASE("llama3-rope-s2: the scaling is read and is what makes the goldens mat
     const double with = logits_rel(m);
     m.cfg.rope_scaling = RopeScaling{};
     const double without = logits_rel(m);
-    std::printf("  llama3-rope-s2 logits vs exact goldens: with scaling rel %.3e, without %.3e\n", with, without);
+    std::printf("  llama3-rope-s2 logits vs exact goldens: with scaling rel %.3e, without %.3e\n", with,
+                without);
     CHECK(with <= 1e-10);
     CHECK(without > 1e-3);
 }
@@ -203,7 +214,8 @@ TEST_CASE("llama3-rope-s2: the backward pass rotates with the scaled table", "[r
     SKIP_WITHOUT_SHARED();
     const std::string dir = depass_test::fixtures_dir() + "/llama3-rope-s2";
     const Model<double> m = load_model<double>(dir);
-    const auto ids = json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
+    const auto ids =
+        json::parse(read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
     const int N = int(ids.size()), pos = N - 1, target = 17;
     const Mat<double> h0 = forward(m, ids).h[0];
     const Gradients<double> g = backward(m, forward(m, ids), pos, target);
@@ -218,6 +230,7 @@ TEST_CASE("llama3-rope-s2: the backward pass rotates with the scaled table", "[r
     auto f = [&](double t) { return log_prob_from_embeddings(m, Mat<double>(h0 + t * R), ids, pos, target); };
     const double fd = (8 * (f(h) - f(-h)) - (f(2 * h) - f(-2 * h))) / (12 * h);
     const double an = (g.h0.array() * R.array()).sum();
-    std::printf("  llama3-rope-s2 directional derivative: backward %.12e, finite differences %.12e\n", an, fd);
+    std::printf("  llama3-rope-s2 directional derivative: backward %.12e, finite differences %.12e\n", an,
+                fd);
     CHECK(std::abs(an - fd) <= tolerance::gradient_fd_rel * std::abs(fd));
 }

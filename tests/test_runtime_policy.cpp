@@ -3,12 +3,11 @@
 // sleep unless the user chose OMP_WAIT_POLICY (include/depass/threading.hpp). Both are observed
 // from outside: the allocator by whether a 64 MiB block is mapped on its own, the wait policy by
 // what GNU libgomp itself reports at start-up (OMP_DISPLAY_ENV).
-#include "test_support.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
+
+#include "test_support.hpp"
 
 namespace {
 
@@ -39,7 +38,8 @@ std::string last_display(const std::string& log, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("the command keeps freed memory for reuse, and --system-malloc leaves glibc's defaults", "[allocator]") {
+TEST_CASE("the command keeps freed memory for reuse, and --system-malloc leaves glibc's defaults",
+          "[allocator]") {
 #ifndef __GLIBC__
     WARN("not glibc: the allocator is never changed");
     return;
@@ -54,10 +54,11 @@ TEST_CASE("the command keeps freed memory for reuse, and --system-malloc leaves 
 }
 
 TEST_CASE("the command's waiting threads sleep unless OMP_WAIT_POLICY is set", "[threads]") {
-    const std::string cmd = q(depass_test::cli_path()) + " tokenize -m " + q(model_path()) + " --prompt 'Once'";
+    const std::string cmd =
+        q(depass_test::cli_path()) + " tokenize -m " + q(model_path()) + " --prompt 'Once'";
     std::string log;
-    REQUIRE(depass_test::run_command("env -u OMP_WAIT_POLICY OMP_NUM_THREADS=2 OMP_DISPLAY_ENV=verbose " + cmd, &log) ==
-            0);
+    REQUIRE(depass_test::run_command(
+                "env -u OMP_WAIT_POLICY OMP_NUM_THREADS=2 OMP_DISPLAY_ENV=verbose " + cmd, &log) == 0);
     const std::string spin = last_display(log, "GOMP_SPINCOUNT");
     if (spin.empty()) {
         WARN("the OpenMP runtime is not GNU libgomp (no GOMP_SPINCOUNT in OMP_DISPLAY_ENV): not checked");
@@ -68,8 +69,8 @@ TEST_CASE("the command's waiting threads sleep unless OMP_WAIT_POLICY is set", "
     CHECK(spin == "0");  // passive: no spinning at all (libgomp's default spins 300000 times)
 
     // The user's choice is kept.
-    REQUIRE(depass_test::run_command("OMP_WAIT_POLICY=active OMP_NUM_THREADS=2 OMP_DISPLAY_ENV=verbose " + cmd, &log) ==
-            0);
+    REQUIRE(depass_test::run_command(
+                "OMP_WAIT_POLICY=active OMP_NUM_THREADS=2 OMP_DISPLAY_ENV=verbose " + cmd, &log) == 0);
     CHECK(last_display(log, "OMP_WAIT_POLICY") == "ACTIVE");
     CHECK(last_display(log, "GOMP_SPINCOUNT") != "0");
 }

@@ -2,16 +2,15 @@
 // widened one at a time when a pass reaches them. Everything a streamed model computes must
 // be bit-identical to the same file loaded resident -- the forward trace, every attribution
 // level, the backward pass -- for safetensors (F32 fixtures, a BF16 re-save) and GGUF (F16).
-#include "test_support.hpp"
-
-#include "depass/attribute.hpp"
-#include "depass/backward.hpp"
-#include "depass/io.hpp"
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "depass/attribute.hpp"
+#include "depass/backward.hpp"
+#include "depass/io.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 namespace fs = std::filesystem;
@@ -144,8 +143,8 @@ TEMPLATE_TEST_CASE("streamed weights: a BF16 checkpoint widens exactly and strea
     check_streamed_matches<T>(dir, {1, 7, 3, 9, 4, 2});
 }
 
-TEMPLATE_TEST_CASE("streamed weights: the third-party GGUF (F16) streams bit for bit", "[gguf][streamed]", float,
-                   double) {
+TEMPLATE_TEST_CASE("streamed weights: the third-party GGUF (F16) streams bit for bit", "[gguf][streamed]",
+                   float, double) {
     SKIP_WITHOUT_SHARED();
     check_streamed_matches<TestType>(depass_test::weights_dir() + "/third_party/llama-2-tiny-random.gguf",
                                      {1, 9038, 2501, 263, 931});

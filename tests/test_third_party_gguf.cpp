@@ -2,14 +2,13 @@
 // an untied output matrix and the real Llama 2 SentencePiece vocabulary, with random
 // weights. It must load, tokenize exactly as the Llama 2 tokenizer does, and attribute
 // with completeness at every residual point, in float and in double.
-#include "test_support.hpp"
+#include <cmath>
 
 #include "depass/attribute.hpp"
 #include "depass/io.hpp"
 #include "depass/tokenizer.hpp"
 #include "depass/tolerance.hpp"
-
-#include <cmath>
+#include "test_support.hpp"
 
 using namespace depass;
 
@@ -17,7 +16,8 @@ namespace {
 std::string gguf_path() { return depass_test::weights_dir() + "/third_party/llama-2-tiny-random.gguf"; }
 }  // namespace
 
-TEST_CASE("third-party GGUF: loads with the shape its metadata states, untied output", "[gguf][third_party]") {
+TEST_CASE("third-party GGUF: loads with the shape its metadata states, untied output",
+          "[gguf][third_party]") {
     SKIP_WITHOUT_SHARED();
     const Model<double> m = load_model<double>(gguf_path());
     const Config& c = m.cfg;
@@ -32,14 +32,15 @@ TEST_CASE("third-party GGUF: loads with the shape its metadata states, untied ou
     CHECK(c.rope == RopeStyle::Interleaved);
 }
 
-TEST_CASE("third-party GGUF: its vocabulary tokenizes as the Llama 2 SentencePiece model", "[gguf][third_party]") {
+TEST_CASE("third-party GGUF: its vocabulary tokenizes as the Llama 2 SentencePiece model",
+          "[gguf][third_party]") {
     SKIP_WITHOUT_SHARED();
     const auto from_gguf = open_tokenizer(gguf_path());
     const auto spm = load_sentencepiece_tokenizer(depass_test::weights_dir() + "/tokenizer.model");
     // The ids the weights' MANIFEST gives for the Llama 2 vocabulary.
     CHECK(from_gguf->encode("Once upon a time", true, false) == std::vector<int>{1, 9038, 2501, 263, 931});
-    for (const std::string text : {"Once upon a time", " leading space", "naïve café, 2024!", "tabs\tand\nnewlines",
-                                   "日本語のテキスト"}) {
+    for (const std::string text : {"Once upon a time", " leading space", "naïve café, 2024!",
+                                   "tabs\tand\nnewlines", "日本語のテキスト"}) {
         INFO(text);
         CHECK(from_gguf->encode(text, true, false) == spm->encode(text, true, false));
         CHECK(from_gguf->decode(from_gguf->encode(text, true, false)) == text);
@@ -51,7 +52,8 @@ TEMPLATE_TEST_CASE("third-party GGUF: token-level attribution is complete and su
     SKIP_WITHOUT_SHARED();
     using T = TestType;
     const Model<T> m = load_model<T>(gguf_path());
-    const std::vector<int> ids = open_tokenizer(gguf_path())->encode("Once upon a time, a little fox", true, false);
+    const std::vector<int> ids =
+        open_tokenizer(gguf_path())->encode("Once upon a time, a little fox", true, false);
     for (Level level : {Level::Token, Level::Head, Level::Neuron}) {
         INFO(level_name(level));
         AttributionRequest rq;
@@ -64,7 +66,8 @@ TEMPLATE_TEST_CASE("third-party GGUF: token-level attribution is complete and su
         for (int n = 0; n < N; ++n) {
             double s = 0;
             for (int k = 0; k < M; ++k) s += double(a.logit_attribution.data[size_t(k) * N + n]);
-            worst = std::max(worst, std::abs(s - a.target_logits(n, 0)) / std::max(1.0, std::abs(a.target_logits(n, 0))));
+            worst = std::max(
+                worst, std::abs(s - a.target_logits(n, 0)) / std::max(1.0, std::abs(a.target_logits(n, 0))));
         }
         CHECK(worst <= 50 * tolerance::completeness_rel<T>());
     }

@@ -1,9 +1,8 @@
 // Results do not depend on the number of threads (every thread owns whole output rows).
-#include "test_support.hpp"
-
 #include "depass/decompose.hpp"
 #include "depass/initialisers.hpp"
 #include "depass/threading.hpp"
+#include "test_support.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -17,7 +16,13 @@ namespace {
 Config llama_config(int D, int I, int L, int H, int Hkv, int Dh, int max_positions) {
     Config cfg;
     cfg.model_type = "llama";
-    cfg.D = D; cfg.I = I; cfg.L = L; cfg.H = H; cfg.Hkv = Hkv; cfg.Dh = Dh; cfg.V = 64;
+    cfg.D = D;
+    cfg.I = I;
+    cfg.L = L;
+    cfg.H = H;
+    cfg.Hkv = Hkv;
+    cfg.Dh = Dh;
+    cfg.V = 64;
     cfg.max_positions = max_positions;
     return cfg;
 }

@@ -1,12 +1,11 @@
 // The tiled branch of the linear product (src/ops/linear.cpp: products of at least
 // kTiledProductWork multiply-adds are cut into fixed [64, 256] output tiles) against a naive
 // triple loop, with 1 and 2 threads, on shapes that the tiles do not divide.
-#include "test_support.hpp"
+#include <random>
 
 #include "depass/ops.hpp"
 #include "depass/threading.hpp"
-
-#include <random>
+#include "test_support.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

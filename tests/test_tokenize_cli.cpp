@@ -1,11 +1,11 @@
 // `depass tokenize` end to end: ids of the shipped model's tokenizer (the values the
 // original llama2.c prints for stories260K), --pieces, the tokenizer search next to the
 // model, and one-line errors.
-#include "test_support.hpp"
-
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include "test_support.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,9 +1,5 @@
 // Tests for the llama2.c tokenizer: loading / validation, encoding against the known
 // llama2.c outputs, decoding (including the golden greedy continuation) and round trips.
-#include "depass/tokenizer.hpp"
-
-#include "test_support.hpp"
-
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -11,6 +7,9 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "depass/tokenizer.hpp"
+#include "test_support.hpp"
 
 using depass::Llama2cTokenizer;
 
@@ -122,10 +121,11 @@ TEST_CASE("decode(encode(s)) == s for ASCII and UTF-8 text", "[tokenizer]") {
         "Hello, world! 123 + 456 = 579.",
         "  leading spaces, trailing spaces  ",
         "tabs\tand\nnewlines\r\n",
-        "caf\xC3\xA9 na\xC3\xAFve \xC3\xBC" "ber",                        // café naïve über
-        "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E",                          // 日本語
-        "emoji \xF0\x9F\x98\x80 and \xF0\x9F\xA6\x99 end",               // 😀 🦙
-        "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82",              // привет
+        "caf\xC3\xA9 na\xC3\xAFve \xC3\xBC"
+        "ber",                                               // café naïve über
+        "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E",              // 日本語
+        "emoji \xF0\x9F\x98\x80 and \xF0\x9F\xA6\x99 end",   // 😀 🦙
+        "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82",  // привет
         " ",
         "x",
     };
@@ -328,7 +328,7 @@ TEST_CASE("malformed tokenizer files raise depass::Error naming the file", "[tok
     }
     SECTION("truncated in the middle of a piece's bytes") {
         Bin b = tiny_vocab();
-        b.bytes.resize(b.bytes.size() - 1);   // last piece "bb" loses a byte
+        b.bytes.resize(b.bytes.size() - 1);  // last piece "bb" loses a byte
         auto path = b.write("truncated_bytes.bin");
         auto m = message_of(path);
         CHECK(contains(m, path));
@@ -412,7 +412,7 @@ TEST_CASE("tokenizer.bin agrees with the llama.cpp SentencePiece test vectors", 
         std::vector<int> expected;
         for (int id; ls >> id;) expected.push_back(id);
         INFO("input " << n << ": [" << inputs[n] << "]");
-        CHECK(tok.encode(inputs[n], false) == expected);   // the vectors carry no BOS
+        CHECK(tok.encode(inputs[n], false) == expected);  // the vectors carry no BOS
         CHECK(tok.decode(tok.encode(inputs[n])) == inputs[n]);
         ++n;
     }

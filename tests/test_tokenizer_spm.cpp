@@ -2,14 +2,13 @@
 // independent references: the llama.cpp tokenizer test vectors for the Llama 2
 // vocabulary, and the llama2.c export of the same vocabulary (tokenizer.bin), whose
 // encoder is our own implementation of llama2.c's merge loop.
-#include "test_support.hpp"
-
-#include "depass/tokenizer.hpp"
-
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
+
+#include "depass/tokenizer.hpp"
+#include "test_support.hpp"
 
 using namespace depass;
 using Catch::Matchers::Contains;

@@ -4,18 +4,17 @@
 // small report whose every piece of text needs escaping.
 #pragma once
 
-#include "test_support.hpp"
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <vector>
 
 #include "depass/attribute.hpp"
 #include "depass/decompose.hpp"
 #include "depass/io.hpp"
 #include "depass/report.hpp"
 #include "depass/tokenizer.hpp"
-
-#include <algorithm>
-#include <numeric>
-#include <string>
-#include <vector>
+#include "test_support.hpp"
 
 namespace depass_test {
 
@@ -29,7 +28,7 @@ inline std::string report_tok_path() { return source_dir() + "/weights/tok512.bi
 template <class T>
 struct RealRun {
     AttributionReport rep;
-    Mat<double> logits;            // [N, V] of the recorded pass
+    Mat<double> logits;  // [N, V] of the recorded pass
     std::vector<std::vector<int>> targets;
 };
 
@@ -114,7 +113,8 @@ inline AttributionReport escaping_report() {
     r.target_pieces = {"<b>", "&amp;", "]]></x>"};
     r.target_logits = {1.0, 2.0, 3.0};
     // [M, N, K]: token j's share at position n, zero for j > n.
-    r.logit_attribution = {1.0, 0.5, 2.5, /*token 1*/ 0, 1.5, -0.25, /*token 2*/ 0, 0, 0.75, /*rest*/ 0, 0, 0};
+    r.logit_attribution = {1.0,           0.5, 2.5,  /*token 1*/ 0, 1.5, -0.25,
+                           /*token 2*/ 0, 0,   0.75, /*rest*/ 0,    0,   0};
     return r;
 }
 

@@ -2,7 +2,6 @@
 // to CTest (exit code 77) instead of letting them pass silently.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 
 namespace depass_test {
@@ -13,10 +12,11 @@ int main(int argc, char* argv[]) {
     int failed = Catch::Session().run(argc, argv);
     if (failed) return failed;
     if (depass_test::skipped_count() > 0) {
-        std::fprintf(stderr,
-                     "\n*** %d test case(s) SKIPPED: something they need is missing (see the warnings above: "
-                     "the reference data in tests/data or $DEPASS_SHARED_DIR, or a program such as chromium). ***\n\n",
-                     depass_test::skipped_count());
+        std::fprintf(
+            stderr,
+            "\n*** %d test case(s) SKIPPED: something they need is missing (see the warnings above: "
+            "the reference data in tests/data or $DEPASS_SHARED_DIR, or a program such as chromium). ***\n\n",
+            depass_test::skipped_count());
         return 77;
     }
     return 0;

@@ -1,15 +1,16 @@
 #include "test_support.hpp"
 
-#include "depass/io.hpp"
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
-#include <sstream>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <sstream>
+
+#include "depass/io.hpp"
 
 namespace fs = std::filesystem;
 
@@ -80,12 +81,15 @@ int run_cli_stdout(const std::string& args, std::string* out) {
 }
 
 std::vector<int> fixture_ids(const std::string& dir) {
-    return nlohmann::json::parse(depass::read_text_file(dir + "/tokens.json")).at("input_ids").get<std::vector<int>>();
+    return nlohmann::json::parse(depass::read_text_file(dir + "/tokens.json"))
+        .at("input_ids")
+        .get<std::vector<int>>();
 }
 
 size_t count_of(const std::string& hay, const std::string& needle) {
     size_t n = 0;
-    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) ++n;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size()))
+        ++n;
     return n;
 }
 
@@ -99,10 +103,14 @@ std::string between(const std::string& s, const std::string& from, const std::st
 
 const char* tiny_arch_name(TinyArch a) {
     switch (a) {
-        case TinyArch::Llama: return "llama (GQA, rotate-half RoPE)";
-        case TinyArch::LlamaInterleaved: return "llama (GQA, interleaved RoPE)";
-        case TinyArch::Qwen2: return "qwen2 (q/k/v biases, one KV head, tied)";
-        case TinyArch::Gpt2: return "gpt2 (LayerNorm, GELU, biases, learned positions)";
+        case TinyArch::Llama:
+            return "llama (GQA, rotate-half RoPE)";
+        case TinyArch::LlamaInterleaved:
+            return "llama (GQA, interleaved RoPE)";
+        case TinyArch::Qwen2:
+            return "qwen2 (q/k/v biases, one KV head, tied)";
+        case TinyArch::Gpt2:
+            return "gpt2 (LayerNorm, GELU, biases, learned positions)";
     }
     return "?";
 }

@@ -8,28 +8,27 @@
 // With DEPASS_REQUIRE_FIXTURES=1 (as .ci/run sets) a missing directory fails.
 #pragma once
 
-#include "depass/config.hpp"
-#include "depass/types.hpp"
-
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <functional>
 #include <random>
-#include <vector>
 #include <string>
+#include <vector>
+
+#include "depass/config.hpp"
+#include "depass/types.hpp"
 
 namespace depass_test {
 
-std::string shared_dir();                 // the data directory (may not exist)
-std::string fixtures_dir();               // shared_dir()/fixtures
-std::string weights_dir();                // shared_dir()/weights
-bool have_shared();                       // fixtures/ and weights/ both present
-bool require_fixtures();                  // DEPASS_REQUIRE_FIXTURES=1
-void note_skip(const std::string& why);   // counts a skip (reported by main)
-std::string cli_path();                   // the built `depass` executable
-std::string source_dir();                 // the project's source tree
-std::string temp_dir();                   // a fresh directory for this test binary
+std::string shared_dir();                // the data directory (may not exist)
+std::string fixtures_dir();              // shared_dir()/fixtures
+std::string weights_dir();               // shared_dir()/weights
+bool have_shared();                      // fixtures/ and weights/ both present
+bool require_fixtures();                 // DEPASS_REQUIRE_FIXTURES=1
+void note_skip(const std::string& why);  // counts a skip (reported by main)
+std::string cli_path();                  // the built `depass` executable
+std::string source_dir();                // the project's source tree
+std::string temp_dir();                  // a fresh directory for this test binary
 
 // Tokenizer test vectors (llama.cpp's layout): the .inp file holds the inputs separated by
 // "\n__ggml_vocab_test__\n" (the file ends with one); the .out file one line of
@@ -108,7 +107,10 @@ Diff diff(const A* a, const B* b, size_t n) {
     Diff d;
     for (size_t i = 0; i < n; ++i) {
         double e = std::abs(double(a[i]) - double(b[i]));
-        if (!(e <= d.max_abs)) { d.max_abs = e; d.worst = i; }   // NaN propagates as worst
+        if (!(e <= d.max_abs)) {
+            d.max_abs = e;
+            d.worst = i;
+        }  // NaN propagates as worst
         d.max_ref = std::max(d.max_ref, std::abs(double(b[i])));
     }
     return d;
@@ -116,15 +118,15 @@ Diff diff(const A* a, const B* b, size_t n) {
 
 }  // namespace depass_test
 
-#define SKIP_WITHOUT_SHARED()                                                             \
-    do {                                                                                  \
-        if (!depass_test::have_shared()) {                                                \
-            if (depass_test::require_fixtures())                                          \
-                FAIL("shared reference data missing at " << depass_test::shared_dir()     \
-                     << " and DEPASS_REQUIRE_FIXTURES=1");                                \
-            depass_test::note_skip(Catch::getResultCapture().getCurrentTestName());       \
-            WARN("SKIPPED: no reference data at " << depass_test::shared_dir()            \
-                 << " (set DEPASS_SHARED_DIR)");                                          \
-            return;                                                                       \
-        }                                                                                 \
+#define SKIP_WITHOUT_SHARED()                                                                  \
+    do {                                                                                       \
+        if (!depass_test::have_shared()) {                                                     \
+            if (depass_test::require_fixtures())                                               \
+                FAIL("shared reference data missing at " << depass_test::shared_dir()          \
+                                                         << " and DEPASS_REQUIRE_FIXTURES=1"); \
+            depass_test::note_skip(Catch::getResultCapture().getCurrentTestName());            \
+            WARN("SKIPPED: no reference data at " << depass_test::shared_dir()                 \
+                                                  << " (set DEPASS_SHARED_DIR)");              \
+            return;                                                                            \
+        }                                                                                      \
     } while (0)

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -10,11 +9,13 @@ namespace depass_test {
 
 // The vocabulary holds every byte's character of the GPT-2 byte alphabet (id = byte; the bytes
 // that are not printable map to U+0100...), then `extra` (ids 256...); `merges` as given.
-inline nlohmann::json tiny_tokenizer_json(const std::vector<std::string>& extra, const nlohmann::json& merges) {
+inline nlohmann::json tiny_tokenizer_json(const std::vector<std::string>& extra,
+                                          const nlohmann::json& merges) {
     nlohmann::json vocab = nlohmann::json::object();
     int id = 0, next = 0x100;
     for (int b = 0; b < 256; ++b) {
-        const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        const bool printable =
+            (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         const int cp = printable ? b : next++;
         std::string s;
         if (cp < 0x80)
