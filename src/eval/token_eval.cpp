@@ -16,51 +16,36 @@
 
 #include "depass/attribute.hpp"
 #include "depass/backward.hpp"
+#include "depass/enum_names.hpp"
 #include "depass/eval.hpp"
 #include "parallel.hpp"
 
 namespace depass::eval {
 
-const char* method_name(TokenMethod m) {
-    switch (m) {
-        case TokenMethod::DePass:
-            return "depass";
-        case TokenMethod::Random:
-            return "random";
-        case TokenMethod::AttentionLast:
-            return "attn_last";
-        case TokenMethod::AttentionMean:
-            return "attn_mean";
-        case TokenMethod::Rollout:
-            return "rollout";
-        case TokenMethod::EmbeddingNorm:
-            return "embed_norm";
-        case TokenMethod::Occlusion:
-            return "occlusion";
-        case TokenMethod::IntegratedGradients:
-            return "integrated_gradients";
-        case TokenMethod::InputXGradient:
-            return "input_x_gradient";
-        case TokenMethod::GradientNorm:
-            return "gradient_norm";
-    }
-    return "?";
-}
+namespace {
+const NamedValue<TokenMethod> kTokenMethods[] = {
+    {TokenMethod::DePass, "depass"},
+    {TokenMethod::Random, "random"},
+    {TokenMethod::AttentionLast, "attn_last"},
+    {TokenMethod::AttentionMean, "attn_mean"},
+    {TokenMethod::Rollout, "rollout"},
+    {TokenMethod::EmbeddingNorm, "embed_norm"},
+    {TokenMethod::Occlusion, "occlusion"},
+    {TokenMethod::IntegratedGradients, "integrated_gradients"},
+    {TokenMethod::InputXGradient, "input_x_gradient"},
+    {TokenMethod::GradientNorm, "gradient_norm"},
+};
+}  // namespace
 
-std::vector<TokenMethod> all_token_methods() {
-    return {TokenMethod::DePass,         TokenMethod::Random,
-            TokenMethod::AttentionLast,  TokenMethod::AttentionMean,
-            TokenMethod::Rollout,        TokenMethod::EmbeddingNorm,
-            TokenMethod::Occlusion,      TokenMethod::IntegratedGradients,
-            TokenMethod::InputXGradient, TokenMethod::GradientNorm};
-}
+const char* method_name(TokenMethod m) { return name_in(kTokenMethods, m); }
+
+std::vector<TokenMethod> all_token_methods() { return values_in(kTokenMethods); }
 
 TokenMethod parse_token_method(const std::string& s) {
-    for (TokenMethod m : all_token_methods())
-        if (s == method_name(m)) return m;
-    throw Error("unknown token attribution method '" + s +
-                "' (expected depass, random, attn_last, attn_mean, rollout, embed_norm, occlusion, "
-                "integrated_gradients, input_x_gradient or gradient_norm)");
+    TokenMethod m;
+    if (value_in(kTokenMethods, s, &m)) return m;
+    throw Error("unknown token attribution method '" + s + "' (expected " + names_in(kTokenMethods, " or ") +
+                ")");
 }
 
 // p = exp(l_t - max) / sum_v exp(l_v - max), in double

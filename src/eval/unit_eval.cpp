@@ -11,6 +11,7 @@
 
 #include "depass/attribute.hpp"
 #include "depass/backward.hpp"
+#include "depass/enum_names.hpp"
 #include "depass/eval.hpp"
 #include "parallel.hpp"
 
@@ -20,26 +21,17 @@ const char* unit_name(UnitKind k) { return k == UnitKind::Head ? "head" : "neuro
 
 int units_per_layer(const Config& cfg, UnitKind k) { return k == UnitKind::Head ? cfg.H : cfg.I; }
 
-const char* method_name(UnitMethod m) {
-    switch (m) {
-        case UnitMethod::DePassSigned:
-            return "depass_signed";
-        case UnitMethod::DePassAbs:
-            return "depass_abs";
-        case UnitMethod::Random:
-            return "random";
-        case UnitMethod::Magnitude:
-            return "magnitude";
-        case UnitMethod::Atp:
-            return "atp";
-    }
-    return "?";
-}
+namespace {
+const NamedValue<UnitMethod> kUnitMethods[] = {{UnitMethod::DePassSigned, "depass_signed"},
+                                               {UnitMethod::DePassAbs, "depass_abs"},
+                                               {UnitMethod::Random, "random"},
+                                               {UnitMethod::Magnitude, "magnitude"},
+                                               {UnitMethod::Atp, "atp"}};
+}  // namespace
 
-std::vector<UnitMethod> all_unit_methods() {
-    return {UnitMethod::DePassSigned, UnitMethod::DePassAbs, UnitMethod::Random, UnitMethod::Magnitude,
-            UnitMethod::Atp};
-}
+const char* method_name(UnitMethod m) { return name_in(kUnitMethods, m); }
+
+std::vector<UnitMethod> all_unit_methods() { return values_in(kUnitMethods); }
 
 int zeroed_count(double fraction, int total) {
     if (!(fraction > 0 && fraction <= 1))

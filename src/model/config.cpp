@@ -5,6 +5,8 @@
 #include <sstream>
 #include <string>
 
+#include "depass/enum_names.hpp"
+
 namespace depass {
 
 namespace {
@@ -80,13 +82,18 @@ Config preset(Arch arch) {
     return c;
 }
 
+namespace {
+const NamedValue<Arch> kArchs[] = {{Arch::Llama, "llama"},
+                                   {Arch::Mistral, "mistral"},
+                                   {Arch::Qwen2, "qwen2"},
+                                   {Arch::Gpt2, "gpt2"},
+                                   {Arch::Llama2c, "llama2c"}};
+}  // namespace
+
 Arch parse_arch(const std::string& t) {
-    if (t == "llama") return Arch::Llama;
-    if (t == "mistral") return Arch::Mistral;
-    if (t == "qwen2") return Arch::Qwen2;
-    if (t == "gpt2") return Arch::Gpt2;
-    if (t == "llama2c") return Arch::Llama2c;
-    throw Error("model_type '" + t + "' is not supported (supported: llama, mistral, qwen2, gpt2, llama2c)");
+    Arch a;
+    if (value_in(kArchs, t, &a)) return a;
+    throw Error("model_type '" + t + "' is not supported (supported: " + names_in(kArchs, ", ") + ")");
 }
 
 std::vector<double> rope_inv_freq(const Config& cfg) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "depass/enum_names.hpp"
 #include "depass/threading.hpp"
 
 namespace depass {
@@ -27,33 +28,19 @@ void set_rest(Components<T>& c, const Mat<T>& state) {
 
 }  // namespace
 
+namespace {
+const NamedValue<Level> kLevels[] = {{Level::Token, "token"},       {Level::Module, "module"},
+                                     {Level::Head, "head"},         {Level::Neuron, "neuron"},
+                                     {Level::Subspace, "subspace"}, {Level::Custom, "custom"}};
+}  // namespace
+
 Level parse_level(const std::string& s) {
-    if (s == "token") return Level::Token;
-    if (s == "module") return Level::Module;
-    if (s == "head") return Level::Head;
-    if (s == "neuron") return Level::Neuron;
-    if (s == "subspace") return Level::Subspace;
-    if (s == "custom") return Level::Custom;
-    throw Error("unknown level '" + s + "' (expected token, module, head, neuron, subspace or custom)");
+    Level l;
+    if (value_in(kLevels, s, &l)) return l;
+    throw Error("unknown level '" + s + "' (expected " + names_in(kLevels, " or ") + ")");
 }
 
-const char* level_name(Level level) {
-    switch (level) {
-        case Level::Token:
-            return "token";
-        case Level::Module:
-            return "module";
-        case Level::Head:
-            return "head";
-        case Level::Neuron:
-            return "neuron";
-        case Level::Subspace:
-            return "subspace";
-        case Level::Custom:
-            return "custom";
-    }
-    return "?";
-}
+const char* level_name(Level level) { return name_in(kLevels, level); }
 
 const char* kind_name(ComponentInfo::Kind kind) {
     using K = ComponentInfo::Kind;

@@ -2,6 +2,7 @@
 #include "depass/components.hpp"
 
 #include "check.hpp"
+#include "depass/enum_names.hpp"
 #include "depass/ops.hpp"
 
 namespace depass {
@@ -69,30 +70,21 @@ void residual_add(Components<T>& x, const Components<T>& y) {
     x.X += y.X;
 }
 
+namespace {
+const NamedValue<MlpRule> kRules[] = {{MlpRule::Softmax, "softmax"},
+                                      {MlpRule::Max, "max"},
+                                      {MlpRule::Relu, "relu"},
+                                      {MlpRule::Linear, "linear"},
+                                      {MlpRule::Taylor, "taylor"}};
+}  // namespace
+
 MlpRule parse_mlp_rule(const std::string& s) {
-    if (s == "softmax") return MlpRule::Softmax;
-    if (s == "max") return MlpRule::Max;
-    if (s == "relu") return MlpRule::Relu;
-    if (s == "linear") return MlpRule::Linear;
-    if (s == "taylor") return MlpRule::Taylor;
-    throw Error("unknown MLP rule '" + s + "' (expected softmax, max, relu, linear or taylor)");
+    MlpRule r;
+    if (value_in(kRules, s, &r)) return r;
+    throw Error("unknown MLP rule '" + s + "' (expected " + names_in(kRules, " or ") + ")");
 }
 
-const char* rule_name(MlpRule r) {
-    switch (r) {
-        case MlpRule::Softmax:
-            return "softmax";
-        case MlpRule::Max:
-            return "max";
-        case MlpRule::Relu:
-            return "relu";
-        case MlpRule::Linear:
-            return "linear";
-        case MlpRule::Taylor:
-            return "taylor";
-    }
-    return "?";
-}
+const char* rule_name(MlpRule r) { return name_in(kRules, r); }
 
 template struct Components<float>;
 template struct Components<double>;
