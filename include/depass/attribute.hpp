@@ -19,6 +19,13 @@
 
 namespace depass {
 
+// The components stopped adding up to the true state (a NaN, an overflow, or a bug):
+// what CompletenessMonitor::require throws, so callers can tell it from a bad request.
+class CompletenessError : public Error {
+public:
+    using Error::Error;
+};
+
 // One residual point as the monitor measured it.
 struct CompletenessPoint {
     CutPoint point;
@@ -46,7 +53,7 @@ public:
     const std::string& worst_point() const { return worst_point_; }
     double tolerance() const { return tol_; }
     bool ok() const { return ok_; }
-    // Throws depass::Error naming the worst point and the error when !ok().
+    // Throws CompletenessError naming the worst point and the error when !ok().
     void require() const;
 
 private:

@@ -47,6 +47,10 @@ public:
     // PATH: a .safetensors file (or a sharded .safetensors.index.json), or a directory of
     // .npy files. Throws depass::Error naming PATH when it is neither or holds no tensor.
     static Dump open(const std::string& path);
+    // Tensors held in memory (another engine's, handed over by a program), in the given
+    // order; `label` stands for the path in messages. Throws depass::Error when there is
+    // no tensor, a name repeats, or a tensor's values do not fill its shape.
+    static Dump from_tensors(const std::string& label, std::vector<DumpTensor> tensors);
 
     const std::string& path() const { return path_; }
     bool is_npy_dir() const { return npy_dir_; }
@@ -64,6 +68,7 @@ private:
     std::vector<std::string> names_;
     std::map<std::string, std::string> npy_files_;  // .npy directory: name -> file
     std::shared_ptr<const SafeTensors> st_;
+    std::shared_ptr<const std::map<std::string, DumpTensor>> memory_;  // from_tensors
 };
 
 struct CompareOptions {

@@ -6,6 +6,7 @@
 // the trace; it never recomputes queries, keys, softmax or norm statistics.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "depass/ops.hpp"  // NormFactors
@@ -69,9 +70,13 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer);
 // naming the offending value.
 void check_ids(const Config& cfg, const std::vector<int>& ids);
 
+// Called by a recorded pass after each block with the block's index: for progress, or to
+// stop a long pass (an exception thrown from it ends the pass and propagates).
+using BlockObserver = std::function<void(int layer)>;
+
 // The recorded forward pass.
 template <class T>
-Trace<T> forward(const Model<T>& model, const std::vector<int>& ids);
+Trace<T> forward(const Model<T>& model, const std::vector<int>& ids, const BlockObserver& after_block = {});
 
 // The same recorded pass from given input embeddings h0 [N, D] (instead of embed(ids)):
 // used by the gradient methods, which evaluate the model at scaled embeddings (integrated
@@ -82,7 +87,7 @@ Trace<T> forward(const Model<T>& model, const std::vector<int>& ids);
 // vocabulary the unembedding is a good part of the pass.
 template <class T>
 Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::vector<int>& ids,
-                                 int logits_row = -1);
+                                 int logits_row = -1, const BlockObserver& after_block = {});
 
 // Greedy decoding: extends `ids` by up to n_new tokens (stops at EOS or at the
 // model's context length). Returns the new ids only.

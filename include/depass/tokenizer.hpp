@@ -95,4 +95,24 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path)
 // SentencePiece-style vocabulary ("llama") or GPT-2 byte-level BPE with merges ("gpt2").
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
 
+// The tokenizer of a model.
+//   `tokenizer` given: opened by file type (open_tokenizer); its vocabulary must not be
+//   larger than the model's V (V <= 0: no check).
+//   Otherwise a GGUF model's own vocabulary, then, inside the model directory and then next
+//   to the model file, in this order: tokenizer.json (Hugging Face, what HF itself prefers),
+//   tokenizer.model (SentencePiece), vocab.json + merges.txt (GPT-2), tokenizer.bin,
+//   tok<V>.bin (llama2.c); the first whose vocabulary size equals V wins (the two .json
+//   kinds may also be smaller than V: models often pad their embedding matrix).
+// Returns nullptr when nothing fits and !required; else throws depass::Error listing every
+// candidate tried and why it was passed over, ending with `how_to_name` (how the caller
+// names a tokenizer explicitly, e.g. "pass --tokenizer FILE").
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::string& tokenizer, int V,
+                                          bool required,
+                                          const std::string& how_to_name = "pass --tokenizer FILE");
+
+// A piece for display: SentencePiece's U+2581 shown as a space, llama2.c's "\n<s>\n" as
+// "<s>", newlines / tabs / carriage returns escaped; "#id" without a tokenizer or for an id
+// outside its vocabulary.
+std::string show_piece(const Tokenizer* tok, int id);
+
 }  // namespace depass

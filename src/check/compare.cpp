@@ -81,11 +81,35 @@ Dump Dump::open(const std::string& path) {
     return d;
 }
 
+Dump Dump::from_tensors(const std::string& label, std::vector<DumpTensor> tensors) {
+    Dump d;
+    d.path_ = label;
+    if (tensors.empty()) throw Error(label + ": holds no tensors");
+    auto memory = std::make_shared<std::map<std::string, DumpTensor>>();
+    for (DumpTensor& t : tensors) {
+        if (memory->count(t.name)) throw Error(label + ": tensor '" + t.name + "' is given twice");
+        if (Tensor<double>::numel(t.shape) != t.values.size())
+            throw Error(label + ": tensor '" + t.name + "' has " + std::to_string(t.values.size()) +
+                        " values for its shape " + shape_str(t.shape));
+        d.names_.push_back(t.name);
+        const std::string name = t.name;
+        (*memory)[name] = std::move(t);
+    }
+    d.memory_ = std::move(memory);
+    return d;
+}
+
 bool Dump::has(const std::string& name) const {
+    if (memory_) return memory_->count(name) != 0;
     return npy_dir_ ? npy_files_.count(name) != 0 : st_->has(name);
 }
 
 DumpTensor Dump::read(const std::string& name) const {
+    if (memory_) {
+        auto it = memory_->find(name);
+        if (it == memory_->end()) throw Error(path_ + ": no tensor '" + name + "'");
+        return it->second;
+    }
     DumpTensor t;
     t.name = name;
     if (npy_dir_) {

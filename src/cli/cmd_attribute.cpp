@@ -2,11 +2,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common.hpp"
 #include "depass/attribute.hpp"
+#include "depass/attribution_files.hpp"
 #include "depass/io.hpp"
 #include "depass/report.hpp"
 #include "depass/tolerance.hpp"
@@ -84,14 +83,6 @@ std::vector<std::vector<int>> parse_targets(const std::string& spec, int V) {
 }
 
 template <class T>
-void append_dense(std::vector<double>& out, const Components<T>& c) {
-    for (int m = 0; m < c.M; ++m) {
-        Mat<T> x = c.component(m);
-        for (Eigen::Index i = 0; i < x.size(); ++i) out.push_back(double(x.data()[i]));
-    }
-}
-
-template <class T>
 void run_attribute(const AttributeOptions& o) {
     // Before anything is loaded: the config (no weights), the tokens (checked against the
     // vocabulary and the context length), and the memory the run will need.
@@ -157,117 +148,14 @@ void run_attribute(const AttributeOptions& o) {
     const Attribution<T> a = attribute(model, trace, rq, ComponentObserver<T>(report_progress));
     progress(o.in, "");
     const Components<T>& out = a.components;
-    const DecomposeOptions& opt = a.options;
     const auto& targets = a.targets;
     const int K = a.K();
     const Tensor<T>& attr = a.logit_attribution;
-    const std::string level = level_name(a.level);
-    const double worst_rel = a.completeness_max_rel;
-    std::vector<std::string> points;
-    std::vector<double> by_layer;
-    for (size_t i = 0; i < a.points.size(); ++i) {
-        points.push_back(a.points[i].str());
-        append_dense(by_layer, a.at_points[i]);
-    }
 
-    std::vector<NamedTensor> tensors;
-    NamedTensor comps{"components", {out.M, N, cfg.D}, {}, false};
-    append_dense(comps.values, out);
-    tensors.push_back(std::move(comps));
-    tensors.push_back(
-        {"logit_attribution", {out.M, N, K}, std::vector<double>(attr.data.begin(), attr.data.end()), false});
-    NamedTensor tg{"targets", {N, K}, {}, true}, tl{"target_logits", {N, K}, {}, false};
-    for (int n = 0; n < N; ++n)
-        for (int k = 0; k < K; ++k) {
-            tg.values.push_back(targets[n][k]);
-            tl.values.push_back(a.target_logits(n, k));
-        }
-    tensors.push_back(std::move(tg));
-    tensors.push_back(std::move(tl));
-    NamedTensor idt{"input_ids", {N}, {}, true};
-    for (int id : ids) idt.values.push_back(id);
-    tensors.push_back(std::move(idt));
-    if (o.all_layers)
-        tensors.push_back(
-            {"components_by_point", {int64_t(points.size()), out.M, N, cfg.D}, std::move(by_layer), false});
-
-    nlohmann::json meta_names = out.names, meta_points = points;
-    std::ostringstream wr;
-    wr << worst_rel;
-    std::map<std::string, std::string> meta = {
-        {"format", "depass-attribution"},
-        {"model", o.in.model},
-        {"dtype", o.in.dtype},
-        {"level", level},
-        {"cut", a.cut.str()},
-        {"rule", rule_name(opt.rule)},
-        {"temperature", std::to_string(opt.temperature)},
-        {"ignore_special_token", opt.ignore_special_token ? "on" : "off"},
-        {"component_names", meta_names.dump()},
-        {"points", meta_points.dump()},
-        {"completeness_max_rel", wr.str()},
-    };
-
-    // The report: the same numbers, with display pieces for the tokens and targets.
-    AttributionReport rep;
-    rep.model = o.in.model;
-    rep.dtype = o.in.dtype;
-    rep.level = level;
-    rep.rule = rule_name(opt.rule);
-    rep.cut = a.cut.str();
-    std::ostringstream temp;
-    temp << opt.temperature;
-    rep.metadata = {{"temperature", temp.str()}, {"ignore_special_token", meta["ignore_special_token"]}};
-    if (a.level != Level::Token) rep.metadata["layer"] = std::to_string(o.layer);
-    rep.N = N;
-    rep.M = out.M;
-    rep.K = K;
-    rep.component_names = out.names;
-    if (a.level == Level::Head || a.level == Level::Neuron) {
-        // The layer x head grid and the neuron table place each component by its descriptor.
-        rep.sites.assign(size_t(out.M), ComponentSite{});
-        for (int m = 0; m < out.rest(); ++m) {
-            const ComponentInfo& ci = a.info[size_t(m)];
-            const bool single =
-                ci.kind == ComponentInfo::Kind::Head || ci.kind == ComponentInfo::Kind::Neuron;
-            rep.sites[size_t(m)] = {ci.layer, single ? ci.index : -1};
-        }
-        rep.heads_per_layer = cfg.H;
-    }
-    rep.input_ids = ids;
-    for (int id : ids) rep.token_pieces.push_back(show_piece(tok.get(), id));
-    for (int n2 = 0; n2 < N; ++n2)
-        for (int k = 0; k < K; ++k) {
-            rep.targets.push_back(targets[n2][k]);
-            rep.target_pieces.push_back(show_piece(tok.get(), targets[n2][k]));
-            rep.target_logits.push_back(a.target_logits(n2, k));
-        }
-    rep.logit_attribution.assign(attr.data.begin(), attr.data.end());
-    rep.completeness_max_abs = a.completeness_max_abs;
-    rep.completeness_max_rel = worst_rel;
-    rep.completeness_worst_point = a.completeness_worst_point;
-    if (o.all_layers) rep.metadata["points"] = meta["points"];
-
-    // Every output is written under a temporary name first and renamed into place
-    // only when all of them are complete.
-    const DType float_dtype = sizeof(T) == 8 ? DType::F64 : DType::F32;
-    OutputBatch batch;
-    if (!o.out.empty()) {
-        if (o.format == "safetensors") {
-            write_safetensors(batch.stage_file(o.out), tensors, float_dtype, meta);
-        } else if (o.format == "json") {
-            std::vector<NamedTensor> extra;
-            if (o.json_components)
-                for (NamedTensor& t : tensors)
-                    if (t.name == "components" || t.name == "components_by_point")
-                        extra.push_back(std::move(t));
-            write_file_atomic(batch.stage_file(o.out), render_report_json(rep, extra));
-        } else {
-            write_npy_directory(batch.stage_dir(o.out), tensors, float_dtype, report_meta_json(rep));
-        }
-    }
-    if (!o.html.empty()) write_file_atomic(batch.stage_file(o.html), render_report_html(rep));
-    batch.commit();
+    // The files (attribution_files.hpp): all appear, or none.
+    AttributionRun desc{o.in.model, o.in.dtype, o.layer, ids, tok.get()};
+    AttributionOutputs where{o.out, parse_attribution_format(o.format), o.json_components, o.html};
+    write_attribution(a, cfg, desc, where);
 
     // Summary: the components that push the last position's first target most.
     const int n = N - 1;
@@ -277,7 +165,7 @@ void run_attribute(const AttributeOptions& o) {
               [](auto& a, auto& b) { return std::abs(a.first) > std::abs(b.first); });
     std::printf("target at position %d: id %d '%s', logit %.6g; completeness max rel error %.3g\n", n,
                 targets[n][0], show_piece(tok.get(), targets[n][0]).c_str(), a.target_logits(n, 0),
-                worst_rel);
+                a.completeness_max_rel);
     std::printf("%-6s %-40s %14s\n", "rank", "component", "logit share");
     for (size_t r = 0; r < std::min<size_t>(10, ranked.size()); ++r) {
         std::string name = out.names[ranked[r].second];

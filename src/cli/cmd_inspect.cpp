@@ -132,7 +132,7 @@ void run_inspect(const InspectOptions& o) {
     // The tokenizer --prompt would use (the same search as every command).
     std::printf("\ntokenizer: ");
     try {
-        std::unique_ptr<Tokenizer> tok = find_tokenizer(o.model, o.tokenizer, cfg.V, true);
+        std::unique_ptr<Tokenizer> tok = depass::find_tokenizer(o.model, o.tokenizer, cfg.V, true);
         std::printf("%s, %d pieces", tok->kind().c_str(), tok->vocab_size());
         if (!info.tokenizers.empty() && o.tokenizer.empty())
             std::printf(" (found: %s)", info.tokenizers.front().c_str());

@@ -22,7 +22,7 @@ void run_tokenize(const TokenizeOptions& o) {
             "FILE");
     // Only the model's vocabulary size is needed: its config is read (read_config), no weight.
     const int V = o.model.empty() ? 0 : model_vocab_size(o.model);
-    std::unique_ptr<Tokenizer> tok = find_tokenizer(o.model, o.tokenizer, V, true);
+    std::unique_ptr<Tokenizer> tok = depass::find_tokenizer(o.model, o.tokenizer, V, true);
     const std::vector<int> ids = tok->encode(o.prompt, !o.no_bos, false);
 
     // Line 1: the ids, space-separated (empty when the text is empty and --no-bos).

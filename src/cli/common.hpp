@@ -28,18 +28,7 @@ void add_input_options(CLI::App* sub, InputOptions& o, bool need_tokens = true);
 // --weights (commands that run a model loaded from a file and never edit its weights)
 void add_weights_option(CLI::App* sub, InputOptions& o);
 
-// Finds the tokenizer for a model.
-//   --tokenizer FILE: opened by file type (open_tokenizer); its vocabulary must not be
-//   larger than the model's (V <= 0: no model, no check).
-//   Otherwise, inside the model directory and then next to the model (file or
-//   directory), in this order: tokenizer.json (Hugging Face, what HF itself prefers),
-//   tokenizer.model (SentencePiece), vocab.json + merges.txt (GPT-2), tokenizer.bin,
-//   tok<V>.bin (llama2.c); the first whose vocabulary size equals V wins (the two .json
-//   kinds may also be smaller than V: models often pad their embedding matrix).
-// Returns nullptr when nothing fits and !required; else throws depass::Error listing
-// every candidate tried and why it was passed over.
-std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model, const std::string& tokenizer, int V,
-                                          bool required);
+// The tokenizer of --model / --tokenizer (depass::find_tokenizer, tokenizer.hpp).
 std::unique_ptr<Tokenizer> find_tokenizer(const InputOptions& o, const Config& cfg, bool required);
 
 // The vocabulary size of a model without reading its weights (read_config): config.json of a
@@ -57,9 +46,5 @@ void say(const InputOptions& o, const std::string& line);
 // Progress of long work: on stderr, only when it is a terminal, never with --quiet.
 // Overwrites the current line.
 void progress(const InputOptions& o, const std::string& line);
-
-// A piece for display: SentencePiece's U+2581 shown as a space, llama2.c's "\n<s>\n"
-// as "<s>", newlines / tabs / carriage returns escaped.
-std::string show_piece(const Tokenizer* tok, int id);
 
 }  // namespace depass::cli

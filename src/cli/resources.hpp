@@ -1,4 +1,4 @@
-// resources.hpp -- what the machine has free, and the check that a run fits before it starts.
+// resources.hpp -- the --weights choice of the command line (the checks: depass/resources.hpp).
 #pragma once
 
 #include <cstdint>
@@ -8,28 +8,11 @@
 #include "depass/config.hpp"
 #include "depass/estimate.hpp"
 #include "depass/io.hpp"  // WeightMode
+#include "depass/resources.hpp"
 
 namespace depass::cli {
 
-// Memory free for a new run: MemAvailable of /proc/meminfo, lowered to the cgroup's remaining
-// allowance (memory.max - memory.current, cgroup v2; limit_in_bytes - usage_in_bytes, v1)
-// when one is set. DEPASS_FREE_MEMORY=<bytes> (suffixes K, M, G allowed) replaces the measured
-// value: for tests, and to run anyway on a machine whose estimate is too cautious.
-struct FreeMemory {
-    uint64_t mem_available = 0;  // /proc/meminfo MemAvailable (0: unknown)
-    uint64_t cgroup_limit = 0;   // 0: none set
-    uint64_t cgroup_used = 0;
-    uint64_t free = 0;   // what a run may use (0: unknown: no check)
-    std::string source;  // how `free` was found, for messages
-};
-FreeMemory free_memory();
-
-// Throws depass::Error before anything is loaded when the estimated peak of a run (`what`:
-// "forward", "token", "module", "head", "neuron", "neuron groups", "subspace") of the model at
-// MODEL with `mode` weights (its stored tensor bytes are read from the file headers) exceeds the
-// free memory; the message gives the estimate, its parts and the free memory.
-void require_memory(const std::string& model, const Config& cfg, int N, int scalar_bytes,
-                    const std::string& what, WeightMode mode, const EstimateOptions& opt = {});
+// free_memory, require_memory, choose_weight_mode: depass/resources.hpp.
 
 // --weights: resident, streamed, or auto = streamed when every weight widened to `scalar_bytes`
 // would take more than half of the free memory (and resident when the free memory is unknown).

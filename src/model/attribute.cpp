@@ -53,7 +53,7 @@ void CompletenessMonitor<T>::require() const {
     std::ostringstream os;
     os << "completeness violated: the components' sum differs from the true state at " << worst_point_
        << " by " << max_rel_ << " (relative), above the tolerance " << tol_;
-    throw Error(os.str());
+    throw CompletenessError(os.str());
 }
 
 // ---- the entry point ------------------------------------------------------------------

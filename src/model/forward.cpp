@@ -79,16 +79,16 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
 }
 
 template <class T>
-Trace<T> forward(const Model<T>& model, const std::vector<int>& ids) {
+Trace<T> forward(const Model<T>& model, const std::vector<int>& ids, const BlockObserver& after_block) {
     const Config& c = model.cfg;
     const Weights<T>& w = model.w;
     check_ids(c, ids);
-    return forward_from_embeddings(model, embed(w.tok_emb, w.pos_emb, ids), ids);
+    return forward_from_embeddings(model, embed(w.tok_emb, w.pos_emb, ids), ids, -1, after_block);
 }
 
 template <class T>
 Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::vector<int>& ids,
-                                 int logits_row) {
+                                 int logits_row, const BlockObserver& after_block) {
     const Config& c = model.cfg;
     const Weights<T>& w = model.w;
     check_ids(c, ids);
@@ -105,8 +105,10 @@ Trace<T> forward_from_embeddings(const Model<T>& model, Mat<T> h0, const std::ve
 
     const std::vector<double> inv_freq = rope_inv_freq(c);  // RoPE table (scaled as the config says)
     LayerWeights<T> scratch;  // the block being run, when the blocks are streamed
-    for (int l = 0; l < c.L; ++l)
+    for (int l = 0; l < c.L; ++l) {
         t.h.push_back(block_forward(c, model.layer(l, scratch), inv_freq, t.h[l], &t.layers[l]));
+        if (after_block) after_block(l);
+    }
 
     t.final_norm_out = apply_norm(c.norm, c.norm_eps, t.h[c.L], w.normf_g, w.normf_b, &t.normf);
     if (logits_row < 0) {
@@ -145,11 +147,12 @@ std::vector<int> generate_greedy(const Model<T>& model, std::vector<int> ids, in
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE
-template Trace<float> forward(const Model<float>&, const std::vector<int>&);
-template Trace<double> forward(const Model<double>&, const std::vector<int>&);
-template Trace<float> forward_from_embeddings(const Model<float>&, Mat<float>, const std::vector<int>&, int);
+template Trace<float> forward(const Model<float>&, const std::vector<int>&, const BlockObserver&);
+template Trace<double> forward(const Model<double>&, const std::vector<int>&, const BlockObserver&);
+template Trace<float> forward_from_embeddings(const Model<float>&, Mat<float>, const std::vector<int>&, int,
+                                             const BlockObserver&);
 template Trace<double> forward_from_embeddings(const Model<double>&, Mat<double>, const std::vector<int>&,
-                                               int);
+                                               int, const BlockObserver&);
 template std::vector<int> generate_greedy(const Model<float>&, std::vector<int>, int);
 template std::vector<int> generate_greedy(const Model<double>&, std::vector<int>, int);
 

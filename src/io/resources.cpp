@@ -1,5 +1,5 @@
 // resources.cpp -- free memory (/proc/meminfo, cgroups) and the memory check before a run.
-#include "resources.hpp"
+#include "depass/resources.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -10,7 +10,7 @@
 #include "depass/model_info.hpp"
 #include "depass/types.hpp"
 
-namespace depass::cli {
+namespace depass {
 
 namespace {
 
@@ -93,11 +93,16 @@ FreeMemory free_memory() {
 }
 
 void require_memory(const std::string& model, const Config& cfg, int N, int scalar_bytes,
-                    const std::string& what, WeightMode mode, const EstimateOptions& given) {
-    const FreeMemory fm = free_memory();
-    if (fm.free == 0) return;  // nothing known: no check
+                    const std::string& what, WeightMode mode, const EstimateOptions& given,
+                    bool weights_loaded, const ResourceHints& hints) {
+    require_memory(describe_model_file(model), cfg, N, scalar_bytes, what, mode, given, weights_loaded, hints);
+}
+
+void require_memory(const ModelFileInfo& info, const Config& cfg, int N, int scalar_bytes,
+                    const std::string& what, WeightMode mode, const EstimateOptions& given,
+                    bool weights_loaded, const ResourceHints& hints) {
+    const std::string& model = info.path;
     EstimateOptions opt = given;
-    const ModelFileInfo info = describe_model_file(model);
     opt.stored_weight_bytes = info.tensor_bytes;
     opt.load_extra_bytes = load_transient_bytes(info, scalar_bytes);
     const CostEstimate e = estimate_cost(cfg, N, scalar_bytes, opt);
@@ -116,18 +121,59 @@ void require_memory(const std::string& model, const Config& cfg, int N, int scal
                 " components " + format_bytes(lc->components_bytes) + " each copy, largest working set " +
                 format_bytes(std::max(lc->decompose_bytes, lc->output_bytes));
     }
+    if (weights_loaded) {
+        // Only what the run adds to the model already in memory.
+        const uint64_t block = streamed ? e.layer_widened_bytes + e.block_transient_bytes : 0;
+        if (what == "forward") {
+            peak = e.trace_bytes + e.forward_extra_bytes + block;
+        } else {
+            for (const LevelCost& l : e.levels)
+                if (l.level == what) peak = e.trace_bytes + std::max(l.decompose_bytes, l.output_bytes) + block;
+        }
+    }
+    // Reading the free memory (/proc, the cgroup's files) costs more than a small run itself, and
+    // a run that needs less than this fits wherever anything runs: not checked unless
+    // DEPASS_FREE_MEMORY asks for a check.
+    constexpr uint64_t kAlwaysFits = uint64_t(64) << 20;
+    if (peak < kAlwaysFits && !std::getenv("DEPASS_FREE_MEMORY")) return;
+    const FreeMemory fm = free_memory();
+    if (fm.free == 0) return;  // nothing known: no check
     if (peak <= fm.free) return;
-    throw Error(
+    std::string inspect = hints.inspect;
+    const size_t at = inspect.find("MODEL");
+    if (at != std::string::npos) inspect.replace(at, 5, model);
+    throw ResourceError(
         "not enough memory: " + what + (what == "forward" ? " pass" : " level") + " on " + std::to_string(N) +
         " tokens in " + (scalar_bytes == 8 ? "f64" : "f32") + " needs about " + format_bytes(peak) +
-        (streamed ? " (streamed weights " + format_bytes(e.weights_streamed_bytes) +
+        (weights_loaded ? " besides the loaded model (" + parts
+         : streamed ? " (streamed weights " + format_bytes(e.weights_streamed_bytes) +
                         ", the loader's buffers " + format_bytes(opt.load_extra_bytes) + ", " + parts
                   : " (weights widened " + format_bytes(e.weights_widened_bytes) +
                         ", then the larger of the loader's buffers " + format_bytes(opt.load_extra_bytes) +
                         " and " + parts) +
         ") but " + format_bytes(fm.free) + " is free (" + fm.source + "); try fewer tokens" +
-        (streamed ? "" : ", --weights streamed") + (scalar_bytes == 8 ? ", --dtype f32" : "") +
-        (what == "forward" ? "" : ", a later --layer") + ", or see `depass inspect --model " + model + "`");
+        (streamed ? "" : ", " + hints.streamed) + (scalar_bytes == 8 ? ", " + hints.f32 : "") +
+        (what == "forward" ? "" : ", " + hints.later_layer) + ", or " + inspect);
 }
 
-}  // namespace depass::cli
+WeightMode choose_weight_mode(const std::string& choice, const std::string& model, const Config& cfg,
+                              int scalar_bytes) {
+    WeightMode mode;
+    if (choice == "resident") {
+        mode = WeightMode::Resident;
+    } else if (choice == "streamed") {
+        mode = WeightMode::Streamed;
+    } else if (choice == "auto") {
+        const FreeMemory fm = free_memory();
+        const uint64_t widened = weight_count(cfg) * uint64_t(scalar_bytes);
+        mode = fm.free > 0 && widened > fm.free / 2 ? WeightMode::Streamed : WeightMode::Resident;
+    } else {
+        throw Error("weights: '" + choice + "' (expected auto, resident or streamed)");
+    }
+    // The loader keeps a llama2.c file resident whatever is asked: estimate it as such.
+    if (mode == WeightMode::Streamed && describe_model_file(model).format == "llama2c")
+        mode = WeightMode::Resident;
+    return mode;
+}
+
+}  // namespace depass

@@ -1,0 +1,67 @@
+// attribution_files.hpp -- an Attribution as the files `depass attribute` writes.
+//
+// The command line and the language bindings both write their results through these
+// functions, so a result saved from either is the same file, byte for byte:
+//
+//   --out (safetensors)  components [M,N,D], logit_attribution [M,N,K], targets [N,K] (int),
+//                        target_logits [N,K], input_ids [N] (int), components_by_point
+//                        [S,M,N,D] when the components were kept at every point; the
+//                        run's facts as string metadata (attribution_metadata)
+//   --out (json)         render_report_json of the report, components only on request
+//   --out (npy)          a directory of <tensor>.npy files plus meta.json
+//   --html               render_report_html of the report
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "depass/attribute.hpp"
+#include "depass/io.hpp"
+#include "depass/report.hpp"
+#include "depass/tokenizer.hpp"
+
+namespace depass {
+
+// What the files record about the run besides the numbers.
+struct AttributionRun {
+    std::string model;                     // the model as the caller named it (its path)
+    std::string dtype;                     // "f32" | "f64"
+    int layer = 0;                         // the requested layer (recorded for module / head / neuron)
+    std::vector<int> ids;                  // [N] the input token ids
+    const Tokenizer* tokenizer = nullptr;  // for the display pieces (null: "#id")
+};
+
+// The tensors of the safetensors / npy output, in file order.
+template <class T>
+std::vector<NamedTensor> attribution_tensors(const Attribution<T>& a, const Config& cfg,
+                                             const AttributionRun& run);
+
+// The safetensors metadata: format, model, dtype, level, cut, rule, temperature,
+// ignore_special_token, component_names, points (JSON lists), completeness_max_rel.
+template <class T>
+std::map<std::string, std::string> attribution_metadata(const Attribution<T>& a, const AttributionRun& run);
+
+// The report (report.hpp) of the HTML page and of the JSON and npy outputs.
+template <class T>
+AttributionReport attribution_report(const Attribution<T>& a, const Config& cfg, const AttributionRun& run);
+
+enum class AttributionFormat { Safetensors, Json, Npy };
+// "safetensors" | "json" | "npy"; throws depass::Error naming the value.
+AttributionFormat parse_attribution_format(const std::string& s);
+
+// Where to write. Either path may be empty (not written); both given must differ.
+struct AttributionOutputs {
+    std::string out;  // a file (safetensors, json) or a directory (npy)
+    AttributionFormat format = AttributionFormat::Safetensors;
+    bool json_components = false;  // json: also the components (large)
+    std::string html;
+};
+
+// Writes the outputs so that they appear together or not at all (OutputBatch): a failure
+// part way leaves no file behind. Throws depass::Error naming the file.
+template <class T>
+void write_attribution(const Attribution<T>& a, const Config& cfg, const AttributionRun& run,
+                       const AttributionOutputs& where);
+
+}  // namespace depass

@@ -1,0 +1,176 @@
+// attribution_files.cpp -- the files of an attribution (attribution_files.hpp).
+#include "depass/attribution_files.hpp"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace depass {
+
+namespace {
+
+// Every component as a dense [N, D] block, component after component.
+template <class T>
+void append_dense(std::vector<double>& out, const Components<T>& c) {
+    for (int m = 0; m < c.M; ++m) {
+        Mat<T> x = c.component(m);
+        for (Eigen::Index i = 0; i < x.size(); ++i) out.push_back(double(x.data()[i]));
+    }
+}
+
+}  // namespace
+
+template <class T>
+std::vector<NamedTensor> attribution_tensors(const Attribution<T>& a, const Config& cfg,
+                                             const AttributionRun& run) {
+    const Components<T>& out = a.components;
+    const int N = a.N(), K = a.K();
+    std::vector<NamedTensor> tensors;
+    NamedTensor comps{"components", {out.M, N, cfg.D}, {}, false};
+    append_dense(comps.values, out);
+    tensors.push_back(std::move(comps));
+    const Tensor<T>& attr = a.logit_attribution;
+    tensors.push_back(
+        {"logit_attribution", {out.M, N, K}, std::vector<double>(attr.data.begin(), attr.data.end()), false});
+    NamedTensor tg{"targets", {N, K}, {}, true}, tl{"target_logits", {N, K}, {}, false};
+    for (int n = 0; n < N; ++n)
+        for (int k = 0; k < K; ++k) {
+            tg.values.push_back(a.targets[n][k]);
+            tl.values.push_back(a.target_logits(n, k));
+        }
+    tensors.push_back(std::move(tg));
+    tensors.push_back(std::move(tl));
+    NamedTensor idt{"input_ids", {int64_t(run.ids.size())}, {}, true};
+    for (int id : run.ids) idt.values.push_back(id);
+    tensors.push_back(std::move(idt));
+    if (!a.points.empty()) {
+        std::vector<double> by_point;
+        for (const Components<T>& c : a.at_points) append_dense(by_point, c);
+        tensors.push_back(
+            {"components_by_point", {int64_t(a.points.size()), out.M, N, cfg.D}, std::move(by_point), false});
+    }
+    return tensors;
+}
+
+template <class T>
+std::map<std::string, std::string> attribution_metadata(const Attribution<T>& a, const AttributionRun& run) {
+    std::vector<std::string> points;
+    for (const CutPoint& p : a.points) points.push_back(p.str());
+    const nlohmann::json names = a.components.names, point_names = points;
+    std::ostringstream worst;
+    worst << a.completeness_max_rel;
+    return {
+        {"format", "depass-attribution"},
+        {"model", run.model},
+        {"dtype", run.dtype},
+        {"level", level_name(a.level)},
+        {"cut", a.cut.str()},
+        {"rule", rule_name(a.options.rule)},
+        {"temperature", std::to_string(a.options.temperature)},
+        {"ignore_special_token", a.options.ignore_special_token ? "on" : "off"},
+        {"component_names", names.dump()},
+        {"points", point_names.dump()},
+        {"completeness_max_rel", worst.str()},
+    };
+}
+
+template <class T>
+AttributionReport attribution_report(const Attribution<T>& a, const Config& cfg, const AttributionRun& run) {
+    const Components<T>& out = a.components;
+    const int N = a.N(), K = a.K();
+    AttributionReport rep;
+    rep.model = run.model;
+    rep.dtype = run.dtype;
+    rep.level = level_name(a.level);
+    rep.rule = rule_name(a.options.rule);
+    rep.cut = a.cut.str();
+    std::ostringstream temp;
+    temp << a.options.temperature;
+    rep.metadata = {{"temperature", temp.str()},
+                    {"ignore_special_token", a.options.ignore_special_token ? "on" : "off"}};
+    if (a.level != Level::Token) rep.metadata["layer"] = std::to_string(run.layer);
+    rep.N = N;
+    rep.M = out.M;
+    rep.K = K;
+    rep.component_names = out.names;
+    if (a.level == Level::Head || a.level == Level::Neuron) {
+        // The layer x head grid and the neuron table place each component by its descriptor.
+        rep.sites.assign(size_t(out.M), ComponentSite{});
+        for (int m = 0; m < out.rest(); ++m) {
+            const ComponentInfo& ci = a.info[size_t(m)];
+            const bool single =
+                ci.kind == ComponentInfo::Kind::Head || ci.kind == ComponentInfo::Kind::Neuron;
+            rep.sites[size_t(m)] = {ci.layer, single ? ci.index : -1};
+        }
+        rep.heads_per_layer = cfg.H;
+    }
+    rep.input_ids = run.ids;
+    for (int id : run.ids) rep.token_pieces.push_back(show_piece(run.tokenizer, id));
+    for (int n = 0; n < N; ++n)
+        for (int k = 0; k < K; ++k) {
+            rep.targets.push_back(a.targets[n][k]);
+            rep.target_pieces.push_back(show_piece(run.tokenizer, a.targets[n][k]));
+            rep.target_logits.push_back(a.target_logits(n, k));
+        }
+    rep.logit_attribution.assign(a.logit_attribution.data.begin(), a.logit_attribution.data.end());
+    rep.completeness_max_abs = a.completeness_max_abs;
+    rep.completeness_max_rel = a.completeness_max_rel;
+    rep.completeness_worst_point = a.completeness_worst_point;
+    if (!a.points.empty()) rep.metadata["points"] = attribution_metadata(a, run)["points"];
+    return rep;
+}
+
+AttributionFormat parse_attribution_format(const std::string& s) {
+    if (s == "safetensors") return AttributionFormat::Safetensors;
+    if (s == "json") return AttributionFormat::Json;
+    if (s == "npy") return AttributionFormat::Npy;
+    throw Error("output format '" + s + "' is not known (expected safetensors, json or npy)");
+}
+
+template <class T>
+void write_attribution(const Attribution<T>& a, const Config& cfg, const AttributionRun& run,
+                       const AttributionOutputs& where) {
+    if (!where.out.empty() && where.out == where.html)
+        throw Error("the attribution output and the HTML report name the same file: " + where.out);
+    if (int64_t(run.ids.size()) != a.N())
+        throw Error("write_attribution: " + std::to_string(run.ids.size()) + " input ids for " +
+                    std::to_string(a.N()) + " positions");
+    const DType float_dtype = sizeof(T) == 8 ? DType::F64 : DType::F32;
+    // Every output is written under a temporary name first and renamed into place only
+    // when all of them are complete.
+    OutputBatch batch;
+    if (!where.out.empty()) {
+        std::vector<NamedTensor> tensors = attribution_tensors(a, cfg, run);
+        if (where.format == AttributionFormat::Safetensors) {
+            write_safetensors(batch.stage_file(where.out), tensors, float_dtype, attribution_metadata(a, run));
+        } else if (where.format == AttributionFormat::Json) {
+            std::vector<NamedTensor> extra;
+            if (where.json_components)
+                for (NamedTensor& t : tensors)
+                    if (t.name == "components" || t.name == "components_by_point") extra.push_back(std::move(t));
+            write_file_atomic(batch.stage_file(where.out),
+                              render_report_json(attribution_report(a, cfg, run), extra));
+        } else {
+            check_npy_directory_target(where.out);
+            write_npy_directory(batch.stage_dir(where.out), tensors, float_dtype,
+                                report_meta_json(attribution_report(a, cfg, run)));
+        }
+    }
+    if (!where.html.empty())
+        write_file_atomic(batch.stage_file(where.html), render_report_html(attribution_report(a, cfg, run)));
+    batch.commit();
+}
+
+#define DEPASS_INSTANTIATE(T)                                                                               \
+    template std::vector<NamedTensor> attribution_tensors(const Attribution<T>&, const Config&,             \
+                                                          const AttributionRun&);                           \
+    template std::map<std::string, std::string> attribution_metadata(const Attribution<T>&,                 \
+                                                                     const AttributionRun&);                \
+    template AttributionReport attribution_report(const Attribution<T>&, const Config&,                     \
+                                                  const AttributionRun&);                                   \
+    template void write_attribution(const Attribution<T>&, const Config&, const AttributionRun&,            \
+                                    const AttributionOutputs&);
+DEPASS_INSTANTIATE(float)
+DEPASS_INSTANTIATE(double)
+#undef DEPASS_INSTANTIATE
+
+}  // namespace depass
