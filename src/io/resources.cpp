@@ -108,28 +108,18 @@ void require_memory(const ModelFileInfo& info, const Config& cfg, int N, int sca
     const CostEstimate e = estimate_cost(cfg, N, scalar_bytes, opt);
     const bool streamed = mode == WeightMode::Streamed;
     uint64_t peak = streamed ? e.forward_peak_streamed_bytes : e.forward_peak_bytes;
-    std::string parts;
-    if (what == "forward") {
-        parts = "trace " + format_bytes(e.trace_bytes);
-    } else {
-        const LevelCost* lc = nullptr;
+    const LevelCost* lc = nullptr;
+    if (what != "forward") {
         for (const LevelCost& l : e.levels)
             if (l.level == what) lc = &l;
         if (!lc) throw Error("require_memory: unknown level '" + what + "'");
         peak = streamed ? lc->peak_streamed_bytes : lc->peak_bytes;
-        parts = "trace " + format_bytes(e.trace_bytes) + ", " + std::to_string(lc->components) +
-                " components " + format_bytes(lc->components_bytes) + " each copy, largest working set " +
-                format_bytes(std::max(lc->decompose_bytes, lc->output_bytes));
     }
     if (weights_loaded) {
         // Only what the run adds to the model already in memory.
         const uint64_t block = streamed ? e.layer_widened_bytes + e.block_transient_bytes : 0;
-        if (what == "forward") {
-            peak = e.trace_bytes + e.forward_extra_bytes + block;
-        } else {
-            for (const LevelCost& l : e.levels)
-                if (l.level == what) peak = e.trace_bytes + std::max(l.decompose_bytes, l.output_bytes) + block;
-        }
+        peak = lc ? e.trace_bytes + std::max(lc->decompose_bytes, lc->output_bytes) + block
+                  : e.trace_bytes + e.forward_extra_bytes + block;
     }
     // Reading the free memory (/proc, the cgroup's files) costs more than a small run itself, and
     // a run that needs less than this fits wherever anything runs: not checked unless
@@ -139,6 +129,11 @@ void require_memory(const ModelFileInfo& info, const Config& cfg, int N, int sca
     const FreeMemory fm = free_memory();
     if (fm.free == 0) return;  // nothing known: no check
     if (peak <= fm.free) return;
+    const std::string parts =
+        "trace " + format_bytes(e.trace_bytes) +
+        (lc ? ", " + std::to_string(lc->components) + " components " + format_bytes(lc->components_bytes) +
+                  " each copy, largest working set " + format_bytes(std::max(lc->decompose_bytes, lc->output_bytes))
+            : std::string());
     std::string inspect = hints.inspect;
     const size_t at = inspect.find("MODEL");
     if (at != std::string::npos) inspect.replace(at, 5, model);

@@ -140,6 +140,25 @@ Tensor<double> to_tensor(const py::handle& obj, const std::string& what) {
 
 // Token ids from a list / tuple / 1-D integer array.
 std::vector<int> to_ids(const py::handle& obj, const std::string& what) {
+    if (PyList_Check(obj.ptr())) {  // the common case, without a numpy array in between
+        const py::ssize_t n = PyList_GET_SIZE(obj.ptr());
+        std::vector<int> ids(static_cast<size_t>(n));
+        bool plain = true;
+        for (py::ssize_t i = 0; i < n && plain; ++i) {
+            PyObject* item = PyList_GET_ITEM(obj.ptr(), i);
+            if (!PyLong_CheckExact(item)) {
+                plain = false;
+                break;
+            }
+            int overflow = 0;
+            const long long v = PyLong_AsLongLongAndOverflow(item, &overflow);
+            if (overflow || v < INT32_MIN || v > INT32_MAX)
+                throw Error(what + ": id " + std::string(py::str(item)) + " at position " + std::to_string(i) +
+                            " is not a 32-bit integer");
+            ids[size_t(i)] = int(v);
+        }
+        if (plain) return ids;
+    }
     py::array a = py::array::ensure(obj);
     if (!a) throw Error(what + ": expected a sequence of token ids");
     if (a.size() > 0 && a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
