@@ -26,9 +26,9 @@ def hf_dir(tmp_path, name, edit):
     return str(d)
 
 
-def cli_error(*args):
+def cli_error(*args, quiet=True):
     """The command line's one error line for the same input (without its 'depass: error: ' prefix)."""
-    code, _, err = run_cli(*args, "-q", check=False)
+    code, _, err = run_cli(*args, *(["-q"] if quiet else []), check=False)
     assert code == 1, err
     assert err.startswith("depass: error: ") and err.count("\n") == 1, err
     return err[len("depass: error: ") :].strip()
@@ -235,3 +235,30 @@ def test_the_interpreter_survives_everything(model):
     # After all of the above the module still works.
     r = depass.attribute(model, "Once upon a time")
     assert r.completeness_max_rel < 1e-4
+
+
+def test_bad_tokenizer_json_edits_match_the_command_line(tmp_path):
+    # The command line's list of broken tokenizer.json files, made from GPT-2's: each gives the
+    # same one-line message through the module (as OSError) and through `depass tokenize`.
+    base = json.load(open(require(os.path.join(DATA, "tokenizers", "gpt2", "tokenizer.json"))))
+
+    def edited(name, edit):
+        j = json.loads(json.dumps(base))
+        edit(j)
+        p = tmp_path / name
+        p.write_text(json.dumps(j))
+        return p
+
+    cases = [
+        (edited("types.json", lambda j: j["model"].update(vocab=[1, 2])), ["'model.vocab'", "must be an object"]),
+        (edited("merges.json", lambda j: j["model"]["merges"].append("a zzqqzzqqzz")), ["model.merges", "'zzqqzzqqzz'"]),
+        (edited("big_id.json", lambda j: j["model"]["vocab"].update({"ab": 99999})), ["99999"]),
+        (edited("added.json", lambda j: j.update(added_tokens=[{"id": 70000, "content": "<x>", "special": True}])),
+         ["added_tokens[0]", "70000"]),
+    ]
+    for path, must in cases:
+        with pytest.raises(OSError) as e:
+            depass.load_tokenizer(path)
+        for m in must:
+            assert m in str(e.value), (path.name, str(e.value))
+        same_message(e, cli_error("tokenize", "--tokenizer", path, "--prompt", "abc", quiet=False))

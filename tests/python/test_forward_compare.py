@@ -122,3 +122,17 @@ def test_help_teaches():
         assert word in doc
     assert "compare" in depass.__doc__ or "attribute" in depass.__doc__
     assert depass.Attribution.logit_attribution.__doc__
+
+
+def test_the_stubs_cover_the_module():
+    import ast
+
+    stub = os.path.join(os.path.dirname(depass.__file__), "__init__.pyi")
+    tree = ast.parse(open(stub).read())
+    top = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert set(depass.__all__) <= top, set(depass.__all__) - top
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    for cls in [depass.Attribution, depass.Model, depass.Tokenizer, depass.ComponentInfo]:
+        stubbed = {f.name for f in classes[cls.__name__].body if isinstance(f, ast.FunctionDef)}
+        public = {n for n in dir(cls) if not n.startswith("_")}
+        assert public <= stubbed, (cls.__name__, public - stubbed)
