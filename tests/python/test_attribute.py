@@ -215,3 +215,22 @@ def test_targets_and_descriptors():
     assert (info[0].layer, info[0].index) == (1, 1)
     g = depass.attribute(model, ids, level="neuron", neuron_groups=2)
     assert g.component_info[1].kind == "neuron group" or g.component_info[1].index_end > g.component_info[1].index
+
+
+def test_a_gguf_file_and_its_embedded_vocabulary_match_the_command_line(tmp_path):
+    path = require(os.path.join(DATA, "weights", "third_party", "llama-2-tiny-random.gguf"))
+    for dtype in ["f32", "f64"]:
+        model = depass.load_model(path, dtype="float64" if dtype == "f64" else "float32")
+        assert model.tokenizer.kind.startswith("gguf")
+        for flags, kwargs in [([], {}), (["--level", "head"], {"level": "head"}),
+                              (["--level", "neuron", "--rule", "taylor"], {"level": "neuron", "rule": "taylor"})]:
+            out = tmp_path / f"g_{dtype}_{len(flags)}.safetensors"
+            run_cli("attribute", "-m", path, "--prompt", "Hello world, once more", "--dtype", dtype, *flags,
+                    "--out", out, "-q")
+            ref = read_safetensors(out)
+            r = depass.attribute(model, "Hello world, once more", **kwargs)
+            assert list(r.input_ids) == list(ref["input_ids"])
+            scale = max(1.0, float(np.max(np.abs(ref["logit_attribution"]))))
+            assert abs_err(r.logit_attribution, ref["logit_attribution"]) <= TOL[dtype] * scale
+            r.save(tmp_path / "py.safetensors")
+            assert (tmp_path / "py.safetensors").read_bytes() == out.read_bytes()

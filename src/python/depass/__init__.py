@@ -18,7 +18,8 @@ released; results are identical to the command line's files. See docs/python.md.
 Errors: bad arguments, ids and indices raise ValueError; a missing file FileNotFoundError and
 an unreadable or malformed one OSError (both name the file); a run that would not fit in the
 free memory MemoryError (before any work); a completeness violation depass.CompletenessError
-(a RuntimeError). Ctrl-C stops a long run after the block in progress (KeyboardInterrupt).
+(a RuntimeError). Ctrl-C stops a long run at the end of the block in progress
+(KeyboardInterrupt).
 """
 
 import os as _os
