@@ -6,6 +6,7 @@
 #include <random>
 
 #include "depass/adjoint.hpp"
+#include "depass/eval.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
 #include "test_support.hpp"
@@ -246,5 +247,82 @@ TEST_CASE("the cotangent at h[0] is the gradient of the frozen network: a hand-m
         for (int j = 0; j <= n; ++j) s += lam0.row(offset[n] + j).dot(delta.row(j));
         const double ref = fwd.logit_attribution.data[size_t(n)];  // component 0 at (n, k = 0)
         CHECK(std::abs(s - ref) <= tolerance::adjoint_rel<double>() * std::max(1.0, std::abs(ref)));
+    }
+}
+
+TEST_CASE("depass attribute --adjoint: the forward path's numbers, every layer with --layer all, usage errors",
+          "[adjoint][cli]") {
+    const std::string model = depass_test::source_dir() + "/weights/stories260K.bin";
+    const std::string args = "attribute --quiet -m " + depass_test::shell_quoted(model) +
+                             " --prompt 'Once upon a time there was' --dtype f64 --rule taylor --targets 261,286 ";
+    for (std::string level : {"token --layer 2", "head --layer 1", "neuron --layer 3 --neuron-groups 7",
+                              "module --module attn --layer 4"}) {
+        INFO(level);
+        const std::string f = depass_test::temp_path("fwd.safetensors"), a = depass_test::temp_path("adj.safetensors");
+        REQUIRE(depass_test::run_cli(args + "--level " + level + " --out " + depass_test::shell_quoted(f)) == 0);
+        REQUIRE(depass_test::run_cli(args + "--level " + level + " --adjoint --out " + depass_test::shell_quoted(a)) ==
+                0);
+        const SafeTensors sf = SafeTensors::open(f), sa = SafeTensors::open(a);
+        CHECK(!sa.has("components"));  // never formed
+        const Tensor<double> x = sa.read<double>("logit_attribution"), y = sf.read<double>("logit_attribution");
+        REQUIRE(x.shape == y.shape);
+        CHECK(depass_test::diff(x.data.data(), y.data.data(), y.size()).rel() <= tolerance::adjoint_rel<double>());
+        CHECK(sa.read<double>("target_logits").data == sf.read<double>("target_logits").data);
+        CHECK(sa.metadata().at("component_names") == sf.metadata().at("component_names"));
+        CHECK(sa.metadata().at("path") == "adjoint");
+    }
+    // --layer all: [L, M, N, K], layer l equal to --layer l (forward path), with and without --adjoint.
+    for (std::string extra : {"", "--adjoint "}) {
+        INFO("--layer all " << extra);
+        const std::string all = depass_test::temp_path("all.safetensors");
+        REQUIRE(depass_test::run_cli(args + "--level head --layer all " + extra + "--out " +
+                                     depass_test::shell_quoted(all)) == 0);
+        const Tensor<double> by = SafeTensors::open(all).read<double>("logit_attribution_by_layer");
+        REQUIRE(by.shape.size() == 4);
+        CHECK(by.shape[0] == 5);
+        CHECK(by.shape[1] == 9);  // 8 heads and the rest
+        const size_t per = size_t(by.shape[1] * by.shape[2] * by.shape[3]);
+        for (int l = 0; l < 5; ++l) {
+            const std::string one = depass_test::temp_path("one.safetensors");
+            REQUIRE(depass_test::run_cli(args + "--level head --layer " + std::to_string(l) + " --out " +
+                                         depass_test::shell_quoted(one)) == 0);
+            const Tensor<double> y = SafeTensors::open(one).read<double>("logit_attribution");
+            REQUIRE(y.size() == per);
+            CHECK(depass_test::diff(by.data.data() + l * per, y.data.data(), per).rel() <=
+                  tolerance::adjoint_rel<double>());
+        }
+    }
+    // Usage errors, before any work: another rule, --all-layers, --layer all at token level.
+    const std::string out = depass_test::temp_path("never.safetensors");
+    struct Case {
+        std::string flags, says;
+    };
+    for (const Case& c : {Case{"--rule softmax --adjoint", "only the taylor rule is linear"},
+                          Case{"--rule taylor --adjoint --all-layers", "never forms"},
+                          Case{"--rule taylor --level token --layer all", "--layer all applies"},
+                          Case{"--rule taylor --level head --layer first", "neither a layer number nor 'all'"}}) {
+        INFO(c.flags);
+        std::string log;
+        CHECK(depass_test::run_cli("attribute -m " + depass_test::shell_quoted(model) + " --ids 1,2,3 " + c.flags +
+                                       " --out " + depass_test::shell_quoted(out),
+                                   &log) == 2);
+        CHECK(log.find(c.says) != std::string::npos);
+        CHECK(!file_exists(out));
+    }
+}
+
+TEST_CASE("eval scores: --adjoint gives the forward path's taylor scores for every head and neuron", "[adjoint]") {
+    for (TinyArch arch : {TinyArch::Llama, TinyArch::Gpt2}) {
+        const Model<double> model = random_model<double>(depass_test::tiny_config(arch), 13);
+        const Trace<double> trace = forward(model, ids_for(9, model.cfg.V));
+        for (eval::UnitKind kind : {eval::UnitKind::Head, eval::UnitKind::Neuron}) {
+            const std::vector<double> f = eval::depass_unit_scores(model, trace, kind, 4, 0.1, MlpRule::Taylor, false);
+            const std::vector<double> a = eval::depass_unit_scores(model, trace, kind, 4, 0.1, MlpRule::Taylor, true);
+            REQUIRE(a.size() == f.size());
+            CHECK(depass_test::diff(a.data(), f.data(), f.size()).rel() <= tolerance::adjoint_rel<double>());
+        }
+        depass_test::expect_error(
+            [&] { eval::depass_unit_scores(model, trace, eval::UnitKind::Head, 4, 0.1, MlpRule::Softmax, true); },
+            {"taylor", "softmax"});
     }
 }
