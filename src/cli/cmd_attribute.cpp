@@ -59,6 +59,9 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
         throw UsageError("--adjoint needs --rule taylor (got --rule " + o.rule +
                          "): only the taylor rule is linear in the components, so only it can be computed by "
                          "one reverse pass; the other rules need the decomposed forward pass");
+    if ((o.adjoint || o.all) && o.json_components)
+        throw UsageError(std::string("--json-components: ") +
+                         (o.adjoint ? "--adjoint never forms the components" : "--layer all writes no components"));
     if (o.adjoint && o.all_layers)
         throw UsageError("--all-layers stores the components at every residual point, which --adjoint never forms");
     if (o.all && o.level != "module" && o.level != "head" && o.level != "neuron")
