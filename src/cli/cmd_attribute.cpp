@@ -150,7 +150,10 @@ void run_attribute(const AttributeOptions& o) {
     EstimateOptions need;
     if (o.neuron_groups > 0) need.neuron_groups = o.neuron_groups;
     need.subspaces = std::max<int>(1, int(o.bases.size()));
-    const std::string run = o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
+    // The adjoint path stores one block of rows per target, positions 0 .. n: N (N + 1) / 2 rows for
+    // one target per position, as many as the token level's components.
+    const std::string run = o.adjoint                                  ? "token"
+                            : o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
                             : o.level == "custom"                      ? "forward"
                                                                        : o.level;
     const WeightMode mode = weight_mode(o.in, header, int(sizeof(T)));
