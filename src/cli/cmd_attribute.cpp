@@ -273,8 +273,8 @@ void run_attribute(const AttributeOptions& o) {
         {"component_names", meta_names.dump()},
         {"points", meta_points.dump()},
         {"completeness_max_rel", wr.str()},
-        {"path", o.adjoint ? "adjoint" : "forward"},
     };
+    if (o.adjoint) meta["path"] = "adjoint";  // (a forward run's metadata is unchanged)
     if (o.all) meta["layer"] = "all";
 
     // The report: the same numbers, with display pieces for the tokens and targets.
