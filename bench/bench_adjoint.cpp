@@ -29,7 +29,8 @@ double rel_diff(const std::vector<Attribution<float>>& a, const std::vector<Attr
     double e = 0, s = 1e-30;
     for (size_t l = 0; l < a.size(); ++l)
         for (size_t i = 0; i < a[l].logit_attribution.size(); ++i) {
-            e = std::max(e, double(std::abs(a[l].logit_attribution.data[i] - b[l].logit_attribution.data[i])));
+            e = std::max(e,
+                         double(std::abs(a[l].logit_attribution.data[i] - b[l].logit_attribution.data[i])));
             s = std::max(s, double(std::abs(b[l].logit_attribution.data[i])));
         }
     return e / s;
@@ -60,12 +61,18 @@ void run(const std::string& name, const Model<float>& model, const std::vector<i
             std::vector<double> sf, sa;
             const std::vector<double> u = median_times(
                 reps, 60.0,
-                [&] { sf = eval::depass_unit_scores(model, trace, kind, int(best), 0.1, MlpRule::Taylor, false); },
-                [&] { sa = eval::depass_unit_scores(model, trace, kind, int(best), 0.1, MlpRule::Taylor, true); });
-            std::printf("%-22s N=%-4d %-6s maps: L passes %9.4f s, one reverse pass %9.4f s, ratio %7.1fx (rel diff %.1e)"
-                        " | last target: %9.4f s vs %9.4f s, ratio %7.1fx\n",
-                        name.c_str(), N, level == Level::Head ? "heads" : "neurons", t[0], t[1], t[0] / t[1], diff,
-                        u[0], u[1], u[0] / u[1]);
+                [&] {
+                    sf = eval::depass_unit_scores(model, trace, kind, int(best), 0.1, MlpRule::Taylor, false);
+                },
+                [&] {
+                    sa = eval::depass_unit_scores(model, trace, kind, int(best), 0.1, MlpRule::Taylor, true);
+                });
+            std::printf(
+                "%-22s N=%-4d %-6s maps: L passes %9.4f s, one reverse pass %9.4f s, ratio %7.1fx (rel diff "
+                "%.1e)"
+                " | last target: %9.4f s vs %9.4f s, ratio %7.1fx\n",
+                name.c_str(), N, level == Level::Head ? "heads" : "neurons", t[0], t[1], t[0] / t[1], diff,
+                u[0], u[1], u[0] / u[1]);
             std::fflush(stdout);
         }
     }
@@ -79,20 +86,27 @@ int main(int argc, char** argv) {
     std::vector<int> Ns = {32, 64, 128};
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--model" && i + 1 < argc) model_path = argv[++i];
-        else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-        else if (a == "--neurons-max-n" && i + 1 < argc) neurons_max_n = std::atoi(argv[++i]);
+        if (a == "--model" && i + 1 < argc)
+            model_path = argv[++i];
+        else if (a == "--reps" && i + 1 < argc)
+            reps = std::atoi(argv[++i]);
+        else if (a == "--neurons-max-n" && i + 1 < argc)
+            neurons_max_n = std::atoi(argv[++i]);
         else if (a == "--n" && i + 1 < argc) {
             Ns.clear();
-            for (char* p = std::strtok(argv[++i], ","); p; p = std::strtok(nullptr, ",")) Ns.push_back(std::atoi(p));
+            for (char* p = std::strtok(argv[++i], ","); p; p = std::strtok(nullptr, ","))
+                Ns.push_back(std::atoi(p));
         } else {
-            std::fprintf(stderr, "usage: bench_adjoint [--model FILE] [--reps K] [--n N,...] [--neurons-max-n N]\n");
+            std::fprintf(stderr,
+                         "usage: bench_adjoint [--model FILE] [--reps K] [--n N,...] [--neurons-max-n N]\n");
             return 2;
         }
     }
     configure_malloc(false);
-    std::printf("bench_adjoint: taylor rule, float, %d thread(s), medians of up to %d rounds\n", max_threads(), reps);
+    std::printf("bench_adjoint: taylor rule, float, %d thread(s), medians of up to %d rounds\n",
+                max_threads(), reps);
     if (file_exists(model_path)) run(model_path, load_model<float>(model_path), Ns, reps, 1 << 30);
-    run("random stories15M", random_model<float>(stories_shape("stories15M"), 1, 0.02), Ns, reps, neurons_max_n);
+    run("random stories15M", random_model<float>(stories_shape("stories15M"), 1, 0.02), Ns, reps,
+        neurons_max_n);
     return 0;
 }

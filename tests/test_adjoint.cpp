@@ -101,9 +101,9 @@ double worst_identity(const Model<T>& model, const std::vector<int>& ids, const 
             CHECK(adj.cut.str() == fwd.cut.str());
             CHECK(adj.targets == fwd.targets);
             CHECK(adj.components.D == 0);  // nothing formed
-            const depass_test::Diff d = depass_test::diff(adj.logit_attribution.data.data(),
-                                                          fwd.logit_attribution.data.data(),
-                                                          fwd.logit_attribution.size());
+            const depass_test::Diff d =
+                depass_test::diff(adj.logit_attribution.data.data(), fwd.logit_attribution.data.data(),
+                                  fwd.logit_attribution.size());
             INFO("max_abs " << d.max_abs << " rel " << d.rel() << " at " << d.worst);
             CHECK(d.rel() <= tolerance::adjoint_rel<T>());
             CHECK(adj.completeness_max_rel <= tolerance::adjoint_sum_rel<T>());
@@ -127,8 +127,8 @@ std::vector<int> ids_for(int N, int V) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("adjoint == forward decomposed pass (taylor) on every fixture, level and cut",
-                   "[adjoint]", float, double) {
+TEMPLATE_TEST_CASE("adjoint == forward decomposed pass (taylor) on every fixture, level and cut", "[adjoint]",
+                   float, double) {
     using T = TestType;
     SKIP_WITHOUT_SHARED();
     for (std::string name : {"llama-gqa-s1", "qwen2-s1", "llama3-rope-s2", "gpt2-s1"}) {
@@ -148,8 +148,8 @@ TEMPLATE_TEST_CASE("adjoint == forward decomposed pass (taylor) on random tiny m
     }
 }
 
-TEMPLATE_TEST_CASE("every layer at once: one reverse pass == one decomposed pass per layer", "[adjoint]", float,
-                   double) {
+TEMPLATE_TEST_CASE("every layer at once: one reverse pass == one decomposed pass per layer", "[adjoint]",
+                   float, double) {
     using T = TestType;
     for (TinyArch arch : {TinyArch::Llama, TinyArch::Gpt2}) {
         const Model<T> model = random_model<T>(depass_test::tiny_config(arch), 9);
@@ -167,8 +167,8 @@ TEMPLATE_TEST_CASE("every layer at once: one reverse pass == one decomposed pass
                 REQUIRE(fwd.size() == size_t(model.cfg.L));
                 REQUIRE(adj.size() == fwd.size());
                 for (size_t l = 0; l < fwd.size(); ++l) {
-                    INFO(depass_test::tiny_arch_name(arch) << " " << level_name(level) << (mlp ? " mlp" : "")
-                                                           << " layer " << l);
+                    INFO(depass_test::tiny_arch_name(arch)
+                         << " " << level_name(level) << (mlp ? " mlp" : "") << " layer " << l);
                     CHECK(adj[l].cut.str() == fwd[l].cut.str());
                     CHECK(adj[l].components.names == fwd[l].components.names);
                     const depass_test::Diff d = depass_test::diff(adj[l].logit_attribution.data.data(),
@@ -198,7 +198,8 @@ TEST_CASE("the adjoint path is the taylor rule's only: other rules and levels ar
     depass_test::expect_error([&] { attribute_all_layers(model, trace, rq); }, {"token level"});
     rq.start.level = Level::Head;
     rq.start.layer = model.cfg.L;  // no block L
-    depass_test::expect_error([&] { attribute(model, trace, rq); }, {"head level", "layer 2", "out of range"});
+    depass_test::expect_error([&] { attribute(model, trace, rq); },
+                              {"head level", "layer 2", "out of range"});
     rq.start.layer = 0;
     rq.start.heads = {model.cfg.H};
     depass_test::expect_error([&] { attribute(model, trace, rq); }, {"head level", "head 4"});
@@ -235,12 +236,13 @@ TEST_CASE("the cotangent at h[0] is the gradient of the frozen network: a hand-m
     for (int n = 0; n < trace.N(); ++n) rhs.push_back({n, fwd.targets[n][0]});
     Mat<double> lam0;
     std::vector<int64_t> offset;
-    adjoint_pass<double>(model, trace, rhs, CutPoint{0, false}, [&](const CutPoint& p, const Cotangents<double>& c) {
-        if (p.layer == 0 && !p.after_attention) {
-            lam0 = c.X;
-            offset = c.offset;
-        }
-    });
+    adjoint_pass<double>(model, trace, rhs, CutPoint{0, false},
+                         [&](const CutPoint& p, const Cotangents<double>& c) {
+                             if (p.layer == 0 && !p.after_attention) {
+                                 lam0 = c.X;
+                                 offset = c.offset;
+                             }
+                         });
     REQUIRE(lam0.rows() == trace.N() * (trace.N() + 1) / 2);
     for (int n = 0; n < trace.N(); ++n) {
         double s = 0;
@@ -250,23 +252,29 @@ TEST_CASE("the cotangent at h[0] is the gradient of the frozen network: a hand-m
     }
 }
 
-TEST_CASE("depass attribute --adjoint: the forward path's numbers, every layer with --layer all, usage errors",
-          "[adjoint][cli]") {
+TEST_CASE(
+    "depass attribute --adjoint: the forward path's numbers, every layer with --layer all, usage errors",
+    "[adjoint][cli]") {
     const std::string model = depass_test::source_dir() + "/weights/stories260K.bin";
-    const std::string args = "attribute --quiet -m " + depass_test::shell_quoted(model) +
-                             " --prompt 'Once upon a time there was' --dtype f64 --rule taylor --targets 261,286 ";
+    const std::string args =
+        "attribute --quiet -m " + depass_test::shell_quoted(model) +
+        " --prompt 'Once upon a time there was' --dtype f64 --rule taylor --targets 261,286 ";
     for (std::string level : {"token --layer 2", "head --layer 1", "neuron --layer 3 --neuron-groups 7",
                               "module --module attn --layer 4"}) {
         INFO(level);
-        const std::string f = depass_test::temp_path("fwd.safetensors"), a = depass_test::temp_path("adj.safetensors");
-        REQUIRE(depass_test::run_cli(args + "--level " + level + " --out " + depass_test::shell_quoted(f)) == 0);
-        REQUIRE(depass_test::run_cli(args + "--level " + level + " --adjoint --out " + depass_test::shell_quoted(a)) ==
+        const std::string f = depass_test::temp_path("fwd.safetensors"),
+                          a = depass_test::temp_path("adj.safetensors");
+        REQUIRE(depass_test::run_cli(args + "--level " + level + " --out " + depass_test::shell_quoted(f)) ==
                 0);
+        REQUIRE(depass_test::run_cli(args + "--level " + level + " --adjoint --out " +
+                                     depass_test::shell_quoted(a)) == 0);
         const SafeTensors sf = SafeTensors::open(f), sa = SafeTensors::open(a);
         CHECK(!sa.has("components"));  // never formed
-        const Tensor<double> x = sa.read<double>("logit_attribution"), y = sf.read<double>("logit_attribution");
+        const Tensor<double> x = sa.read<double>("logit_attribution"),
+                             y = sf.read<double>("logit_attribution");
         REQUIRE(x.shape == y.shape);
-        CHECK(depass_test::diff(x.data.data(), y.data.data(), y.size()).rel() <= tolerance::adjoint_rel<double>());
+        CHECK(depass_test::diff(x.data.data(), y.data.data(), y.size()).rel() <=
+              tolerance::adjoint_rel<double>());
         CHECK(sa.read<double>("target_logits").data == sf.read<double>("target_logits").data);
         CHECK(sa.metadata().at("component_names") == sf.metadata().at("component_names"));
         CHECK(sa.metadata().at("path") == "adjoint");
@@ -297,32 +305,38 @@ TEST_CASE("depass attribute --adjoint: the forward path's numbers, every layer w
     struct Case {
         std::string flags, says;
     };
-    for (const Case& c : {Case{"--rule softmax --adjoint", "only the taylor rule is linear"},
-                          Case{"--rule taylor --adjoint --all-layers", "never forms"},
-                          Case{"--rule taylor --level token --layer all", "--layer all applies"},
-                          Case{"--rule taylor --level head --layer first", "neither a layer number nor 'all'"}}) {
+    for (const Case& c :
+         {Case{"--rule softmax --adjoint", "only the taylor rule is linear"},
+          Case{"--rule taylor --adjoint --all-layers", "never forms"},
+          Case{"--rule taylor --level token --layer all", "--layer all applies"},
+          Case{"--rule taylor --level head --layer first", "neither a layer number nor 'all'"}}) {
         INFO(c.flags);
         std::string log;
-        CHECK(depass_test::run_cli("attribute -m " + depass_test::shell_quoted(model) + " --ids 1,2,3 " + c.flags +
-                                       " --out " + depass_test::shell_quoted(out),
+        CHECK(depass_test::run_cli("attribute -m " + depass_test::shell_quoted(model) + " --ids 1,2,3 " +
+                                       c.flags + " --out " + depass_test::shell_quoted(out),
                                    &log) == 2);
         CHECK(log.find(c.says) != std::string::npos);
         CHECK(!file_exists(out));
     }
 }
 
-TEST_CASE("eval scores: --adjoint gives the forward path's taylor scores for every head and neuron", "[adjoint]") {
+TEST_CASE("eval scores: --adjoint gives the forward path's taylor scores for every head and neuron",
+          "[adjoint]") {
     for (TinyArch arch : {TinyArch::Llama, TinyArch::Gpt2}) {
         const Model<double> model = random_model<double>(depass_test::tiny_config(arch), 13);
         const Trace<double> trace = forward(model, ids_for(9, model.cfg.V));
         for (eval::UnitKind kind : {eval::UnitKind::Head, eval::UnitKind::Neuron}) {
-            const std::vector<double> f = eval::depass_unit_scores(model, trace, kind, 4, 0.1, MlpRule::Taylor, false);
-            const std::vector<double> a = eval::depass_unit_scores(model, trace, kind, 4, 0.1, MlpRule::Taylor, true);
+            const std::vector<double> f =
+                eval::depass_unit_scores(model, trace, kind, 4, 0.1, MlpRule::Taylor, false);
+            const std::vector<double> a =
+                eval::depass_unit_scores(model, trace, kind, 4, 0.1, MlpRule::Taylor, true);
             REQUIRE(a.size() == f.size());
             CHECK(depass_test::diff(a.data(), f.data(), f.size()).rel() <= tolerance::adjoint_rel<double>());
         }
         depass_test::expect_error(
-            [&] { eval::depass_unit_scores(model, trace, eval::UnitKind::Head, 4, 0.1, MlpRule::Softmax, true); },
+            [&] {
+                eval::depass_unit_scores(model, trace, eval::UnitKind::Head, 4, 0.1, MlpRule::Softmax, true);
+            },
             {"taylor", "softmax"});
     }
 }

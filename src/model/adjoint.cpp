@@ -72,16 +72,16 @@ Mat<T> attention_frozen_backward(const Cotangents<T>& dctx, const std::vector<Ma
         throw Error("attention_frozen_backward: cotangents, heads and probabilities do not match");
     const int group = H / Hkv;
     Mat<T> dv = Mat<T>::Zero(dctx.rows(), int64_t(Hkv) * Dh);
-#pragma omp parallel for collapse(2) schedule(dynamic) \
-    if (worth_threads(0.5 * double(dctx.rows()) * dctx.N * H * Dh))
+#pragma omp parallel for collapse(2) \
+    schedule(dynamic) if (worth_threads(0.5 * double(dctx.rows()) * dctx.N * H * Dh))
     for (int r = 0; r < dctx.R; ++r)
         for (int g = 0; g < Hkv; ++g) {
             const int64_t o = dctx.offset[r], n = dctx.offset[r + 1] - o;
             auto out = dv.block(o, int64_t(g) * Dh, n, Dh);
             for (int h = g * group; h < (g + 1) * group; ++h) {
                 const auto At = probs[h].topLeftCorner(n, n).transpose();  // [n, n], upper triangular
-                out.noalias() += At.template triangularView<Eigen::Upper>() *
-                                 dctx.X.block(o, int64_t(h) * Dh, n, Dh);
+                out.noalias() +=
+                    At.template triangularView<Eigen::Upper>() * dctx.X.block(o, int64_t(h) * Dh, n, Dh);
             }
         }
     return dv;
@@ -271,7 +271,8 @@ Tensor<T> adjoint_head_scores(const Model<T>& model, const Trace<T>& trace, int 
     Mat<T> ctx = lt.attn_ctx;  // [N, H*Dh] without the value bias
     if (lw.bv.size())
         for (int h = 0; h < cfg.H; ++h)
-            ctx.middleCols(int64_t(h) * Dh, Dh).rowwise() -= lw.bv.segment(int64_t(h / group) * Dh, Dh).transpose();
+            ctx.middleCols(int64_t(h) * Dh, Dh).rowwise() -=
+                lw.bv.segment(int64_t(h / group) * Dh, Dh).transpose();
     const Mat<T> Q = lam.X * lw.wo;  // [rows, H*Dh]: lambda at the heads' contexts
     Tensor<T> out({int64_t(K + 1), int64_t(R)});
 #pragma omp parallel for if (worth_threads(double(lam.rows()) * cfg.H * Dh))
@@ -279,8 +280,9 @@ Tensor<T> adjoint_head_scores(const Model<T>& model, const Trace<T>& trace, int 
         for (int k = 0; k < K; ++k) {
             double s = 0;
             for (int64_t i = lam.offset[r]; i < lam.offset[r + 1]; ++i)
-                s += double(Q.row(i).segment(int64_t(heads[k]) * Dh, Dh).dot(
-                    ctx.row(lam.row_pos[i]).segment(int64_t(heads[k]) * Dh, Dh)));
+                s += double(Q.row(i)
+                                .segment(int64_t(heads[k]) * Dh, Dh)
+                                .dot(ctx.row(lam.row_pos[i]).segment(int64_t(heads[k]) * Dh, Dh)));
             out.data[size_t(k) * R + r] = T(s);
         }
     finish_rest(out, lam, lt.m, K);
@@ -302,7 +304,8 @@ Tensor<T> adjoint_neuron_scores(const Model<T>& model, const Trace<T>& trace, in
     for (int r = 0; r < R; ++r) {
         Eigen::VectorXd per = Eigen::VectorXd::Zero(I);
         for (int64_t i = lam.offset[r]; i < lam.offset[r + 1]; ++i)
-            per += (P.row(i).cwiseProduct(lt.mlp_act.row(lam.row_pos[i]))).transpose().template cast<double>();
+            per +=
+                (P.row(i).cwiseProduct(lt.mlp_act.row(lam.row_pos[i]))).transpose().template cast<double>();
         for (int k = 0; k < K; ++k) {
             double s = 0;
             for (int i : sets[k]) s += per[i];
@@ -324,8 +327,8 @@ template <class T>
 struct Start {
     Initialised<T> init;
     bool formed = false;
-    std::vector<int> heads;               // head level
-    std::vector<std::vector<int>> sets;   // neuron level
+    std::vector<int> heads;              // head level
+    std::vector<std::vector<int>> sets;  // neuron level
 };
 
 template <class T>
@@ -468,7 +471,8 @@ void check_sums(Attribution<T>& a) {
 template <class T>
 void require_taylor(const AttributionRequest& rq) {
     if (rq.rule != MlpRule::Taylor)
-        throw Error(std::string("attribute: the adjoint path needs the taylor rule, not '") + rule_name(rq.rule) +
+        throw Error(std::string("attribute: the adjoint path needs the taylor rule, not '") +
+                    rule_name(rq.rule) +
                     "': only taylor is linear in the components (softmax, max, relu and linear weigh each "
                     "component against the others), so the other rules need the decomposed forward pass");
 }
@@ -526,9 +530,10 @@ std::vector<Attribution<T>> attribute_all_layers(const Model<T>& model, const Tr
                                                  const AttributionRequest& rq) {
     const Level lv = rq.start.level;
     if (lv != Level::Module && lv != Level::Head && lv != Level::Neuron)
-        throw Error(std::string("attribute: every layer at once applies to the module, head and neuron levels, "
-                                "not the ") +
-                    level_name(lv) + " level");
+        throw Error(
+            std::string("attribute: every layer at once applies to the module, head and neuron levels, "
+                        "not the ") +
+            level_name(lv) + " level");
     std::vector<int> layers;
     for (int l = 0; l < model.cfg.L; ++l) layers.push_back(l);
     if (rq.adjoint) return adjoint_layers(model, trace, rq, layers);
@@ -541,22 +546,23 @@ std::vector<Attribution<T>> attribute_all_layers(const Model<T>& model, const Tr
     return out;
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                                  \
-    template struct Cotangents<T>;                                                                             \
-    template Mat<T> norm_frozen_backward(NormKind, const Mat<T>&, const Vec<T>&, const Vec<T>&,               \
-                                         const std::vector<int>&);                                             \
-    template Mat<T> attention_frozen_backward(const Cotangents<T>&, const std::vector<Mat<T>>&, int, int, int); \
-    template Mat<T> taylor_mlp_frozen_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&,    \
-                                               const std::vector<int>&, Mat<T>*);                              \
-    template void adjoint_pass(const Model<T>&, const Trace<T>&, const std::vector<LogitTarget>&, CutPoint,   \
-                               const CotangentObserver<T>&);                                                   \
-    template Tensor<T> adjoint_scores(const Cotangents<T>&, const Components<T>&);                             \
-    template Tensor<T> adjoint_head_scores(const Model<T>&, const Trace<T>&, int, const std::vector<int>&,     \
-                                           const Cotangents<T>&);                                              \
-    template Tensor<T> adjoint_neuron_scores(const Model<T>&, const Trace<T>&, int,                            \
-                                             const std::vector<std::vector<int>>&, const Cotangents<T>&);     \
-    template Attribution<T> attribute_adjoint(const Model<T>&, const Trace<T>&, const AttributionRequest&);    \
-    template std::vector<Attribution<T>> attribute_all_layers(const Model<T>&, const Trace<T>&,                \
+#define DEPASS_INSTANTIATE(T)                                                                               \
+    template struct Cotangents<T>;                                                                          \
+    template Mat<T> norm_frozen_backward(NormKind, const Mat<T>&, const Vec<T>&, const Vec<T>&,             \
+                                         const std::vector<int>&);                                          \
+    template Mat<T> attention_frozen_backward(const Cotangents<T>&, const std::vector<Mat<T>>&, int, int,   \
+                                              int);                                                         \
+    template Mat<T> taylor_mlp_frozen_backward(const Mat<T>&, const Mat<T>&, const Mat<T>&, const Mat<T>&,  \
+                                               const std::vector<int>&, Mat<T>*);                           \
+    template void adjoint_pass(const Model<T>&, const Trace<T>&, const std::vector<LogitTarget>&, CutPoint, \
+                               const CotangentObserver<T>&);                                                \
+    template Tensor<T> adjoint_scores(const Cotangents<T>&, const Components<T>&);                          \
+    template Tensor<T> adjoint_head_scores(const Model<T>&, const Trace<T>&, int, const std::vector<int>&,  \
+                                           const Cotangents<T>&);                                           \
+    template Tensor<T> adjoint_neuron_scores(const Model<T>&, const Trace<T>&, int,                         \
+                                             const std::vector<std::vector<int>>&, const Cotangents<T>&);   \
+    template Attribution<T> attribute_adjoint(const Model<T>&, const Trace<T>&, const AttributionRequest&); \
+    template std::vector<Attribution<T>> attribute_all_layers(const Model<T>&, const Trace<T>&,             \
                                                               const AttributionRequest&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
