@@ -11,6 +11,10 @@
 #include "depass/tolerance.hpp"
 #include "test_support.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 using namespace depass;
 using depass_test::TinyArch;
 
@@ -339,4 +343,39 @@ TEST_CASE("eval scores: --adjoint gives the forward path's taylor scores for eve
             },
             {"taylor", "softmax"});
     }
+}
+
+TEST_CASE("the reverse pass gives identical results with 1 and 2 threads", "[adjoint][threads]") {
+#ifndef _OPENMP
+    WARN("built without OpenMP: nothing to compare");
+    return;
+#else
+    // Large enough that every parallel loop of adjoint.cpp takes threads (depass/threading.hpp).
+    Config cfg = depass_test::tiny_config(TinyArch::Llama);
+    cfg.D = 128;
+    cfg.I = 256;
+    cfg.H = 8;
+    cfg.Hkv = 2;
+    cfg.Dh = 16;
+    cfg.max_positions = 64;
+    const Model<double> model = random_model<double>(cfg, 17);
+    const Trace<double> trace = forward(model, ids_for(64, cfg.V));
+    auto run = [&](int threads) {
+        omp_set_num_threads(threads);
+        std::vector<double> out;
+        for (Level level : {Level::Head, Level::Neuron, Level::Token}) {
+            AttributionRequest rq;
+            rq.start.level = level;
+            rq.rule = MlpRule::Taylor;
+            rq.adjoint = true;
+            const Attribution<double> a = attribute(model, trace, rq);
+            out.insert(out.end(), a.logit_attribution.data.begin(), a.logit_attribution.data.end());
+        }
+        return out;
+    };
+    const std::vector<double> one = run(1), two = run(2);
+    omp_set_num_threads(omp_get_num_procs());
+    REQUIRE(one.size() == two.size());
+    CHECK(one == two);
+#endif
 }
