@@ -409,8 +409,8 @@ std::vector<LogitTarget> as_rhs(const std::vector<std::vector<int>>& targets) {
 }
 
 template <class T>
-Attribution<T> shell(const Model<T>& model, const Trace<T>& trace, const AttributionRequest& rq,
-                     const Start<T>& s, const std::vector<std::vector<int>>& targets) {
+Attribution<T> shell(const Trace<T>& trace, const AttributionRequest& rq, const Start<T>& s,
+                     const std::vector<std::vector<int>>& targets) {
     Attribution<T> a;
     a.level = s.init.level;
     a.cut = s.init.cut;
@@ -434,7 +434,6 @@ Attribution<T> shell(const Model<T>& model, const Trace<T>& trace, const Attribu
     a.target_logits.resize(N, K);
     for (int n = 0; n < N; ++n)
         for (int k = 0; k < K; ++k) a.target_logits(n, k) = double(trace.logits(n, targets[n][k]));
-    (void)model;
     return a;
 }
 
@@ -468,7 +467,6 @@ void check_sums(Attribution<T>& a) {
     }
 }
 
-template <class T>
 void require_taylor(const AttributionRequest& rq) {
     if (rq.rule != MlpRule::Taylor)
         throw Error(std::string("attribute: the adjoint path needs the taylor rule, not '") +
@@ -481,7 +479,7 @@ void require_taylor(const AttributionRequest& rq) {
 template <class T>
 std::vector<Attribution<T>> adjoint_layers(const Model<T>& model, const Trace<T>& trace,
                                            const AttributionRequest& rq, const std::vector<int>& layers) {
-    require_taylor<T>(rq);
+    require_taylor(rq);
     const std::vector<std::vector<int>> targets = resolve_targets(rq.targets, trace, model.cfg.V);
     const std::vector<LogitTarget> rhs = as_rhs(targets);
     std::vector<Start<T>> starts;
@@ -490,7 +488,7 @@ std::vector<Attribution<T>> adjoint_layers(const Model<T>& model, const Trace<T>
         LevelRequest q = rq.start;
         q.layer = l;
         starts.push_back(start_of(model, trace, q));
-        out.push_back(shell(model, trace, rq, starts.back(), targets));
+        out.push_back(shell(trace, rq, starts.back(), targets));
     }
     CutPoint lowest = starts[0].init.cut;
     for (const Start<T>& s : starts)
