@@ -379,3 +379,24 @@ TEST_CASE("the reverse pass gives identical results with 1 and 2 threads", "[adj
     CHECK(one == two);
 #endif
 }
+
+TEST_CASE("depass eval: --adjoint without --rule taylor is a usage error before any output",
+          "[adjoint][cli]") {
+    const std::string model = depass_test::source_dir() + "/weights/stories260K.bin";
+    const std::string prompts = depass_test::source_dir() + "/data/prompts/handwritten.txt";
+    const std::string dir = depass_test::temp_path("eval_never");
+    for (std::string cmd : {"heads", "neurons"}) {
+        std::string log;
+        CHECK(depass_test::run_cli("eval " + cmd + " -m " + depass_test::shell_quoted(model) + " --prompts " +
+                                       depass_test::shell_quoted(prompts) + " --adjoint --out " +
+                                       depass_test::shell_quoted(dir),
+                                   &log) == 2);
+        CHECK(log.find("--adjoint needs --rule taylor") != std::string::npos);
+        CHECK(!file_exists(dir));
+    }
+    std::string log;
+    CHECK(depass_test::run_cli(
+              "eval neurons-speed -m " + depass_test::shell_quoted(model) + " --n 8 --rule max --adjoint",
+              &log) == 2);
+    CHECK(log.find("(got --rule max)") != std::string::npos);
+}

@@ -194,6 +194,7 @@ void run_tokens(const SetOptions& o) {
 
 template <class T>
 void run_units(const SetOptions& o, eval::UnitKind kind) {
+    check_adjoint_rule(o.adjoint, o.rule);  // before any work or output directory
     const Model<T> model = load_model<T>(o.in.model);
     auto tok = find_tokenizer(o.in, model.cfg, true);
     const PromptSet ps = load_prompts(o, model.cfg, *tok);
@@ -208,7 +209,6 @@ void run_units(const SetOptions& o, eval::UnitKind kind) {
     opt.random_draws = o.draws;
     opt.seed = o.seed;
     opt.temperature = o.temperature;
-    check_adjoint_rule(o.adjoint, o.rule);
     opt.rule = parse_mlp_rule(o.rule);
     opt.adjoint = o.adjoint;
     const std::string name = eval::unit_name(kind);
