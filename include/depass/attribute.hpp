@@ -76,6 +76,9 @@ struct AttributionRequest {
     // ids at every position; N rows = ids per position (every row of the same length K).
     std::vector<std::vector<int>> targets;
     bool keep_points = false;  // also keep the components at every residual point
+    // Taylor rule only: the attribution by one reverse pass of the frozen network instead of
+    // the decomposed forward pass (adjoint.hpp); the components themselves are not formed.
+    bool adjoint = false;
 };
 
 // The result.
@@ -100,8 +103,15 @@ struct Attribution {
     int K() const { return targets.empty() ? 0 : int(targets[0].size()); }
 };
 
+// Targets per position as a request gives them (see AttributionRequest::targets): [N][K].
+// Throws depass::Error for a row count other than 1 or N, ragged rows or an id outside [0, V).
+template <class T>
+std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>& given,
+                                              const Trace<T>& trace, int V);
+
 // On a recorded pass. `observe`, when given, is called at every residual point after
-// the monitor (for progress). Throws depass::Error for a bad request or when
+// the monitor (for progress). With request.adjoint: attribute_adjoint() (adjoint.hpp; no
+// components, `observe` is not called). Throws depass::Error for a bad request or when
 // completeness is violated (nothing is returned then).
 template <class T>
 Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const AttributionRequest& request,

@@ -3,7 +3,8 @@
 // The command line and the language bindings both write their results through these
 // functions, so a result saved from either is the same file, byte for byte:
 //
-//   --out (safetensors)  components [M,N,D], logit_attribution [M,N,K], targets [N,K] (int),
+//   --out (safetensors)  components [M,N,D] (not for adjoint or stacked runs), logit_attribution
+//                        [M,N,K] (stacked layers: logit_attribution_by_layer [L,M,N,K]), targets [N,K] (int),
 //                        target_logits [N,K], input_ids [N] (int), components_by_point
 //                        [S,M,N,D] when the components were kept at every point; the
 //                        run's facts as string metadata (attribution_metadata)
@@ -30,6 +31,10 @@ struct AttributionRun {
     int layer = 0;                         // the requested layer (recorded for module / head / neuron)
     std::vector<int> ids;                  // [N] the input token ids
     const Tokenizer* tokenizer = nullptr;  // for the display pieces (null: "#id")
+    bool adjoint = false;  // computed by the reverse pass (adjoint.hpp): no components to write
+    // > 1: the attribution stacks this many layers' components (module / head / neuron level,
+    // every block), written as logit_attribution_by_layer [layers, M / layers, N, K].
+    int layers = 1;
 };
 
 // The tensors of the safetensors / npy output, in file order.

@@ -232,9 +232,12 @@ std::vector<UnitMethod> all_unit_methods();
 // DePass scores of every unit of every layer, [L * U] (layer-major): for each layer the
 // head-level (init_heads) or neuron-level (init_neurons) decomposition is propagated to the
 // end and the unit's logit attribution for `target` at the last position is its score.
+// `rule` picks the MLP rule; with `adjoint` (taylor rule only) one reverse pass of the frozen
+// network gives every layer's scores at once (adjoint.hpp) instead of one decomposed pass per layer.
 template <class T>
 std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind,
-                                       int target, double temperature = 0.1);
+                                       int target, double temperature = 0.1, MlpRule rule = MlpRule::Softmax,
+                                       bool adjoint = false);
 // Magnitude baseline [L * U]: the norm of the head's output (through W_O) at the last
 // position, or the neuron's |activation| at the last position.
 template <class T>
@@ -265,6 +268,8 @@ struct UnitEvalOptions {
     int random_draws = 5;
     uint64_t seed = 1;
     double temperature = 0.1;
+    MlpRule rule = MlpRule::Softmax;  // the MLP rule of the DePass scores
+    bool adjoint = false;             // taylor rule: every layer's scores by one reverse pass
 };
 
 // Number of units zeroed for a fraction of `total`: max(1, floor(fraction * total + 1e-9)).
@@ -307,6 +312,8 @@ double last_target_logit(const Model<T>& model, const Mat<T>& hL, int target);
 struct NeuronSpeedResult {
     int N = 0, target = -1, L = 0, I = 0, threads = 1;
     double target_logit = 0;
+    MlpRule rule = MlpRule::Softmax;  // the DePass side's MLP rule
+    bool adjoint = false;             // DePass by one reverse pass (then depass_layer_seconds = total / L)
     // Wall-clock seconds, and process CPU seconds (all threads) of the same spans.
     double forward_seconds = 0, forward_cpu = 0;  // the recorded forward (counted in both totals)
     double depass_seconds = 0,
@@ -339,9 +346,13 @@ struct NeuronSpeedResult {
 // trace), then blocks l+1 .. L-1 on all positions, then the target logit at the last
 // position. `run_ablation` false skips the ablation (scores only). `naive_sample` > 0 also
 // times that many naive ablations (neurons spread evenly over the layers).
+// `rule` and `adjoint` as for depass_unit_scores: with adjoint the DePass side is the recorded
+// forward + one reverse pass of the frozen network for the target, every neuron of every layer
+// scored from its cotangents.
 template <class T>
 NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& ids, bool run_ablation = true,
-                               double temperature = 0.1, int naive_sample = 0, const Progress& progress = {});
+                               double temperature = 0.1, int naive_sample = 0, const Progress& progress = {},
+                               MlpRule rule = MlpRule::Softmax, bool adjoint = false);
 
 // ---- token-level cost: DePass against the gradient baselines ------------------------------
 

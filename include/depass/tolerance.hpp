@@ -35,6 +35,32 @@ constexpr double completeness_rel<float>() {
     return 1e-5;
 }
 
+// The taylor rule's attribution by the reverse pass of the frozen network (adjoint.hpp)
+// against the decomposed forward pass, relative to the attribution tensor's max magnitude.
+// The two compute the same linear map in exact arithmetic, w . (J X) = (J^T w) . X; only
+// the order of the sums differs (products transposed, components summed before or after
+// the network), so they agree to the rounding of a few hundred operations per path:
+// ~1e-15 relative in double, ~1e-7..1e-6 in float. 1e-12 / 1e-5 leave room for deep models
+// and long sequences and still catch a lost term (a missing bias or norm factor, a head of
+// the wrong KV group: 1e-3 and more).
+template <class T>
+constexpr double adjoint_rel();
+template <>
+constexpr double adjoint_rel<double>() {
+    return 1e-12;
+}
+template <>
+constexpr double adjoint_rel<float>() {
+    return 1e-5;
+}
+// The adjoint path's completeness: the shares of a target (every component and the biases)
+// sum to its logit from the recorded forward pass, relative to the larger of the largest
+// share and the largest logit. The same identity as completeness_rel, measured at the logits.
+template <class T>
+constexpr double adjoint_sum_rel() {
+    return completeness_rel<T>();
+}
+
 // Forward pass against goldens, relative to the tensor's max magnitude.
 constexpr double golden_f32_rel = 1e-4;         // float forward vs a float32 reference
 constexpr double golden_f64_rope_rel = 1e-4;    // double vs HF float64 with float32 RoPE tables

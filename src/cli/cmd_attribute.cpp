@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common.hpp"
+#include "depass/adjoint.hpp"
 #include "depass/attribute.hpp"
 #include "depass/attribution_files.hpp"
 #include "depass/io.hpp"
@@ -18,7 +19,10 @@ namespace {
 struct AttributeOptions {
     InputOptions in;
     std::string level = "token";
+    std::string layer_spec = "0";  // a layer, or "all" (module, head, neuron)
     int layer = 0;
+    bool all = false;  // --layer all
+    bool adjoint = false;
     std::string module;          // attn | mlp
     std::string heads, neurons;  // lists
     int neuron_groups = 0;
@@ -50,6 +54,19 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
     only_for("--neuron-groups", "neuron");
     only_for("--basis", "subspace");
     only_for("--components", "custom");
+    if (o.adjoint && o.rule != "taylor")
+        throw UsageError("--adjoint needs --rule taylor (got --rule " + o.rule +
+                         "): only the taylor rule is linear in the components, so only it can be computed by "
+                         "one reverse pass; the other rules need the decomposed forward pass");
+    if ((o.adjoint || o.all) && o.json_components)
+        throw UsageError(std::string("--json-components: ") +
+                         (o.adjoint ? "--adjoint never forms the components" : "--layer all writes no components"));
+    if (o.adjoint && o.all_layers)
+        throw UsageError("--all-layers stores the components at every residual point, which --adjoint never forms");
+    if (o.all && o.level != "module" && o.level != "head" && o.level != "neuron")
+        throw UsageError("--layer all applies to --level module, head and neuron only (got --level " + o.level + ")");
+    if (o.all && o.all_layers)
+        throw UsageError("--layer all writes logit_attribution_by_layer only; drop --all-layers");
     if (given("--neurons") && given("--neuron-groups"))
         throw UsageError("give either --neurons or --neuron-groups, not both");
     if (o.level == "subspace" && o.bases.empty())
@@ -82,6 +99,38 @@ std::vector<std::vector<int>> parse_targets(const std::string& spec, int V) {
     return {ids};
 }
 
+// Every layer's attribution as one: the components of layer 0, then of layer 1, ... (each
+// layer's rest named "rest (layer l)"), so logit_attribution [L*M, N, K] is
+// logit_attribution_by_layer [L, M, N, K]. Each layer's M shares sum to the target logit.
+template <class T>
+Attribution<T> stack_layers(std::vector<Attribution<T>> layers) {
+    Attribution<T> a = std::move(layers[0]);
+    const int M = a.M(), N = a.N(), L = int(layers.size());
+    std::vector<std::string> names;
+    std::vector<ComponentInfo> info;
+    Tensor<T> attr({int64_t(L) * M, N, a.K()});
+    for (int l = 0; l < L; ++l) {
+        const Attribution<T>& x = l == 0 ? a : layers[size_t(l)];
+        for (int m = 0; m < M; ++m) {
+            ComponentInfo ci = x.info[size_t(m)];
+            if (ci.kind == ComponentInfo::Kind::Rest) ci.label = "rest (layer " + std::to_string(l) + ")";
+            names.push_back(ci.label);
+            info.push_back(ci);
+        }
+        std::copy(x.logit_attribution.data.begin(), x.logit_attribution.data.end(),
+                  attr.data.begin() + size_t(l) * x.logit_attribution.size());
+        if (!(x.completeness_max_rel <= a.completeness_max_rel)) {
+            a.completeness_max_rel = x.completeness_max_rel;
+            a.completeness_worst_point = x.completeness_worst_point + " (layer " + std::to_string(l) + ")";
+        }
+        a.completeness_max_abs = std::max(a.completeness_max_abs, x.completeness_max_abs);
+    }
+    a.components = Components<T>::zeros(N, 0, std::vector<int>(names.size(), 0), names);
+    a.info = std::move(info);
+    a.logit_attribution = std::move(attr);
+    return a;
+}
+
 template <class T>
 void run_attribute(const AttributeOptions& o) {
     // Before anything is loaded: the config (no weights), the tokens (checked against the
@@ -92,7 +141,10 @@ void run_attribute(const AttributeOptions& o) {
     EstimateOptions need;
     if (o.neuron_groups > 0) need.neuron_groups = o.neuron_groups;
     need.subspaces = std::max<int>(1, int(o.bases.size()));
-    const std::string run = o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
+    // The adjoint path stores one block of rows per target, positions 0 .. n: N (N + 1) / 2 rows for
+    // one target per position, as many as the token level's components.
+    const std::string run = o.adjoint                                  ? "token"
+                            : o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
                             : o.level == "custom"                      ? "forward"
                                                                        : o.level;
     const WeightMode mode = weight_mode(o.in, header, int(sizeof(T)));
@@ -108,7 +160,7 @@ void run_attribute(const AttributeOptions& o) {
     AttributionRequest rq;
     LevelRequest& req = rq.start;
     req.level = parse_level(o.level);
-    req.layer = o.layer;
+    req.layer = o.all ? 0 : o.layer;
     req.module_mlp = o.module == "mlp";
     if (!o.heads.empty()) req.heads = parse_int_list("--heads", o.heads);
     if (!o.neurons.empty()) req.neurons = parse_int_list("--neurons", o.neurons);
@@ -136,6 +188,7 @@ void run_attribute(const AttributeOptions& o) {
     rq.mlp_chunk = o.mlp_chunk;
     rq.targets = parse_targets(o.targets, cfg.V);
     rq.keep_points = o.all_layers;
+    rq.adjoint = o.adjoint;
 
     bool started = false;
     const auto report_progress = [&](const CutPoint& p, const Components<T>& c) {
@@ -145,7 +198,13 @@ void run_attribute(const AttributeOptions& o) {
         started = true;
         progress(o.in, "decomposed up to " + p.str() + " of h[" + std::to_string(cfg.L) + "]");
     };
-    const Attribution<T> a = attribute(model, trace, rq, ComponentObserver<T>(report_progress));
+    if (o.adjoint)
+        say(o.in, "attributing from " + std::string(o.all ? "every layer" : "one cut") + " (" + o.level +
+                      " level) by one reverse pass of the frozen network (taylor rule)");
+    const Attribution<T> a =
+        o.all ? stack_layers(attribute_all_layers(model, trace, rq))
+              : attribute(model, trace, rq, ComponentObserver<T>(report_progress));
+    const int L_out = o.all ? cfg.L : 1;  // layers in the output
     progress(o.in, "");
     const Components<T>& out = a.components;
     const auto& targets = a.targets;
@@ -153,7 +212,7 @@ void run_attribute(const AttributeOptions& o) {
     const Tensor<T>& attr = a.logit_attribution;
 
     // The files (attribution_files.hpp): all appear, or none.
-    AttributionRun desc{o.in.model, o.in.dtype, o.layer, ids, tok.get()};
+    AttributionRun desc{o.in.model, o.in.dtype, o.layer, ids, tok.get(), o.adjoint, L_out};
     AttributionOutputs where{o.out, parse_attribution_format(o.format), o.json_components, o.html};
     write_attribution(a, cfg, desc, where);
 
@@ -193,6 +252,11 @@ void register_attribute(CLI::App& app) {
         "projector)\n"
         "  custom    your own components --components C.npy [K,N,D] at h[--layer], summing to the state\n"
         "The last component is always the rest (biases and whatever the chosen components do not cover).\n"
+        "Cost: the decomposed pass carries all M components through every later block (about M forward\n"
+        "passes of work; every rule). With --rule taylor, --adjoint computes the same logit_attribution by one\n"
+        "reverse pass of the frozen network instead (about one backward pass per target position, whatever M;\n"
+        "no components tensor), and --layer all (module, head, neuron) gets every block from that one pass;\n"
+        "without --adjoint, --layer all runs one decomposed pass per block. See docs/gradients-adjoint.md.\n"
         "Output (--out, safetensors): components [M,N,D] at the final residual, logit_attribution [M,N,K],\n"
         "targets [N,K], target_logits [N,K], input_ids [N], components_by_point [S,M,N,D] with "
         "--all-layers.\n"
@@ -212,9 +276,9 @@ void register_attribute(CLI::App& app) {
     sub->add_option("--level", o->level, "token | module | head | neuron | subspace | custom")
         ->check(CLI::IsMember({"token", "module", "head", "neuron", "subspace", "custom"}))
         ->capture_default_str();
-    sub->add_option(
-           "--layer", o->layer,
-           "token/subspace/custom: residual point h[L] (0 = embeddings); module/head/neuron: block L")
+    sub->add_option("--layer", o->layer_spec,
+                    "token/subspace/custom: residual point h[L] (0 = embeddings); module/head/neuron: block L, "
+                    "or 'all' for every block (logit_attribution_by_layer [L,M,N,K])")
         ->capture_default_str();
     sub->add_option("--module", o->module, "module level: attn or mlp")
         ->check(CLI::IsMember({"attn", "mlp"}));
@@ -238,6 +302,9 @@ void register_attribute(CLI::App& app) {
                     "auto (the model's argmax next token at every position) or token ids for every position")
         ->capture_default_str();
     sub->add_flag("--all-layers", o->all_layers, "also write the components at every residual point");
+    sub->add_flag("--adjoint", o->adjoint,
+                  "taylor rule only: compute logit_attribution by one reverse pass of the frozen network instead "
+                  "of carrying the components (same numbers to rounding; no components tensor)");
     sub->add_option("--mlp-chunk", o->mlp_chunk,
                     "positions per MLP chunk (0 = automatic; results do not depend on it)");
     sub->add_option(
@@ -251,6 +318,16 @@ void register_attribute(CLI::App& app) {
                   "--format json: also store the components [M,N,D] (large)");
     sub->add_option("--html", o->html, "also (or only) write a self-contained HTML report to this file");
     sub->callback([o, sub] {
+        o->all = o->layer_spec == "all";
+        if (!o->all) {
+            try {
+                size_t used = 0;
+                o->layer = std::stoi(o->layer_spec, &used);
+                if (used != o->layer_spec.size()) throw std::invalid_argument("trailing");
+            } catch (const std::exception&) {
+                throw UsageError("--layer: '" + o->layer_spec + "' is neither a layer number nor 'all'");
+            }
+        }
         check_combination(sub, *o);
         wants_double(o->in) ? run_attribute<double>(*o) : run_attribute<float>(*o);
     });

@@ -61,7 +61,27 @@ struct SetOptions {
     std::string methods;               // tokens: comma list or empty = all
     int ig_steps = 100;                // tokens: integrated gradients steps
     std::string fractions = "1,5,10";  // heads / neurons: percents
+    std::string rule = "softmax";      // heads / neurons: the DePass scores' MLP rule
+    bool adjoint = false;              // heads / neurons: taylor scores by one reverse pass
 };
+
+// --adjoint is the taylor rule's only (the one rule linear in the components).
+void check_adjoint_rule(bool adjoint, const std::string& rule) {
+    if (adjoint && rule != "taylor")
+        throw UsageError("--adjoint needs --rule taylor (got --rule " + rule +
+                         "): only the taylor rule is linear in the components, so only it can be computed by "
+                         "one reverse pass");
+}
+
+// --rule and --adjoint of heads, neurons and neurons-speed.
+void add_rule_options(CLI::App* sub, std::string& rule, bool& adjoint) {
+    sub->add_option("--rule", rule, "MLP rule of the DePass scores: softmax | max | relu | linear | taylor")
+        ->check(CLI::IsMember({"softmax", "max", "relu", "linear", "taylor"}))
+        ->capture_default_str();
+    sub->add_flag("--adjoint", adjoint,
+                  "with --rule taylor: every layer's DePass scores from one reverse pass of the frozen network "
+                  "(the same scores to rounding) instead of one decomposed pass per layer");
+}
 
 void add_set_options(CLI::App* sub, SetOptions& o) {
     add_input_options(sub, o.in, false);
@@ -174,6 +194,7 @@ void run_tokens(const SetOptions& o) {
 
 template <class T>
 void run_units(const SetOptions& o, eval::UnitKind kind) {
+    check_adjoint_rule(o.adjoint, o.rule);  // before any work or output directory
     const Model<T> model = load_model<T>(o.in.model);
     auto tok = find_tokenizer(o.in, model.cfg, true);
     const PromptSet ps = load_prompts(o, model.cfg, *tok);
@@ -188,6 +209,8 @@ void run_units(const SetOptions& o, eval::UnitKind kind) {
     opt.random_draws = o.draws;
     opt.seed = o.seed;
     opt.temperature = o.temperature;
+    opt.rule = parse_mlp_rule(o.rule);
+    opt.adjoint = o.adjoint;
     const std::string name = eval::unit_name(kind);
     say(o.in, "model: " + describe(model.cfg) + "; " + std::to_string(ps.ids.size()) + " prompts");
     const eval::UnitEvalSummary s = eval::unit_eval(model, ps.ids, kind, opt, progress_to(o.in, "prompts"));
@@ -258,6 +281,8 @@ struct SpeedOptions {
     int naive_sample = 32;
     int repeats = 1;
     double temperature = 0.1;
+    std::string rule = "softmax";
+    bool adjoint = false;
     std::string json, csv, svg, label;
 };
 
@@ -319,6 +344,8 @@ template <class T>
 void run_speed(const SpeedOptions& o) {
     const int given = int(!o.in.ids.empty()) + int(!o.in.prompt.empty()) + int(o.n > 0);
     if (given != 1) throw UsageError("neurons-speed: give exactly one of --ids, --prompt or --n N");
+    check_adjoint_rule(o.adjoint, o.rule);
+    const MlpRule rule = parse_mlp_rule(o.rule);
     const bool tuned = freed_memory_kept();  // applied by main() unless --system-malloc
     const bool mapped = large_blocks_mapped();
     say(o.in, allocator_summary());
@@ -344,7 +371,7 @@ void run_speed(const SpeedOptions& o) {
             eval::neuron_speed(model, ids, !o.no_ablation, o.temperature, o.naive_sample, [&](int d, int t) {
                 progress(o.in, "run " + std::to_string(k + 1) + " / " + std::to_string(o.repeats) +
                                    ": layer passes " + std::to_string(d) + " / " + std::to_string(t));
-            }));
+            }, rule, o.adjoint));
     const eval::NeuronSpeedResult r = eval::median_of_runs(runs);
     progress(o.in, "");
     const std::string label = o.label.empty() ? model_name + " N=" + std::to_string(r.N) : o.label;
@@ -360,7 +387,12 @@ void run_speed(const SpeedOptions& o) {
                 model_name.c_str(), r.N, r.L, r.I, r.L * r.I, r.threads, r.target, r.target_logit);
     std::printf("  %-34s %10s %10s\n", "", "wall s", "cpu s");
     std::printf("  %-34s %10.4f %10.4f\n", "forward (shared)", r.forward_seconds, r.forward_cpu);
-    std::printf("  %-34s %10.4f %10.4f\n", "DePass (one pass per layer)", r.depass_seconds, r.depass_cpu);
+    std::printf("  %-34s %10.4f %10.4f\n",
+                o.adjoint ? "DePass (one reverse pass, taylor)"
+                          : (rule == MlpRule::Softmax ? std::string("DePass (one pass per layer)")
+                                                      : "DePass (one pass per layer, " + o.rule + ")")
+                                .c_str(),
+                r.depass_seconds, r.depass_cpu);
     if (!o.no_ablation) {
         std::printf("  %-34s %10.4f %10.4f\n",
                     ("ablation (" + std::to_string(r.L * r.I) + " forwards from l+1)").c_str(),
@@ -556,11 +588,15 @@ void register_eval(CLI::App& app) {
                 (head ? "W_O columns" : "W_down column") +
                 ") in a copy of the model.\n"
                 "Reports how often the greedy token survives and the mean drop of its probability.\n"
+                "DePass uses --rule (default softmax: one decomposed pass per layer); --rule taylor --adjoint gets "
+                "every\n"
+                "layer's scores from one reverse pass of the frozen network.\n"
                 "Writes " +
                 (head ? "heads" : "neurons") + ".csv, .json, _drop.svg, _survival.svg.");
         add_set_options(sub, *o);
         sub->add_option("--fractions", o->fractions, "Percents of the units zeroed, comma list")
             ->capture_default_str();
+        add_rule_options(sub, o->rule, o->adjoint);
         sub->callback(
             [o, kind] { wants_double(o->in) ? run_units<double>(*o, kind) : run_units<float>(*o, kind); });
     }
@@ -575,7 +611,11 @@ void register_eval(CLI::App& app) {
             "layers reused from the trace). Prints both times, the ratio and the Spearman correlation of "
             "the\n"
             "DePass scores with the measured effects on the target logit.\n"
-            "Example: depass eval neurons-speed --random stories15M --n 32 --json speed.json");
+            "Cost: the decomposed pass per layer carries I + 1 components (about I forwards of work, every rule);\n"
+            "--rule taylor --adjoint scores every neuron of every layer from one reverse pass of the frozen\n"
+            "network (about one backward pass).\n"
+            "Example: depass eval neurons-speed --random stories15M --n 32 --json speed.json\n"
+            "         depass eval neurons-speed --random stories15M --n 32 --rule taylor --adjoint");
         add_model_or_random(sub, o->in, o->random);
         sub->add_option("--ids", o->in.ids, "Token ids, comma-separated");
         sub->add_option("--prompt,-p", o->in.prompt, "Text to tokenise (BOS is prepended)");
@@ -588,6 +628,7 @@ void register_eval(CLI::App& app) {
             ->capture_default_str();
         sub->add_option("--temperature", o->temperature, "Softmax MLP rule temperature")
             ->capture_default_str();
+        add_rule_options(sub, o->rule, o->adjoint);
         sub->add_flag("--no-ablation", o->no_ablation, "Only the DePass scores and time");
         sub->add_option(
                "--naive-sample", o->naive_sample,

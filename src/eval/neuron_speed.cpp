@@ -59,7 +59,8 @@ double last_target_logit(const Model<T>& model, const Mat<T>& hL, int target) {
 
 template <class T>
 NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& ids, bool run_ablation,
-                               double temperature, int naive_sample, const Progress& progress) {
+                               double temperature, int naive_sample, const Progress& progress, MlpRule rule,
+                               bool adjoint) {
     const Config& cfg = model.cfg;
     const int L = cfg.L, I = cfg.I;
     if (naive_sample < 0 || naive_sample > L * I)
@@ -69,7 +70,9 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
     r.L = L;
     r.I = I;
     r.threads = detail::max_threads();
-    const int steps = (run_ablation ? 2 * L : L) + (naive_sample > 0 ? 1 : 0);
+    r.rule = rule;
+    r.adjoint = adjoint;
+    const int steps = (adjoint ? 1 : L) + (run_ablation ? L : 0) + (naive_sample > 0 ? 1 : 0);
     int step = 0;
 
     Clock clock;
@@ -87,11 +90,22 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
     r.depass_layer_seconds.assign(L, 0.0);
     r.depass_seconds = r.forward_seconds;
     r.depass_cpu = r.forward_cpu;
-    for (int l = 0; l < L; ++l) {
+    if (adjoint) {  // one reverse pass scores every neuron of every layer
         clock = Clock();
-        AttributionRequest rq;  // every neuron of block l, softmax rule
+        r.depass_scores = depass_unit_scores(model, trace, UnitKind::Neuron, r.target, temperature, rule, true);
+        double wall = 0, cpu = 0;
+        clock.stop(wall, cpu);
+        r.depass_layer_seconds.assign(L, wall / L);
+        r.depass_seconds += wall;
+        r.depass_cpu += cpu;
+        if (progress) progress(++step, steps);
+    }
+    for (int l = 0; l < L && !adjoint; ++l) {
+        clock = Clock();
+        AttributionRequest rq;  // every neuron of block l
         rq.start.level = Level::Neuron;
         rq.start.layer = l;
+        rq.rule = rule;
         rq.temperature = temperature;
         rq.targets = {{r.target}};
         const Tensor<T> attr = attribute(model, trace, rq).logit_attribution;
@@ -172,7 +186,7 @@ NeuronSpeedResult neuron_speed(const Model<T>& model, const std::vector<int>& id
 #define DEPASS_INSTANTIATE(T)                                                                            \
     template double last_target_logit(const Model<T>&, const Mat<T>&, int);                              \
     template NeuronSpeedResult neuron_speed(const Model<T>&, const std::vector<int>&, bool, double, int, \
-                                            const Progress&);
+                                            const Progress&, MlpRule, bool);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

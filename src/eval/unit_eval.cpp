@@ -9,6 +9,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "depass/adjoint.hpp"
 #include "depass/attribute.hpp"
 #include "depass/backward.hpp"
 #include "depass/enum_names.hpp"
@@ -41,14 +42,39 @@ int zeroed_count(double fraction, int total) {
 
 template <class T>
 std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& trace, UnitKind kind,
-                                       int target, double temperature) {
+                                       int target, double temperature, MlpRule rule, bool adjoint) {
     const Config& cfg = model.cfg;
     const int N = trace.N(), U = units_per_layer(cfg, kind);
     std::vector<double> s(size_t(cfg.L) * U);
+    if (adjoint) {
+        if (rule != MlpRule::Taylor)
+            throw Error(std::string("depass_unit_scores: the adjoint path needs the taylor rule, not '") +
+                        rule_name(rule) + "' (only taylor is linear in the components)");
+        // One reverse pass for the one target; each block's units are scored where their
+        // components start: m[l] for heads, h[l+1] for neurons.
+        std::vector<int> heads;
+        std::vector<std::vector<int>> sets;
+        for (int u = 0; u < U; ++u) {
+            heads.push_back(u);
+            sets.push_back({u});
+        }
+        const bool head = kind == UnitKind::Head;
+        const CotangentObserver<T> at = [&](const CutPoint& p, const Cotangents<T>& lam) {
+            if (p.after_attention != head || (!head && p.layer == 0)) return;
+            const int l = head ? p.layer : p.layer - 1;
+            const Tensor<T> sc = head ? adjoint_head_scores(model, trace, l, heads, lam)
+                                      : adjoint_neuron_scores(model, trace, l, sets, lam);
+            for (int u = 0; u < U; ++u) s[size_t(l) * U + u] = double(sc.data[size_t(u)]);
+        };
+        adjoint_pass(model, trace, {LogitTarget{N - 1, target}}, head ? CutPoint{0, true} : CutPoint{1, false},
+                     at);
+        return s;
+    }
     for (int l = 0; l < cfg.L; ++l) {
-        AttributionRequest rq;  // every head / neuron of block l, softmax rule
+        AttributionRequest rq;  // every head / neuron of block l
         rq.start.level = kind == UnitKind::Head ? Level::Head : Level::Neuron;
         rq.start.layer = l;
+        rq.rule = rule;
         rq.temperature = temperature;
         rq.targets = {{target}};
         const Tensor<T> attr = attribute(model, trace, rq).logit_attribution;
@@ -207,7 +233,7 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
         std::vector<double> dep, mag, atp;
         for (UnitMethod m : opt.methods) {
             if ((m == UnitMethod::DePassSigned || m == UnitMethod::DePassAbs) && dep.empty())
-                dep = depass_unit_scores(model, trace, kind, target, opt.temperature);
+                dep = depass_unit_scores(model, trace, kind, target, opt.temperature, opt.rule, opt.adjoint);
             if (m == UnitMethod::Magnitude && mag.empty()) mag = magnitude_unit_scores(model, trace, kind);
             if (m == UnitMethod::Atp && atp.empty()) atp = atp_unit_scores(model, trace, kind, target);
         }
@@ -267,7 +293,7 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
 
 #define DEPASS_INSTANTIATE(T)                                                                           \
     template std::vector<double> depass_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int,    \
-                                                    double);                                            \
+                                                    double, MlpRule, bool);                             \
     template std::vector<double> magnitude_unit_scores(const Model<T>&, const Trace<T>&, UnitKind);     \
     template std::vector<double> atp_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int);      \
     template void zero_head(Model<T>&, int, int);                                                       \

@@ -217,6 +217,10 @@ std::string units_json(const UnitEvalSummary& s, const EvalRunInfo& run) {
     j["random_draws"] = s.options.random_draws;
     j["seed"] = s.options.seed;
     j["seconds"] = s.seconds;
+    if (s.options.adjoint || s.options.rule != MlpRule::Softmax) {  // (the default run's file is unchanged)
+        j["depass_rule"] = rule_name(s.options.rule);
+        j["depass_path"] = s.options.adjoint ? "adjoint (one reverse pass for every layer)" : "forward";
+    }
     j["zeroing"] = s.kind == UnitKind::Head ? "the head's Dh columns of W_O set to 0"
                                             : "the neuron's column of W_down set to 0";
     for (const UnitEvalRow& r : s.rows) {
@@ -275,10 +279,19 @@ std::string neuron_speed_json(const NeuronSpeedResult& r, const TimingRunInfo& r
     j["malloc_large_block_mapped"] = info.malloc_large_block_mapped;
     j["forward_seconds"] = r.forward_seconds;
     j["forward_cpu_seconds"] = r.forward_cpu;
-    put_span(j, "depass", r.depass_seconds, r.depass_cpu, r.depass_layer_seconds,
-             "the recorded forward + per layer: init_neurons (I + 1 components), propagate through the later "
-             "blocks "
-             "(all positions), logit_attribution");
+    if (r.adjoint || r.rule != MlpRule::Softmax) {  // (the default run's file is unchanged)
+        j["rule"] = rule_name(r.rule);
+        j["path"] = r.adjoint ? "adjoint" : "forward";
+    }
+    if (r.adjoint)
+        put_span(j, "depass", r.depass_seconds, r.depass_cpu, r.depass_layer_seconds,
+                 "the recorded forward + one reverse pass of the frozen network (taylor rule) for the target, "
+                 "every neuron of every layer scored from its cotangents (per layer: total / L)");
+    else
+        put_span(j, "depass", r.depass_seconds, r.depass_cpu, r.depass_layer_seconds,
+                 "the recorded forward + per layer: init_neurons (I + 1 components), propagate through the later "
+                 "blocks "
+                 "(all positions), logit_attribution");
     if (info.ablation) {
         put_span(
             j, "ablation", r.ablation_seconds, r.ablation_cpu, r.ablation_layer_seconds,

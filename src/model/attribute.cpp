@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "depass/adjoint.hpp"
 #include "depass/tolerance.hpp"
 
 namespace depass {
@@ -58,8 +59,6 @@ void CompletenessMonitor<T>::require() const {
 
 // ---- the entry point ------------------------------------------------------------------
 
-namespace {
-
 // Targets per position: the model's argmax (none given), one row for every position, or one row each.
 template <class T>
 std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>& given,
@@ -90,8 +89,6 @@ std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>
     return t;
 }
 
-}  // namespace
-
 template <class T>
 Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const AttributionRequest& rq,
                          const ComponentObserver<T>& observe) {
@@ -99,6 +96,7 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
         throw Error("attribute: temperature " + std::to_string(rq.temperature) + " (expected > 0)");
     if (rq.mlp_chunk < 0)
         throw Error("attribute: MLP chunk " + std::to_string(rq.mlp_chunk) + " (expected >= 0)");
+    if (rq.adjoint) return attribute_adjoint(model, trace, rq);
     Attribution<T> a;
     a.targets = resolve_targets(rq.targets, trace, model.cfg.V);  // a bad target fails before any work
     Initialised<T> init = initialise(model, trace, rq.start);
@@ -143,6 +141,8 @@ Attribution<T> attribute(const Model<T>& model, const std::vector<int>& ids,
 template class CompletenessMonitor<float>;
 template class CompletenessMonitor<double>;
 #define DEPASS_INSTANTIATE(T)                                                                              \
+    template std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>&,          \
+                                                           const Trace<T>&, int);                           \
     template Attribution<T> attribute(const Model<T>&, const Trace<T>&, const AttributionRequest&,         \
                                       const ComponentObserver<T>&);                                        \
     template Attribution<T> attribute(const Model<T>&, const std::vector<int>&, const AttributionRequest&, \

@@ -25,12 +25,18 @@ std::vector<NamedTensor> attribution_tensors(const Attribution<T>& a, const Conf
     const Components<T>& out = a.components;
     const int N = a.N(), K = a.K();
     std::vector<NamedTensor> tensors;
-    NamedTensor comps{"components", {out.M, N, cfg.D}, {}, false};
-    append_dense(comps.values, out);
-    tensors.push_back(std::move(comps));
+    if (!run.adjoint && run.layers == 1) {  // the adjoint path never forms the components
+        NamedTensor comps{"components", {out.M, N, cfg.D}, {}, false};
+        append_dense(comps.values, out);
+        tensors.push_back(std::move(comps));
+    }
     const Tensor<T>& attr = a.logit_attribution;
-    tensors.push_back(
-        {"logit_attribution", {out.M, N, K}, std::vector<double>(attr.data.begin(), attr.data.end()), false});
+    std::vector<double> values(attr.data.begin(), attr.data.end());
+    if (run.layers > 1)
+        tensors.push_back(
+            {"logit_attribution_by_layer", {run.layers, out.M / run.layers, N, K}, std::move(values), false});
+    else
+        tensors.push_back({"logit_attribution", {out.M, N, K}, std::move(values), false});
     NamedTensor tg{"targets", {N, K}, {}, true}, tl{"target_logits", {N, K}, {}, false};
     for (int n = 0; n < N; ++n)
         for (int k = 0; k < K; ++k) {
@@ -58,7 +64,7 @@ std::map<std::string, std::string> attribution_metadata(const Attribution<T>& a,
     const nlohmann::json names = a.components.names, point_names = points;
     std::ostringstream worst;
     worst << a.completeness_max_rel;
-    return {
+    std::map<std::string, std::string> meta = {
         {"format", "depass-attribution"},
         {"model", run.model},
         {"dtype", run.dtype},
@@ -71,6 +77,9 @@ std::map<std::string, std::string> attribution_metadata(const Attribution<T>& a,
         {"points", point_names.dump()},
         {"completeness_max_rel", worst.str()},
     };
+    if (run.adjoint) meta["path"] = "adjoint";  // (a forward run's metadata is unchanged)
+    if (run.layers > 1) meta["layer"] = "all";
+    return meta;
 }
 
 template <class T>
@@ -87,7 +96,9 @@ AttributionReport attribution_report(const Attribution<T>& a, const Config& cfg,
     temp << a.options.temperature;
     rep.metadata = {{"temperature", temp.str()},
                     {"ignore_special_token", a.options.ignore_special_token ? "on" : "off"}};
-    if (a.level != Level::Token) rep.metadata["layer"] = std::to_string(run.layer);
+    if (a.level != Level::Token) rep.metadata["layer"] = run.layers > 1 ? "all" : std::to_string(run.layer);
+    if (run.adjoint) rep.metadata["path"] = "adjoint (one reverse pass, no components formed)";
+    if (run.layers > 1) rep.metadata["layers"] = "every layer; each layer's shares sum to the target logit";
     rep.N = N;
     rep.M = out.M;
     rep.K = K;
