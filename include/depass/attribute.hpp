@@ -16,6 +16,7 @@
 
 #include "depass/decompose.hpp"
 #include "depass/initialisers.hpp"
+#include "depass/qk.hpp"
 
 namespace depass {
 
@@ -79,6 +80,11 @@ struct AttributionRequest {
     // Taylor rule only: the attribution by one reverse pass of the frozen network instead of
     // the decomposed forward pass (adjoint.hpp); the components themselves are not formed.
     bool adjoint = false;
+    // Also split the attention logits of block qk->layer over pairs of components (qk.hpp),
+    // from the components at its input h[layer]; the cut must be at or before it. Refused
+    // before any work when the split would take more than qk_max_bytes (0: no limit).
+    std::optional<QkRequest> qk;
+    uint64_t qk_max_bytes = 0;
 };
 
 // The result.
@@ -95,6 +101,8 @@ struct Attribution {
     std::vector<CompletenessPoint> completeness;  // every residual point from the cut on
     double completeness_max_abs = 0, completeness_max_rel = 0;
     std::string completeness_worst_point;
+    std::optional<QkSplit<T>> qk;  // with request.qk: the split, checked (qk_check) against both identities
+    QkCheck qk_check;
     std::vector<CutPoint> points;          // with keep_points: the residual points, in order,
     std::vector<Components<T>> at_points;  // and the components there
 

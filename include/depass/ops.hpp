@@ -149,6 +149,22 @@ template <class T>
 Components<T> attention_decomposed(const Components<T>& v, const std::vector<Mat<T>>& probs, int H, int Hkv,
                                    int Dh);
 
+// Twin of RoPE: each component's rows rotated by their own positions. RoPE is a rotation
+// per position, linear in x, so the rotated components sum to the rotated state.
+//                                                                sum_m rope(X_m) = rope(S)
+template <class T>
+void rope_decomposed(Components<T>& x, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq);
+
+// The bilinear twin of the attention logits (the QK circuit). With the queries and keys
+// split into components, q = sum_m Q_m and k = sum_m' K_m', every logit is a sum over pairs
+//   S_h[m, m'][i, j] = Q_m,h[i] . K_m',g[j] / sqrt(Dh)     (g = h / (H/Hkv); 0 for j > i)
+//   sum_{m, m'} S_h[m, m'][i, j] = q_h[i] . k_g[j] / sqrt(Dh),  the logit before the softmax.
+// For the query heads `heads` (empty: all) and the query positions `queries` (empty: all).
+// q: components [.., H*Dh], k: [.., Hkv*Dh] (the same M and N) -> [H', M, M, Nq, N] row-major.
+template <class T>
+Tensor<T> qk_logits_decomposed(const Components<T>& q, const Components<T>& k, int H, int Hkv, int Dh,
+                               const std::vector<int>& heads, const std::vector<int>& queries);
+
 // ---- MLP activations -------------------------------------------------------------
 template <class T>
 T silu(T x);  // x * sigmoid(x)

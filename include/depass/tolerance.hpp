@@ -61,6 +61,22 @@ constexpr double adjoint_sum_rel() {
     return completeness_rel<T>();
 }
 
+// The QK split (qk.hpp): the summed pair logits against the logits recomputed from q and k
+// (relative to the head's largest |logit|), and the causal softmax of the summed pairs
+// against the recorded probabilities (absolute: probabilities are at most 1). The pairs
+// add up what the projections compute in one product, in another order: ~1e-15 in double,
+// ~1e-7..1e-6 in float; a lost bias or norm factor, or a wrong RoPE position, is 1e-3 and more.
+template <class T>
+constexpr double qk_rel();
+template <>
+constexpr double qk_rel<double>() {
+    return 1e-12;
+}
+template <>
+constexpr double qk_rel<float>() {
+    return 1e-5;
+}
+
 // Forward pass against goldens, relative to the tensor's max magnitude.
 constexpr double golden_f32_rel = 1e-4;         // float forward vs a float32 reference
 constexpr double golden_f64_rope_rel = 1e-4;    // double vs HF float64 with float32 RoPE tables

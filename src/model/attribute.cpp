@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "depass/adjoint.hpp"
+#include "depass/estimate.hpp"
 #include "depass/tolerance.hpp"
 
 namespace depass {
@@ -96,6 +97,9 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
         throw Error("attribute: temperature " + std::to_string(rq.temperature) + " (expected > 0)");
     if (rq.mlp_chunk < 0)
         throw Error("attribute: MLP chunk " + std::to_string(rq.mlp_chunk) + " (expected >= 0)");
+    if (rq.adjoint && rq.qk)
+        throw Error("qk: the QK split needs the components at its block's input, which the adjoint path never "
+                    "forms (drop the adjoint option)");
     if (rq.adjoint) return attribute_adjoint(model, trace, rq);
     Attribution<T> a;
     a.targets = resolve_targets(rq.targets, trace, model.cfg.V);  // a bad target fails before any work
@@ -107,8 +111,25 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
     if (rq.ignore_special_token) a.options.ignore_special_token = *rq.ignore_special_token;
     a.options.mlp_chunk = rq.mlp_chunk;
 
+    if (rq.qk) {
+        // Before any work: the request, the cut at or before the block's input, the size.
+        check_qk_request(model.cfg, trace.N(), *rq.qk);
+        const int l = rq.qk->layer;
+        if (init.cut.layer > l || (init.cut.layer == l && init.cut.after_attention))
+            throw Error("qk: the decomposition starts at " + init.cut.str() + ", after h[" + std::to_string(l) +
+                        "], the input of block " + std::to_string(l) +
+                        " whose logits are to be split (cut at or before it)");
+        const uint64_t bytes = qk_bytes(model.cfg, init.comps.M, trace.N(), *rq.qk, int(sizeof(T)));
+        if (rq.qk_max_bytes && bytes > rq.qk_max_bytes)
+            throw Error("qk: the split of " + std::to_string(init.comps.M) + " x " + std::to_string(init.comps.M) +
+                        " component pairs needs " + format_bytes(bytes) + ", more than the " +
+                        format_bytes(rq.qk_max_bytes) +
+                        " allowed; choose fewer heads or query positions, or fewer components");
+    }
+
     CompletenessMonitor<T> monitor(trace);
     const ComponentObserver<T> watch = [&](const CutPoint& p, const Components<T>& c) {
+        if (rq.qk && p.layer == rq.qk->layer && !p.after_attention) a.qk = qk_split(model, trace, c, *rq.qk);
         monitor.observe(p, c);
         if (rq.keep_points) {
             a.points.push_back(p);
@@ -122,6 +143,18 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
     a.completeness_max_abs = monitor.max_abs();
     a.completeness_max_rel = monitor.max_rel();
     a.completeness_worst_point = monitor.worst_point();
+    if (a.qk) {
+        // The split's two identities; a violation is a bug, as for completeness.
+        a.qk_check = check_qk_split(model, trace, *a.qk);
+        const double tol = tolerance::qk_rel<T>();
+        if (!(a.qk_check.logits_max_rel <= tol) || !(a.qk_check.probs_max_abs <= tol)) {
+            std::ostringstream os;
+            os << "qk: the component pairs do not add up to block " << a.qk->layer << "'s attention: logits "
+               << a.qk_check.logits_max_rel << " (relative), probabilities " << a.qk_check.probs_max_abs
+               << " (absolute), above the tolerance " << tol;
+            throw CompletenessError(os.str());
+        }
+    }
 
     a.logit_attribution = logit_attribution(model, trace, a.components, a.targets);
     const int N = trace.N(), K = a.K();

@@ -129,6 +129,69 @@ Components<T> attention_decomposed(const Components<T>& c, const std::vector<Mat
     return c.like(std::move(ctx));
 }
 
+// The QK twin (ops.hpp). Per query head h: the query rows of every component at the chosen
+// positions, stacked [M * Nq, Dh], times the key rows of every component, stacked [M * N, Dh],
+// transposed: one product gives every pair's logits at once,
+//   G[(m, i), (m', j)] = Q_m,h[queries[i]] . K_m',g[j] / sqrt(Dh),
+// and the causal entries (j <= queries[i]) are kept. A component's rows before its first
+// position are zero (components.hpp), so they are zero here too.
+template <class T>
+Tensor<T> qk_logits_decomposed(const Components<T>& q, const Components<T>& k, int H, int Hkv, int Dh,
+                               const std::vector<int>& heads_in, const std::vector<int>& queries_in) {
+    const int M = q.M, N = q.N;
+    if (k.M != M || k.N != N)
+        throw Error("qk_logits_decomposed: " + std::to_string(M) + " query components over " +
+                    std::to_string(N) + " positions but " + std::to_string(k.M) + " key components over " +
+                    std::to_string(k.N));
+    detail::check_dim("qk_logits_decomposed", "query width", q.D, long(H) * Dh);
+    detail::check_dim("qk_logits_decomposed", "key width", k.D, long(Hkv) * Dh);
+    if (Hkv <= 0 || H % Hkv)
+        throw Error("qk_logits_decomposed: " + std::to_string(H) + " query heads cannot share " +
+                    std::to_string(Hkv) + " KV heads");
+    std::vector<int> heads = heads_in, queries = queries_in;
+    if (heads.empty())
+        for (int h = 0; h < H; ++h) heads.push_back(h);
+    if (queries.empty())
+        for (int n = 0; n < N; ++n) queries.push_back(n);
+    for (int h : heads)
+        if (h < 0 || h >= H)
+            throw Error("qk_logits_decomposed: head " + std::to_string(h) + " is out of range [0, " +
+                        std::to_string(H) + ")");
+    for (int n : queries)
+        if (n < 0 || n >= N)
+            throw Error("qk_logits_decomposed: query position " + std::to_string(n) + " is out of range [0, " +
+                        std::to_string(N) + ")");
+    const int Hs = int(heads.size()), Nq = int(queries.size()), group = H / Hkv;
+    const T scale = T(1) / std::sqrt(T(Dh));
+    Tensor<T> out({Hs, M, M, Nq, N});
+    const size_t per_head = size_t(M) * M * Nq * N;
+#pragma omp parallel for schedule(static) if (worth_threads(double(Hs) * M * Nq * M * N * Dh))
+    for (int hi = 0; hi < Hs; ++hi) {
+        const int h = heads[size_t(hi)], g = h / group;
+        Mat<T> Q = Mat<T>::Zero(long(M) * Nq, Dh), K = Mat<T>::Zero(long(M) * N, Dh);
+        for (int m = 0; m < M; ++m) {
+            for (int i = 0; i < Nq; ++i) {
+                const int64_t r = q.row(m, queries[size_t(i)]);
+                if (r >= 0) Q.row(long(m) * Nq + i) = q.X.row(r).segment(long(h) * Dh, Dh);
+            }
+            for (int j = 0; j < N; ++j) {
+                const int64_t r = k.row(m, j);
+                if (r >= 0) K.row(long(m) * N + j) = k.X.row(r).segment(long(g) * Dh, Dh);
+            }
+        }
+        Mat<T> G(long(M) * Nq, long(M) * N);
+        G.noalias() = Q * K.transpose();
+        T* o = out.data.data() + size_t(hi) * per_head;
+        for (int m = 0; m < M; ++m)
+            for (int m2 = 0; m2 < M; ++m2)
+                for (int i = 0; i < Nq; ++i)
+                    for (int j = 0; j <= queries[size_t(i)]; ++j)
+                        o[((size_t(m) * M + m2) * Nq + i) * N + j] =
+                            scale * G(long(m) * Nq + i, long(m2) * N + j);
+    }
+    return out;
+}
+
 template Mat<float> attention(const Mat<float>&, const Mat<float>&, const Mat<float>&, int, int, int,
                               std::vector<Mat<float>>*);
 template Mat<double> attention(const Mat<double>&, const Mat<double>&, const Mat<double>&, int, int, int,
@@ -143,5 +206,10 @@ template Components<float> attention_decomposed(const Components<float>&, const 
                                                 int, int);
 template Components<double> attention_decomposed(const Components<double>&, const std::vector<Mat<double>>&,
                                                  int, int, int);
+
+template Tensor<float> qk_logits_decomposed(const Components<float>&, const Components<float>&, int, int, int,
+                                            const std::vector<int>&, const std::vector<int>&);
+template Tensor<double> qk_logits_decomposed(const Components<double>&, const Components<double>&, int, int,
+                                             int, const std::vector<int>&, const std::vector<int>&);
 
 }  // namespace depass

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "depass/components.hpp"
 #include "depass/ops.hpp"
 
 namespace depass {
@@ -65,6 +66,20 @@ void rope_backward(Mat<T>& d, int nheads, int Dh, RopeStyle style, const std::ve
     rotate_pairs("rope_backward", d, nheads, Dh, style, inv_freq, pos0, -1.0);
 }
 
+// Twin: component m occupies positions first[m] .. N-1 (components.hpp), so its block of
+// rows is rotated from position first[m] on.
+template <class T>
+void rope_decomposed(Components<T>& x, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq) {
+    if (style == RopeStyle::None) return;
+    for (int m = 0; m < x.M; ++m) {
+        Mat<T> rows = x.block(m);
+        rotate_pairs("rope_decomposed", rows, nheads, Dh, style, inv_freq, x.first[m], +1.0);
+        x.block(m) = rows;
+    }
+}
+
+template void rope_decomposed(Components<float>&, int, int, RopeStyle, const std::vector<double>&);
+template void rope_decomposed(Components<double>&, int, int, RopeStyle, const std::vector<double>&);
 template void rope(Mat<float>&, int, int, RopeStyle, const std::vector<double>&, int);
 template void rope(Mat<double>&, int, int, RopeStyle, const std::vector<double>&, int);
 template void rope_backward(Mat<float>&, int, int, RopeStyle, const std::vector<double>&, int);

@@ -1,0 +1,127 @@
+// qk.cpp -- the QK circuit decomposed (qk.hpp, docs/levels/qk.md).
+#include "depass/qk.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace depass {
+
+void check_qk_request(const Config& cfg, int N, const QkRequest& rq) {
+    if (rq.layer < 0 || rq.layer >= cfg.L)
+        throw Error("qk: layer " + std::to_string(rq.layer) + " is out of range [0, " + std::to_string(cfg.L - 1) +
+                    "] for this " + std::to_string(cfg.L) + "-layer model");
+    std::set<int> seen;
+    for (int h : rq.heads) {
+        if (h < 0 || h >= cfg.H)
+            throw Error("qk: head " + std::to_string(h) + " is out of range [0, " + std::to_string(cfg.H) + ")");
+        if (!seen.insert(h).second) throw Error("qk: head " + std::to_string(h) + " is given twice");
+    }
+    seen.clear();
+    for (int n : rq.queries) {
+        if (n < 0 || n >= N)
+            throw Error("qk: query position " + std::to_string(n) + " is out of range [0, " + std::to_string(N) +
+                        ") for " + std::to_string(N) + " tokens");
+        if (!seen.insert(n).second) throw Error("qk: query position " + std::to_string(n) + " is given twice");
+    }
+}
+
+uint64_t qk_bytes(const Config& cfg, int M, int N, const QkRequest& rq, int scalar_bytes) {
+    const uint64_t heads = rq.heads.empty() ? uint64_t(cfg.H) : rq.heads.size();
+    const uint64_t queries = rq.queries.empty() ? uint64_t(N) : rq.queries.size();
+    return heads * uint64_t(M) * uint64_t(M) * queries * uint64_t(N) * uint64_t(scalar_bytes);
+}
+
+template <class T>
+QkSplit<T> qk_split(const Model<T>& model, const Trace<T>& trace, const Components<T>& x, const QkRequest& rq) {
+    const Config& cfg = model.cfg;
+    check_qk_request(cfg, trace.N(), rq);
+    if (x.N != trace.N() || x.D != cfg.D)
+        throw Error("qk: components are [" + std::to_string(x.N) + ", " + std::to_string(x.D) +
+                    "] per component, the trace is [" + std::to_string(trace.N()) + ", " + std::to_string(cfg.D) + "]");
+    LayerWeights<T> scratch;
+    const LayerWeights<T>& lw = model.layer(rq.layer, scratch);
+    const LayerTrace<T>& lt = trace.layers[size_t(rq.layer)];
+    const std::vector<double> inv_freq = rope_inv_freq(cfg);
+    // The input norm with its recorded per-token factors: linear in the components (the
+    // LayerNorm bias goes to the rest).
+    const Components<T> u = apply_norm_decomposed(cfg.norm, x, lw.norm1_g, lw.norm1_b, lt.norm1);
+    // Queries and keys: the projections' twins (b_Q, b_K to the rest), then RoPE per position.
+    Components<T> q = linear_decomposed(u, lw.wq, lw.bq);
+    Components<T> k = linear_decomposed(u, lw.wk, lw.bk);
+    rope_decomposed(q, cfg.H, cfg.Dh, cfg.rope, inv_freq);
+    rope_decomposed(k, cfg.Hkv, cfg.Dh, cfg.rope, inv_freq);
+    // Every pair's logits (the bilinear twin).
+    QkSplit<T> s;
+    s.layer = rq.layer;
+    s.heads = rq.heads;
+    s.queries = rq.queries;
+    if (s.heads.empty())
+        for (int h = 0; h < cfg.H; ++h) s.heads.push_back(h);
+    if (s.queries.empty())
+        for (int n = 0; n < trace.N(); ++n) s.queries.push_back(n);
+    s.M = x.M;
+    s.N = x.N;
+    s.logits = qk_logits_decomposed(q, k, cfg.H, cfg.Hkv, cfg.Dh, s.heads, s.queries);
+    return s;
+}
+
+template <class T>
+Mat<T> attention_logits(const Model<T>& model, const Trace<T>& trace, int layer, int head) {
+    const Config& cfg = model.cfg;
+    check_qk_request(cfg, trace.N(), QkRequest{layer, {head}, {}});
+    LayerWeights<T> scratch;
+    const LayerWeights<T>& lw = model.layer(layer, scratch);
+    const Mat<T> x = apply_norm(cfg.norm, cfg.norm_eps, trace.h[size_t(layer)], lw.norm1_g, lw.norm1_b);
+    const AttentionInputs<T> a = attention_inputs(cfg, lw, x, rope_inv_freq(cfg));
+    const int g = head / cfg.kv_group();
+    Mat<T> s = a.q.middleCols(long(head) * cfg.Dh, cfg.Dh) * a.k.middleCols(long(g) * cfg.Dh, cfg.Dh).transpose();
+    s *= T(1) / std::sqrt(T(cfg.Dh));
+    for (long i = 0; i < s.rows(); ++i) s.row(i).tail(s.cols() - i - 1).setZero();
+    return s;
+}
+
+template <class T>
+QkCheck check_qk_split(const Model<T>& model, const Trace<T>& trace, const QkSplit<T>& split) {
+    QkCheck c;
+    const int N = split.N, M = split.M, Nq = int(split.queries.size());
+    for (size_t hi = 0; hi < split.heads.size(); ++hi) {
+        const int h = split.heads[hi];
+        const Mat<T> ref = attention_logits(model, trace, split.layer, h);
+        const Mat<T>& probs = trace.layers[size_t(split.layer)].probs[size_t(h)];
+        const double scale = std::max<double>(1e-30, ref.cwiseAbs().maxCoeff());
+        for (int i = 0; i < Nq; ++i) {
+            const int qpos = split.queries[size_t(i)];
+            // Summed in double whatever T is: the sum itself must not add rounding to the check.
+            std::vector<double> sum(size_t(qpos) + 1, 0.0);
+            for (int m = 0; m < M; ++m)
+                for (int m2 = 0; m2 < M; ++m2)
+                    for (int j = 0; j <= qpos; ++j) sum[size_t(j)] += double(split.at(int(hi), m, m2, i, j));
+            double mx = -INFINITY, z = 0;
+            for (int j = 0; j <= qpos; ++j) {
+                c.logits_max_rel = std::max(c.logits_max_rel, std::abs(sum[size_t(j)] - double(ref(qpos, j))) / scale);
+                mx = std::max(mx, sum[size_t(j)]);
+            }
+            for (int j = 0; j <= qpos; ++j) z += std::exp(sum[size_t(j)] - mx);
+            for (int j = 0; j <= qpos; ++j)
+                c.probs_max_abs =
+                    std::max(c.probs_max_abs, std::abs(std::exp(sum[size_t(j)] - mx) / z - double(probs(qpos, j))));
+            if (!std::isfinite(c.logits_max_rel) || !std::isfinite(c.probs_max_abs)) {
+                c.logits_max_rel = c.probs_max_abs = INFINITY;
+                return c;
+            }
+        }
+        (void)N;
+    }
+    return c;
+}
+
+#define DEPASS_INSTANTIATE(T)                                                                               \
+    template QkSplit<T> qk_split(const Model<T>&, const Trace<T>&, const Components<T>&, const QkRequest&); \
+    template Mat<T> attention_logits(const Model<T>&, const Trace<T>&, int, int);                           \
+    template QkCheck check_qk_split(const Model<T>&, const Trace<T>&, const QkSplit<T>&);
+DEPASS_INSTANTIATE(float)
+DEPASS_INSTANTIATE(double)
+#undef DEPASS_INSTANTIATE
+
+}  // namespace depass
