@@ -24,7 +24,7 @@ for n in 64 128; do
   times=()
   for ((i = 0; i < runs; ++i)); do
     t0=$(date +%s.%N)
-    "$build/depass" attribute --model "$work/model" --ids "$ids" --level token --out "$work/out.safetensors" >/dev/null
+    "$build/depass" attribute --model "$work/model" --ids "$ids" --level token --out "$work/out.safetensors" >/dev/null 2>&1
     t1=$(date +%s.%N)
     times+=("$(python3 -c "print($t1 - $t0)")")
   done
