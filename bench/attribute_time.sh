@@ -17,7 +17,7 @@ cat > "$work/config.json" <<'JSON'
  "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}
 JSON
 "$build/bench_stream" make "$work/config.json" "$work/model" >/dev/null
-echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), threads ${OMP_NUM_THREADS:-all}"
+echo "# $(date -u +%FT%TZ) $(nproc --all) cores, load $(cut -d' ' -f1-3 /proc/loadavg), threads ${OMP_NUM_THREADS:-all}"
 "$build/depass" attribute --help >/dev/null
 for n in 64 128; do
   ids=$(python3 -c "import random; r = random.Random($n); print(','.join(['1'] + [str(r.randrange(3, 32000)) for _ in range($n - 1)]))")

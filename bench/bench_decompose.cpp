@@ -17,6 +17,11 @@
 // GEMM reference: Y = X W^T with X [R, D] and W [I, D] (the gate product over all
 // stored rows), repeated back to back to the same FLOPs.
 //
+// BLAS builds (-DDEPASS_BLAS, depass/blas.hpp) also time propagate() with the backend switched off
+// (set_blas_products(false): Eigen's products and tiles), alternating with the other calls, and the
+// GEMM through linear() (the tiled OpenBLAS product). Rates are also given as a share of the
+// machine's peak per core times the threads (bench_peak.hpp: nominal, and a measured FMA loop).
+//
 // Memory: the dense decomposed state M N D sizeof(T), the stored rows R D sizeof(T),
 // and the growth of the peak resident set during one propagate() call (VmHWM after
 // resetting it through /proc/self/clear_refs; getrusage's ru_maxrss if that fails).

@@ -50,8 +50,11 @@ inline double measured_fma_gflops_f32(long n = 20000000) {
         const auto t0 = std::chrono::steady_clock::now();
         double flops = 0;
 #if defined(__AVX512F__)
-        __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
-               a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        // Distinct starting values: equal chains would be merged into one by the compiler.
+        __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f),
+               a3 = _mm512_set1_ps(1.03f), a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f),
+               a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f), a8 = _mm512_set1_ps(1.08f),
+               a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
         const __m512 b = _mm512_set1_ps(0.99999994f), c = _mm512_set1_ps(1e-8f);
         for (long k = 0; k < n; ++k) {
             a0 = _mm512_fmadd_ps(a0, b, c); a1 = _mm512_fmadd_ps(a1, b, c); a2 = _mm512_fmadd_ps(a2, b, c);
@@ -66,8 +69,10 @@ inline double measured_fma_gflops_f32(long n = 20000000) {
         (void)sink;
         flops = 2.0 * 16 * 12 * double(n);
 #elif defined(__AVX2__) && defined(__FMA__)
-        __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
-               a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f),
+               a3 = _mm256_set1_ps(1.03f), a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f),
+               a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f), a8 = _mm256_set1_ps(1.08f),
+               a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f), a11 = _mm256_set1_ps(1.11f);
         const __m256 b = _mm256_set1_ps(0.99999994f), c = _mm256_set1_ps(1e-8f);
         for (long k = 0; k < n; ++k) {
             a0 = _mm256_fmadd_ps(a0, b, c); a1 = _mm256_fmadd_ps(a1, b, c); a2 = _mm256_fmadd_ps(a2, b, c);
