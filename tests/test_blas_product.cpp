@@ -62,6 +62,17 @@ void check_product(double tol) {
     INFO(blas_summary() << ": max |product - naive| = " << err << ", max |naive| = " << scale);
     CHECK(err <= tol);
     CHECK((one - two).cwiseAbs().maxCoeff() == T(0));  // bitwise, whatever the thread count
+
+    // Switched off at run time: Eigen's products and tiles, as in a build without the backend.
+    const bool was = blas_products();
+    set_blas_products(false);
+    CHECK_FALSE(blas_products());
+    CHECK(blas_summary().find("Eigen") != std::string::npos);
+    const Mat<T> eigen = linear(x, W, Vec<T>());
+    set_blas_products(was);
+    CHECK(blas_products() == was);
+    const double diff = (eigen.template cast<double>() - one.template cast<double>()).cwiseAbs().maxCoeff();
+    CHECK(diff <= 2 * tol);
 }
 
 }  // namespace
@@ -69,9 +80,11 @@ void check_product(double tol) {
 TEST_CASE("the product backend is the one the build chose, one thread per BLAS call", "[blas][threads]") {
     const std::string s = blas_summary();
     INFO(s);
-    CHECK((s.find("OpenBLAS") != std::string::npos) == blas_enabled());
-    CHECK((s.find("Eigen") != std::string::npos) == !blas_enabled());
-    if (blas_enabled()) {
+    // blas_products() is blas_enabled() unless DEPASS_BLAS=off is set for the run.
+    CHECK((blas_products() && !blas_enabled()) == false);
+    CHECK((s.find("OpenBLAS") != std::string::npos) == blas_products());
+    CHECK((s.find("Eigen") != std::string::npos) == !blas_products());
+    if (blas_products()) {
         CHECK(s.find("(OpenMP build)") != std::string::npos);
         CHECK(s.find(", 1 thread per call") != std::string::npos);
     }

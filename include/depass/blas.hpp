@@ -14,6 +14,7 @@ namespace depass {
 bool blas_enabled();
 
 // Whether the large products go to OpenBLAS now: blas_enabled(), unless switched off by
+// DEPASS_BLAS=off (or 0) in the environment when the library is loaded, or by
 // set_blas_products(false), which gives exactly the products (and tiles) of a build without the
 // backend; the benchmarks compare both in one run. Switch only between calls, never while
 // another thread computes.

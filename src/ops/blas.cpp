@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 #include <cstdlib>
 #include <cstring>
+#include <strings.h>
 #include <string>
 
 #ifdef DEPASS_HAVE_BLAS
@@ -24,7 +25,12 @@ bool blas_enabled() {
 }
 
 namespace {
-bool g_blas_products = blas_enabled();
+// DEPASS_BLAS=off (or 0) in the environment switches the backend off for the whole run.
+bool initial_blas_products() {
+    const char* env = std::getenv("DEPASS_BLAS");
+    return blas_enabled() && !(env && (!strcasecmp(env, "off") || !std::strcmp(env, "0")));
+}
+bool g_blas_products = initial_blas_products();
 }  // namespace
 
 bool blas_products() { return g_blas_products; }
@@ -80,7 +86,7 @@ std::string blas_summary() {
     while (!config.empty() && config.front() == ' ') config.erase(config.begin());
     const int kind = openblas_get_parallel();  // 0 sequential, 1 pthreads, 2 OpenMP
     const char* env = std::getenv("OPENBLAS_CORETYPE");
-    if (!g_blas_products) return "products: Eigen (the OpenBLAS backend switched off)";
+    if (!g_blas_products) return "products: Eigen (the OpenBLAS backend switched off: DEPASS_BLAS=off or set_blas_products)";
     return "products: " + config.substr(0, config.find(' ', config.find(' ') + 1)) +
            (kind == 2 ? " (OpenMP build)" : kind == 1 ? " (pthreads build)" : " (sequential build)") +
            ", kernels " + openblas_get_corename() +
