@@ -12,6 +12,10 @@
 // on the calling thread; it checks the assumptions (and sees turbo clocks the nominal one hides).
 #pragma once
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,18 +24,16 @@
 #include <string>
 #include <vector>
 
-#include <immintrin.h>
-
 namespace depass::bench {
 
 struct Peak {
-    double ghz = 0;           // the clock used
-    std::string clock_from;   // where it was read
-    int bits = 128;           // vector width from the flags
+    double ghz = 0;          // the clock used
+    std::string clock_from;  // where it was read
+    int bits = 128;          // vector width from the flags
     bool fma = false;
-    int units = 2;            // assumed FMA units per core
+    int units = 2;                            // assumed FMA units per core
     double nominal_f32 = 0, nominal_f64 = 0;  // GFLOP/s per core
-    double measured_f32 = 0;  // GFLOP/s on the calling thread (0: not measured in this build)
+    double measured_f32 = 0;                  // GFLOP/s on the calling thread (0: not measured in this build)
     std::string describe() const;
 };
 
@@ -57,14 +59,23 @@ inline double measured_fma_gflops_f32(long n = 20000000) {
                a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
         const __m512 b = _mm512_set1_ps(0.99999994f), c = _mm512_set1_ps(1e-8f);
         for (long k = 0; k < n; ++k) {
-            a0 = _mm512_fmadd_ps(a0, b, c); a1 = _mm512_fmadd_ps(a1, b, c); a2 = _mm512_fmadd_ps(a2, b, c);
-            a3 = _mm512_fmadd_ps(a3, b, c); a4 = _mm512_fmadd_ps(a4, b, c); a5 = _mm512_fmadd_ps(a5, b, c);
-            a6 = _mm512_fmadd_ps(a6, b, c); a7 = _mm512_fmadd_ps(a7, b, c); a8 = _mm512_fmadd_ps(a8, b, c);
-            a9 = _mm512_fmadd_ps(a9, b, c); a10 = _mm512_fmadd_ps(a10, b, c); a11 = _mm512_fmadd_ps(a11, b, c);
+            a0 = _mm512_fmadd_ps(a0, b, c);
+            a1 = _mm512_fmadd_ps(a1, b, c);
+            a2 = _mm512_fmadd_ps(a2, b, c);
+            a3 = _mm512_fmadd_ps(a3, b, c);
+            a4 = _mm512_fmadd_ps(a4, b, c);
+            a5 = _mm512_fmadd_ps(a5, b, c);
+            a6 = _mm512_fmadd_ps(a6, b, c);
+            a7 = _mm512_fmadd_ps(a7, b, c);
+            a8 = _mm512_fmadd_ps(a8, b, c);
+            a9 = _mm512_fmadd_ps(a9, b, c);
+            a10 = _mm512_fmadd_ps(a10, b, c);
+            a11 = _mm512_fmadd_ps(a11, b, c);
         }
-        const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                       _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)),
-                                                     _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
+        const __m512 s =
+            _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                          _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)),
+                                        _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
         volatile float sink = _mm512_reduce_add_ps(s);
         (void)sink;
         flops = 2.0 * 16 * 12 * double(n);
@@ -75,14 +86,23 @@ inline double measured_fma_gflops_f32(long n = 20000000) {
                a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f), a11 = _mm256_set1_ps(1.11f);
         const __m256 b = _mm256_set1_ps(0.99999994f), c = _mm256_set1_ps(1e-8f);
         for (long k = 0; k < n; ++k) {
-            a0 = _mm256_fmadd_ps(a0, b, c); a1 = _mm256_fmadd_ps(a1, b, c); a2 = _mm256_fmadd_ps(a2, b, c);
-            a3 = _mm256_fmadd_ps(a3, b, c); a4 = _mm256_fmadd_ps(a4, b, c); a5 = _mm256_fmadd_ps(a5, b, c);
-            a6 = _mm256_fmadd_ps(a6, b, c); a7 = _mm256_fmadd_ps(a7, b, c); a8 = _mm256_fmadd_ps(a8, b, c);
-            a9 = _mm256_fmadd_ps(a9, b, c); a10 = _mm256_fmadd_ps(a10, b, c); a11 = _mm256_fmadd_ps(a11, b, c);
+            a0 = _mm256_fmadd_ps(a0, b, c);
+            a1 = _mm256_fmadd_ps(a1, b, c);
+            a2 = _mm256_fmadd_ps(a2, b, c);
+            a3 = _mm256_fmadd_ps(a3, b, c);
+            a4 = _mm256_fmadd_ps(a4, b, c);
+            a5 = _mm256_fmadd_ps(a5, b, c);
+            a6 = _mm256_fmadd_ps(a6, b, c);
+            a7 = _mm256_fmadd_ps(a7, b, c);
+            a8 = _mm256_fmadd_ps(a8, b, c);
+            a9 = _mm256_fmadd_ps(a9, b, c);
+            a10 = _mm256_fmadd_ps(a10, b, c);
+            a11 = _mm256_fmadd_ps(a11, b, c);
         }
-        __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                                 _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)),
-                                               _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
+        __m256 s =
+            _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                          _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)),
+                                        _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
         alignas(32) float out[8];
         _mm256_store_ps(out, s);
         volatile float sink = out[0];
@@ -142,12 +162,13 @@ inline std::string load_average() {
 
 inline std::string Peak::describe() const {
     char buf[640];
-    std::snprintf(buf, sizeof buf,
-                  "peak per core: %.3f GHz (%s) x %d float lanes (%d-bit%s) x %d FMA units (assumed) x %d flops"
-                  " = %.1f GFLOP/s float, %.1f double;\n  measured FMA loop on this thread: %.1f GFLOP/s float"
-                  " (%.0f%% of nominal)",
-                  ghz, clock_from.c_str(), bits / 32, bits, fma ? ", FMA" : ", no FMA", units, fma ? 2 : 1,
-                  nominal_f32, nominal_f64, measured_f32, nominal_f32 > 0 ? 100.0 * measured_f32 / nominal_f32 : 0.0);
+    std::snprintf(
+        buf, sizeof buf,
+        "peak per core: %.3f GHz (%s) x %d float lanes (%d-bit%s) x %d FMA units (assumed) x %d flops"
+        " = %.1f GFLOP/s float, %.1f double;\n  measured FMA loop on this thread: %.1f GFLOP/s float"
+        " (%.0f%% of nominal)",
+        ghz, clock_from.c_str(), bits / 32, bits, fma ? ", FMA" : ", no FMA", units, fma ? 2 : 1, nominal_f32,
+        nominal_f64, measured_f32, nominal_f32 > 0 ? 100.0 * measured_f32 / nominal_f32 : 0.0);
     return buf;
 }
 

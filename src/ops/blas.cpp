@@ -1,11 +1,13 @@
 // blas.cpp -- the optional BLAS backend (include/depass/blas.hpp).
 #include "depass/blas.hpp"
 
-#include <Eigen/Core>
+#include <strings.h>
+
 #include <cstdlib>
 #include <cstring>
-#include <strings.h>
 #include <string>
+
+#include "depass/types.hpp"
 
 #ifdef DEPASS_HAVE_BLAS
 #include <cblas.h>
@@ -54,7 +56,8 @@ void configure_blas_threads() {
 namespace {
 // OpenBLAS's fallbacks when it does not recognise a CPU: kernels without AVX2.
 bool generic_kernels(const char* core) {
-    for (const char* name : {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Barcelona", "Sandybridge"})
+    for (const char* name :
+         {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Barcelona", "Sandybridge"})
         if (core && !strcasecmp(core, name)) return true;
     return false;
 }
@@ -86,15 +89,19 @@ std::string blas_summary() {
     while (!config.empty() && config.front() == ' ') config.erase(config.begin());
     const int kind = openblas_get_parallel();  // 0 sequential, 1 pthreads, 2 OpenMP
     const char* env = std::getenv("OPENBLAS_CORETYPE");
-    if (!g_blas_products) return "products: Eigen (the OpenBLAS backend switched off: DEPASS_BLAS=off or set_blas_products)";
+    if (!g_blas_products)
+        return "products: Eigen (the OpenBLAS backend switched off: DEPASS_BLAS=off or set_blas_products)";
     return "products: " + config.substr(0, config.find(' ', config.find(' ') + 1)) +
-           (kind == 2 ? " (OpenMP build)" : kind == 1 ? " (pthreads build)" : " (sequential build)") +
+           (kind == 2   ? " (OpenMP build)"
+            : kind == 1 ? " (pthreads build)"
+                        : " (sequential build)") +
            ", kernels " + openblas_get_corename() +
            (env ? std::string(" (OPENBLAS_CORETYPE=") + env + ")" : std::string()) + ", " +
            std::to_string(openblas_get_num_threads()) + " thread per call";
 #else
-    return "products: Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
-           "." + std::to_string(EIGEN_MINOR_VERSION) + " (built with DEPASS_BLAS off)";
+    return "products: Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." +
+           std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION) +
+           " (built with DEPASS_BLAS off)";
 #endif
 }
 

@@ -43,11 +43,11 @@ void product_nt(Y&& y, const X& x, const W& w) {
         return;
     }
     if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, c, k, 1.0f, x.data(), int(x.outerStride()), w.data(),
-                    int(w.outerStride()), 0.0f, y.data(), int(y.outerStride()));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, c, k, 1.0f, x.data(), int(x.outerStride()),
+                    w.data(), int(w.outerStride()), 0.0f, y.data(), int(y.outerStride()));
     else
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, c, k, 1.0, x.data(), int(x.outerStride()), w.data(),
-                    int(w.outerStride()), 0.0, y.data(), int(y.outerStride()));
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, c, k, 1.0, x.data(), int(x.outerStride()),
+                    w.data(), int(w.outerStride()), 0.0, y.data(), int(y.outerStride()));
 #else
     y.noalias() = x * w.transpose();
 #endif
