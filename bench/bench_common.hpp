@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "depass/allocator.hpp"
+#include "depass/blas.hpp"
 #include "depass/config.hpp"
 #include "depass/threading.hpp"
 
@@ -89,7 +90,8 @@ inline std::vector<int> random_ids(const Config& c, int N, uint64_t seed) {
 // header lines: the allocator, then the threads (depass/threading.hpp).
 inline std::string configure_malloc(bool system_default) {
     if (!system_default) keep_freed_memory();
-    return allocator_summary() + (system_default ? " (--system-malloc)" : "") + "\n" + threading_summary();
+    return allocator_summary() + (system_default ? " (--system-malloc)" : "") + "\n" + threading_summary() + "\n" +
+           blas_summary();
 }
 
 // Hands freed heap memory back to the system, so that the resident set is the live set.

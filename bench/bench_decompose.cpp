@@ -17,6 +17,11 @@
 // GEMM reference: Y = X W^T with X [R, D] and W [I, D] (the gate product over all
 // stored rows), repeated back to back to the same FLOPs.
 //
+// BLAS builds (-DDEPASS_BLAS, depass/blas.hpp) also time propagate() with the backend switched off
+// (set_blas_products(false): Eigen's products and tiles), alternating with the other calls, and the
+// GEMM through linear() (the tiled OpenBLAS product). Rates are also given as a share of the
+// machine's peak per core times the threads (bench_peak.hpp: nominal, and a measured FMA loop).
+//
 // Memory: the dense decomposed state M N D sizeof(T), the stored rows R D sizeof(T),
 // and the growth of the peak resident set during one propagate() call (VmHWM after
 // resetting it through /proc/self/clear_refs; getrusage's ru_maxrss if that fails).
@@ -33,9 +38,12 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_peak.hpp"
+#include "depass/blas.hpp"
 #include "depass/decompose.hpp"
 #include "depass/forward.hpp"
 #include "depass/initialisers.hpp"
+#include "depass/ops.hpp"
 #include "depass/weights.hpp"
 
 using namespace depass;
@@ -56,14 +64,25 @@ double decomposed_flops(const Config& c, const Components<T>& comps) {
     return c.L * per_layer;
 }
 
+// The machine's peak per core (bench_peak.hpp), measured once.
+const Peak& the_peak() {
+    static const Peak p = machine_peak();
+    return p;
+}
+
 template <class T>
 void run_table(const std::string& shape, bool quick, int reps, const char* type_name) {
+    // Per core x threads: the nominal peak, and the measured FMA loop's rate (half of it in double).
+    const double peak_nominal = (sizeof(T) == 4 ? the_peak().nominal_f32 : the_peak().nominal_f64) * max_threads();
+    const double fma_f32 = the_peak().measured_f32 > 0 ? the_peak().measured_f32 : the_peak().nominal_f32;
+    const double peak_fma = (sizeof(T) == 4 ? fma_f32 : fma_f32 / 2) * max_threads();
     const Config cfg = stories_shape(shape);
     const Model<T> model = random_model<T>(cfg, 1234);
     std::printf("\n%s, %s shape (D %d, L %d, H %d, I %d)  (threads: %d)\n", type_name, shape.c_str(), cfg.D,
                 cfg.L, cfg.H, cfg.I, max_threads());
-    std::printf("%4s %4s %7s %8s %9s %9s %9s %9s %7s %9s %10s\n", "N", "M", "rows R", "GFLOP", "prop ms",
-                "prop GF/s", "gemm GF/s", "vs gemm", "fwd ms", "prop/fwd", "max|sum-h|");
+    std::printf("%4s %4s %7s %8s %8s %8s %6s %6s %8s %6s %8s %8s %7s %7s %8s %9s\n", "N", "M", "rows R", "GFLOP",
+                "prop ms", "GF/s", "%nom", "%fma", "Eigen", "%fma", "gemm E", "gemm B", "vs gemm", "fwd ms",
+                "prop/fwd", "max|sum-h|");
     struct MemRow {
         int N, M;
         double dense, stored, peak_growth, cold_s;
@@ -113,6 +132,7 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
         const int repeat = std::max(1, int(std::lround(flops / gemm_flops)));
         Y.noalias() = X * W.transpose();  // warm-up (propagate and forward ran above)
         Components<T> fresh;
+        const bool both = blas_enabled();  // the BLAS build: also time Eigen's products, alternating
         const std::vector<double> t = median_times(
             reps, budget,
             [&] {
@@ -123,6 +143,16 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
                 g_sink = g_sink + double(out.X(0, 0));
             },
             [&] {
+                set_blas_products(false);  // outside the timed call
+                if (both) fresh = init.comps;
+            },
+            [&] {
+                if (!both) return;
+                Components<T> out = propagate(model, trace, std::move(fresh), init.cut, opt);
+                g_sink = g_sink + double(out.X(0, 0));
+            },
+            [&] {
+                set_blas_products(true);
                 for (int r = 0; r < repeat; ++r) {
                     Y.noalias() = X * W.transpose();
                     X(0, r % cfg.D) = Y(R - 1, r % cfg.I) * T(1e-3);  // a dependency between repeats
@@ -130,14 +160,25 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
                 g_sink = g_sink + double(Y(0, 0));
             },
             [&] {
+                if (!both) return;
+                for (int r = 0; r < repeat; ++r) {
+                    Y = linear(X, W, Vec<T>());  // the tiled product of the decomposed pass, through BLAS
+                    X(0, r % cfg.D) = Y(R - 1, r % cfg.I) * T(1e-3);
+                }
+                g_sink = g_sink + double(Y(0, 0));
+            },
+            [&] {
                 Trace<T> tr = forward(model, ids);
                 g_sink = g_sink + double(tr.logits(0, 0));
             });
-        const double t_prop = t[1], t_gemm = t[2], t_fwd = t[3];
-        const double rate = flops / t_prop * 1e-9, rate_gemm = repeat * gemm_flops / t_gemm * 1e-9;
-        std::printf("%4d %4d %7lld %8.2f %9.1f %9.1f %9.1f %8.0f%% %7.2f %9.1f %10.1e\n", N, init.comps.M,
-                    (long long)R, flops * 1e-9, t_prop * 1e3, rate, rate_gemm, 100.0 * rate / rate_gemm,
-                    t_fwd * 1e3, t_prop / t_fwd, completeness);
+        const double t_prop = t[1], t_eigen = t[3], t_gemm = t[4], t_blas = t[5], t_fwd = t[6];
+        const double rate = flops / t_prop * 1e-9, rate_eigen = both ? flops / t_eigen * 1e-9 : rate;
+        const double rate_gemm = repeat * gemm_flops / t_gemm * 1e-9;
+        const double rate_blas = both ? repeat * gemm_flops / t_blas * 1e-9 : 0;
+        std::printf("%4d %4d %7lld %8.2f %8.1f %8.1f %5.0f%% %5.0f%% %8.1f %5.0f%% %8.1f %8.1f %6.0f%% %7.2f %8.1f %9.1e\n",
+                    N, init.comps.M, (long long)R, flops * 1e-9, t_prop * 1e3, rate, 100.0 * rate / peak_nominal,
+                    100.0 * rate / peak_fma, rate_eigen, 100.0 * rate_eigen / peak_fma, rate_gemm, rate_blas,
+                    100.0 * rate / std::max(rate_gemm, rate_blas), t_fwd * 1e3, t_prop / t_fwd, completeness);
         std::fflush(stdout);
     }
     std::printf(
@@ -221,12 +262,17 @@ int main(int argc, char** argv) {
             "GFLOP = value, output, gate, down products over the stored rows R + causal attention mixing.\n"
             "GEMM = [R, D] x [D, I] repeated to the same FLOPs. prop/fwd = propagate() time / forward()\n"
             "time. Medians, the three calls alternating. max|sum-h| = completeness of the output,\n"
-            "relative to max |h[L]|.\n%s\n",
-            malloc_line.c_str());
+            "relative to max |h[L]|. %%nom, %%fma = GFLOP/s / (peak per core x threads), the nominal peak\n"
+            "and the measured FMA loop's (below). Eigen = the decomposed pass with the BLAS backend switched\n"
+            "off (set_blas_products(false); BLAS builds only, alternating with the first). gemm E = the GEMM\n"
+            "as one Eigen product, gemm B = the same through linear(), the tiled BLAS product (BLAS builds);\n"
+            "vs gemm = prop GF/s / the faster of the two.\n%s\n%s\n%s\n",
+            malloc_line.c_str(), the_peak().describe().c_str(), load_average().c_str());
         for (const std::string& shape : shapes) {
             run_table<float>(shape, quick, reps, "float");
             if (with_double) run_table<double>(shape, quick, reps, "double");
         }
+        std::printf("\nat the end: %s\n", load_average().c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_decompose: %s\n", e.what());
         return 1;

@@ -49,7 +49,8 @@ void configure_threads();
 // starts, so setting the variable is not enough: the program is executed again (execv of
 // /proc/self/exe with the same arguments) so that the runtime sees it. Call it first thing in
 // main(), before any thread is started; if re-executing fails, the program goes on with the
-// runtime's default (waiting threads spin for a while before they sleep).
+// runtime's default (waiting threads spin for a while before they sleep). The same restart
+// applies OPENBLAS_CORETYPE when choose_blas_kernels() sets it (depass/blas.hpp), also with one thread.
 void use_passive_wait_policy(char** argv);
 
 // One line for logs and benchmark headers, e.g.

@@ -45,7 +45,8 @@ Mat<T> embed_backward(const Mat<T>& dx, const std::vector<int>& ids, long V) {
 template <class T>
 Mat<T> unembed(const Mat<T>& x, const Mat<T>& W_U) {
     detail::check_dim("unembed", "x columns", x.cols(), W_U.cols());
-    return x * W_U.transpose();
+    // The product of linear(): tiled over the threads (and through BLAS, depass/blas.hpp) when large.
+    return linear(x, W_U, Vec<T>());
 }
 
 // Backward of unembed. logits[n, v] = sum_d x[n, d] W_U[v, d], so

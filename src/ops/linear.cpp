@@ -5,6 +5,7 @@
 // is the only linear op.
 #include <algorithm>
 
+#include "blas_product.hpp"
 #include "check.hpp"
 #include "depass/ops.hpp"
 
@@ -15,6 +16,9 @@ namespace {
 // Output tiles of the large products below. The sizes are fixed, so every output
 // value is computed the same way whatever the number of threads.
 constexpr long kTileRows = 64, kTileCols = 256;
+// With the BLAS backend (depass/blas.hpp) each tile is one cblas_?gemm call, which packs both
+// operands first: larger tiles keep that cost small.
+constexpr long kBlasTileRows = 256, kBlasTileCols = 512;
 // Products with fewer multiply-adds than kTiledProductWork (threading.hpp) are left whole to Eigen.
 
 // y = x W^T. A large product is split into output tiles [kTileRows, kTileCols] spread
@@ -28,15 +32,17 @@ void product_xwt(const Mat<T>& x, const Mat<T>& W, Mat<T>& y) {
         y.noalias() = x * W.transpose();
         return;
     }
-    const long tiles_r = (N + kTileRows - 1) / kTileRows, tiles_c = (O + kTileCols - 1) / kTileCols;
+    const bool blas = blas_products();
+    const long tile_r = blas ? kBlasTileRows : kTileRows, tile_c = blas ? kBlasTileCols : kTileCols;
+    const long tiles_r = (N + tile_r - 1) / tile_r, tiles_c = (O + tile_c - 1) / tile_c;
     // Called from parallel code too (the evaluations): then the tiles run on the calling thread.
 #pragma omp parallel for collapse(2) \
     schedule(dynamic) if (worth_threads(double(N) * double(O) * double(x.cols())))
     for (long i = 0; i < tiles_r; ++i) {
         for (long j = 0; j < tiles_c; ++j) {
-            const long r0 = i * kTileRows, c0 = j * kTileCols;
-            const long r = std::min(kTileRows, N - r0), c = std::min(kTileCols, O - c0);
-            y.block(r0, c0, r, c).noalias() = x.middleRows(r0, r) * W.middleRows(c0, c).transpose();
+            const long r0 = i * tile_r, c0 = j * tile_c;
+            const long r = std::min(tile_r, N - r0), c = std::min(tile_c, O - c0);
+            detail::product_nt(y.block(r0, c0, r, c), x.middleRows(r0, r), W.middleRows(c0, c));
         }
     }
 }

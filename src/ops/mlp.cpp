@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "blas_product.hpp"
 #include "check.hpp"
 #include "depass/ops.hpp"
 
@@ -326,7 +327,7 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
                         Zc.row(rc) = z.X.row(src[rc]);
                         ++rc;
                     }
-            G.topRows(rc).noalias() = Zc.topRows(rc) * W_share.transpose();
+            detail::product_nt(G.topRows(rc), Zc.topRows(rc), W_share);
             if (b_share.size())
                 for (int64_t r = 0; r < rc; ++r)
                     if (comp[r] == z.rest()) G.row(r) += b_share.transpose();
@@ -365,7 +366,7 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
                     for (int i = 0; i < I; ++i) gk[i] *= an[i];
                 }
             }
-            Yc.topRows(rc).noalias() = G.topRows(rc) * W_down.transpose();
+            detail::product_nt(Yc.topRows(rc), G.topRows(rc), W_down);
             for (int64_t r = 0; r < rc; ++r) Y.row(src[r]) = Yc.row(r);
         }
     }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "depass/blas.hpp"
 #include "depass/types.hpp"
 
 #ifdef _OPENMP
@@ -26,6 +27,7 @@ bool worth_threads(double work) {
 
 void configure_threads() {
     Eigen::setNbThreads(1);
+    configure_blas_threads();  // OpenBLAS too: one thread per call
 #ifdef _OPENMP
     omp_set_max_active_levels(1);
 #endif
@@ -38,16 +40,22 @@ const bool g_threads_configured = (configure_threads(), true);
 }  // namespace
 
 void use_passive_wait_policy(char** argv) {
-    if (std::getenv("OMP_WAIT_POLICY")) return;  // the user's choice (or already re-executed)
+    if (!argv || !argv[0]) return;
+    // OpenBLAS chooses its kernels when it is loaded, as libgomp reads its wait policy when it is:
+    // both come from the environment, and one new start applies both (depass/blas.hpp).
+    const bool blas_kernels = choose_blas_kernels();
+    bool wait_policy = false;
 #if defined(_OPENMP) && defined(__linux__)
-    // One thread never waits for another: no need to start again.
-    if (omp_get_max_threads() <= 1 || !argv || !argv[0]) return;
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-    execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY");  // not started again: the runtime keeps its default
-#else
-    (void)argv;
+    // The user's choice (or already re-executed) is kept; one thread never waits for another.
+    wait_policy = !std::getenv("OMP_WAIT_POLICY") && omp_get_max_threads() > 1;
+    if (wait_policy) setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
 #endif
+#ifdef __linux__
+    if (wait_policy || blas_kernels) execv("/proc/self/exe", argv);
+#endif
+    // Not started again: the runtimes keep their defaults.
+    if (wait_policy) unsetenv("OMP_WAIT_POLICY");
+    if (blas_kernels) unsetenv("OPENBLAS_CORETYPE");
 }
 
 std::string threading_summary() {
