@@ -224,3 +224,68 @@ TEST_CASE("a bad QK request: one clear error each, before any work", "[qk][error
     adj.qk = QkRequest{1, {}, {}};
     depass_test::expect_error([&] { (void)attribute(model, trace, adj); }, {"adjoint path never forms"});
 }
+
+TEST_CASE("depass attribute --qk: the split and its views in the output file", "[qk][cli]") {
+    SKIP_WITHOUT_SHARED();
+    const std::string model_path = depass_test::source_dir() + "/weights/stories260K.bin";
+    const std::string out = depass_test::temp_path("qk_cli.safetensors");
+    std::string log;
+    REQUIRE(depass_test::run_cli("attribute -m " + depass_test::shell_quoted(model_path) +
+                                     " --ids 1,403,407,261,378 --dtype f64 --qk 2 --qk-heads 3,0 --out " +
+                                     depass_test::shell_quoted(out) + " -q",
+                                 &log) == 0);
+    const SafeTensors st = SafeTensors::open(out);
+    const Tensor<double> S = st.read<double>("qk_logits");
+    const int Hs = 2, M = 6, N = 5;
+    REQUIRE(S.shape == std::vector<int64_t>{Hs, M, M, N, N});
+    const Tensor<double> key = st.read<double>("qk_key_share"), query = st.read<double>("qk_query_share");
+    const Tensor<double> top = st.read<double>("qk_top_values");
+    const Tensor<int64_t> pairs = st.read<int64_t>("qk_top_pairs");
+    CHECK(st.read<int64_t>("qk_heads").data == std::vector<int64_t>{3, 0});
+    CHECK(st.metadata().at("qk_layer") == "2");
+    // The summed pairs are the logits of the model's own block 2 (recomputed independently here).
+    const Model<double> model = load_model<double>(model_path);
+    const Trace<double> trace = forward(model, {1, 403, 407, 261, 378});
+    auto s = [&](int h, int m, int m2, int i, int j) { return S.data[(((size_t(h) * M + m) * M + m2) * N + i) * N + j]; };
+    for (int hi = 0; hi < Hs; ++hi) {
+        const Mat<double> ref = attention_logits(model, trace, 2, hi == 0 ? 3 : 0);
+        for (int i = 0; i < N; ++i)
+            for (int j = 0; j <= i; ++j) {
+                double total = 0, best = 0;
+                for (int m = 0; m < M; ++m) {
+                    double k_side = 0, q_side = 0;
+                    for (int m2 = 0; m2 < M; ++m2) {
+                        total += s(hi, m, m2, i, j);
+                        k_side += s(hi, m2, m, i, j);  // m on the key side, summed over the query side
+                        q_side += s(hi, m, m2, i, j);
+                        best = std::max(best, std::abs(s(hi, m, m2, i, j)));
+                    }
+                    CHECK(std::abs(key.data[((size_t(hi) * M + m) * N + i) * N + j] - k_side) <= 1e-12);
+                    CHECK(std::abs(query.data[((size_t(hi) * M + m) * N + i) * N + j] - q_side) <= 1e-12);
+                }
+                CHECK(std::abs(total - ref(i, j)) <= 1e-12 * std::max(1.0, ref.cwiseAbs().maxCoeff()));
+                // The first of the top pairs is the largest |pair|, and names its components.
+                const size_t t0 = ((size_t(hi) * N + i) * N + j) * 5;
+                CHECK(std::abs(std::abs(top.data[t0]) - best) <= 1e-15 * std::max(1.0, best));
+                CHECK(top.data[t0] == s(hi, int(pairs.data[2 * t0]), int(pairs.data[2 * t0 + 1]), i, j));
+            }
+    }
+    CHECK(log.find("qk: block 2 head 3") != std::string::npos);
+    // Bad requests: one error, no file.
+    const std::string bad = depass_test::temp_path("qk_bad.safetensors");
+    for (const auto& [args, must] : std::vector<std::pair<std::string, std::string>>{
+             {"--qk 9", "qk: layer 9 is out of range"},
+             {"--qk 1 --layer 3", "starts at h[3], after h[1]"},
+             {"--qk 1 --qk-heads 8", "qk: head 8"},
+             {"--query-positions 2", "--query-positions applies to --qk"},
+             {"--qk 1 --query-positions 7", "query position 7"},
+             {"--qk 1 --rule taylor --adjoint", "--adjoint never forms"}}) {
+        std::string err;
+        CHECK(depass_test::run_cli("attribute -m " + depass_test::shell_quoted(model_path) + " --ids 1,403,407 " +
+                                       args + " --out " + depass_test::shell_quoted(bad),
+                                   &err) != 0);
+        INFO(args << ": " << err);
+        CHECK(err.find(must) != std::string::npos);
+        CHECK(!file_exists(bad));
+    }
+}

@@ -8,6 +8,11 @@
 //                        target_logits [N,K], input_ids [N] (int), components_by_point
 //                        [S,M,N,D] when the components were kept at every point; the
 //                        run's facts as string metadata (attribution_metadata)
+//                        with a QK split (qk.hpp): qk_logits [H',M,M,Nq,N], qk_key_share and
+//                        qk_query_share [H',M,Nq,N] (the pairs summed over the other side),
+//                        qk_top_pairs [H',Nq,N,5,2] (int: query-side, key-side component) and
+//                        qk_top_values [H',Nq,N,5] (the five largest |pairs| of every logit),
+//                        qk_heads [H'] and qk_queries [Nq] (int)
 //   --out (json)         render_report_json of the report, components only on request
 //   --out (npy)          a directory of <tensor>.npy files plus meta.json
 //   --html               render_report_html of the report

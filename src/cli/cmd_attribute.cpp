@@ -23,6 +23,8 @@ struct AttributeOptions {
     int layer = 0;
     bool all = false;  // --layer all
     bool adjoint = false;
+    int qk = -1;                        // --qk L: split block L's attention logits over component pairs
+    std::string qk_heads, qk_queries;  // --qk-heads, --query-positions
     std::string module;          // attn | mlp
     std::string heads, neurons;  // lists
     int neuron_groups = 0;
@@ -65,6 +67,13 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
         throw UsageError("--all-layers stores the components at every residual point, which --adjoint never forms");
     if (o.all && o.level != "module" && o.level != "head" && o.level != "neuron")
         throw UsageError("--layer all applies to --level module, head and neuron only (got --level " + o.level + ")");
+    if ((given("--qk-heads") || given("--query-positions")) && o.qk < 0)
+        throw UsageError(std::string(given("--qk-heads") ? "--qk-heads" : "--query-positions") +
+                         " applies to --qk L, which is not given");
+    if (o.qk >= 0 && o.adjoint)
+        throw UsageError("--qk needs the components at its block's input, which --adjoint never forms");
+    if (o.qk >= 0 && o.all) throw UsageError("--qk takes one cut (--layer N), not --layer all");
+    if (given("--qk") && o.qk < 0) throw UsageError("--qk: " + std::to_string(o.qk) + " (expected a block >= 0)");
     if (o.all && o.all_layers)
         throw UsageError("--layer all writes logit_attribution_by_layer only; drop --all-layers");
     if (given("--neurons") && given("--neuron-groups"))
@@ -189,6 +198,15 @@ void run_attribute(const AttributeOptions& o) {
     rq.targets = parse_targets(o.targets, cfg.V);
     rq.keep_points = o.all_layers;
     rq.adjoint = o.adjoint;
+    if (o.qk >= 0) {
+        QkRequest qk{o.qk, {}, {}};
+        if (!o.qk_heads.empty()) qk.heads = parse_int_list("--qk-heads", o.qk_heads);
+        if (!o.qk_queries.empty()) qk.queries = parse_int_list("--query-positions", o.qk_queries);
+        rq.qk = qk;
+        // The split is refused before any work when it would take more than half the free memory.
+        const FreeMemory fm = free_memory();
+        rq.qk_max_bytes = fm.free / 2;
+    }
 
     bool started = false;
     const auto report_progress = [&](const CutPoint& p, const Components<T>& c) {
@@ -231,6 +249,33 @@ void run_attribute(const AttributeOptions& o) {
         if (a.level == Level::Token && ranked[r].second < N)
             name += " '" + show_piece(tok.get(), ids[ranked[r].second]) + "'";
         std::printf("%-6zu %-40s %14.6g\n", r + 1, name.c_str(), ranked[r].first);
+    }
+    if (a.qk) {
+        // The QK split at a glance: the first head split, the last query position split, the key
+        // it attends to most, and the pairs that make that logit.
+        const QkSplit<T>& q = *a.qk;
+        const int h = q.heads[0], i = int(q.queries.size()) - 1, qpos = q.queries.back(), M = q.M;
+        const Mat<T>& probs = trace.layers[size_t(q.layer)].probs[size_t(h)];
+        Eigen::Index key = 0;
+        probs.row(qpos).head(qpos + 1).maxCoeff(&key);
+        double logit = 0;
+        std::vector<std::pair<double, std::pair<int, int>>> pairs;
+        for (int m = 0; m < M; ++m)
+            for (int m2 = 0; m2 < M; ++m2) {
+                const double v = double(q.at(0, m, m2, i, int(key)));
+                logit += v;
+                pairs.push_back({v, {m, m2}});
+            }
+        std::sort(pairs.begin(), pairs.end(),
+                  [](auto& x, auto& y) { return std::abs(x.first) > std::abs(y.first); });
+        std::printf("qk: block %d head %d, query position %d attends most to key %d (probability %.4g, logit %.6g); "
+                    "split checked: logits %.2g, probabilities %.2g\n",
+                    q.layer, h, qpos, int(key), double(probs(qpos, key)), logit, a.qk_check.logits_max_rel,
+                    a.qk_check.probs_max_abs);
+        std::printf("%-6s %-30s %-30s %14s\n", "rank", "query side", "key side", "logit share");
+        for (size_t r = 0; r < std::min<size_t>(5, pairs.size()); ++r)
+            std::printf("%-6zu %-30s %-30s %14.6g\n", r + 1, out.names[size_t(pairs[r].second.first)].c_str(),
+                        out.names[size_t(pairs[r].second.second)].c_str(), pairs[r].first);
     }
     if (!o.out.empty()) say(o.in, "wrote " + o.out + (o.format == "npy" ? "/" : ""));
     if (!o.html.empty()) say(o.in, "wrote " + o.html);
@@ -302,6 +347,14 @@ void register_attribute(CLI::App& app) {
                     "auto (the model's argmax next token at every position) or token ids for every position")
         ->capture_default_str();
     sub->add_flag("--all-layers", o->all_layers, "also write the components at every residual point");
+    sub->add_option("--qk", o->qk,
+                    "also split block L's attention logits over (query-side, key-side) component pairs, from\n"
+                    "the components at its input h[L] (the cut must be at or before it): qk_logits\n"
+                    "[H',M,M,Nq,N] and its views (docs/levels/qk.md)");
+    sub->add_option("--qk-heads", o->qk_heads, "with --qk: the query heads to split, comma-separated (default all)");
+    sub->add_option("--query-positions", o->qk_queries,
+                    "with --qk: the query positions to split, comma-separated (default all; the split grows as\n"
+                    "heads x M^2 x positions x N)");
     sub->add_flag("--adjoint", o->adjoint,
                   "taylor rule only: compute logit_attribution by one reverse pass of the frozen network instead "
                   "of carrying the components (same numbers to rounding; no components tensor)");

@@ -1,6 +1,8 @@
 // attribution_files.cpp -- the files of an attribution (attribution_files.hpp).
 #include "depass/attribution_files.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -54,6 +56,52 @@ std::vector<NamedTensor> attribution_tensors(const Attribution<T>& a, const Conf
         tensors.push_back(
             {"components_by_point", {int64_t(a.points.size()), out.M, N, cfg.D}, std::move(by_point), false});
     }
+    if (a.qk) {
+        // The QK split (qk.hpp) and the views of it one looks at: each side's share of every
+        // logit (the pairs summed over the other side) and the largest pairs of every logit.
+        const QkSplit<T>& q = *a.qk;
+        const int Hs = int(q.heads.size()), M = q.M, Nq = int(q.queries.size());
+        tensors.push_back({"qk_logits", {Hs, M, M, Nq, N},
+                           std::vector<double>(q.logits.data.begin(), q.logits.data.end()), false});
+        NamedTensor key{"qk_key_share", {Hs, M, Nq, N}, std::vector<double>(size_t(Hs) * M * Nq * N, 0.0), false};
+        NamedTensor query{"qk_query_share", {Hs, M, Nq, N}, key.values, false};
+        constexpr int kTop = 5;
+        const int top = std::min(kTop, M * M);
+        NamedTensor top_pairs{"qk_top_pairs", {Hs, Nq, N, top, 2}, {}, true};
+        NamedTensor top_values{"qk_top_values", {Hs, Nq, N, top}, {}, false};
+        std::vector<std::pair<double, int>> pairs(size_t(M) * M);
+        for (int h = 0; h < Hs; ++h)
+            for (int i = 0; i < Nq; ++i)
+                for (int j = 0; j < N; ++j) {
+                    for (int m = 0; m < M; ++m)
+                        for (int m2 = 0; m2 < M; ++m2) {
+                            const double v = double(q.at(h, m, m2, i, j));
+                            key.values[((size_t(h) * M + m2) * Nq + i) * N + j] += v;
+                            query.values[((size_t(h) * M + m) * Nq + i) * N + j] += v;
+                            pairs[size_t(m) * M + m2] = {v, m * M + m2};
+                        }
+                    // By |value|, ties to the lower pair index (the order is fixed: the files do not
+                    // depend on the sort's implementation).
+                    std::partial_sort(pairs.begin(), pairs.begin() + top, pairs.end(), [](auto& x, auto& y) {
+                        return std::abs(x.first) != std::abs(y.first) ? std::abs(x.first) > std::abs(y.first)
+                                                                      : x.second < y.second;
+                    });
+                    for (int t = 0; t < top; ++t) {
+                        top_pairs.values.push_back(pairs[size_t(t)].second / M);
+                        top_pairs.values.push_back(pairs[size_t(t)].second % M);
+                        top_values.values.push_back(pairs[size_t(t)].first);
+                    }
+                }
+        tensors.push_back(std::move(key));
+        tensors.push_back(std::move(query));
+        tensors.push_back(std::move(top_pairs));
+        tensors.push_back(std::move(top_values));
+        NamedTensor heads{"qk_heads", {Hs}, {}, true}, queries{"qk_queries", {Nq}, {}, true};
+        for (int h : q.heads) heads.values.push_back(h);
+        for (int n : q.queries) queries.values.push_back(n);
+        tensors.push_back(std::move(heads));
+        tensors.push_back(std::move(queries));
+    }
     return tensors;
 }
 
@@ -79,6 +127,14 @@ std::map<std::string, std::string> attribution_metadata(const Attribution<T>& a,
     };
     if (run.adjoint) meta["path"] = "adjoint";  // (a forward run's metadata is unchanged)
     if (run.layers > 1) meta["layer"] = "all";
+    if (a.qk) {
+        std::ostringstream l, p;
+        l << a.qk_check.logits_max_rel;
+        p << a.qk_check.probs_max_abs;
+        meta["qk_layer"] = std::to_string(a.qk->layer);
+        meta["qk_logits_max_rel"] = l.str();
+        meta["qk_probs_max_abs"] = p.str();
+    }
     return meta;
 }
 
@@ -158,6 +214,8 @@ void write_attribution(const Attribution<T>& a, const Config& cfg, const Attribu
             if (where.json_components)
                 for (NamedTensor& t : tensors)
                     if (t.name == "components" || t.name == "components_by_point") extra.push_back(std::move(t));
+            for (NamedTensor& t : tensors)  // a QK split is what was asked for: always in the document
+                if (t.name.rfind("qk_", 0) == 0) extra.push_back(std::move(t));
             write_file_atomic(batch.stage_file(where.out),
                               render_report_json(attribution_report(a, cfg, run), extra));
         } else {
