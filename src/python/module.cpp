@@ -274,7 +274,8 @@ AttributionRequest make_request(const PyModel& model, const std::string& level, 
                                 const py::object& neuron_groups, const py::object& basis,
                                 const py::object& components, const std::string& rule, double temperature,
                                 const py::object& ignore_special_token, const py::object& targets,
-                                bool all_layers, int N) {
+                                bool all_layers, const py::object& qk, const py::object& qk_heads,
+                                const py::object& query_positions, int N) {
     AttributionRequest rq;
     LevelRequest& req = rq.start;
     req.level = parse_level(level);
@@ -355,6 +356,18 @@ AttributionRequest make_request(const PyModel& model, const std::string& level, 
         }
     }
     rq.keep_points = all_layers;
+    if (qk.is_none() && (!qk_heads.is_none() || !query_positions.is_none()))
+        throw Error(std::string(qk_heads.is_none() ? "query_positions" : "qk_heads") +
+                    " applies to qk=LAYER, which is not given");
+    if (!qk.is_none()) {
+        QkRequest q;
+        q.layer = qk.cast<int>();
+        if (!qk_heads.is_none()) q.heads = to_ids(qk_heads, "qk_heads");
+        if (!query_positions.is_none()) q.queries = to_ids(query_positions, "query_positions");
+        rq.qk = q;
+        const FreeMemory fm = free_memory();  // the split is refused beyond half the free memory
+        rq.qk_max_bytes = fm.free / 2;
+    }
     (void)N;
     return rq;
 }
@@ -401,11 +414,12 @@ py::object attribute_py(PyModel& model, const py::object& x, const std::string& 
                         const std::string& module, const py::object& heads, const py::object& neurons,
                         const py::object& neuron_groups, const py::object& basis, const py::object& components,
                         const std::string& rule, double temperature, const py::object& ignore_special_token,
-                        const py::object& targets, bool all_layers) {
+                        const py::object& targets, bool all_layers, const py::object& qk,
+                        const py::object& qk_heads, const py::object& query_positions) {
     const std::vector<int> ids = ids_or_text(model, x);
     const AttributionRequest rq = make_request(model, level, layer, module, heads, neurons, neuron_groups, basis,
                                                components, rule, temperature, ignore_special_token, targets,
-                                               all_layers, int(ids.size()));
+                                               all_layers, qk, qk_heads, query_positions, int(ids.size()));
     EstimateOptions need;
     if (rq.start.neuron_groups > 0) need.neuron_groups = rq.start.neuron_groups;
     need.subspaces = std::max<int>(1, int(rq.start.projectors.size()));
@@ -740,6 +754,42 @@ PYBIND11_MODULE(_depass, m) {
                 return visit(*r, [&](const auto& a) { return view(r, a.target_logits.data(), {a.N(), a.K()}); });
             },
             "[N, K] the model's logits at the targets (float64; a view, no copy).")
+        .def_property_readonly(
+            "qk_logits",
+            [](const std::shared_ptr<A>& r) -> py::object {
+                return visit(*r, [&](const auto& a) -> py::object {
+                    if (!a.qk) return py::none();
+                    const auto& q = *a.qk;
+                    return view(r, q.logits.data.data(),
+                                {py::ssize_t(q.heads.size()), q.M, q.M, py::ssize_t(q.queries.size()), q.N});
+                });
+            },
+            "[H', M, M, Nq, N] with qk=LAYER: the attention logits split over (query-side, key-side) component "
+            "pairs (a view, no copy); else None.")
+        .def_property_readonly(
+            "qk_heads",
+            [](const A& r) -> py::object {
+                return visit(r, [](const auto& a) -> py::object {
+                    return a.qk ? py::cast(a.qk->heads) : py::object(py::none());
+                });
+            })
+        .def_property_readonly(
+            "qk_queries",
+            [](const A& r) -> py::object {
+                return visit(r, [](const auto& a) -> py::object {
+                    return a.qk ? py::cast(a.qk->queries) : py::object(py::none());
+                });
+            })
+        .def_property_readonly(
+            "qk_check",
+            [](const A& r) -> py::object {
+                return visit(r, [](const auto& a) -> py::object {
+                    if (!a.qk) return py::none();
+                    return py::make_tuple(a.qk_check.logits_max_rel, a.qk_check.probs_max_abs);
+                });
+            },
+            "(logits_max_rel, probs_max_abs): how well the summed pairs give the logits and the recorded "
+            "attention.")
         .def_property_readonly("input_ids", [](const A& r) { return r.run.ids; })
         .def_property_readonly("component_names",
                                [](const A& r) { return visit(r, [](const auto& a) { return a.components.names; }); })
@@ -819,7 +869,8 @@ PYBIND11_MODULE(_depass, m) {
           py::arg("neurons") = py::none(), py::arg("neuron_groups") = py::none(), py::arg("basis") = py::none(),
           py::arg("components") = py::none(), py::arg("rule") = "softmax", py::arg("temperature") = 0.1,
           py::arg("ignore_special_token") = py::none(), py::arg("targets") = py::none(),
-          py::arg("all_layers") = false);
+          py::arg("all_layers") = false, py::arg("qk") = py::none(), py::arg("qk_heads") = py::none(),
+          py::arg("query_positions") = py::none());
 
     // ---- compare
     m.def(

@@ -234,3 +234,33 @@ def test_a_gguf_file_and_its_embedded_vocabulary_match_the_command_line(tmp_path
             assert abs_err(r.logit_attribution, ref["logit_attribution"]) <= TOL[dtype] * scale
             r.save(tmp_path / "py.safetensors")
             assert (tmp_path / "py.safetensors").read_bytes() == out.read_bytes()
+
+
+def test_the_qk_split_matches_the_command_line(tmp_path):
+    path = require(SHIPPED)
+    out = tmp_path / "qk.safetensors"
+    run_cli("attribute", "-m", path, "--prompt", "Once upon a time", "--level", "head", "--layer", "0", "--qk", "3",
+            "--qk-heads", "1,2", "--query-positions", "4,2", "--dtype", "f64", "--out", out, "-q")
+    ref = read_safetensors(out)
+    model = depass.load_model(path, dtype="float64")
+    r = depass.attribute(model, "Once upon a time", level="head", layer=0, qk=3, qk_heads=[1, 2],
+                         query_positions=np.array([4, 2]))
+    assert r.qk_heads == [1, 2] and r.qk_queries == [4, 2]
+    assert np.array_equal(r.qk_logits, ref["qk_logits"]) and not r.qk_logits.flags.writeable
+    assert r.qk_check[0] < 1e-12 and r.qk_check[1] < 1e-12
+    # Summed over both component axes: the model's logits (causal entries), whose softmax is the
+    # recorded attention of block 3.
+    probs = depass.forward(model, "Once upon a time").attn_probs[3]
+    for h, head in enumerate([1, 2]):
+        for i, q in enumerate([4, 2]):
+            s = r.qk_logits[h, :, :, i, : q + 1].sum(axis=(0, 1))
+            p = np.exp(s - s.max())
+            assert np.max(np.abs(p / p.sum() - probs[head, q, : q + 1])) < 1e-12
+    r.save(tmp_path / "py.safetensors")
+    assert (tmp_path / "py.safetensors").read_bytes() == out.read_bytes()
+    assert depass.attribute(model, [1, 2, 3]).qk_logits is None
+    with pytest.raises(ValueError):
+        depass.attribute(model, [1, 2, 3], qk_heads=[0])
+    with pytest.raises(ValueError) as e:
+        depass.attribute(model, [1, 2, 3], layer=3, qk=1)
+    assert "after h[1]" in str(e.value)

@@ -160,6 +160,9 @@ def attribute(
     ignore_special_token=None,
     targets=None,
     all_layers=False,
+    qk=None,
+    qk_heads=None,
+    query_positions=None,
 ):
     """Decompose a hidden state into components and attribute the target logits to them
     (the same run as `depass attribute`).
@@ -185,6 +188,10 @@ def attribute(
     targets: None (the model's argmax next token at every position), token ids for every
         position, or [N, K] ids per position.
     all_layers: also keep the components at every residual point (components_by_point).
+    qk: a block L: also split its attention logits over (query-side, key-side) pairs of the
+        components at its input h[L] (the cut must be at or before it); qk_heads and
+        query_positions choose what to split (default all). Result: qk_logits
+        [H', M, M, Nq, N], qk_heads, qk_queries, qk_check (docs/levels/qk.md).
 
     Input arrays may be any numpy array (C or Fortran order, float16/32/64); they are
     converted once. Returns a depass.Attribution:
@@ -209,6 +216,9 @@ def attribute(
         ignore_special_token,
         targets,
         all_layers,
+        qk,
+        qk_heads,
+        query_positions,
     )
 
 
