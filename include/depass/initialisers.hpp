@@ -89,6 +89,8 @@ Initialised<T> init_subspaces(const Model<T>& model, const Trace<T>& t, int laye
 // P = Q Q^T; a [D, D] matrix is taken as a projector and must be symmetric and
 // idempotent. `what` names the source in error messages.
 Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what);
+// The same from an array as read from a file: [D] (one direction), [D, k] or [D, D].
+Mat<double> projector_from(const Tensor<double>& B, int D, const std::string& what);
 
 // User components at h[layer]: C [K, N, D] must sum to the state (relative
 // tolerance `rel_tol` of max |state|); the rest is the (tiny) difference.

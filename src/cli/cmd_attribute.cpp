@@ -175,15 +175,7 @@ void run_attribute(const AttributeOptions& o) {
     if (!o.neurons.empty()) req.neurons = parse_int_list("--neurons", o.neurons);
     req.neuron_groups = o.neuron_groups;
     for (const std::string& b : o.bases) {
-        Tensor<double> t = read_npy<double>(b, true, /*floats_only=*/true);
-        Mat<double> B;
-        if (t.shape.size() == 1)
-            B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], 1);
-        else if (t.shape.size() == 2)
-            B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], t.shape[1]);
-        else
-            throw Error(b + ": basis has shape " + shape_str(t.shape) + ", expected [D, k] or [D, D]");
-        req.projectors.push_back(projector_from(B, cfg.D, b));
+        req.projectors.push_back(projector_from(read_npy<double>(b, true, /*floats_only=*/true), cfg.D, b));
         req.projector_names.push_back(b);
     }
     if (!o.components.empty()) {

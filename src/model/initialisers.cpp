@@ -207,6 +207,14 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
     return r;
 }
 
+Mat<double> projector_from(const Tensor<double>& t, int D, const std::string& what) {
+    if (t.shape.size() != 1 && t.shape.size() != 2)
+        throw Error(what + ": basis has shape " + shape_str(t.shape) + ", expected [D, k] or [D, D]");
+    const long cols = t.shape.size() == 1 ? 1 : long(t.shape[1]);
+    return projector_from(Mat<double>(Eigen::Map<const Mat<double>>(t.data.data(), long(t.shape[0]), cols)), D,
+                          what);
+}
+
 Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what) {
     if (B.rows() != D)
         throw Error(what + ": basis has " + std::to_string(B.rows()) + " rows, expected the hidden size " +

@@ -316,14 +316,7 @@ AttributionRequest make_request(const PyModel& model, const std::string& level, 
             const std::string name = is_path ? path_of(items[i]) : "basis[" + std::to_string(i) + "]";
             Tensor<double> t = is_path ? reading(name, [&] { return read_npy<double>(name, true, true); })
                                        : to_tensor(items[i], name);
-            Mat<double> B;
-            if (t.shape.size() == 1)
-                B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], 1);
-            else if (t.shape.size() == 2)
-                B = Eigen::Map<Mat<double>>(t.data.data(), t.shape[0], t.shape[1]);
-            else
-                throw Error(name + ": basis has shape " + shape_str(t.shape) + ", expected [D, k] or [D, D]");
-            req.projectors.push_back(projector_from(B, D, name));
+            req.projectors.push_back(projector_from(t, D, name));
             req.projector_names.push_back(name);
         }
     }
