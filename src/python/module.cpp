@@ -191,6 +191,7 @@ struct PyModel {
     std::shared_ptr<const Model<double>> m64;
     std::shared_ptr<const ModelFileInfo> info;  // the file's headers, read once (memory checks)
     std::optional<PyTokenizer> tokenizer;  // found (or given) on first use
+    bool no_tokenizer = false;             // the search found none (not repeated on every call)
     std::string tokenizer_path;            // given to load_model
 
     const Config& cfg() const { return f64 ? m64->cfg : m32->cfg; }
@@ -432,10 +433,11 @@ py::object attribute_py(PyModel& model, const py::object& x, const std::string& 
     // The tokenizer, when there is one, gives the display pieces of the report.
     if (model.tokenizer || py::isinstance<py::str>(x)) {
         r->tok = model.tok().tok;
-    } else {
+    } else if (!model.no_tokenizer) {
         try {
             r->tok = model.tok().tok;
         } catch (const FileProblem&) {
+            model.no_tokenizer = true;  // the report shows "#id" pieces, as the command line does
         }
     }
     r->run = AttributionRun{model.path, model.f64 ? "f64" : "f32", layer, ids, r->tok.get()};

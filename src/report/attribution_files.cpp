@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 namespace depass {
@@ -182,7 +183,11 @@ AttributionReport attribution_report(const Attribution<T>& a, const Config& cfg,
     rep.completeness_max_abs = a.completeness_max_abs;
     rep.completeness_max_rel = a.completeness_max_rel;
     rep.completeness_worst_point = a.completeness_worst_point;
-    if (!a.points.empty()) rep.metadata["points"] = attribution_metadata(a, run)["points"];
+    if (!a.points.empty()) {
+        std::vector<std::string> points;
+        for (const CutPoint& p : a.points) points.push_back(p.str());
+        rep.metadata["points"] = nlohmann::json(points).dump();
+    }
     return rep;
 }
 
@@ -205,6 +210,11 @@ void write_attribution(const Attribution<T>& a, const Config& cfg, const Attribu
     // Every output is written under a temporary name first and renamed into place only
     // when all of them are complete.
     OutputBatch batch;
+    std::optional<AttributionReport> report;  // made once, for whichever outputs need it
+    const auto rep = [&]() -> const AttributionReport& {
+        if (!report) report = attribution_report(a, cfg, run);
+        return *report;
+    };
     if (!where.out.empty()) {
         std::vector<NamedTensor> tensors = attribution_tensors(a, cfg, run);
         if (where.format == AttributionFormat::Safetensors) {
@@ -216,16 +226,14 @@ void write_attribution(const Attribution<T>& a, const Config& cfg, const Attribu
                     if (t.name == "components" || t.name == "components_by_point") extra.push_back(std::move(t));
             for (NamedTensor& t : tensors)  // a QK split is what was asked for: always in the document
                 if (t.name.rfind("qk_", 0) == 0) extra.push_back(std::move(t));
-            write_file_atomic(batch.stage_file(where.out),
-                              render_report_json(attribution_report(a, cfg, run), extra));
+            write_file_atomic(batch.stage_file(where.out), render_report_json(rep(), extra));
         } else {
             check_npy_directory_target(where.out);
-            write_npy_directory(batch.stage_dir(where.out), tensors, float_dtype,
-                                report_meta_json(attribution_report(a, cfg, run)));
+            write_npy_directory(batch.stage_dir(where.out), tensors, float_dtype, report_meta_json(rep()));
         }
     }
     if (!where.html.empty())
-        write_file_atomic(batch.stage_file(where.html), render_report_html(attribution_report(a, cfg, run)));
+        write_file_atomic(batch.stage_file(where.html), render_report_html(rep()));
     batch.commit();
 }
 
