@@ -49,6 +49,10 @@ Vec<T> log_softmax_backward(const Mat<T>& logits, int pos, int target);
 template <class T>
 Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int target);
 
+// The same for the target's logit itself, f = logits[pos][target] (Gradients::f is that logit).
+template <class T>
+Gradients<T> logit_backward(const Model<T>& model, const Trace<T>& trace, int pos, int target);
+
 // f evaluated from input embeddings h0 [N, D] (ids fix N): forward_from_embeddings (logits of
 // row `pos` only) + target_log_prob.
 template <class T>

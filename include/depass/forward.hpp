@@ -66,6 +66,12 @@ Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vect
 template <class T>
 Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer);
 
+// The same from the post-attention residual m[layer] [N, D]: the MLP half of block `layer`,
+// then blocks layer+1 .. L-1, recording nothing: returns h[L]. Used to re-run the network
+// after an edit of one block's attention output.
+template <class T>
+Mat<T> forward_blocks_from_mid(const Model<T>& model, const Mat<T>& m, int layer);
+
 // Checks ids (non-empty, each in [0, V), N <= max_positions). Throws depass::Error
 // naming the offending value.
 void check_ids(const Config& cfg, const std::vector<int>& ids);

@@ -523,6 +523,7 @@ void register_eval(CLI::App& app) {
                            "Faithfulness and cost of DePass against baselines, on real weights.\n"
                            "Outputs CSV, JSON and SVG plots; see docs/results.md for the shipped numbers.");
     ev->require_subcommand(1);
+    register_eval_qk(ev);
 
     {
         auto o = std::make_shared<PromptsOptions>();

@@ -15,6 +15,8 @@ void register_compare(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_inspect(CLI::App& app);
+// `depass eval qk` (cmd_eval_qk.cpp), under the `eval` subcommand.
+void register_eval_qk(CLI::App* eval);
 
 // Exit codes: 0 success, 1 runtime error (bad file, bad value found while running),
 // 2 usage error (bad flags or flag combinations).

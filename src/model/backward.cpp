@@ -63,12 +63,15 @@ Vec<T> log_softmax_backward(const Mat<T>& logits, int pos, int target) {
     return d;
 }
 
+namespace {
+
+// The reverse pass from the gradient of f with respect to the logits row `pos` ([1, V]).
 template <class T>
-Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int target) {
+Gradients<T> backward_from(const Model<T>& model, const Trace<T>& trace, int pos, int target, double f,
+                           const Mat<T>& dlogits_pos) {
     const Config& c = model.cfg;
     const Weights<T>& w = model.w;
     const int N = trace.N();
-    check_pos_target("backward", N, c.V, pos, target);
     if (int(trace.layers.size()) != c.L || int(trace.h.size()) != c.L + 1)
         throw Error("backward: the trace has " + std::to_string(trace.layers.size()) + " layers, the model " +
                     std::to_string(c.L));
@@ -76,13 +79,12 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
     Gradients<T> g;
     g.pos = pos;
     g.target = target;
-    g.f = target_log_prob(trace, pos, target);
+    g.f = f;
     g.attn_ctx.resize(c.L);
     g.mlp_act.resize(c.L);
 
     // Top: only row `pos` of the logits carries gradient, so only that row of the final-norm
     // output does (the other rows of dlogits W_U are 0 and are not multiplied out).
-    const Mat<T> dlogits_pos = log_softmax_backward(trace.logits, pos, target).transpose();  // [1, V]
     Mat<T> dnormed = Mat<T>::Zero(N, c.D);
     dnormed.row(pos) = unembed_backward(dlogits_pos, w.unembedding());
     Mat<T> dh = apply_norm_backward(c.norm, c.norm_eps, trace.h[c.L], w.normf_g, dnormed);  // df/dh[L]
@@ -120,6 +122,23 @@ Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int
     return g;
 }
 
+}  // namespace
+
+template <class T>
+Gradients<T> backward(const Model<T>& model, const Trace<T>& trace, int pos, int target) {
+    check_pos_target("backward", trace.N(), model.cfg.V, pos, target);
+    return backward_from(model, trace, pos, target, target_log_prob(trace, pos, target),
+                         Mat<T>(log_softmax_backward(trace.logits, pos, target).transpose()));
+}
+
+template <class T>
+Gradients<T> logit_backward(const Model<T>& model, const Trace<T>& trace, int pos, int target) {
+    check_pos_target("logit_backward", trace.N(), model.cfg.V, pos, target);
+    Mat<T> one_hot = Mat<T>::Zero(1, model.cfg.V);
+    one_hot(0, target) = T(1);
+    return backward_from(model, trace, pos, target, double(trace.logits(pos, target)), one_hot);
+}
+
 template <class T>
 double log_prob_from_embeddings(const Model<T>& model, const Mat<T>& h0, const std::vector<int>& ids, int pos,
                                 int target) {
@@ -134,6 +153,7 @@ Mat<T> token_embeddings(const Model<T>& model, const std::vector<int>& ids) {
 #define DEPASS_INSTANTIATE(T)                                                                              \
     template double target_log_prob(const Trace<T>&, int, int);                                            \
     template Vec<T> log_softmax_backward(const Mat<T>&, int, int);                                         \
+    template Gradients<T> logit_backward(const Model<T>&, const Trace<T>&, int, int);                                         \
     template Gradients<T> backward(const Model<T>&, const Trace<T>&, int, int);                            \
     template double log_prob_from_embeddings(const Model<T>&, const Mat<T>&, const std::vector<int>&, int, \
                                              int);                                                         \

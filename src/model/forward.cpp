@@ -38,6 +38,20 @@ AttentionInputs<T> attention_inputs(const Config& c, const LayerWeights<T>& lw, 
     return a;
 }
 
+// The MLP half of a block, m -> m + MLP(Norm2(m)); its frozen quantities go into *rec when given
+// (lt receives the output either way).
+template <class T>
+static Mat<T> mlp_half(const Config& c, const LayerWeights<T>& lw, const Mat<T>& m, LayerTrace<T>& lt, bool rec) {
+    const Mat<T> y = apply_norm(c.norm, c.norm_eps, m, lw.norm2_g, lw.norm2_b, rec ? &lt.norm2 : nullptr);
+    if (c.mlp == MlpKind::SwiGLU)
+        lt.mlp_out = rec ? swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down, &lt.mlp_pre, &lt.mlp_up, &lt.mlp_act)
+                         : swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down);
+    else
+        lt.mlp_out = rec ? gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down, &lt.mlp_pre, &lt.mlp_act)
+                         : gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down);
+    return m + lt.mlp_out;
+}
+
 // One block, h[l] -> h[l+1]; every frozen quantity goes into *rec when given.
 template <class T>
 Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vector<double>& inv_freq,
@@ -53,14 +67,7 @@ Mat<T> block_forward(const Config& c, const LayerWeights<T>& lw, const std::vect
     lt.m = h + lt.attn_out;
 
     // MLP block:  h[l+1] = m + MLP(Norm2(m)).
-    const Mat<T> y = apply_norm(c.norm, c.norm_eps, lt.m, lw.norm2_g, lw.norm2_b, rec ? &lt.norm2 : nullptr);
-    if (c.mlp == MlpKind::SwiGLU)
-        lt.mlp_out = rec ? swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down, &lt.mlp_pre, &lt.mlp_up, &lt.mlp_act)
-                         : swiglu_mlp(y, lw.w_gate, lw.w_up, lw.w_down);
-    else
-        lt.mlp_out = rec ? gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down, &lt.mlp_pre, &lt.mlp_act)
-                         : gelu_mlp(y, lw.w_up, lw.b_up, lw.w_down, lw.b_down);
-    return lt.m + lt.mlp_out;
+    return mlp_half(c, lw, lt.m, lt, rec != nullptr);
 }
 
 template <class T>
@@ -76,6 +83,20 @@ Mat<T> forward_blocks(const Model<T>& model, Mat<T> h, int layer) {
     LayerWeights<T> scratch;  // the block being run, when the blocks are streamed
     for (int l = layer; l < c.L; ++l) h = block_forward<T>(c, model.layer(l, scratch), inv_freq, h, nullptr);
     return h;
+}
+
+template <class T>
+Mat<T> forward_blocks_from_mid(const Model<T>& model, const Mat<T>& m, int layer) {
+    const Config& c = model.cfg;
+    if (layer < 0 || layer >= c.L)
+        throw Error("forward_blocks_from_mid: layer " + std::to_string(layer) + " is outside [0, " +
+                    std::to_string(c.L - 1) + "]");
+    if (m.cols() != c.D)
+        throw Error("forward_blocks_from_mid: state has " + std::to_string(m.cols()) +
+                    " columns, expected D = " + std::to_string(c.D));
+    LayerWeights<T> scratch;
+    LayerTrace<T> unused;
+    return forward_blocks(model, mlp_half(c, model.layer(layer, scratch), m, unused, false), layer + 1);
 }
 
 template <class T>
@@ -143,7 +164,8 @@ std::vector<int> generate_greedy(const Model<T>& model, std::vector<int> ids, in
                                                  const std::vector<double>&);                          \
     template Mat<T> block_forward(const Config&, const LayerWeights<T>&, const std::vector<double>&,   \
                                   const Mat<T>&, LayerTrace<T>*);                                      \
-    template Mat<T> forward_blocks(const Model<T>&, Mat<T>, int);
+    template Mat<T> forward_blocks(const Model<T>&, Mat<T>, int);                                      \
+    template Mat<T> forward_blocks_from_mid(const Model<T>&, const Mat<T>&, int);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE
