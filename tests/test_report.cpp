@@ -180,11 +180,13 @@ TEST_CASE("HTML report escapes every piece of text", "[report]") {
 TEST_CASE("HTML report with a QK split: its numbers in their own block; a page without one has none of it",
           "[report][cli][qk]") {
     // What the script draws from the block is checked in test_report_browser.
-    const std::string base = "attribute --quiet -m " + q(model_path()) + " --ids 1,403,407,261,378 --dtype f64";
-    const std::string with = tmp("qk_page.html"), without = tmp("plain_page.html"), st = tmp("qk_page.safetensors");
+    const std::string base =
+        "attribute --quiet -m " + q(model_path()) + " --ids 1,403,407,261,378 --dtype f64";
+    const std::string with = tmp("qk_page.html"), without = tmp("plain_page.html"),
+                      st = tmp("qk_page.safetensors");
     std::string log;
-    REQUIRE(run(base + " --qk 2 --qk-heads 3,0 --query-positions 4,2 --html " + q(with) + " --out " + q(st), &log) ==
-            0);
+    REQUIRE(run(base + " --qk 2 --qk-heads 3,0 --query-positions 4,2 --html " + q(with) + " --out " + q(st),
+                &log) == 0);
     REQUIRE(run(base + " --html " + q(without), &log) == 0);
     const std::string page = read_text_file(with), plain = read_text_file(without);
 
@@ -208,7 +210,8 @@ TEST_CASE("HTML report with a QK split: its numbers in their own block; a page w
 
     // The block's numbers: the output file's key-side shares and top pairs, each logit row the sum
     // of its pairs, and its softmax the model's own attention (recorded by a forward pass here).
-    const std::string block = between(page, "<script type=\"application/json\" id=\"depass-qk\">", "</script>");
+    const std::string block =
+        between(page, "<script type=\"application/json\" id=\"depass-qk\">", "</script>");
     REQUIRE(!block.empty());
     CHECK(block.find('<') == std::string::npos);
     const auto j = nlohmann::json::parse(block);
@@ -221,9 +224,12 @@ TEST_CASE("HTML report with a QK split: its numbers in their own block; a page w
     const Tensor<double> share = file.read<double>("qk_key_share"), S = file.read<double>("qk_logits");
     const Tensor<double> top_values = file.read<double>("qk_top_values");
     const Tensor<int64_t> top_pairs = file.read<int64_t>("qk_top_pairs");
-    auto close = [](double got, double want) { return std::abs(got - want) <= 5.0000001e-6 * std::abs(want); };
+    auto close = [](double got, double want) {
+        return std::abs(got - want) <= 5.0000001e-6 * std::abs(want);
+    };
     REQUIRE(j["keyShare"].size() == share.data.size());
-    for (size_t i = 0; i < share.data.size(); ++i) CHECK(close(j["keyShare"][i].get<double>(), share.data[i]));
+    for (size_t i = 0; i < share.data.size(); ++i)
+        CHECK(close(j["keyShare"][i].get<double>(), share.data[i]));
     REQUIRE(j["pairValues"].size() == top_values.data.size());
     for (size_t i = 0; i < top_values.data.size(); ++i)
         CHECK(close(j["pairValues"][i].get<double>(), top_values.data[i]));
@@ -238,11 +244,15 @@ TEST_CASE("HTML report with a QK split: its numbers in their own block; a page w
                 INFO("head " << heads[size_t(h)] << " query " << queries[size_t(i)] << " key " << k);
                 double sum = 0;
                 for (int m = 0; m < M; ++m)
-                    for (int m2 = 0; m2 < M; ++m2) sum += S.data[(((size_t(h) * M + m) * M + m2) * Nq + i) * N + k];
+                    for (int m2 = 0; m2 < M; ++m2)
+                        sum += S.data[(((size_t(h) * M + m) * M + m2) * Nq + i) * N + k];
                 const size_t at = (size_t(h) * Nq + i) * N + size_t(k);
                 CHECK(close(j["logits"][at].get<double>(), sum));
-                const double p = k <= queries[size_t(i)] ? trace.layers[2].probs[size_t(heads[size_t(h)])](queries[size_t(i)], k) : 0.0;
-                CHECK(std::abs(j["probs"][at].get<double>() - p) <= 5.0000001e-6 * p + tolerance::qk_rel<double>());
+                const double p = k <= queries[size_t(i)]
+                                     ? trace.layers[2].probs[size_t(heads[size_t(h)])](queries[size_t(i)], k)
+                                     : 0.0;
+                CHECK(std::abs(j["probs"][at].get<double>() - p) <=
+                      5.0000001e-6 * p + tolerance::qk_rel<double>());
             }
 
     // Sizes that do not agree are refused, naming the field.

@@ -602,15 +602,17 @@ namespace {
 // to the block's logit recomputed from q and k (attention_logits); the selected row and the pairs
 // listed are the key asked for (or the one attended most) and its qk_top_pairs / qk_top_values.
 template <class T>
-void check_qk_dom(const std::string& dom, const std::string& npy, const Model<T>& model, const Trace<T>& trace,
-                  int hi, int qi, int key) {
+void check_qk_dom(const std::string& dom, const std::string& npy, const Model<T>& model,
+                  const Trace<T>& trace, int hi, int qi, int key) {
     const Tensor<double> share = read_npy<double>(npy + "/qk_key_share.npy");
     const Tensor<double> top_values = read_npy<double>(npy + "/qk_top_values.npy");
     const Tensor<int64_t> top_pairs = read_npy<int64_t>(npy + "/qk_top_pairs.npy");
     const Tensor<int64_t> heads = read_npy<int64_t>(npy + "/qk_heads.npy");
     const Tensor<int64_t> queries = read_npy<int64_t>(npy + "/qk_queries.npy");
-    const int Hs = int(share.shape[0]), M = int(share.shape[1]), Nq = int(share.shape[2]), N = int(share.shape[3]);
-    const int head = int(heads.data[size_t(hi)]), qpos = int(queries.data[size_t(qi)]), top = int(top_values.shape[3]);
+    const int Hs = int(share.shape[0]), M = int(share.shape[1]), Nq = int(share.shape[2]),
+              N = int(share.shape[3]);
+    const int head = int(heads.data[size_t(hi)]), qpos = int(queries.data[size_t(qi)]),
+              top = int(top_values.shape[3]);
     INFO("head " << head << ", query " << qpos);
     REQUIRE(M == N + 1);  // token level: the tokens and the rest
     REQUIRE(Hs == int(heads.data.size()));
@@ -622,7 +624,8 @@ void check_qk_dom(const std::string& dom, const std::string& npy, const Model<T>
     CHECK(count(between(dom, "<select id=\"qk-head\">", "</select>"), "<option ") == size_t(Hs));
     CHECK(count(between(dom, "<select id=\"qk-query\">", "</select>"), "<option ") == size_t(Nq));
     CHECK(count(between(dom, "<select id=\"qk-key\">", "</select>"), "<option ") == size_t(qpos + 1));
-    CHECK(dom.find("<b>head " + std::to_string(head) + ", query " + std::to_string(qpos) + " ") != std::string::npos);
+    CHECK(dom.find("<b>head " + std::to_string(head) + ", query " + std::to_string(qpos) + " ") !=
+          std::string::npos);
 
     const std::string table = between(dom, "<table class=\"heat\" id=\"qk-heat\">", "</table>");
     REQUIRE(!table.empty());
@@ -666,9 +669,10 @@ void check_qk_dom(const std::string& dom, const std::string& npy, const Model<T>
     CHECK(cells == size_t((qpos + 1) * (qpos + 2) / 2 + qpos + 1));
     CHECK(none == size_t(qpos * (qpos + 1) / 2));
     CHECK(worst <= 5.0000001e-6);  // six significant digits
-    std::printf("qk section (%s), head %d query %d: %zu cells, worst tooltip vs qk_key_share %.2e (rel), "
-                "rows vs recomputed logits %.2e (of the row's |cells|)\n",
-                sizeof(T) == 8 ? "f64" : "f32", head, qpos, cells, worst, worst_sum);
+    std::printf(
+        "qk section (%s), head %d query %d: %zu cells, worst tooltip vs qk_key_share %.2e (rel), "
+        "rows vs recomputed logits %.2e (of the row's |cells|)\n",
+        sizeof(T) == 8 ? "f64" : "f32", head, qpos, cells, worst, worst_sum);
 
     // The key: the one asked for, else the one attended most (the largest logit of the row).
     if (key < 0) {
@@ -722,13 +726,15 @@ void check_qk_report(const std::string& exe, const char* dtype) {
     check_qk_dom(dom, npy, model, trace, 0, 1, -1);
     // Opened at another head, query and key (as numbered in the model).
     const std::string dom2_file = dir + "/qk_" + dtype + ".other.dom.html";
-    REQUIRE(chromium(exe, "--dump-dom", "file://" + html + "#qkhead=0&qkquery=12&qkkey=5", dom2_file, &log) == 0);
+    REQUIRE(chromium(exe, "--dump-dom", "file://" + html + "#qkhead=0&qkquery=12&qkkey=5", dom2_file, &log) ==
+            0);
     check_qk_dom(read_text_file(dom2_file), npy, model, trace, 1, 0, 5);
 }
 
 }  // namespace
 
-TEST_CASE("the script draws the QK section of a --qk report, equal to its npy files", "[report][browser][qk]") {
+TEST_CASE("the script draws the QK section of a --qk report, equal to its npy files",
+          "[report][browser][qk]") {
     const std::string exe = find_chromium();
     SKIP_WITHOUT_CHROMIUM(exe);
     check_qk_report<double>(exe, "f64");

@@ -179,7 +179,8 @@ private:
         fact("targets per position", std::to_string(r_.K));
         for (const auto& [k, v] : r_.metadata) fact(k, v);
         if (r_.qk.present())
-            fact("QK split", "block " + std::to_string(r_.qk.layer) + ", " + std::to_string(r_.qk.heads.size()) +
+            fact("QK split", "block " + std::to_string(r_.qk.layer) + ", " +
+                                 std::to_string(r_.qk.heads.size()) +
                                  (r_.qk.heads.size() == 1 ? " head, " : " heads, ") +
                                  std::to_string(r_.qk.queries.size()) +
                                  (r_.qk.queries.size() == 1 ? " query position" : " query positions"));

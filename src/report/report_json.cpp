@@ -47,7 +47,8 @@ void AttributionReport::check() const {
     const size_t Hs = qk.heads.size(), Nq = qk.queries.size();
     if (Hs == 0 || Nq == 0 || qk.top <= 0)
         throw Error("attribution report: qk has " + std::to_string(Hs) + " heads, " + std::to_string(Nq) +
-                    " query positions and " + std::to_string(qk.top) + " pairs per logit; all must be positive");
+                    " query positions and " + std::to_string(qk.top) +
+                    " pairs per logit; all must be positive");
     for (int i : qk.queries)
         if (i < 0 || i >= N)
             throw Error("attribution report: qk query position " + std::to_string(i) + " is outside [0, " +
