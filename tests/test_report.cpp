@@ -2,8 +2,9 @@
 // shipped model (self-contained, every piece escaped, the embedded numbers are the
 // attribution's; what the page's script draws from them is checked in
 // test_report_browser), the JSON document (shares sum to the target logits) and the
-// .npy directory (identical to the safetensors output of the same run), and
-// all-or-nothing writing of several outputs.
+// .npy directory (identical to the safetensors output of the same run), the QK
+// section's numbers (the output file's, in their own block; nothing of it in a page
+// without a split), and all-or-nothing writing of several outputs.
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -174,6 +175,106 @@ TEST_CASE("HTML report escapes every piece of text", "[report]") {
     // Sizes that do not agree are refused, naming the field.
     r.target_pieces.pop_back();
     CHECK_THROWS_WITH(render_report_html(r), Catch::Contains("target_pieces"));
+}
+
+TEST_CASE("HTML report with a QK split: its numbers in their own block; a page without one has none of it",
+          "[report][cli][qk]") {
+    // What the script draws from the block is checked in test_report_browser.
+    const std::string base =
+        "attribute --quiet -m " + q(model_path()) + " --ids 1,403,407,261,378 --dtype f64";
+    const std::string with = tmp("qk_page.html"), without = tmp("plain_page.html"),
+                      st = tmp("qk_page.safetensors");
+    std::string log;
+    REQUIRE(run(base + " --qk 2 --qk-heads 3,0 --query-positions 4,2 --html " + q(with) + " --out " + q(st),
+                &log) == 0);
+    REQUIRE(run(base + " --html " + q(without), &log) == 0);
+    const std::string page = read_text_file(with), plain = read_text_file(without);
+
+    // The split adds to the page and changes nothing of it: the same report numbers, and none of
+    // the section's markers, styles or script in a page without a split.
+    const std::string data_tag = "<script type=\"application/json\" id=\"depass-data\">";
+    CHECK(between(page, data_tag, "</script>") == between(plain, data_tag, "</script>"));
+    for (const char* mark : {"depass-qk", "qk-view", "QK split", "qk-cols", "keyShare"}) {
+        INFO(mark);
+        CHECK(plain.find(mark) == std::string::npos);
+        CHECK(page.find(mark) != std::string::npos);
+    }
+    CHECK(count(plain, "<script") == 2);
+    CHECK(count(page, "<script") == 4);
+    CHECK(count(page, "<td") == 0);  // drawn by the script
+    for (const char* bad : {"http://", "https://", "<script src", "<link", "@import", "url("}) {
+        INFO(bad);
+        CHECK(page.find(bad) == std::string::npos);
+    }
+    CHECK(page.find("QK split <b>block 2, 2 heads, 2 query positions</b>") != std::string::npos);
+
+    // The block's numbers: the output file's key-side shares and top pairs, each logit row the sum
+    // of its pairs, and its softmax the model's own attention (recorded by a forward pass here).
+    const std::string block =
+        between(page, "<script type=\"application/json\" id=\"depass-qk\">", "</script>");
+    REQUIRE(!block.empty());
+    CHECK(block.find('<') == std::string::npos);
+    const auto j = nlohmann::json::parse(block);
+    CHECK(j["layer"] == 2);
+    CHECK(j["heads"].get<std::vector<int>>() == std::vector<int>{3, 0});
+    CHECK(j["queries"].get<std::vector<int>>() == std::vector<int>{4, 2});
+    CHECK(j["top"] == 5);
+    CHECK(j["tolerance"].get<double>() == tolerance::qk_rel<double>());
+    const SafeTensors file = SafeTensors::open(st);
+    const Tensor<double> share = file.read<double>("qk_key_share"), S = file.read<double>("qk_logits");
+    const Tensor<double> top_values = file.read<double>("qk_top_values");
+    const Tensor<int64_t> top_pairs = file.read<int64_t>("qk_top_pairs");
+    auto close = [](double got, double want) {
+        return std::abs(got - want) <= 5.0000001e-6 * std::abs(want);
+    };
+    REQUIRE(j["keyShare"].size() == share.data.size());
+    for (size_t i = 0; i < share.data.size(); ++i)
+        CHECK(close(j["keyShare"][i].get<double>(), share.data[i]));
+    REQUIRE(j["pairValues"].size() == top_values.data.size());
+    for (size_t i = 0; i < top_values.data.size(); ++i)
+        CHECK(close(j["pairValues"][i].get<double>(), top_values.data[i]));
+    CHECK(j["pairs"].get<std::vector<int64_t>>() == top_pairs.data);
+    const Model<double> model = load_model<double>(model_path());
+    const Trace<double> trace = forward(model, {1, 403, 407, 261, 378});
+    const int M = 6, N = 5, Nq = 2;
+    const std::vector<int> heads{3, 0}, queries{4, 2};
+    for (int h = 0; h < 2; ++h)
+        for (int i = 0; i < Nq; ++i)
+            for (int k = 0; k < N; ++k) {
+                INFO("head " << heads[size_t(h)] << " query " << queries[size_t(i)] << " key " << k);
+                double sum = 0;
+                for (int m = 0; m < M; ++m)
+                    for (int m2 = 0; m2 < M; ++m2)
+                        sum += S.data[(((size_t(h) * M + m) * M + m2) * Nq + i) * N + k];
+                const size_t at = (size_t(h) * Nq + i) * N + size_t(k);
+                CHECK(close(j["logits"][at].get<double>(), sum));
+                const double p = k <= queries[size_t(i)]
+                                     ? trace.layers[2].probs[size_t(heads[size_t(h)])](queries[size_t(i)], k)
+                                     : 0.0;
+                CHECK(std::abs(j["probs"][at].get<double>() - p) <=
+                      5.0000001e-6 * p + tolerance::qk_rel<double>());
+            }
+
+    // Sizes that do not agree are refused, naming the field.
+    AttributionReport r = depass_test::escaping_report();
+    r.qk.layer = 0;
+    r.qk.heads = {0};
+    r.qk.queries = {2};
+    r.qk.top = 1;
+    r.qk.key_share.assign(size_t(r.M) * r.N, 0.0);
+    r.qk.logits.assign(size_t(r.N), 0.0);
+    r.qk.probs = r.qk.logits;
+    r.qk.top_values.assign(size_t(r.N), 0.0);
+    r.qk.top_pairs.assign(size_t(2 * r.N), 0);
+    CHECK(count(render_report_html(r), "<script") == 4);
+    r.qk.top_pairs[3] = r.M;
+    CHECK_THROWS_WITH(render_report_html(r), Catch::Contains("qk.top_pairs names component 4"));
+    r.qk.top_pairs[3] = 0;
+    r.qk.key_share.pop_back();
+    CHECK_THROWS_WITH(render_report_html(r), Catch::Contains("qk.key_share has 11 entries, expected 12"));
+    r.qk.key_share.push_back(0);
+    r.qk.queries = {3};
+    CHECK_THROWS_WITH(render_report_html(r), Catch::Contains("qk query position 3 is outside [0, 3)"));
 }
 
 TEST_CASE("attribute --format json: shares sum to the target logits", "[report][cli]") {

@@ -10,7 +10,10 @@
 // from the numbers embedded in the page; the DOM it leaves is read back here for
 // reports of real decompositions of the shipped model (every heatmap cell's
 // tooltip holds its attribution, the ranking is the order sorted here, ...) and
-// for a report whose every piece of text needs escaping.
+// for a report whose every piece of text needs escaping. The QK section of a `--qk` report is
+// read back against the npy files of the same run (every heatmap cell's tooltip holds the
+// written qk_key_share, each row sums to the block's logit recomputed from q and k, the pairs
+// listed are qk_top_pairs / qk_top_values), opened plainly and at another head, query and key.
 //
 // Chromium comes from the Debian package `chromium` (or $DEPASS_CHROMIUM). When it
 // is missing the test is skipped loudly (exit 77); with DEPASS_REQUIRE_FIXTURES=1
@@ -27,6 +30,7 @@
 #include "depass/io.hpp"
 #include "depass/report.hpp"
 #include "depass/tokenizer.hpp"
+#include "depass/tolerance.hpp"
 #include "report_runs.hpp"
 #include "test_support.hpp"
 
@@ -586,4 +590,153 @@ TEST_CASE("the HTML report renders in headless Chromium", "[report][browser]") {
          at = rows.find("<tr data-m=\"", at + 1))
         ++ranked;
     CHECK(ranked == 3);
+}
+
+// ---- the QK section -----------------------------------------------------------------------------
+
+namespace {
+
+// One drawn (head, query) of the QK section against the npy files of the same run: the heatmap
+// has a row per key up to the query and, at token level, a cell per token up to the key and one
+// for the rest; every cell's tooltip holds the share written to qk_key_share; each row's cells sum
+// to the block's logit recomputed from q and k (attention_logits); the selected row and the pairs
+// listed are the key asked for (or the one attended most) and its qk_top_pairs / qk_top_values.
+template <class T>
+void check_qk_dom(const std::string& dom, const std::string& npy, const Model<T>& model,
+                  const Trace<T>& trace, int hi, int qi, int key) {
+    const Tensor<double> share = read_npy<double>(npy + "/qk_key_share.npy");
+    const Tensor<double> top_values = read_npy<double>(npy + "/qk_top_values.npy");
+    const Tensor<int64_t> top_pairs = read_npy<int64_t>(npy + "/qk_top_pairs.npy");
+    const Tensor<int64_t> heads = read_npy<int64_t>(npy + "/qk_heads.npy");
+    const Tensor<int64_t> queries = read_npy<int64_t>(npy + "/qk_queries.npy");
+    const int Hs = int(share.shape[0]), M = int(share.shape[1]), Nq = int(share.shape[2]),
+              N = int(share.shape[3]);
+    const int head = int(heads.data[size_t(hi)]), qpos = int(queries.data[size_t(qi)]),
+              top = int(top_values.shape[3]);
+    INFO("head " << head << ", query " << qpos);
+    REQUIRE(M == N + 1);  // token level: the tokens and the rest
+    REQUIRE(Hs == int(heads.data.size()));
+    auto S = [&](int m, int j) { return share.data[((size_t(hi) * M + m) * Nq + qi) * N + j]; };
+    const Mat<T> logits = attention_logits(model, trace, 2, head);
+    const double max_logit = double(logits.cwiseAbs().maxCoeff());
+
+    // The controls show the chosen head and query.
+    CHECK(count(between(dom, "<select id=\"qk-head\">", "</select>"), "<option ") == size_t(Hs));
+    CHECK(count(between(dom, "<select id=\"qk-query\">", "</select>"), "<option ") == size_t(Nq));
+    CHECK(count(between(dom, "<select id=\"qk-key\">", "</select>"), "<option ") == size_t(qpos + 1));
+    CHECK(dom.find("<b>head " + std::to_string(head) + ", query " + std::to_string(qpos) + " ") !=
+          std::string::npos);
+
+    const std::string table = between(dom, "<table class=\"heat\" id=\"qk-heat\">", "</table>");
+    REQUIRE(!table.empty());
+    CHECK(count(table, "<tr data-key=\"") == size_t(qpos + 1));
+    // Columns: tokens 0..qpos and the rest.
+    CHECK(count(between(table, "<thead>", "</thead>"), "<th class=\"col\"") == size_t(qpos + 2));
+    size_t cells = 0, none = 0;
+    double worst = 0, worst_sum = 0;
+    for (int j = 0; j <= qpos; ++j) {
+        INFO("key " << j);
+        const size_t at = table.find("<tr data-key=\"" + std::to_string(j) + "\"");
+        REQUIRE(at != std::string::npos);
+        const std::string row = table.substr(at, table.find("</tr>", at) - at);
+        none += count(row, "<td class=\"c none\">");
+        std::set<int> seen;
+        double sum = 0, mass = 0;
+        for (size_t c = row.find("<td class=\"c\" data-m=\""); c != std::string::npos;
+             c = row.find("<td class=\"c\" data-m=\"", c + 1)) {
+            const int m = std::atoi(row.c_str() + c + 22);
+            const std::string title = between(row, "title=\"", "\"", c);
+            const size_t s = title.find("\nshare ");
+            REQUIRE(s != std::string::npos);
+            const double v = std::strtod(title.c_str() + s + 7, nullptr), want = S(m, j);
+            worst = std::max(worst, std::abs(v - want) / std::max(std::abs(want), 1e-300));
+            sum += v;
+            mass += std::abs(v);
+            seen.insert(m);
+            ++cells;
+        }
+        // Tokens 0..j and the rest: a later token has no share in key j (causality).
+        std::set<int> want;
+        for (int m = 0; m <= j; ++m) want.insert(m);
+        want.insert(M - 1);
+        CHECK(seen == want);
+        // Each cell rounded to six digits (at most 5e-6 of the row's mass together), and the split's
+        // own error against the recomputed logits (tolerance::qk_rel, of the head's largest |logit|).
+        const double err = std::abs(sum - double(logits(qpos, j)));
+        CHECK(err <= 5.0000001e-6 * mass + tolerance::qk_rel<T>() * max_logit);
+        worst_sum = std::max(worst_sum, err / std::max(mass, 1e-30));
+    }
+    CHECK(cells == size_t((qpos + 1) * (qpos + 2) / 2 + qpos + 1));
+    CHECK(none == size_t(qpos * (qpos + 1) / 2));
+    CHECK(worst <= 5.0000001e-6);  // six significant digits
+    std::printf(
+        "qk section (%s), head %d query %d: %zu cells, worst tooltip vs qk_key_share %.2e (rel), "
+        "rows vs recomputed logits %.2e (of the row's |cells|)\n",
+        sizeof(T) == 8 ? "f64" : "f32", head, qpos, cells, worst, worst_sum);
+
+    // The key: the one asked for, else the one attended most (the largest logit of the row).
+    if (key < 0) {
+        key = 0;
+        for (int j = 1; j <= qpos; ++j)
+            if (logits(qpos, j) > logits(qpos, key)) key = j;
+    }
+    CHECK(table.find("<tr data-key=\"" + std::to_string(key) + "\" class=\"sel\">") != std::string::npos);
+    CHECK(count(table, "class=\"sel\"") == 1);
+    const std::string pairs = between(dom, "<table class=\"rank\" id=\"qk-pairs\">", "</table>");
+    REQUIRE(!pairs.empty());
+    CHECK(count(pairs, "<tr data-pair=\"") == size_t(top));
+    size_t at = 0;
+    for (int t = 0; t < top; ++t) {
+        const size_t b = ((size_t(hi) * Nq + qi) * N + key) * top + t;
+        at = pairs.find("<tr data-pair=\"", at) + 15;
+        CHECK(pairs.substr(at, pairs.find('"', at) - at) ==
+              std::to_string(top_pairs.data[2 * b]) + "," + std::to_string(top_pairs.data[2 * b + 1]));
+        // The value cell: the fourth of the row.
+        size_t c = at;
+        for (int k = 0; k < 4; ++k) c = pairs.find("<td", c + 1);
+        const double v = std::strtod(pairs.c_str() + pairs.find('>', c) + 1, nullptr);
+        CHECK(std::abs(v - top_values.data[b]) <= 5.0000001e-6 * std::abs(top_values.data[b]));
+    }
+}
+
+template <class T>
+void check_qk_report(const std::string& exe, const char* dtype) {
+    const std::string dir = depass_test::temp_dir() + "/report_qk";
+    fs::create_directories(dir);
+    const std::string model_path = depass_test::source_dir() + "/weights/stories260K.bin";
+    const std::string prompt = "Once upon a time, there was a little girl";
+    const std::string html = dir + "/qk_" + dtype + ".html", npy = dir + "/qk_" + dtype;
+    std::string log;
+    REQUIRE(depass_test::run_command(q(depass_test::cli_path()) + " attribute --quiet -m " + q(model_path) +
+                                         " --prompt " + q(prompt) + " --dtype " + dtype +
+                                         " --qk 2 --qk-heads 3,0 --query-positions 12,6 --html " + q(html) +
+                                         " --out " + q(npy) + " --format npy",
+                                     &log) == 0);
+    const Model<T> model = load_model<T>(model_path);
+    auto tok = Llama2cTokenizer::load(depass_test::source_dir() + "/weights/tok512.bin", model.cfg.V);
+    const Trace<T> trace = forward(model, tok.encode(prompt, true, false));
+
+    // Opened plainly: the first head split (3) and the last query position split (6).
+    const std::string dom_file = dir + "/qk_" + dtype + ".dom.html";
+    REQUIRE(chromium(exe, "--dump-dom", "file://" + html, dom_file, &log) == 0);
+    INFO(log);
+    const std::string dom = read_text_file(dom_file);
+    REQUIRE(dom.find("<section class=\"card\" id=\"qk\">") != std::string::npos);
+    CHECK(count(dom, "<script") == 4);  // two JSON blocks, two scripts
+    check_qk_dom(dom, npy, model, trace, 0, 1, -1);
+    // Opened at another head, query and key (as numbered in the model).
+    const std::string dom2_file = dir + "/qk_" + dtype + ".other.dom.html";
+    REQUIRE(chromium(exe, "--dump-dom", "file://" + html + "#qkhead=0&qkquery=12&qkkey=5", dom2_file, &log) ==
+            0);
+    check_qk_dom(read_text_file(dom2_file), npy, model, trace, 1, 0, 5);
+}
+
+}  // namespace
+
+TEST_CASE("the script draws the QK section of a --qk report, equal to its npy files",
+          "[report][browser][qk]") {
+    const std::string exe = find_chromium();
+    SKIP_WITHOUT_CHROMIUM(exe);
+    check_qk_report<double>(exe, "f64");
+    check_qk_report<float>(exe, "f32");
 }

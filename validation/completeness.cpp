@@ -11,6 +11,7 @@
 #include "depass/forward.hpp"
 #include "depass/io.hpp"
 #include "depass/tolerance.hpp"
+#include "suite.hpp"
 
 namespace depass::validation {
 
@@ -61,14 +62,6 @@ bool same_point(const CutPoint& a, const CutPoint& b) {
     return a.layer == b.layer && a.after_attention == b.after_attention;
 }
 
-// max |sum - state| and max |state| in double; NaN propagates into max_abs.
-// One initialisation to run with every rule.
-struct Case {
-    std::string level, variant;
-    LevelRequest req;
-    int ignore_special = -1;  // -1: the initialiser's default; 0 / 1: forced off / on
-};
-
 // A random basis [D, k] -> its orthogonal projector.
 Mat<double> random_projector(int D, int k, uint64_t seed) {
     Rng r(seed);
@@ -101,8 +94,11 @@ Tensor<double> random_custom(const Mat<T>& state, int K, uint64_t seed) {
     return C;
 }
 
+}  // namespace
+
 template <class T>
-std::vector<Case> build_cases(const Model<T>& model, const Trace<T>& trace, const CompletenessPlan& plan) {
+std::vector<SuiteCase> suite_cases(const Model<T>& model, const Trace<T>& trace,
+                                   const CompletenessPlan& plan) {
     const Config& cfg = model.cfg;
     const int L = cfg.L;
     std::vector<int> layers = plan.layers;
@@ -116,7 +112,7 @@ std::vector<Case> build_cases(const Model<T>& model, const Trace<T>& trace, cons
         throw Error("validate: the custom level needs at least 1 component, got " +
                     std::to_string(plan.custom_components));
 
-    std::vector<Case> cases;
+    std::vector<SuiteCase> cases;
     for (const std::string& level : plan.levels) {
         if (std::find(all_levels().begin(), all_levels().end(), level) == all_levels().end())
             throw Error("validate: unknown level '" + level +
@@ -124,7 +120,7 @@ std::vector<Case> build_cases(const Model<T>& model, const Trace<T>& trace, cons
         const bool block_level = level == "module" || level == "head" || level == "neuron";
         for (int l : layers) {
             if (block_level && l == L) continue;  // blocks are 0..L-1
-            Case c;
+            SuiteCase c;
             c.level = level;
             c.req.level = parse_level(level);
             c.req.layer = l;
@@ -169,7 +165,10 @@ std::vector<Case> build_cases(const Model<T>& model, const Trace<T>& trace, cons
     return cases;
 }
 
-}  // namespace
+template std::vector<SuiteCase> suite_cases(const Model<float>&, const Trace<float>&,
+                                            const CompletenessPlan&);
+template std::vector<SuiteCase> suite_cases(const Model<double>&, const Trace<double>&,
+                                            const CompletenessPlan&);
 
 const std::vector<std::string>& all_levels() {
     static const std::vector<std::string> levels{"token", "module", "head", "neuron", "subspace", "custom"};
@@ -186,19 +185,13 @@ std::vector<RunResult> check_completeness(const Model<T>& model, const std::vect
                                           const std::function<void(const RunResult&)>& on_run) {
     const double tol = tolerance::completeness_rel<T>();
     const Trace<T> trace = forward(model, ids);
-    const std::vector<Case> cases = build_cases(model, trace, plan);
+    const std::vector<SuiteCase> cases = suite_cases(model, trace, plan);
 
     std::vector<RunResult> results;
-    for (const Case& cs : cases) {
+    for (const SuiteCase& cs : cases) {
         const Initialised<T> init = initialise(model, trace, cs.req);
         Components<T> start = init.comps;
-        if (plan.inject_leak) {
-            // A deliberate leak: the rest at the last position gains +-1e-3 of max |state|.
-            const Mat<T>& s = state_at(trace, init.cut);
-            const double mag = 1e-3 * std::max(double(s.cwiseAbs().maxCoeff()), 1.0);
-            const int64_t row = start.row(start.rest(), start.N - 1);
-            for (int d = 0; d < start.D; ++d) start.X(row, d) += T((d % 2 ? -1.0 : 1.0) * mag);
-        }
+        if (plan.inject_leak) inject_leak(trace, init.cut, start);
         const std::vector<CutPoint> expected = expected_points(init.cut, model.cfg.L);
         for (MlpRule rule : plan.rules) {
             RunResult r;
@@ -210,13 +203,7 @@ std::vector<RunResult> check_completeness(const Model<T>& model, const std::vect
             r.components = init.comps.M;
             r.tolerance = tol;
 
-            DecomposeOptions opt;
-            opt.rule = rule;
-            opt.temperature = plan.temperature;
-            opt.pos0_component = init.pos0_component;
-            opt.ignore_special_token =
-                cs.ignore_special < 0 ? init.ignore_special_default : cs.ignore_special == 1;
-
+            const DecomposeOptions opt = suite_options(init, cs, rule, plan);
             CompletenessMonitor<T> monitor(trace, tol);
             propagate(model, trace, start, init.cut, opt,
                       ComponentObserver<T>(

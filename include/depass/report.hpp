@@ -31,6 +31,34 @@ struct ComponentSite {
     int index = -1;
 };
 
+// The QK split of one block's attention logits (qk.hpp) as the page shows it: for each
+// split query head heads[h] and query position queries[i], what each key-side component
+// adds to the logit of every key j (the pairs summed over the query side) and the largest
+// pairs of that logit.
+//
+//   key_share[h][m][i][j]     sum over the query side m' of S_h[m', m][queries[i], j]
+//                             (qk_key_share); 0 where j > queries[i]
+//   logits[h][i][j]           the summed pairs: the pre-softmax logit (0 where j > queries[i])
+//   probs[h][i][j]            their causal softmax: the attention, as the split gives it back
+//   top_pairs[h][i][j][t]     (query-side, key-side) component of the t-th largest |pair|
+//   top_values[h][i][j][t]    its value (qk_top_pairs, qk_top_values)
+struct QkReport {
+    int layer = -1;                  // the block split; -1 = no split (the page has no QK section)
+    std::vector<int> heads;          // [H'] the query heads split, in order
+    std::vector<int> queries;        // [Nq] the query positions split, in order
+    int top = 0;                     // pairs kept per logit
+    std::vector<double> key_share;   // [H', M, Nq, N]
+    std::vector<double> logits;      // [H', Nq, N]
+    std::vector<double> probs;       // [H', Nq, N]
+    std::vector<int> top_pairs;      // [H', Nq, N, top, 2]
+    std::vector<double> top_values;  // [H', Nq, N, top]
+    // The split's own checks (check_qk_split): summed pairs vs the logits recomputed from q
+    // and k (relative), their softmax vs the recorded probabilities (absolute).
+    double logits_max_rel = 0, probs_max_abs = 0;
+
+    bool present() const { return layer >= 0; }
+};
+
 struct AttributionReport {
     // What was run.
     std::string model;                            // path or name of the model
@@ -59,6 +87,8 @@ struct AttributionReport {
 
     int position = -1;  // position shown first in the HTML page (-1 = the last)
 
+    QkReport qk;  // with a QK split: the page's QK section (the JSON and npy outputs keep it in tensors)
+
     double attribution(int m, int n, int k) const { return logit_attribution[(size_t(m) * N + n) * K + k]; }
     // Sizes agree with N, M, K; throws depass::Error naming the field.
     void check() const;
@@ -67,7 +97,10 @@ struct AttributionReport {
 // One self-contained HTML page: header (model, level, rule, cut, completeness),
 // the prompt coloured by each source token's share (token level) for the chosen
 // position, the components ranked by |share| there (top 20), for head level a
-// layer x head grid, and a position x component heatmap with tooltips.
+// layer x head grid, and a position x component heatmap with tooltips. With a QK split
+// (r.qk), also a QK section: a head and a query position to choose among those split, a
+// key position x key-side component heatmap of the chosen logit row, and the largest
+// (query-side, key-side) pairs of the chosen key; pages without a split are unchanged.
 std::string render_report_html(const AttributionReport& r);
 
 // Everything in the report but the number arrays, as a JSON object: format,

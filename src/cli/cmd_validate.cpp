@@ -1,7 +1,9 @@
-// cmd_validate.cpp -- `depass validate`: the completeness suite (depass/completeness.hpp)
-// on real models (--model) or random tiny ones (--random), with a report table.
+// cmd_validate.cpp -- `depass validate`: the completeness suite (depass/completeness.hpp),
+// or with --qk the QK split's identities (depass/qk_identities.hpp), on real models (--model)
+// or random tiny ones (--random), with a report table.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -11,6 +13,7 @@
 #include "commands.hpp"
 #include "depass/completeness.hpp"
 #include "depass/io.hpp"
+#include "depass/qk_identities.hpp"
 #include "depass/tolerance.hpp"
 #include "depass/weights.hpp"
 
@@ -28,6 +31,7 @@ struct ValidateOptions {
     int layers_count = 2, heads = 4, kv_heads = -1, hidden = 32;
     bool verbose = false;
     bool inject_leak = false;
+    bool qk = false;  // the QK identities instead of completeness
     // Which flags were given (filled after parsing).
     bool has_ids = false, has_ids_file = false, has_n = false, has_shape = false;
 };
@@ -163,6 +167,90 @@ void run_model(const std::string& name, const Model<T>& model, const std::vector
     validation::check_completeness(model, ids, plan, on_run);
 }
 
+// ---- --qk: the QK split's identities -------------------------------------------------------------
+
+constexpr size_t kBlockW = 6, kSplitsW = 7, kCutsW = 16;
+
+void print_qk_header() {
+    std::cout << pad("model", kModelW) << pad("dtype", kDtypeW) << pad("block", kBlockW)
+              << pad("splits", kSplitsW) << pad("cuts", kCutsW) << pad("logits", kNumW) << pad("probs", kNumW)
+              << pad("tolerance", kNumW) << pad("verdict", 8) << "worst at\n";
+}
+
+// How far a split is from failing: its worse error over the tolerance (NaN: infinitely far).
+double qk_ratio(const validation::QkResult& r) {
+    const double x = std::max(r.logits_max_rel, r.probs_max_abs) / r.tolerance;
+    return std::isnan(x) ? INFINITY : x;
+}
+
+// The worst of a set of splits (one block of one model and dtype, or one dtype overall).
+struct QkWorst {
+    int splits = 0, failed = 0;
+    double logits = 0, probs = 0, tol = 0, ratio = -1;
+    std::vector<CutPoint> cuts;  // in forward order
+    std::string where;
+
+    void add(const validation::QkResult& r, const std::string& model) {
+        splits += 1;
+        if (!r.pass) failed += 1;
+        tol = r.tolerance;
+        logits = std::isnan(r.logits_max_rel) ? r.logits_max_rel : std::max(logits, r.logits_max_rel);
+        probs = std::isnan(r.probs_max_abs) ? r.probs_max_abs : std::max(probs, r.probs_max_abs);
+        const auto before = [](const CutPoint& a, const CutPoint& b) {
+            return a.layer != b.layer ? a.layer < b.layer : !a.after_attention && b.after_attention;
+        };
+        const auto at = std::lower_bound(cuts.begin(), cuts.end(), r.cut, before);
+        if (at == cuts.end() || before(r.cut, *at)) cuts.insert(at, r.cut);
+        if (qk_ratio(r) > ratio) {
+            ratio = qk_ratio(r);
+            where = (model.empty() ? "" : model + " ") + r.label();
+        }
+    }
+    std::string cut_range() const {
+        if (cuts.empty()) return "-";
+        return std::to_string(cuts.size()) + " (" + cuts.front().str() +
+               (cuts.size() > 1 ? ".." + cuts.back().str() : "") + ")";
+    }
+};
+
+struct QkTally {
+    bool verbose = false;
+    std::map<std::string, QkWorst> by_dtype;
+    int splits = 0, failed = 0;
+    std::string first_failure;
+};
+
+template <class T>
+void run_model_qk(const std::string& name, const Model<T>& model, const std::vector<int>& ids,
+                  const validation::CompletenessPlan& plan, const char* dtype, QkTally& tally) {
+    std::map<int, QkWorst> by_block;
+    auto on_result = [&](const validation::QkResult& r) {
+        if (tally.verbose)
+            std::cout << "    " << pad(r.label(), 56) << "logits " << fmt(r.logits_max_rel) << "  probs "
+                      << fmt(r.probs_max_abs) << "  " << (r.pass ? "ok" : "FAIL") << "\n";
+        by_block[r.block].add(r, "");
+        tally.by_dtype[dtype].add(r, name);
+        tally.splits += 1;
+        if (!r.pass) {
+            tally.failed += 1;
+            if (tally.first_failure.empty()) {
+                std::ostringstream os;
+                os << "model " << name << " " << dtype << ", split " << r.label() << ": logits "
+                   << fmt(r.logits_max_rel) << ", probs " << fmt(r.probs_max_abs) << " (tolerance "
+                   << fmt(r.tolerance) << ")";
+                tally.first_failure = os.str();
+            }
+        }
+    };
+    validation::check_qk_identities(model, ids, plan, on_result);
+    for (const auto& [block, w] : by_block)
+        std::cout << pad(name, kModelW) << pad(dtype, kDtypeW) << pad(std::to_string(block), kBlockW)
+                  << pad(std::to_string(w.splits), kSplitsW) << pad(w.cut_range(), kCutsW)
+                  << pad(fmt(w.logits), kNumW) << pad(fmt(w.probs), kNumW) << pad(fmt(w.tol), kNumW)
+                  << pad(w.failed ? "FAIL" : "ok", 8) << w.where << "\n";
+    std::cout.flush();
+}
+
 struct ModelSource {
     std::string name;
     std::string path;  // --model
@@ -182,6 +270,29 @@ Model<T> make_model(const ModelSource& src, const ValidateOptions& o, int N) {
                          " (flags --layers-count, --heads, --kv-heads, --hidden)");
     }
     return random_model<T>(cfg, o.seed);
+}
+
+// The --qk summary: the worst per dtype, and the verdict (an error naming the first failure).
+void finish_qk(const QkTally& qk, double secs) {
+    std::cout << "\nworst QK identity error per dtype:\n"
+              << pad("dtype", kDtypeW) << pad("splits", kSplitsW) << pad("logits", kNumW)
+              << pad("probs", kNumW) << pad("tolerance", kNumW) << pad("verdict", 8) << "worst at\n";
+    for (const auto& [dtype, w] : qk.by_dtype)
+        std::cout << pad(dtype, kDtypeW) << pad(std::to_string(w.splits), kSplitsW)
+                  << pad(fmt(w.logits), kNumW) << pad(fmt(w.probs), kNumW) << pad(fmt(w.tol), kNumW)
+                  << pad(w.failed ? "FAIL" : "ok", 8) << w.where << "\n";
+    char tbuf[32];
+    std::snprintf(tbuf, sizeof tbuf, "%.2f s", secs);
+    if (qk.splits == 0)
+        throw Error("validate --qk: nothing was split (every selected cut is after the last block)");
+    if (qk.failed > 0) {
+        std::cout << "\nFAIL: " << qk.failed << " of " << qk.splits << " splits violate the QK identities ("
+                  << tbuf << ")\n  first failure: " << qk.first_failure << "\n";
+        std::cout.flush();
+        throw Error("QK identities violated in " + std::to_string(qk.failed) + " of " +
+                    std::to_string(qk.splits) + " splits; first failure: " + qk.first_failure);
+    }
+    std::cout << "\nPASS: " << qk.splits << " splits within tolerance (" << tbuf << ")\n";
 }
 
 void run_validate(const ValidateOptions& o) {
@@ -227,14 +338,33 @@ void run_validate(const ValidateOptions& o) {
 
     Report rep;
     rep.verbose = o.verbose;
-    std::cout << "depass validate: completeness of the decomposed pass (sum over components == true residual "
-                 "state)\n"
-              << "  levels " << join(plan.levels) << " | rules " << o.rules << " | dtypes " << join(dtypes)
-              << " | layers " << o.layers << " | seed " << o.seed << (o.inject_leak ? " | LEAK INJECTED" : "")
-              << "\n"
-              << "  max_rel = max|sum - state| / max|state| at each residual point, tolerance "
-              << fmt(tolerance::completeness_rel<float>()) << " (f32), "
-              << fmt(tolerance::completeness_rel<double>()) << " (f64)\n";
+    QkTally qk;
+    qk.verbose = o.verbose;
+    if (o.qk) {
+        std::cout
+            << "depass validate --qk: the QK split's identities (the summed (query-side, key-side) pairs are "
+               "the logits\n"
+            << "  recomputed from q and k; their causal softmax is the recorded attention), at every block "
+               "at or after each cut\n"
+            << "  levels " << join(plan.levels) << " | rules " << o.rules << " | dtypes " << join(dtypes)
+            << " | cut layers " << o.layers << " | seed " << o.seed
+            << (o.inject_leak ? " | LEAK INJECTED" : "") << "\n"
+            << "  logits = max|sum of pairs - q.k/sqrt(Dh)| / max|logit|, probs = max|softmax(sum of pairs) "
+               "- "
+               "recorded|,\n"
+            << "  worst over every head, case, rule and cut; tolerance " << fmt(tolerance::qk_rel<float>())
+            << " (f32), " << fmt(tolerance::qk_rel<double>()) << " (f64)\n";
+    } else {
+        std::cout
+            << "depass validate: completeness of the decomposed pass (sum over components == true residual "
+               "state)\n"
+            << "  levels " << join(plan.levels) << " | rules " << o.rules << " | dtypes " << join(dtypes)
+            << " | layers " << o.layers << " | seed " << o.seed << (o.inject_leak ? " | LEAK INJECTED" : "")
+            << "\n"
+            << "  max_rel = max|sum - state| / max|state| at each residual point, tolerance "
+            << fmt(tolerance::completeness_rel<float>()) << " (f32), "
+            << fmt(tolerance::completeness_rel<double>()) << " (f64)\n";
+    }
 
     for (const ModelSource& src : sources) {
         std::vector<int> ids = given_ids;
@@ -251,23 +381,36 @@ void run_validate(const ValidateOptions& o) {
                               << "\n  N=" << ids.size() << " tokens from " << ids_from << ":";
                     for (size_t i = 0; i < ids.size() && i < 40; ++i) std::cout << ' ' << ids[i];
                     std::cout << (ids.size() > 40 ? " ..." : "") << "\n\n";
-                    print_header();
+                    if (o.qk)
+                        print_qk_header();
+                    else
+                        print_header();
                     header_done = true;
                 }
             };
             if (dt == "f32") {
                 const Model<float> model = make_model<float>(src, o, N);
                 prepare(model);
-                run_model(src.name, model, ids, plan, "f32", rep);
+                if (o.qk)
+                    run_model_qk(src.name, model, ids, plan, "f32", qk);
+                else
+                    run_model(src.name, model, ids, plan, "f32", rep);
             } else {
                 const Model<double> model = make_model<double>(src, o, N);
                 prepare(model);
-                run_model(src.name, model, ids, plan, "f64", rep);
+                if (o.qk)
+                    run_model_qk(src.name, model, ids, plan, "f64", qk);
+                else
+                    run_model(src.name, model, ids, plan, "f64", rep);
             }
         }
     }
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (o.qk) {
+        finish_qk(qk, secs);
+        return;
+    }
     std::cout << "\nworst completeness error per level and dtype:\n"
               << pad("level", 10) << pad("dtype", kDtypeW) << pad("runs", 6) << pad("points", 8)
               << pad("max_abs", kNumW) << pad("max_rel", kNumW) << pad("tolerance", kNumW)
@@ -322,16 +465,23 @@ void register_validate(CLI::App& app) {
     sub->add_option("--dtype", o->dtypes, "f32, f64 or both (default both)");
     sub->add_option("--layers", o->layers,
                     "Cut layers: all, or a list (residual levels use h[l], l=0..L; block levels blocks l<L)");
-    sub->add_flag("--verbose,-v", o->verbose, "One row per residual point under each run");
+    sub->add_flag("--verbose,-v", o->verbose,
+                  "One row per residual point under each run (--qk: one per split)");
+    sub->add_flag(
+        "--qk", o->qk,
+        "Check the QK split's identities instead (docs/levels/qk.md): for every case, rule and cut, the\n"
+        "components at every block input h[l] at or after the cut are split over (query-side, key-side)\n"
+        "pairs; the summed pairs must equal the logits recomputed from q and k, and their causal softmax\n"
+        "the recorded attention (within 1e-5 in f32, 1e-12 in f64). One row per model, dtype and block.");
     auto* lc = sub->add_option("--layers-count", o->layers_count, "Random model: layers (default 2)");
     auto* hd = sub->add_option("--heads", o->heads, "Random model: query heads H (default 4)");
     auto* kv =
         sub->add_option("--kv-heads", o->kv_heads, "Random model: key/value heads (default H/2; gpt2: H)");
     auto* hid = sub->add_option("--hidden", o->hidden, "Random model: hidden size D (default 32)");
     for (auto* opt : {lc, hd, kv, hid}) opt->group("Random model shape");
-    sub->add_flag(
-           "--inject-leak", o->inject_leak,
-           "For testing the validator: perturb the rest component so completeness breaks (must exit 1)")
+    sub->add_flag("--inject-leak", o->inject_leak,
+                  "For testing the validator: perturb the rest component so completeness (with --qk: the QK\n"
+                  "identities) breaks (must exit 1)")
         ->group("Testing the validator");
     sub->callback([o, ids, ids_file, n, lc, hd, kv, hid]() {
         o->has_ids = ids->count() > 0;

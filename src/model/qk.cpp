@@ -90,13 +90,17 @@ QkCheck check_qk_split(const Model<T>& model, const Trace<T>& trace, const QkSpl
         const Mat<T> ref = attention_logits(model, trace, split.layer, h);
         const Mat<T>& probs = trace.layers[size_t(split.layer)].probs[size_t(h)];
         const double scale = std::max<double>(1e-30, ref.cwiseAbs().maxCoeff());
+        // Every logit of the head summed over its pairs, in double whatever T is (the sum itself
+        // must not add rounding to the check); pair after pair, in the order the split is stored.
+        std::vector<double> sums(size_t(Nq) * N, 0.0);
+        const T* pairs = split.logits.data.data() + hi * size_t(M) * M * Nq * N;
+        for (int mm = 0; mm < M * M; ++mm)
+            for (int i = 0; i < Nq; ++i)
+                for (int j = 0; j <= split.queries[size_t(i)]; ++j)
+                    sums[size_t(i) * N + j] += double(pairs[(size_t(mm) * Nq + i) * N + j]);
         for (int i = 0; i < Nq; ++i) {
             const int qpos = split.queries[size_t(i)];
-            // Summed in double whatever T is: the sum itself must not add rounding to the check.
-            std::vector<double> sum(size_t(qpos) + 1, 0.0);
-            for (int m = 0; m < M; ++m)
-                for (int m2 = 0; m2 < M; ++m2)
-                    for (int j = 0; j <= qpos; ++j) sum[size_t(j)] += double(split.at(int(hi), m, m2, i, j));
+            const double* sum = &sums[size_t(i) * N];
             double mx = -INFINITY, z = 0;
             for (int j = 0; j <= qpos; ++j) {
                 c.logits_max_rel = std::max(c.logits_max_rel, std::abs(sum[size_t(j)] - double(ref(qpos, j))) / scale);
@@ -111,7 +115,6 @@ QkCheck check_qk_split(const Model<T>& model, const Trace<T>& trace, const QkSpl
                 return c;
             }
         }
-        (void)N;
     }
     return c;
 }

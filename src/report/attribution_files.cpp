@@ -20,6 +20,50 @@ void append_dense(std::vector<double>& out, const Components<T>& c) {
     }
 }
 
+// The views of a QK split one looks at: each side's share of every logit (the pairs summed
+// over the other side) and the largest pairs of every logit. The files and the HTML page
+// both take them from here.
+struct QkViews {
+    std::vector<double> key, query;  // [H', M, Nq, N]: key-side m' summed over m; query-side m over m'
+    int top = 0;                     // pairs kept per logit: min(5, M * M)
+    std::vector<int> top_pairs;      // [H', Nq, N, top, 2] (query-side, key-side component)
+    std::vector<double> top_values;  // [H', Nq, N, top]
+};
+
+template <class T>
+QkViews qk_views(const QkSplit<T>& q) {
+    const int Hs = int(q.heads.size()), M = q.M, Nq = int(q.queries.size()), N = q.N;
+    constexpr int kTop = 5;
+    QkViews v;
+    v.key.assign(size_t(Hs) * M * Nq * N, 0.0);
+    v.query = v.key;
+    v.top = std::min(kTop, M * M);
+    std::vector<std::pair<double, int>> pairs(size_t(M) * M);
+    for (int h = 0; h < Hs; ++h)
+        for (int i = 0; i < Nq; ++i)
+            for (int j = 0; j < N; ++j) {
+                for (int m = 0; m < M; ++m)
+                    for (int m2 = 0; m2 < M; ++m2) {
+                        const double x = double(q.at(h, m, m2, i, j));
+                        v.key[((size_t(h) * M + m2) * Nq + i) * N + j] += x;
+                        v.query[((size_t(h) * M + m) * Nq + i) * N + j] += x;
+                        pairs[size_t(m) * M + m2] = {x, m * M + m2};
+                    }
+                // By |value|, ties to the lower pair index (the order is fixed: the files do not
+                // depend on the sort's implementation).
+                std::partial_sort(pairs.begin(), pairs.begin() + v.top, pairs.end(), [](auto& x, auto& y) {
+                    return std::abs(x.first) != std::abs(y.first) ? std::abs(x.first) > std::abs(y.first)
+                                                                  : x.second < y.second;
+                });
+                for (int t = 0; t < v.top; ++t) {
+                    v.top_pairs.push_back(pairs[size_t(t)].second / M);
+                    v.top_pairs.push_back(pairs[size_t(t)].second % M);
+                    v.top_values.push_back(pairs[size_t(t)].first);
+                }
+            }
+    return v;
+}
+
 }  // namespace
 
 template <class T>
@@ -58,41 +102,17 @@ std::vector<NamedTensor> attribution_tensors(const Attribution<T>& a, const Conf
             {"components_by_point", {int64_t(a.points.size()), out.M, N, cfg.D}, std::move(by_point), false});
     }
     if (a.qk) {
-        // The QK split (qk.hpp) and the views of it one looks at: each side's share of every
-        // logit (the pairs summed over the other side) and the largest pairs of every logit.
+        // The QK split (qk.hpp) and the views of it one looks at (qk_views).
         const QkSplit<T>& q = *a.qk;
         const int Hs = int(q.heads.size()), M = q.M, Nq = int(q.queries.size());
         tensors.push_back({"qk_logits", {Hs, M, M, Nq, N},
                            std::vector<double>(q.logits.data.begin(), q.logits.data.end()), false});
-        NamedTensor key{"qk_key_share", {Hs, M, Nq, N}, std::vector<double>(size_t(Hs) * M * Nq * N, 0.0), false};
-        NamedTensor query{"qk_query_share", {Hs, M, Nq, N}, key.values, false};
-        constexpr int kTop = 5;
-        const int top = std::min(kTop, M * M);
-        NamedTensor top_pairs{"qk_top_pairs", {Hs, Nq, N, top, 2}, {}, true};
-        NamedTensor top_values{"qk_top_values", {Hs, Nq, N, top}, {}, false};
-        std::vector<std::pair<double, int>> pairs(size_t(M) * M);
-        for (int h = 0; h < Hs; ++h)
-            for (int i = 0; i < Nq; ++i)
-                for (int j = 0; j < N; ++j) {
-                    for (int m = 0; m < M; ++m)
-                        for (int m2 = 0; m2 < M; ++m2) {
-                            const double v = double(q.at(h, m, m2, i, j));
-                            key.values[((size_t(h) * M + m2) * Nq + i) * N + j] += v;
-                            query.values[((size_t(h) * M + m) * Nq + i) * N + j] += v;
-                            pairs[size_t(m) * M + m2] = {v, m * M + m2};
-                        }
-                    // By |value|, ties to the lower pair index (the order is fixed: the files do not
-                    // depend on the sort's implementation).
-                    std::partial_sort(pairs.begin(), pairs.begin() + top, pairs.end(), [](auto& x, auto& y) {
-                        return std::abs(x.first) != std::abs(y.first) ? std::abs(x.first) > std::abs(y.first)
-                                                                      : x.second < y.second;
-                    });
-                    for (int t = 0; t < top; ++t) {
-                        top_pairs.values.push_back(pairs[size_t(t)].second / M);
-                        top_pairs.values.push_back(pairs[size_t(t)].second % M);
-                        top_values.values.push_back(pairs[size_t(t)].first);
-                    }
-                }
+        QkViews v = qk_views(q);
+        NamedTensor key{"qk_key_share", {Hs, M, Nq, N}, std::move(v.key), false};
+        NamedTensor query{"qk_query_share", {Hs, M, Nq, N}, std::move(v.query), false};
+        NamedTensor top_pairs{"qk_top_pairs", {Hs, Nq, N, v.top, 2}, {}, true};
+        top_pairs.values.assign(v.top_pairs.begin(), v.top_pairs.end());
+        NamedTensor top_values{"qk_top_values", {Hs, Nq, N, v.top}, std::move(v.top_values), false};
         tensors.push_back(std::move(key));
         tensors.push_back(std::move(query));
         tensors.push_back(std::move(top_pairs));
@@ -187,6 +207,39 @@ AttributionReport attribution_report(const Attribution<T>& a, const Config& cfg,
         std::vector<std::string> points;
         for (const CutPoint& p : a.points) points.push_back(p.str());
         rep.metadata["points"] = nlohmann::json(points).dump();
+    }
+    if (a.qk) {
+        // The page's QK section: the key-side shares and the top pairs of the files, and each
+        // logit row with its causal softmax (summed in double from every pair).
+        const QkSplit<T>& q = *a.qk;
+        QkViews v = qk_views(q);
+        QkReport& r = rep.qk;
+        r.layer = q.layer;
+        r.heads = q.heads;
+        r.queries = q.queries;
+        r.top = v.top;
+        r.key_share = std::move(v.key);
+        r.top_pairs = std::move(v.top_pairs);
+        r.top_values = std::move(v.top_values);
+        r.logits_max_rel = a.qk_check.logits_max_rel;
+        r.probs_max_abs = a.qk_check.probs_max_abs;
+        const int Hs = int(q.heads.size()), M = q.M, Nq = int(q.queries.size());
+        r.logits.assign(size_t(Hs) * Nq * N, 0.0);
+        r.probs = r.logits;
+        for (int h = 0; h < Hs; ++h)
+            for (int i = 0; i < Nq; ++i) {
+                const int qpos = q.queries[size_t(i)];
+                double* s = &r.logits[(size_t(h) * Nq + i) * N];
+                double* p = &r.probs[(size_t(h) * Nq + i) * N];
+                for (int m = 0; m < M; ++m)
+                    for (int m2 = 0; m2 < M; ++m2)
+                        for (int j = 0; j <= qpos; ++j) s[j] += double(q.at(h, m, m2, i, j));
+                // softmax over j <= qpos: p_j = exp(s_j - max s) / sum_k exp(s_k - max s)
+                const double mx = *std::max_element(s, s + qpos + 1);
+                double z = 0;
+                for (int j = 0; j <= qpos; ++j) z += (p[j] = std::exp(s[j] - mx));
+                for (int j = 0; j <= qpos; ++j) p[j] /= z;
+            }
     }
     return rep;
 }

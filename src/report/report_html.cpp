@@ -12,6 +12,11 @@
 // block. Everything else is drawn by the page's script (assets/report.js) from
 // that block, once when the page opens and again when another position or target
 // is chosen; the stylesheet is assets/report.css. Both are compiled in.
+//
+// With a QK split (AttributionReport::qk) the page also has a QK section: its numbers
+// in a second JSON block (depass-qk), drawn by a second script (assets/report_qk.js,
+// styled by assets/report_qk.css) below the rest. A page without a split carries
+// neither, byte for byte the page it was before the section existed.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -126,6 +131,7 @@ public:
             << "<div id=\"view\" data-position=\"" << position_ << "\" data-heads=\""
             << (r_.level == "head" && !r_.sites.empty() ? std::max(r_.heads_per_layer, 0) : 0)
             << "\"></div>\n";
+        if (r_.qk.present()) os_ << "<div id=\"qk-view\"></div>\n";  // report_qk.js draws here
         footer();
         return os_.str();
     }
@@ -150,7 +156,9 @@ private:
             << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             << "<title>DePass attribution: " << esc(r_.model) << " (" << esc(r_.level) << " level)</title>\n"
             << "<style>\n"
-            << report_assets::css() << "</style>\n</head>\n<body>\n<main>\n";
+            << report_assets::css();
+        if (r_.qk.present()) os_ << report_assets::qk_css();
+        os_ << "</style>\n</head>\n<body>\n<main>\n";
     }
 
     void header() {
@@ -170,6 +178,12 @@ private:
         fact("components", std::to_string(r_.M) + " (rest last)");
         fact("targets per position", std::to_string(r_.K));
         for (const auto& [k, v] : r_.metadata) fact(k, v);
+        if (r_.qk.present())
+            fact("QK split", "block " + std::to_string(r_.qk.layer) + ", " +
+                                 std::to_string(r_.qk.heads.size()) +
+                                 (r_.qk.heads.size() == 1 ? " head, " : " heads, ") +
+                                 std::to_string(r_.qk.queries.size()) +
+                                 (r_.qk.queries.size() == 1 ? " query position" : " query positions"));
         os_ << "</div>\n<p id=\"completeness\" class=\"completeness " << (ok ? "ok" : "bad")
             << "\">Completeness: "
             << "the components sum to the true hidden state within max abs error "
@@ -198,6 +212,34 @@ private:
         os_ << "</body>\n</html>\n";
     }
 
+    // Text for a JSON block inside <script>: no '<', '>', '&' (escaped as \u003c, ...).
+    static std::string script_safe(const std::string& text) {
+        std::string safe;
+        for (char c : text) {
+            if (c == '<')
+                safe += "\\u003c";
+            else if (c == '>')
+                safe += "\\u003e";
+            else if (c == '&')
+                safe += "\\u0026";
+            else
+                safe += c;
+        }
+        return safe;
+    }
+
+    // `,"name":[v0,v1,...]` at six significant digits, null for NaN and infinities.
+    static void append_numbers(std::string& text, const char* name, const std::vector<double>& v) {
+        text += ",\"";
+        text += name;
+        text += "\":[";
+        for (size_t i = 0; i < v.size(); ++i) {
+            if (i) text += ',';
+            text += std::isfinite(v[i]) ? num(v[i]) : "null";
+        }
+        text += ']';
+    }
+
     // The numbers the page is drawn from, as JSON safe inside <script> (no '<', '>', '&').
     std::string data_json() const {
         nlohmann::ordered_json j;
@@ -220,16 +262,7 @@ private:
         j["cellNumbers"] = std::min(r_.M, kMaxHeatColumns) <= kCellNumbersUpTo;
         std::string text = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
         text.pop_back();  // the closing brace; the numbers follow, at six significant digits
-        auto numbers = [&](const char* name, const std::vector<double>& v) {
-            text += ",\"";
-            text += name;
-            text += "\":[";
-            for (size_t i = 0; i < v.size(); ++i) {
-                if (i) text += ',';
-                text += std::isfinite(v[i]) ? num(v[i]) : "null";
-            }
-            text += ']';
-        };
+        auto numbers = [&](const char* name, const std::vector<double>& v) { append_numbers(text, name, v); };
         numbers("logits", r_.target_logits);
         std::vector<double> sums(r_.target_logits.size(), 0.0);
         for (int n = 0; n < r_.N; ++n)
@@ -238,24 +271,39 @@ private:
         numbers("sums", sums);
         numbers("A", r_.logit_attribution);
         text += '}';
-        std::string safe;
-        for (char c : text) {
-            if (c == '<')
-                safe += "\\u003c";
-            else if (c == '>')
-                safe += "\\u003e";
-            else if (c == '&')
-                safe += "\\u0026";
-            else
-                safe += c;
-        }
-        return safe;
+        return script_safe(text);
+    }
+
+    // The QK section's numbers (QkReport): which block, heads and query positions were split,
+    // the split's checks and their tolerance, then each key-side share, logit, probability and
+    // top pair at six significant digits (the labels and pieces are depass-data's).
+    std::string qk_json() const {
+        const QkReport& q = r_.qk;
+        nlohmann::ordered_json j;
+        j["layer"] = q.layer;
+        j["heads"] = q.heads;
+        j["queries"] = q.queries;
+        j["top"] = q.top;
+        j["pairs"] = q.top_pairs;
+        j["logitsMaxRel"] = q.logits_max_rel;
+        j["probsMaxAbs"] = q.probs_max_abs;
+        j["tolerance"] = r_.dtype == "f64" ? tolerance::qk_rel<double>() : tolerance::qk_rel<float>();
+        std::string text = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+        text.pop_back();
+        append_numbers(text, "keyShare", q.key_share);
+        append_numbers(text, "logits", q.logits);
+        append_numbers(text, "probs", q.probs);
+        append_numbers(text, "pairValues", q.top_values);
+        text += '}';
+        return script_safe(text);
     }
 
     void script() {
-        os_ << "<script type=\"application/json\" id=\"depass-data\">" << data_json()
-            << "</script>\n<script>\n"
-            << report_assets::js() << "</script>\n";
+        os_ << "<script type=\"application/json\" id=\"depass-data\">" << data_json() << "</script>\n";
+        if (r_.qk.present())
+            os_ << "<script type=\"application/json\" id=\"depass-qk\">" << qk_json() << "</script>\n";
+        os_ << "<script>\n" << report_assets::js() << "</script>\n";
+        if (r_.qk.present()) os_ << "<script>\n" << report_assets::qk_js() << "</script>\n";
     }
 };
 

@@ -43,6 +43,25 @@ void AttributionReport::check() const {
         if (s.index >= 0 && level == "head" && (heads_per_layer <= 0 || s.index >= heads_per_layer))
             throw Error("attribution report: head " + std::to_string(s.index) + " is outside [0, " +
                         std::to_string(heads_per_layer) + ") (heads_per_layer)");
+    if (!qk.present()) return;
+    const size_t Hs = qk.heads.size(), Nq = qk.queries.size();
+    if (Hs == 0 || Nq == 0 || qk.top <= 0)
+        throw Error("attribution report: qk has " + std::to_string(Hs) + " heads, " + std::to_string(Nq) +
+                    " query positions and " + std::to_string(qk.top) +
+                    " pairs per logit; all must be positive");
+    for (int i : qk.queries)
+        if (i < 0 || i >= N)
+            throw Error("attribution report: qk query position " + std::to_string(i) + " is outside [0, " +
+                        std::to_string(N) + ")");
+    need("qk.key_share", qk.key_share.size(), Hs * M * Nq * N);
+    need("qk.logits", qk.logits.size(), Hs * Nq * N);
+    need("qk.probs", qk.probs.size(), Hs * Nq * N);
+    need("qk.top_values", qk.top_values.size(), Hs * Nq * N * qk.top);
+    need("qk.top_pairs", qk.top_pairs.size(), Hs * Nq * N * qk.top * 2);
+    for (int c : qk.top_pairs)
+        if (c < 0 || c >= M)
+            throw Error("attribution report: qk.top_pairs names component " + std::to_string(c) +
+                        ", outside [0, " + std::to_string(M) + ")");
 }
 
 // ---- JSON ------------------------------------------------------------------------------------
