@@ -32,6 +32,26 @@ uint64_t qk_bytes(const Config& cfg, int M, int N, const QkRequest& rq, int scal
     return heads * uint64_t(M) * uint64_t(M) * queries * uint64_t(N) * uint64_t(scalar_bytes);
 }
 
+namespace {
+
+// The split's arithmetic is done in double whatever T is. In float the pairs of a large block
+// cancel: the custom level on stories260K gives components as large as the state and logits up
+// to 48, and float arithmetic then moves the softmax of the summed pairs by 1.2e-5, over the
+// 1e-5 bar, where the same float components split in double stay within 5e-7. The result is
+// stored in T (one rounding per pair).
+template <class T>
+Components<double> widened(const Components<T>& c) {
+    Components<double> w = Components<double>::zeros(c.N, c.D, c.first, c.names);
+    w.X = c.X.template cast<double>();
+    return w;
+}
+template <class T>
+NormFactors<double> widened(const NormFactors<T>& f) {
+    return {f.inv.template cast<double>(), f.mean.template cast<double>()};
+}
+
+}  // namespace
+
 template <class T>
 QkSplit<T> qk_split(const Model<T>& model, const Trace<T>& trace, const Components<T>& x, const QkRequest& rq) {
     const Config& cfg = model.cfg;
@@ -45,13 +65,18 @@ QkSplit<T> qk_split(const Model<T>& model, const Trace<T>& trace, const Componen
     const std::vector<double> inv_freq = rope_inv_freq(cfg);
     // The input norm with its recorded per-token factors: linear in the components (the
     // LayerNorm bias goes to the rest).
-    const Components<T> u = apply_norm_decomposed(cfg.norm, x, lw.norm1_g, lw.norm1_b, lt.norm1);
+    const Components<double> u =
+        apply_norm_decomposed(cfg.norm, widened(x), Vec<double>(lw.norm1_g.template cast<double>()),
+                              Vec<double>(lw.norm1_b.template cast<double>()), widened(lt.norm1));
     // Queries and keys: the projections' twins (b_Q, b_K to the rest), then RoPE per position.
-    Components<T> q = linear_decomposed(u, lw.wq, lw.bq);
-    Components<T> k = linear_decomposed(u, lw.wk, lw.bk);
+    Components<double> q = linear_decomposed(u, Mat<double>(lw.wq.template cast<double>()),
+                                             Vec<double>(lw.bq.template cast<double>()));
+    Components<double> k = linear_decomposed(u, Mat<double>(lw.wk.template cast<double>()),
+                                             Vec<double>(lw.bk.template cast<double>()));
     rope_decomposed(q, cfg.H, cfg.Dh, cfg.rope, inv_freq);
     rope_decomposed(k, cfg.Hkv, cfg.Dh, cfg.rope, inv_freq);
-    // Every pair's logits (the bilinear twin).
+    // Every pair's logits (the bilinear twin), one head at a time so that only one head's
+    // pairs are ever held in double.
     QkSplit<T> s;
     s.layer = rq.layer;
     s.heads = rq.heads;
@@ -62,7 +87,13 @@ QkSplit<T> qk_split(const Model<T>& model, const Trace<T>& trace, const Componen
         for (int n = 0; n < trace.N(); ++n) s.queries.push_back(n);
     s.M = x.M;
     s.N = x.N;
-    s.logits = qk_logits_decomposed(q, k, cfg.H, cfg.Hkv, cfg.Dh, s.heads, s.queries);
+    const int Hs = int(s.heads.size()), Nq = int(s.queries.size());
+    s.logits = Tensor<T>({Hs, s.M, s.M, Nq, s.N});
+    const size_t per_head = size_t(s.M) * s.M * Nq * s.N;
+    for (int hi = 0; hi < Hs; ++hi) {
+        const Tensor<double> one = qk_logits_decomposed(q, k, cfg.H, cfg.Hkv, cfg.Dh, {s.heads[size_t(hi)]}, s.queries);
+        for (size_t i = 0; i < per_head; ++i) s.logits.data[size_t(hi) * per_head + i] = T(one.data[i]);
+    }
     return s;
 }
 
