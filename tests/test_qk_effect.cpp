@@ -6,6 +6,8 @@
 // from the recorded input gives the exact pattern, the real network after it gives the exact
 // logit, and a decomposed pass (taylor) of the head's output change gives the frozen one.
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "depass/attribute.hpp"
@@ -226,4 +228,40 @@ TEST_CASE("qk_effects on stories260K: block 0's closed forms, the token table", 
     }
     CHECK(std::abs(sum_taylor - z) <= 1e-10 * std::abs(z));
     CHECK(std::abs(sum_softmax - z) <= 1e-10 * std::abs(z));
+}
+
+TEST_CASE("depass eval qk: the files, and one clear error for each bad input with nothing written", "[qk][eval][cli]") {
+    const std::string model = depass_test::shell_quoted(depass_test::source_dir() + "/weights/stories260K.bin");
+    const std::string dir = depass_test::temp_path("qk_eval_out");
+    const std::string base = "eval qk --quiet -m " + model + " --out " + depass_test::shell_quoted(dir) + " ";
+    std::string out;
+    REQUIRE(depass_test::run_cli(base + "--ids 1,403,407,261", &out) == 0);
+    {
+        std::ifstream f(dir + "/qk_tokens.csv");
+        std::string line;
+        int lines = 0;
+        while (std::getline(f, line)) ++lines;
+        CHECK(lines == 1 + 4);  // header + one row per token
+    }
+    CHECK(std::filesystem::exists(dir + "/qk_effects.csv"));
+    CHECK(std::filesystem::exists(dir + "/qk_summary.json"));
+    CHECK(out.find("QK path of each token on 1 prompts") != std::string::npos);
+
+    const std::string fresh = depass_test::temp_path("qk_eval_none");
+    const std::string b2 = "eval qk --quiet -m " + model + " --out " + depass_test::shell_quoted(fresh) + " ";
+    CHECK(depass_test::run_cli(b2, &out) == 2);
+    CHECK(out.find("give --prompts FILE, or one prompt with --prompt / --ids") != std::string::npos);
+    CHECK(depass_test::run_cli(b2 + "--ids 1,2 --prompts " + model, &out) == 2);
+    CHECK(out.find("exclude each other") != std::string::npos);
+    CHECK(depass_test::run_cli(b2 + "--ids 1,999", &out) == 1);
+    CHECK(out.find("id 999 at position 1") != std::string::npos);
+    CHECK(depass_test::run_cli("eval qk --quiet -m /nonexistent/model.bin --ids 1,2 --out " +
+                                   depass_test::shell_quoted(fresh),
+                               &out) == 1);
+    CHECK(out.find("/nonexistent/model.bin") != std::string::npos);
+    CHECK(depass_test::run_command("DEPASS_FREE_MEMORY=16K " + depass_test::shell_quoted(depass_test::cli_path()) +
+                                       " " + b2 + "--ids 1,403,407,261 2>&1",
+                                   &out) == 1);
+    CHECK(out.find("eval qk: a prompt of 4 tokens needs about") != std::string::npos);
+    CHECK(!std::filesystem::exists(fresh));
 }

@@ -89,6 +89,11 @@ template <class T>
 QkEffectSummary qk_effects(const Model<T>& model, const std::vector<std::vector<int>>& prompts,
                            const Progress& progress = {});
 
+// The largest memory one prompt of N tokens takes in qk_effects() (bytes): one block's split
+// over all heads (H (N+1)^2 N^2 scalars), one head of it in double, each token's query, key and
+// diagonal sums of a head, and the components kept at every residual point.
+uint64_t qk_effects_bytes(const Config& cfg, int N, int scalar_bytes);
+
 // Statistics of one side over the rows: how well the first order matches the exact effect.
 struct QkSideStats {
     QkSide side = QkSide::Both;

@@ -1,12 +1,15 @@
 // depass eval qk -- what frozen attention misses, per token: the QK path to first order
 // against its exact effect, and against each token's ablation (include/depass/eval_qk.hpp).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
 #include "common.hpp"
 #include "depass/eval_qk.hpp"
+#include "depass/estimate.hpp"
 #include "depass/eval_report.hpp"
 #include "depass/io.hpp"
+#include "depass/resources.hpp"
 
 namespace fs = std::filesystem;
 
@@ -45,6 +48,17 @@ void run_qk(const QkEvalOptions& o) {
         }
     if (o.prompt_files.empty()) prompts.push_back(resolve_ids(o.in, model.cfg, tok.get()));
     if (prompts.empty()) throw Error("eval qk: the prompt files hold no prompt");
+    // The split of every head over every pair grows as N^4: refuse before any work when the
+    // longest prompt would not fit in half the free memory.
+    size_t longest = 0;
+    for (const std::vector<int>& p : prompts) longest = std::max(longest, p.size());
+    const uint64_t need = eval::qk_effects_bytes(model.cfg, int(longest), int(sizeof(T)));
+    const FreeMemory fm = free_memory();
+    if (fm.free > 0 && need > fm.free / 2)
+        throw ResourceError("eval qk: a prompt of " + std::to_string(longest) + " tokens needs about " +
+                            format_bytes(need) + " (the split of every head grows as N^4), more than half of the " +
+                            format_bytes(fm.free) + " free (" + fm.source +
+                            "); use shorter prompts, or --limit to leave the long ones out");
     std::error_code ec;
     fs::create_directories(o.out, ec);
     if (!fs::is_directory(o.out)) throw Error("--out: cannot create the directory " + o.out);
@@ -105,7 +119,7 @@ void register_eval_qk(CLI::App* ev) {
         "Writes qk_effects.csv (one row per experiment), qk_tokens.csv, qk_summary.json.\n"
         "Cost: one split per block, and one re-run of the blocks after each (token, block, head, side).\n"
         "Example: depass eval qk -m weights/stories260K.bin --prompts data/prompts/handwritten.txt --out out/");
-    add_input_options(sub, o->in, false);
+    add_input_options(sub, o->in, true);  // --ids / --prompt: one prompt instead of --prompts
     sub->add_option("--prompts", o->prompt_files, "Prompt file(s): one prompt per line, '#' lines are comments");
     sub->add_option("--limit", o->limit, "Use only the first K prompts (0 = all)")->capture_default_str();
     sub->add_option("--out,-o", o->out, "Output directory (CSV, JSON)")->required();

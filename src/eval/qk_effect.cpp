@@ -233,6 +233,15 @@ QkEffectSummary qk_effects(const Model<T>& model, const std::vector<std::vector<
     return s;
 }
 
+uint64_t qk_effects_bytes(const Config& cfg, int N, int scalar_bytes) {
+    const uint64_t n = uint64_t(N), m = n + 1, sb = uint64_t(scalar_bytes);
+    const uint64_t split = uint64_t(cfg.H) * m * m * n * n * sb;
+    const uint64_t one_head_double = m * m * n * n * 8;
+    const uint64_t sums = 3 * m * n * n * 8;
+    const uint64_t points = uint64_t(2 * cfg.L + 1) * m * n * uint64_t(cfg.D) * sb;
+    return split + one_head_double + sums + points;
+}
+
 std::vector<QkSideStats> qk_side_stats(const QkEffectSummary& s) {
     std::vector<QkSideStats> out;
     for (QkSide side : {QkSide::Query, QkSide::Key, QkSide::Both}) {
