@@ -2,16 +2,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <nlohmann/json.hpp>
 #include <numeric>
-#include <sstream>
 
 #include "depass/adjoint.hpp"
 #include "depass/attribute.hpp"
 #include "depass/backward.hpp"
 #include "depass/eval_qk.hpp"
-#include "depass/eval_report.hpp"
 #include "depass/ops.hpp"
 #include "depass/qk.hpp"
 
@@ -319,84 +315,5 @@ QkTokenStats qk_token_stats(const QkEffectSummary& s, bool skip_first) {
 
 template QkEffectSummary qk_effects(const Model<float>&, const std::vector<std::vector<int>>&, const Progress&);
 template QkEffectSummary qk_effects(const Model<double>&, const std::vector<std::vector<int>>&, const Progress&);
-
-namespace {
-std::string g6(double v) {
-    char b[40];
-    std::snprintf(b, sizeof b, "%.6g", v);
-    return b;
-}
-std::string csv_text(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string o = "\"";
-    for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return o + "\"";
-}
-}  // namespace
-
-std::string qk_rows_csv(const QkEffectSummary& s) {
-    std::ostringstream o;
-    o << "prompt,layer,head,position,side,pattern_first,pattern_exact,pattern_error,ctx_first,ctx_exact,ctx_error,"
-         "logit_first,logit_first_grad,logit_exact_pattern,logit_exact\n";
-    for (const QkEffectRow& r : s.rows)
-        o << r.prompt << "," << r.layer << "," << r.head << "," << r.component << "," << qk_side_name(r.side) << ","
-          << g6(r.pattern_first) << "," << g6(r.pattern_exact) << "," << g6(r.pattern_error) << ","
-          << g6(r.ctx_first) << "," << g6(r.ctx_exact) << "," << g6(r.ctx_error) << "," << g6(r.logit_first)
-          << "," << g6(r.logit_first_grad) << "," << g6(r.logit_exact_pattern) << "," << g6(r.logit_exact) << "\n";
-    return o.str();
-}
-
-std::string qk_tokens_csv(const QkEffectSummary& s, const std::vector<std::string>& pieces) {
-    std::ostringstream o;
-    o << "prompt,position,id,piece,ablation,depass_taylor,depass_softmax,qk_first,qk_first_grad,miss_taylor\n";
-    for (size_t i = 0; i < s.tokens.size(); ++i) {
-        const QkTokenRow& t = s.tokens[i];
-        o << t.prompt << "," << t.position << "," << t.id << "," << csv_text(i < pieces.size() ? pieces[i] : "")
-          << "," << g6(t.ablation) << "," << g6(t.depass_taylor) << "," << g6(t.depass_softmax) << ","
-          << g6(t.qk_first) << "," << g6(t.qk_first_grad) << "," << g6(t.ablation - t.depass_taylor) << "\n";
-    }
-    return o.str();
-}
-
-std::string qk_summary_json(const QkEffectSummary& s, const EvalRunInfo& run) {
-    nlohmann::json j;
-    j["model"] = run.model;
-    j["dtype"] = run.dtype;
-    j["prompt_files"] = run.prompt_files;
-    j["prompts"] = s.prompts.size();
-    j["seconds"] = s.seconds;
-    for (const QkSideStats& st : qk_side_stats(s)) {
-        nlohmann::json e;
-        e["experiments"] = st.rows;
-        e["pattern_rel_error"] = st.pattern_rel_error;
-        e["context_rel_error"] = st.ctx_rel_error;
-        e["logit_pearson"] = st.logit_pearson;
-        e["logit_spearman"] = st.logit_spearman;
-        e["logit_rel_error"] = st.logit_rel_error;
-        e["logit_pearson_frozen_after_head"] = st.logit_pearson_frozen;
-        e["logit_rel_error_frozen_after_head"] = st.logit_rel_error_frozen;
-        e["logit_pearson_gradient_after_head"] = st.logit_pearson_grad;
-        e["logit_rel_error_gradient_after_head"] = st.logit_rel_error_grad;
-        e["mean_abs_logit_exact"] = st.mean_abs_exact;
-        j["sides"][qk_side_name(st.side)] = e;
-    }
-    for (bool skip : {false, true}) {
-        const QkTokenStats t = qk_token_stats(s, skip);
-        nlohmann::json e;
-        e["tokens"] = t.tokens;
-        e["mean_abs_ablation"] = t.mean_abs_ablation;
-        e["miss_taylor"] = t.miss_taylor;
-        e["miss_softmax"] = t.miss_softmax;
-        e["miss_taylor_plus_qk"] = t.miss_with_qk;
-        e["qk_explained_of_miss"] = t.qk_explained;
-        e["pearson_miss_qk"] = t.miss_qk_pearson;
-        e["qk_gradient_explained_of_miss"] = t.qk_explained_grad;
-        e["pearson_miss_qk_gradient"] = t.miss_qk_pearson_grad;
-        e["pearson_ablation_taylor"] = t.pearson_taylor;
-        e["pearson_ablation_taylor_plus_qk"] = t.pearson_with_qk;
-        j["tokens"][skip ? "without_bos" : "all"] = e;
-    }
-    return j.dump(2) + "\n";
-}
 
 }  // namespace depass::eval
