@@ -33,6 +33,15 @@ std::string csv_field(const std::string& s) {
 
 std::string dump(const nlohmann::json& j) { return j.dump(2) + "\n"; }
 
+// The fields every evaluation summary starts with: the model, the type and the prompt files.
+nlohmann::json run_header(const EvalRunInfo& run) {
+    nlohmann::json j;
+    j["model"] = run.model;
+    j["dtype"] = run.dtype;
+    j["prompt_files"] = run.prompt_files;
+    return j;
+}
+
 // The fields every timing JSON starts with.
 nlohmann::json timing_header(const TimingRunInfo& run) {
     nlohmann::json j;
@@ -123,10 +132,7 @@ std::string tokens_per_prompt_csv(const TokenEvalSummary& s, const std::vector<s
 
 std::string tokens_summary_json(const TokenEvalSummary& s, const EvalRunInfo& run) {
     const TokenEvalOptions& opt = s.options;
-    nlohmann::json j;
-    j["model"] = run.model;
-    j["dtype"] = run.dtype;
-    j["prompt_files"] = run.prompt_files;
+    nlohmann::json j = run_header(run);
     j["prompts"] = s.prompts;
     j["skipped_short_prompts"] = s.skipped;
     j["percents"] = opt.percents;
@@ -207,11 +213,8 @@ std::string units_csv(const UnitEvalSummary& s) {
 }
 
 std::string units_json(const UnitEvalSummary& s, const EvalRunInfo& run) {
-    nlohmann::json j;
-    j["model"] = run.model;
-    j["dtype"] = run.dtype;
+    nlohmann::json j = run_header(run);
     j["unit"] = unit_name(s.kind);
-    j["prompt_files"] = run.prompt_files;
     j["prompts"] = s.prompts;
     j["total_units"] = s.total_units;
     j["mean_p_clean"] = s.mean_p_clean;
@@ -440,10 +443,7 @@ std::string qk_tokens_csv(const QkEffectSummary& s, const std::vector<std::strin
 }
 
 std::string qk_summary_json(const QkEffectSummary& s, const EvalRunInfo& run) {
-    nlohmann::json j;
-    j["model"] = run.model;
-    j["dtype"] = run.dtype;
-    j["prompt_files"] = run.prompt_files;
+    nlohmann::json j = run_header(run);
     j["prompts"] = s.prompts.size();
     j["seconds"] = s.seconds;
     for (const QkSideStats& st : qk_side_stats(s)) {
