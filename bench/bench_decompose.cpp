@@ -22,6 +22,11 @@
 // GEMM through linear() (the tiled OpenBLAS product). Rates are also given as a share of the
 // machine's peak per core times the threads (bench_peak.hpp: nominal, and a measured FMA loop).
 //
+// Ceiling: the best the product library itself does on this thread, measured in the same run: one
+// [8384, 768] x [768, 2048] product as ONE call (single_product_nt: one cblas_?gemm call, or one
+// Eigen product; no tiles), median of 5. "%best" is the decomposed pass's rate over that ceiling
+// times the threads: a pass made only of such products, with nothing else to do, would reach 100%.
+//
 // Memory: the dense decomposed state M N D sizeof(T), the stored rows R D sizeof(T),
 // and the growth of the peak resident set during one propagate() call (VmHWM after
 // resetting it through /proc/self/clear_refs; getrusage's ru_maxrss if that fails).
@@ -30,6 +35,7 @@
 //                        [--system-malloc] [--profile N]
 //   float and double, both shapes by default; --quick: stories15M, N <= 128.
 //   --profile N: one forward and one propagate() at N only (for profilers; float unless --double).
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -70,6 +76,32 @@ const Peak& the_peak() {
     return p;
 }
 
+// The product library's ceiling on one thread (see the file comment), GFLOP/s: [0] the active
+// backend (OpenBLAS in a BLAS build), [1] Eigen (the same as [0] without the backend).
+template <class T>
+std::array<double, 2> library_ceiling(int reps) {
+    const Mat<T> X = Mat<T>::Random(8384, 768), W = Mat<T>::Random(2048, 768);
+    Mat<T> Y;
+    const double flops = 2.0 * 8384 * 768 * 2048;
+    const bool both = blas_enabled();
+    single_product_nt(X, W, Y);  // warm-up: pages in Y
+    const std::vector<double> t = median_times(
+        reps, 1e9,
+        [&] {
+            set_blas_products(true);
+            single_product_nt(X, W, Y);
+            g_sink = g_sink + double(Y(0, 0));
+        },
+        [&] {
+            if (!both) return;
+            set_blas_products(false);
+            single_product_nt(X, W, Y);
+            g_sink = g_sink + double(Y(0, 0));
+            set_blas_products(true);
+        });
+    return {flops / t[0] * 1e-9, both ? flops / t[1] * 1e-9 : flops / t[0] * 1e-9};
+}
+
 template <class T>
 void run_table(const std::string& shape, bool quick, int reps, const char* type_name) {
     // Per core x threads: the nominal peak, and the measured FMA loop's rate (half of it in double).
@@ -78,11 +110,20 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
     const double peak_fma = (sizeof(T) == 4 ? fma_f32 : fma_f32 / 2) * max_threads();
     const Config cfg = stories_shape(shape);
     const Model<T> model = random_model<T>(cfg, 1234);
+    const std::array<double, 2> best = library_ceiling<T>(5);
+    std::printf("\n%s ceiling, one [8384, 768] x [768, 2048] product as one call on one thread: %s %.1f GFLOP/s"
+                " (%.0f%% nominal, %.0f%% fma)",
+                type_name, blas_enabled() ? "OpenBLAS" : "Eigen", best[0],
+                100.0 * best[0] * max_threads() / peak_nominal, 100.0 * best[0] * max_threads() / peak_fma);
+    if (blas_enabled())
+        std::printf(", Eigen %.1f (%.0f%% nominal, %.0f%% fma)", best[1],
+                    100.0 * best[1] * max_threads() / peak_nominal, 100.0 * best[1] * max_threads() / peak_fma);
+    std::printf("\n");
     std::printf("\n%s, %s shape (D %d, L %d, H %d, I %d)  (threads: %d)\n", type_name, shape.c_str(), cfg.D,
                 cfg.L, cfg.H, cfg.I, max_threads());
-    std::printf("%4s %4s %7s %8s %8s %8s %6s %6s %8s %6s %8s %8s %7s %7s %8s %9s\n", "N", "M", "rows R", "GFLOP",
-                "prop ms", "GF/s", "%nom", "%fma", "Eigen", "%fma", "gemm E", "gemm B", "vs gemm", "fwd ms",
-                "prop/fwd", "max|sum-h|");
+    std::printf("%4s %4s %7s %8s %8s %8s %6s %6s %6s %8s %6s %6s %8s %8s %7s %7s %8s %9s\n", "N", "M", "rows R",
+                "GFLOP", "prop ms", "GF/s", "%nom", "%fma", "%best", "Eigen", "%fma", "%best", "gemm E", "gemm B",
+                "vs gemm", "fwd ms", "prop/fwd", "max|sum-h|");
     struct MemRow {
         int N, M;
         double dense, stored, peak_growth, cold_s;
@@ -175,10 +216,14 @@ void run_table(const std::string& shape, bool quick, int reps, const char* type_
         const double rate = flops / t_prop * 1e-9, rate_eigen = both ? flops / t_eigen * 1e-9 : rate;
         const double rate_gemm = repeat * gemm_flops / t_gemm * 1e-9;
         const double rate_blas = both ? repeat * gemm_flops / t_blas * 1e-9 : 0;
-        std::printf("%4d %4d %7lld %8.2f %8.1f %8.1f %5.0f%% %5.0f%% %8.1f %5.0f%% %8.1f %8.1f %6.0f%% %7.2f %8.1f %9.1e\n",
-                    N, init.comps.M, (long long)R, flops * 1e-9, t_prop * 1e3, rate, 100.0 * rate / peak_nominal,
-                    100.0 * rate / peak_fma, rate_eigen, 100.0 * rate_eigen / peak_fma, rate_gemm, rate_blas,
-                    100.0 * rate / std::max(rate_gemm, rate_blas), t_fwd * 1e3, t_prop / t_fwd, completeness);
+        const double threads = max_threads();
+        std::printf(
+            "%4d %4d %7lld %8.2f %8.1f %8.1f %5.0f%% %5.0f%% %5.0f%% %8.1f %5.0f%% %5.0f%% %8.1f %8.1f %6.0f%% %7.2f "
+            "%8.1f %9.1e\n",
+            N, init.comps.M, (long long)R, flops * 1e-9, t_prop * 1e3, rate, 100.0 * rate / peak_nominal,
+            100.0 * rate / peak_fma, 100.0 * rate / (best[0] * threads), rate_eigen, 100.0 * rate_eigen / peak_fma,
+            100.0 * rate_eigen / (best[1] * threads), rate_gemm, rate_blas,
+            100.0 * rate / std::max(rate_gemm, rate_blas), t_fwd * 1e3, t_prop / t_fwd, completeness);
         std::fflush(stdout);
     }
     std::printf(
@@ -266,7 +311,9 @@ int main(int argc, char** argv) {
             "and the measured FMA loop's (below). Eigen = the decomposed pass with the BLAS backend switched\n"
             "off (set_blas_products(false); BLAS builds only, alternating with the first). gemm E = the GEMM\n"
             "as one Eigen product, gemm B = the same through linear(), the tiled BLAS product (BLAS builds);\n"
-            "vs gemm = prop GF/s / the faster of the two.\n%s\n%s\n%s\n",
+            "vs gemm = prop GF/s / the faster of the two. %%best = GF/s / (the ceiling x threads): the\n"
+            "ceiling is the library's own rate on one large product as one call (printed before each table).\n"
+            "%s\n%s\n%s\n",
             malloc_line.c_str(), the_peak().describe().c_str(), load_average().c_str());
         for (const std::string& shape : shapes) {
             run_table<float>(shape, quick, reps, "float");

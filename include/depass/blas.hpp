@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "depass/types.hpp"
+
 namespace depass {
 
 // Whether this build sends the large products to OpenBLAS.
@@ -20,6 +22,13 @@ bool blas_enabled();
 // another thread computes.
 bool blas_products();
 void set_blas_products(bool on);
+
+// y = x w^T as ONE product on the calling thread, through whichever backend blas_products()
+// selects (one cblas_?gemm call, or one Eigen product): no tiles, no threads. This is the
+// library's best case on a large product, the ceiling the benchmarks compare the decomposed pass
+// with (bench/bench_decompose.cpp); the library's own products go through linear() instead.
+template <class T>
+void single_product_nt(const Mat<T>& x, const Mat<T>& w, Mat<T>& y);
 
 // One line for logs and benchmark headers, e.g.
 // "products: OpenBLAS 0.3.21 (OpenMP build), kernels SkylakeX, 1 thread per call" or

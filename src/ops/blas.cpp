@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string>
 
+#include "blas_product.hpp"
+#include "check.hpp"
 #include "depass/types.hpp"
 
 #ifdef DEPASS_HAVE_BLAS
@@ -82,6 +84,15 @@ bool choose_blas_kernels() {
     return false;
 #endif
 }
+
+template <class T>
+void single_product_nt(const Mat<T>& x, const Mat<T>& w, Mat<T>& y) {
+    detail::check_dim("single_product_nt", "inner dimension", w.cols(), x.cols());
+    y.resize(x.rows(), w.rows());
+    detail::product_nt(y, x, w);
+}
+template void single_product_nt(const Mat<float>&, const Mat<float>&, Mat<float>&);
+template void single_product_nt(const Mat<double>&, const Mat<double>&, Mat<double>&);
 
 std::string blas_summary() {
 #ifdef DEPASS_HAVE_BLAS
