@@ -107,3 +107,29 @@ TEST_CASE("the backend's tiled product matches a naive loop at 1 and 2 threads (
 TEST_CASE("the backend's tiled product matches a naive loop at 1 and 2 threads (double)", "[blas][linear]") {
     check_product<double>(1e-12);
 }
+
+TEST_CASE("the benchmarks' single product matches a naive loop, with the backend on and off", "[blas]") {
+    // Shapes no tile or register block divides; the result is resized by the call.
+    const long N = 67, O = 131, K = 45;
+    const Mat<double> x = random_mat<double>(N, K, 21), W = random_mat<double>(O, K, 22);
+    const bool was = blas_products();
+    for (const bool on : {true, false}) {
+        set_blas_products(on);
+        Mat<double> y(1, 1);
+        single_product_nt(x, W, y);
+        REQUIRE(y.rows() == N);
+        REQUIRE(y.cols() == O);
+        double err = 0;
+        for (long n = 0; n < N; ++n)
+            for (long o = 0; o < O; ++o) {
+                long double s = 0;
+                for (long k = 0; k < K; ++k) s += (long double)x(n, k) * (long double)W(o, k);
+                err = std::max(err, std::abs(y(n, o) - double(s)));
+            }
+        INFO(blas_summary());
+        CHECK(err <= 1e-12);
+    }
+    set_blas_products(was);
+    Mat<double> y;
+    CHECK_THROWS_AS(single_product_nt(x, Mat<double>(3, K + 1), y), Error);
+}
