@@ -84,6 +84,10 @@ std::array<double, 2> library_ceiling(int reps) {
     Mat<T> Y;
     const double flops = 2.0 * 8384 * 768 * 2048;
     const bool both = blas_enabled();
+    // OpenBLAS's OpenMP build threads a call made outside a parallel region over
+    // omp_get_max_threads(): one thread while measuring, the count put back after.
+    const int threads = max_threads();
+    set_threads(1);
     single_product_nt(X, W, Y);  // warm-up: pages in Y
     const std::vector<double> t = median_times(
         reps, 1e9,
@@ -99,6 +103,7 @@ std::array<double, 2> library_ceiling(int reps) {
             g_sink = g_sink + double(Y(0, 0));
             set_blas_products(true);
         });
+    set_threads(threads);
     return {flops / t[0] * 1e-9, both ? flops / t[1] * 1e-9 : flops / t[0] * 1e-9};
 }
 
