@@ -661,20 +661,22 @@ TEMPLATE_TEST_CASE("softmax/max/relu/linear_rule: weights sum to 1; hand-derived
     auto weights = [](MlpRule r, std::vector<T> G, double temp = 0.1) {
         // The shares of K components for one neuron: a [K, 1] block, weights in place.
         const int K = int(G.size());
-        std::vector<T> scratch(2);
+        std::vector<T> scratch(3);
+        std::vector<int> comp(static_cast<size_t>(K)), at(1);
+        for (int k = 0; k < K; ++k) comp[size_t(k)] = k;
         Eigen::Array<T, Eigen::Dynamic, 1> e(1);
         switch (r) {
             case MlpRule::Softmax:
                 softmax_rule(G.data(), K, 1, T(temp), scratch.data(), e.data());
                 break;
             case MlpRule::Max:
-                max_rule(G.data(), K, 1);
+                max_rule(G.data(), comp.data(), K, 1, scratch.data(), at.data());
                 break;
             case MlpRule::Relu:
-                relu_rule(G.data(), K, 1);
+                relu_rule(G.data(), K, 1, scratch.data());
                 break;
             case MlpRule::Linear:
-                linear_rule(G.data(), K, 1);
+                linear_rule(G.data(), K, 1, scratch.data());
                 break;
             case MlpRule::Taylor:
                 FAIL("taylor has no weights");

@@ -115,8 +115,11 @@ Attribution<T> attribute_adjoint(const Model<T>& model, const Trace<T>& trace, c
 // Every block's attribution at once (module, head, neuron level; rq.start.layer is ignored):
 // entry l is what attribute() gives for layer l. With rq.adjoint one reverse pass serves
 // every layer; otherwise one decomposed pass per layer.
+// Split over the ranks of `group` (distributed.hpp): each layer's pass as attribute() does it
+// (the adjoint path is refused there).
 template <class T>
 std::vector<Attribution<T>> attribute_all_layers(const Model<T>& model, const Trace<T>& trace,
-                                                 const AttributionRequest& rq);
+                                                 const AttributionRequest& rq,
+                                                 const Group& group = one_process());
 
 }  // namespace depass

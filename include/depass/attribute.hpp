@@ -47,6 +47,8 @@ public:
     explicit CompletenessMonitor(const Trace<T>& trace);  // tolerance::completeness_rel<T>()
 
     void observe(const CutPoint& p, const Components<T>& c);
+    // The same from the components' sum (a run split over ranks sums every rank's slice first).
+    void observe_sum(const CutPoint& p, const Mat<T>& sum);
     const std::vector<CompletenessPoint>& points() const { return points_; }
     double max_abs() const { return max_abs_; }
     double max_rel() const { return max_rel_; }
@@ -121,9 +123,19 @@ std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>
 // the monitor (for progress). With request.adjoint: attribute_adjoint() (adjoint.hpp; no
 // components, `observe` is not called). Throws depass::Error for a bad request or when
 // completeness is violated (nothing is returned then).
+//
+// Split over the ranks of `group` (distributed.hpp; every rank calls this with the same
+// arguments): each rank initialises and propagates its block of components, the monitor
+// checks completeness at every residual point on the sum of every rank's slice (summed in
+// the order of one process, so its figures are one process's), and rank 0 gathers the
+// components and the logit attribution (with request.qk the split and with keep_points the
+// points' components too, both computed from gathered components). Rank 0 returns the whole
+// result; the other ranks return it without components, logit attribution, points or QK
+// split. `observe` sees each rank's slice. request.adjoint is refused (its reverse pass forms
+// no components to split).
 template <class T>
 Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const AttributionRequest& request,
-                         const ComponentObserver<T>& observe = {});
+                         const ComponentObserver<T>& observe = {}, const Group& group = one_process());
 
 // The same from token ids (runs the recorded forward pass first).
 template <class T>

@@ -14,6 +14,12 @@
 //
 // The decomposed twin of every op (ops.hpp) takes Components and returns Components
 // of the same layout (the same M, N, first[]), possibly with another width D.
+//
+// Slices. A run split over processes (distributed.hpp) keeps a contiguous block of the
+// components on each: components m0 .. m0 + M - 1 of `total`, stored exactly as above. Only
+// the slice that ends at `total` holds the rest, so the ops add a bias to the rest's rows
+// through add_to_rest(), which does nothing on the other slices. A whole decomposition is the
+// slice m0 = 0, total = M.
 #pragma once
 
 #include <string>
@@ -30,11 +36,24 @@ struct Components {
     std::vector<int64_t> offset;     // [M+1] first row of component m in X
     std::vector<int> row_pos;        // [R] position n of each stored row
     Mat<T> X;                        // [R, D] stored rows
-    std::vector<std::string> names;  // [M]; names.back() == "rest"
+    std::vector<std::string> names;  // [M]; names.back() == "rest" (when the slice holds it)
+    int m0 = 0;                      // index of component 0 in the whole decomposition
+    int total = 0;                   // components of the whole decomposition
 
     // Empty components (all zero) with the given first positions (first.back() must be 0).
     static Components zeros(int N, int D, std::vector<int> first, std::vector<std::string> names);
-    int rest() const { return M - 1; }
+    // An empty slice: components m0 .. m0 + first.size() - 1 of `total` (zero of them allowed);
+    // when it ends at `total` it holds the rest (then first.back() must be 0).
+    static Components slice_zeros(int N, int D, std::vector<int> first, std::vector<std::string> names,
+                                  int m0, int total);
+    bool has_rest() const { return m0 + M == total && M > 0; }
+    int rest() const { return M - 1; }  // the rest's index here (when has_rest())
+    // y.middleRows of the rest += b in every row (y has this layout's rows); nothing on a slice
+    // without the rest.
+    template <class Y, class B>
+    void add_to_rest(Y& y, const B& b) const {
+        if (has_rest()) y.middleRows(offset[rest()], N).rowwise() += b.transpose();
+    }
     int64_t rows() const { return offset.back(); }
     // Rows of component m (positions first[m] .. N-1).
     auto block(int m) { return X.middleRows(offset[m], offset[m + 1] - offset[m]); }

@@ -34,9 +34,12 @@ using ComponentObserver = std::function<void(const CutPoint&, const Components<T
 
 // Pushes components from `cut` through the rest of the network (to h[L]) with every
 // frozen quantity taken from `trace`. Returns the components of h[L].
+// Split over ranks (distributed.hpp): `comps` is this rank's slice, every rank calls this
+// with its own, and the MLP share rules reduce over `group`; `observe` sees the slice.
 template <class T>
 Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components<T> comps, CutPoint cut,
-                        const DecomposeOptions& opt, const ComponentObserver<T>& observe = {});
+                        const DecomposeOptions& opt, const ComponentObserver<T>& observe = {},
+                        const Group& group = one_process());
 
 // The attention block's twin with one block's weights `lw` and record `lt`: the
 // components of its output (W_O of the frozen-probability mix of Norm1(X_m) W_V^T;
@@ -47,7 +50,8 @@ Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T
 // The MLP block's twin with one block's weights and record: the components of its output.
 template <class T>
 Components<T> mlp_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
-                                   const Components<T>& x, const DecomposeOptions& opt);
+                                   const Components<T>& x, const DecomposeOptions& opt,
+                                   const Group& group = one_process());
 
 // Logit attribution: for targets[n][k], attr[m][n][k] = W_U[v] . NormF_m(X_m[n]) with
 // the final norm's factors frozen; summed over m this is the true logit (minus any

@@ -36,6 +36,10 @@ struct EstimateOptions {
     // Held only while the loader widens a tensor, beside the widened weights (load_transient_bytes()
     // of model_info.hpp): the whole file for llama2.c, one tensor raw + converted otherwise.
     uint64_t load_extra_bytes = 0;
+    // A run split over `ranks` processes (distributed.hpp), the memory of rank `rank`: the
+    // decomposed pass holds about 1/ranks of the stored rows on each rank; the gathered result
+    // and the output are on rank 0 only. The time (macs) stays the whole run's.
+    int ranks = 1, rank = 0;
 };
 
 // Multiply-adds of one recorded forward pass over N tokens.

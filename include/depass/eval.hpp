@@ -212,10 +212,14 @@ struct TokenEvalSummary {
     double seconds = 0;
 };
 
-// All prompts (OpenMP over prompts).
+// All prompts (OpenMP over prompts). Split over the ranks of `group` (distributed.hpp; every
+// rank calls this with the same arguments): each rank evaluates a contiguous block of the
+// prompts, the per-prompt results are exchanged, and every rank returns the summary one
+// process computes, number for number (the same per-prompt results, combined in prompt order).
 template <class T>
 TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector<int>>& prompts,
-                            const TokenEvalOptions& opt, const Progress& progress = {});
+                            const TokenEvalOptions& opt, const Progress& progress = {},
+                            const Group& group = one_process());
 
 // ---- heads and neurons -------------------------------------------------------------------
 
@@ -297,9 +301,11 @@ struct UnitEvalSummary {
     double seconds = 0;
 };
 
+// All prompts (OpenMP over prompts); split over the ranks of `group` as token_eval is.
 template <class T>
 UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<int>>& prompts, UnitKind kind,
-                          const UnitEvalOptions& opt, const Progress& progress = {});
+                          const UnitEvalOptions& opt, const Progress& progress = {},
+                          const Group& group = one_process());
 
 // ---- neuron-level cost: DePass vs one ablation per neuron ---------------------------------
 

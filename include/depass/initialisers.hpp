@@ -119,7 +119,12 @@ struct LevelRequest {
     std::string custom_source = "custom components";
 };
 
+// The decomposition `req` names. With ranks > 1 (a run split over processes, distributed.hpp)
+// only the block of components that `rank` holds (split_components) is computed, as a slice
+// (components.hpp); `info` still describes every component. The rest, on the last rank that
+// holds anything, is computed exactly as in the whole decomposition, to the last bit.
 template <class T>
-Initialised<T> initialise(const Model<T>& model, const Trace<T>& t, const LevelRequest& req);
+Initialised<T> initialise(const Model<T>& model, const Trace<T>& t, const LevelRequest& req, int rank = 0,
+                          int ranks = 1);
 
 }  // namespace depass

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "depass/components.hpp"
+#include "depass/distributed.hpp"
 #include "depass/types.hpp"
 
 namespace depass {
@@ -153,7 +154,8 @@ Components<T> attention_decomposed(const Components<T>& v, const std::vector<Mat
 // per position, linear in x, so the rotated components sum to the rotated state.
 //                                                                sum_m rope(X_m) = rope(S)
 template <class T>
-void rope_decomposed(Components<T>& x, int nheads, int Dh, RopeStyle style, const std::vector<double>& inv_freq);
+void rope_decomposed(Components<T>& x, int nheads, int Dh, RopeStyle style,
+                     const std::vector<double>& inv_freq);
 
 // The bilinear twin of the attention logits (the QK circuit). With the queries and keys
 // split into components, q = sum_m Q_m and k = sum_m' K_m', every logit is a sum over pairs
@@ -235,29 +237,38 @@ struct DecomposeOptions {
 // Section 5 steps 1-3, before every rule but taylor: component 0's shares are 0 with
 // ignore-special-token; at n = 0 the shares of opt.pos0_component are 1; the rest's
 // shares with |G| < 1e-5 are 0, and where every share of a neuron is 0 the rest's is 1.
-// comp[k] is the component index of row k; `scratch` has length I.
+// comp[k] is the component index of row k and `rest` the rest's index; `scratch` has length I.
+//
+// Split over ranks (distributed.hpp), the rows are those of this rank's slice: comp[] holds
+// indices in the whole decomposition, the rest's row is here only on the rank holding it,
+// and every step that looks across components reduces its per-neuron vector over the ranks
+// through `group` (the identity for one process). Every rank calls every step for every
+// position, with K = 0 where it holds nothing there, so the reductions pair up.
 template <class T>
-void prepare_gate_shares(T* g, const int* comp, int K, int I, int n, const DecomposeOptions& opt, T* scratch);
+void prepare_gate_shares(T* g, const int* comp, int K, int I, int n, const DecomposeOptions& opt, int rest,
+                         T* scratch, const Group& group = one_process());
 // The rules (section 3; step 4): shares -> weights w summing to 1 over the components
 // whose share is not 0 (the participating ones; the others get 0). Where a rule's
 // normaliser is 0 the participating components share the neuron equally.
 //   softmax: w = softmax(G / T) over the participating components
-//   max:     w = 1 for the largest share (the first on ties)
+//   max:     w = 1 for the largest share (the first component on ties; comp[k] is row k's
+//            component index, `at` scratch of length I)
 //   relu:    w proportional to max(G, 0)
 //   linear:  w proportional to G - min G
-// softmax_rule's scratch has length 2I and `e` length I aligned for Eigen's packets.
+// `scratch` has length 2I (softmax, max, relu) or 3I (linear); softmax_rule's `e` has length I,
+// aligned for Eigen's packets.
 template <class T>
-void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e);
+void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e, const Group& group = one_process());
 template <class T>
-void max_rule(T* g, int K, int I);
+void max_rule(T* g, const int* comp, int K, int I, T* scratch, int* at, const Group& group = one_process());
 template <class T>
-void relu_rule(T* g, int K, int I);
+void relu_rule(T* g, int K, int I, T* scratch, const Group& group = one_process());
 template <class T>
-void linear_rule(T* g, int K, int I);
+void linear_rule(T* g, int K, int I, T* scratch, const Group& group = one_process());
 // taylor: no weights, a first-order split of the activation along the pre-activation p:
 //   A_m = G_m * act(p)/p * up        (sum_m G_m = p, so sum_m A_m = a)
 // pre, up [I] are the position's recorded pre-activation and up projection (up null: GELU);
-// `scratch` has length I.
+// `scratch` has length I. Nothing is shared across components: no reduction.
 template <class T>
 void taylor_rule(T* g, int K, int I, Activation act, const T* pre, const T* up, T* scratch);
 
@@ -267,11 +278,13 @@ void taylor_rule(T* g, int K, int I, Activation act, const T* pre, const T* up, 
 //   b_share   [I] the rest's extra share (GELU's b_1) or empty
 //   W_down    [D, I];  b_down [D] or empty (to the rest)
 //   pre, up, a  the recorded pre-activation, up projection (empty for GELU) and activation  [N, I]
-// Returns the components of the MLP output (same layout, width D).
+// Returns the components of the MLP output (same layout, width D). z may be one rank's slice
+// of the components, the share rules then reducing over `group`.
 template <class T>
 Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, const Vec<T>& b_share,
                              const Mat<T>& W_down, const Vec<T>& b_down, Activation act, const Mat<T>& pre,
-                             const Mat<T>& up, const Mat<T>& a, const DecomposeOptions& opt);
+                             const Mat<T>& up, const Mat<T>& a, const DecomposeOptions& opt,
+                             const Group& group = one_process());
 
 // ---- unembedding ---------------------------------------------------------------
 // logits = x W_U^T.                            x [N, D], W_U [V, D] -> [N, V]

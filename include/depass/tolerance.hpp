@@ -77,6 +77,26 @@ constexpr double qk_rel<float>() {
     return 1e-5;
 }
 
+// A run split over ranks (distributed.hpp) against the same run in one process, for the
+// components and the logit attribution, relative to the tensor's max magnitude. The ranks
+// compute every product and every component's share as one process does; what differs is
+// the order of the share rules' sums (softmax's sum of exponentials, the relu and linear
+// normalisers), which add each rank's partial sum instead of one component after another:
+// a few ulp per weight, carried through the later blocks (the max and taylor rules have no
+// sum across components). The bound 1e-13 in double; in float the completeness bound
+// 1e-5, as every float identity of the pass. A wrong reduction (a lost rank, a max for a sum,
+// a bias added on every rank) moves the results by 1e-3 and more.
+template <class T>
+constexpr double split_rel();
+template <>
+constexpr double split_rel<double>() {
+    return 1e-13;
+}
+template <>
+constexpr double split_rel<float>() {
+    return 1e-5;
+}
+
 // Forward pass against goldens, relative to the tensor's max magnitude.
 constexpr double golden_f32_rel = 1e-4;         // float forward vs a float32 reference
 constexpr double golden_f64_rope_rel = 1e-4;    // double vs HF float64 with float32 RoPE tables

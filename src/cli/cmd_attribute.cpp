@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "common.hpp"
 #include "depass/adjoint.hpp"
@@ -23,10 +24,10 @@ struct AttributeOptions {
     int layer = 0;
     bool all = false;  // --layer all
     bool adjoint = false;
-    int qk = -1;                        // --qk L: split block L's attention logits over component pairs
+    int qk = -1;                       // --qk L: split block L's attention logits over component pairs
     std::string qk_heads, qk_queries;  // --qk-heads, --query-positions
-    std::string module;          // attn | mlp
-    std::string heads, neurons;  // lists
+    std::string module;                // attn | mlp
+    std::string heads, neurons;        // lists
     int neuron_groups = 0;
     std::vector<std::string> bases;
     std::string components;
@@ -61,19 +62,23 @@ void check_combination(CLI::App* sub, const AttributeOptions& o) {
                          "): only the taylor rule is linear in the components, so only it can be computed by "
                          "one reverse pass; the other rules need the decomposed forward pass");
     if ((o.adjoint || o.all) && o.json_components)
-        throw UsageError(std::string("--json-components: ") +
-                         (o.adjoint ? "--adjoint never forms the components" : "--layer all writes no components"));
+        throw UsageError(std::string("--json-components: ") + (o.adjoint
+                                                                   ? "--adjoint never forms the components"
+                                                                   : "--layer all writes no components"));
     if (o.adjoint && o.all_layers)
-        throw UsageError("--all-layers stores the components at every residual point, which --adjoint never forms");
+        throw UsageError(
+            "--all-layers stores the components at every residual point, which --adjoint never forms");
     if (o.all && o.level != "module" && o.level != "head" && o.level != "neuron")
-        throw UsageError("--layer all applies to --level module, head and neuron only (got --level " + o.level + ")");
+        throw UsageError("--layer all applies to --level module, head and neuron only (got --level " +
+                         o.level + ")");
     if ((given("--qk-heads") || given("--query-positions")) && o.qk < 0)
         throw UsageError(std::string(given("--qk-heads") ? "--qk-heads" : "--query-positions") +
                          " applies to --qk L, which is not given");
     if (o.qk >= 0 && o.adjoint)
         throw UsageError("--qk needs the components at its block's input, which --adjoint never forms");
     if (o.qk >= 0 && o.all) throw UsageError("--qk takes one cut (--layer N), not --layer all");
-    if (given("--qk") && o.qk < 0) throw UsageError("--qk: " + std::to_string(o.qk) + " (expected a block >= 0)");
+    if (given("--qk") && o.qk < 0)
+        throw UsageError("--qk: " + std::to_string(o.qk) + " (expected a block >= 0)");
     if (o.all && o.all_layers)
         throw UsageError("--layer all writes logit_attribution_by_layer only; drop --all-layers");
     if (given("--neurons") && given("--neuron-groups"))
@@ -150,12 +155,14 @@ void run_attribute(const AttributeOptions& o) {
     EstimateOptions need;
     if (o.neuron_groups > 0) need.neuron_groups = o.neuron_groups;
     need.subspaces = std::max<int>(1, int(o.bases.size()));
+    need.ranks = ranks().size();  // split over MPI ranks: this rank's share
+    need.rank = ranks().rank();
     // The adjoint path stores one block of rows per target, positions 0 .. n: N (N + 1) / 2 rows for
     // one target per position, as many as the token level's components.
-    const std::string run = o.adjoint                                  ? "token"
+    const std::string run = o.adjoint                                    ? "token"
                             : o.level == "neuron" && o.neuron_groups > 0 ? "neuron groups"
-                            : o.level == "custom"                      ? "forward"
-                                                                       : o.level;
+                            : o.level == "custom"                        ? "forward"
+                                                                         : o.level;
     const WeightMode mode = weight_mode(o.in, header, int(sizeof(T)));
     require_memory(o.in.model, header, int(ids.size()), int(sizeof(T)), run, mode, need);
     Model<T> model = load_model<T>(o.in.model, mode);
@@ -203,7 +210,7 @@ void run_attribute(const AttributeOptions& o) {
     bool started = false;
     const auto report_progress = [&](const CutPoint& p, const Components<T>& c) {
         if (!started)  // the first point is the cut, with the initial components
-            say(o.in, "decomposing from " + p.str() + " (" + o.level + " level, " + std::to_string(c.M) +
+            say(o.in, "decomposing from " + p.str() + " (" + o.level + " level, " + std::to_string(c.total) +
                           " components, rule " + rule_name(rq.rule) + ")");
         started = true;
         progress(o.in, "decomposed up to " + p.str() + " of h[" + std::to_string(cfg.L) + "]");
@@ -211,9 +218,28 @@ void run_attribute(const AttributeOptions& o) {
     if (o.adjoint)
         say(o.in, "attributing from " + std::string(o.all ? "every layer" : "one cut") + " (" + o.level +
                       " level) by one reverse pass of the frozen network (taylor rule)");
-    const Attribution<T> a =
-        o.all ? stack_layers(attribute_all_layers(model, trace, rq))
-              : attribute(model, trace, rq, ComponentObserver<T>(report_progress));
+    // Over MPI ranks each rank propagates its block of the components; rank 0 gets the whole
+    // result, writes the files and prints the summary (the other ranks are done here).
+    const Group& group = ranks();
+    if (group.size() > 1)
+        say(o.in, "split over " + std::to_string(group.size()) + " ranks (components in contiguous blocks)");
+    std::vector<Attribution<T>> layers;
+    std::optional<Attribution<T>> one;
+    if (o.all)
+        layers = attribute_all_layers(model, trace, rq, group);
+    else
+        one = attribute(model, trace, rq, ComponentObserver<T>(report_progress), group);
+    if (!group.is_root()) return;
+    const Attribution<T> a = o.all ? stack_layers(std::move(layers)) : std::move(*one);
+    if (group.size() > 1 && !o.all) {
+        // Every rank passes the same vectors to the share rules' all-reduces ([I] per position,
+        // a few per MLP block): what one rank sent, in all and per MLP block of the pass.
+        const int blocks = cfg.L - a.cut.layer;
+        const uint64_t bytes = group.share_bytes();
+        say(o.in, "share rules: " + std::to_string(bytes) + " bytes all-reduced per rank (" +
+                      std::to_string(blocks > 0 ? bytes / uint64_t(blocks) : 0) + " per MLP block, " +
+                      std::to_string(blocks) + " blocks)");
+    }
     const int L_out = o.all ? cfg.L : 1;  // layers in the output
     progress(o.in, "");
     const Components<T>& out = a.components;
@@ -260,10 +286,11 @@ void run_attribute(const AttributeOptions& o) {
             }
         std::sort(pairs.begin(), pairs.end(),
                   [](auto& x, auto& y) { return std::abs(x.first) > std::abs(y.first); });
-        std::printf("qk: block %d head %d, query position %d attends most to key %d (probability %.4g, logit %.6g); "
-                    "split checked: logits %.2g, probabilities %.2g\n",
-                    q.layer, h, qpos, int(key), double(probs(qpos, key)), logit, a.qk_check.logits_max_rel,
-                    a.qk_check.probs_max_abs);
+        std::printf(
+            "qk: block %d head %d, query position %d attends most to key %d (probability %.4g, logit %.6g); "
+            "split checked: logits %.2g, probabilities %.2g\n",
+            q.layer, h, qpos, int(key), double(probs(qpos, key)), logit, a.qk_check.logits_max_rel,
+            a.qk_check.probs_max_abs);
         std::printf("%-6s %-30s %-30s %14s\n", "rank", "query side", "key side", "logit share");
         for (size_t r = 0; r < std::min<size_t>(5, pairs.size()); ++r)
             std::printf("%-6zu %-30s %-30s %14.6g\n", r + 1, out.names[size_t(pairs[r].second.first)].c_str(),
@@ -290,10 +317,15 @@ void register_attribute(CLI::App& app) {
         "  custom    your own components --components C.npy [K,N,D] at h[--layer], summing to the state\n"
         "The last component is always the rest (biases and whatever the chosen components do not cover).\n"
         "Cost: the decomposed pass carries all M components through every later block (about M forward\n"
-        "passes of work; every rule). With --rule taylor, --adjoint computes the same logit_attribution by one\n"
-        "reverse pass of the frozen network instead (about one backward pass per target position, whatever M;\n"
+        "passes of work; every rule). With --rule taylor, --adjoint computes the same logit_attribution by "
+        "one\n"
+        "reverse pass of the frozen network instead (about one backward pass per target position, whatever "
+        "M;\n"
         "no components tensor), and --layer all (module, head, neuron) gets every block from that one pass;\n"
         "without --adjoint, --layer all runs one decomposed pass per block. See docs/gradients-adjoint.md.\n"
+        "Processes (MPI builds): mpirun -np P depass attribute ... splits the components over P ranks in\n"
+        "contiguous blocks (each holds ~1/P of the state; the share rules all-reduce [I] vectors per\n"
+        "position); rank 0 gathers and writes the same files (docs/scaling.md). Not with --adjoint.\n"
         "Output (--out, safetensors): components [M,N,D] at the final residual, logit_attribution [M,N,K],\n"
         "targets [N,K], target_logits [N,K], input_ids [N], components_by_point [S,M,N,D] with "
         "--all-layers.\n"
@@ -313,9 +345,10 @@ void register_attribute(CLI::App& app) {
     sub->add_option("--level", o->level, "token | module | head | neuron | subspace | custom")
         ->check(CLI::IsMember({"token", "module", "head", "neuron", "subspace", "custom"}))
         ->capture_default_str();
-    sub->add_option("--layer", o->layer_spec,
-                    "token/subspace/custom: residual point h[L] (0 = embeddings); module/head/neuron: block L, "
-                    "or 'all' for every block (logit_attribution_by_layer [L,M,N,K])")
+    sub->add_option(
+           "--layer", o->layer_spec,
+           "token/subspace/custom: residual point h[L] (0 = embeddings); module/head/neuron: block L, "
+           "or 'all' for every block (logit_attribution_by_layer [L,M,N,K])")
         ->capture_default_str();
     sub->add_option("--module", o->module, "module level: attn or mlp")
         ->check(CLI::IsMember({"attn", "mlp"}));
@@ -339,17 +372,21 @@ void register_attribute(CLI::App& app) {
                     "auto (the model's argmax next token at every position) or token ids for every position")
         ->capture_default_str();
     sub->add_flag("--all-layers", o->all_layers, "also write the components at every residual point");
-    sub->add_option("--qk", o->qk,
-                    "also split block L's attention logits over (query-side, key-side) component pairs, from\n"
-                    "the components at its input h[L] (the cut must be at or before it): qk_logits\n"
-                    "[H',M,M,Nq,N] and its views (docs/levels/qk.md)");
-    sub->add_option("--qk-heads", o->qk_heads, "with --qk: the query heads to split, comma-separated (default all)");
-    sub->add_option("--query-positions", o->qk_queries,
-                    "with --qk: the query positions to split, comma-separated (default all; the split grows as\n"
-                    "heads x M^2 x positions x N)");
-    sub->add_flag("--adjoint", o->adjoint,
-                  "taylor rule only: compute logit_attribution by one reverse pass of the frozen network instead "
-                  "of carrying the components (same numbers to rounding; no components tensor)");
+    sub->add_option(
+        "--qk", o->qk,
+        "also split block L's attention logits over (query-side, key-side) component pairs, from\n"
+        "the components at its input h[L] (the cut must be at or before it): qk_logits\n"
+        "[H',M,M,Nq,N] and its views (docs/levels/qk.md)");
+    sub->add_option("--qk-heads", o->qk_heads,
+                    "with --qk: the query heads to split, comma-separated (default all)");
+    sub->add_option(
+        "--query-positions", o->qk_queries,
+        "with --qk: the query positions to split, comma-separated (default all; the split grows as\n"
+        "heads x M^2 x positions x N)");
+    sub->add_flag(
+        "--adjoint", o->adjoint,
+        "taylor rule only: compute logit_attribution by one reverse pass of the frozen network instead "
+        "of carrying the components (same numbers to rounding; no components tensor)");
     sub->add_option("--mlp-chunk", o->mlp_chunk,
                     "positions per MLP chunk (0 = automatic; results do not depend on it)");
     sub->add_option(

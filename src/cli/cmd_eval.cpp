@@ -40,8 +40,10 @@ void write_out(const InputOptions& in, const std::string& path, const std::strin
     say(in, "wrote " + path);
 }
 
+// Over MPI ranks only rank 0 creates it (and writes the files).
 std::string prepare_dir(const std::string& dir) {
     if (dir.empty()) throw UsageError("--out: an output directory is needed");
+    if (!is_root()) return dir;
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (!fs::is_directory(dir)) throw Error("--out: cannot create the directory " + dir);
@@ -78,9 +80,10 @@ void add_rule_options(CLI::App* sub, std::string& rule, bool& adjoint) {
     sub->add_option("--rule", rule, "MLP rule of the DePass scores: softmax | max | relu | linear | taylor")
         ->check(CLI::IsMember({"softmax", "max", "relu", "linear", "taylor"}))
         ->capture_default_str();
-    sub->add_flag("--adjoint", adjoint,
-                  "with --rule taylor: every layer's DePass scores from one reverse pass of the frozen network "
-                  "(the same scores to rounding) instead of one decomposed pass per layer");
+    sub->add_flag(
+        "--adjoint", adjoint,
+        "with --rule taylor: every layer's DePass scores from one reverse pass of the frozen network "
+        "(the same scores to rounding) instead of one decomposed pass per layer");
 }
 
 void add_set_options(CLI::App* sub, SetOptions& o) {
@@ -162,8 +165,10 @@ void run_tokens(const SetOptions& o) {
     if (o.ig_steps < 1) throw UsageError("--ig-steps: " + std::to_string(o.ig_steps) + " (expected >= 1)");
     opt.ig_steps = o.ig_steps;
     say(o.in, "model: " + describe(model.cfg) + "; " + std::to_string(ps.ids.size()) + " prompts");
-    const eval::TokenEvalSummary s = eval::token_eval(model, ps.ids, opt, progress_to(o.in, "prompts"));
+    const eval::TokenEvalSummary s =
+        eval::token_eval(model, ps.ids, opt, progress_to(o.in, "prompts"), ranks());
     progress(o.in, "");
+    if (!is_root()) return;
 
     std::vector<std::string> pieces;
     for (const eval::PromptTokenResult& r : s.per_prompt) pieces.push_back(show_piece(tok.get(), r.target));
@@ -213,8 +218,10 @@ void run_units(const SetOptions& o, eval::UnitKind kind) {
     opt.adjoint = o.adjoint;
     const std::string name = eval::unit_name(kind);
     say(o.in, "model: " + describe(model.cfg) + "; " + std::to_string(ps.ids.size()) + " prompts");
-    const eval::UnitEvalSummary s = eval::unit_eval(model, ps.ids, kind, opt, progress_to(o.in, "prompts"));
+    const eval::UnitEvalSummary s =
+        eval::unit_eval(model, ps.ids, kind, opt, progress_to(o.in, "prompts"), ranks());
     progress(o.in, "");
+    if (!is_root()) return;
 
     const eval::EvalRunInfo run{base_name(o.in.model), o.in.dtype, o.prompt_files};
     write_out(o.in, dir + "/" + name + "s.csv", eval::units_csv(s));
@@ -367,11 +374,13 @@ void run_speed(const SpeedOptions& o) {
     // Repeated runs: every timing is the median over the runs (the machine may be shared).
     std::vector<eval::NeuronSpeedResult> runs;
     for (int k = 0; k < o.repeats; ++k)
-        runs.push_back(
-            eval::neuron_speed(model, ids, !o.no_ablation, o.temperature, o.naive_sample, [&](int d, int t) {
+        runs.push_back(eval::neuron_speed(
+            model, ids, !o.no_ablation, o.temperature, o.naive_sample,
+            [&](int d, int t) {
                 progress(o.in, "run " + std::to_string(k + 1) + " / " + std::to_string(o.repeats) +
                                    ": layer passes " + std::to_string(d) + " / " + std::to_string(t));
-            }, rule, o.adjoint));
+            },
+            rule, o.adjoint));
     const eval::NeuronSpeedResult r = eval::median_of_runs(runs);
     progress(o.in, "");
     const std::string label = o.label.empty() ? model_name + " N=" + std::to_string(r.N) : o.label;
@@ -518,10 +527,12 @@ void run_cost(const CostOptions& o) {
 }  // namespace
 
 void register_eval(CLI::App& app) {
-    CLI::App* ev =
-        app.add_subcommand("eval",
-                           "Faithfulness and cost of DePass against baselines, on real weights.\n"
-                           "Outputs CSV, JSON and SVG plots; see docs/results.md for the shipped numbers.");
+    CLI::App* ev = app.add_subcommand(
+        "eval",
+        "Faithfulness and cost of DePass against baselines, on real weights.\n"
+        "Outputs CSV, JSON and SVG plots; see docs/results.md for the shipped numbers.\n"
+        "MPI builds: mpirun -np P depass eval tokens|heads|neurons ... splits the prompts\n"
+        "over P ranks; rank 0 writes the same files as one process (docs/scaling.md).");
     ev->require_subcommand(1);
     register_eval_qk(ev);
 
@@ -589,7 +600,8 @@ void register_eval(CLI::App& app) {
                 (head ? "W_O columns" : "W_down column") +
                 ") in a copy of the model.\n"
                 "Reports how often the greedy token survives and the mean drop of its probability.\n"
-                "DePass uses --rule (default softmax: one decomposed pass per layer); --rule taylor --adjoint gets "
+                "DePass uses --rule (default softmax: one decomposed pass per layer); --rule taylor "
+                "--adjoint gets "
                 "every\n"
                 "layer's scores from one reverse pass of the frozen network.\n"
                 "Writes " +
@@ -612,7 +624,8 @@ void register_eval(CLI::App& app) {
             "layers reused from the trace). Prints both times, the ratio and the Spearman correlation of "
             "the\n"
             "DePass scores with the measured effects on the target logit.\n"
-            "Cost: the decomposed pass per layer carries I + 1 components (about I forwards of work, every rule);\n"
+            "Cost: the decomposed pass per layer carries I + 1 components (about I forwards of work, every "
+            "rule);\n"
             "--rule taylor --adjoint scores every neuron of every layer from one reverse pass of the frozen\n"
             "network (about one backward pass).\n"
             "Example: depass eval neurons-speed --random stories15M --n 32 --json speed.json\n"

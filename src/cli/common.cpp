@@ -49,13 +49,21 @@ bool wants_double(const InputOptions& o) {
     throw UsageError("--dtype: '" + o.dtype + "' (expected f32 or f64)");
 }
 
+namespace {
+const Group* g_ranks = nullptr;
+}  // namespace
+
+const Group& ranks() { return g_ranks ? *g_ranks : one_process(); }
+void set_ranks(const Group* group) { g_ranks = group; }
+bool is_root() { return ranks().is_root(); }
+
 void say(const InputOptions& o, const std::string& line) {
-    if (!o.quiet) std::cerr << line << "\n";
+    if (!o.quiet && is_root()) std::cerr << line << "\n";
 }
 
 void progress(const InputOptions& o, const std::string& line) {
     static const bool tty = isatty(2);
-    if (o.quiet || !tty) return;
+    if (o.quiet || !tty || !is_root()) return;
     std::cerr << "\r\033[K" << line << std::flush;
     if (line.empty()) std::cerr << "\r";
 }

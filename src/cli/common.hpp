@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "depass/distributed.hpp"
 #include "depass/io.hpp"  // WeightMode
 #include "depass/tokenizer.hpp"
 #include "depass/weights.hpp"
@@ -41,7 +42,13 @@ std::vector<int> resolve_ids(const InputOptions& o, const Config& cfg, const Tok
 // "f32" / "f64" -> true for double; UsageError otherwise.
 bool wants_double(const InputOptions& o);
 
-// Prints to stderr unless quiet.
+// The processes of this run (`mpirun -np P depass ...`, distributed.hpp): one process unless
+// main() started MPI ranks. Only rank 0 prints (say, progress, the summaries) and writes files.
+const Group& ranks();
+void set_ranks(const Group* group);  // main(): the group it started (null: one process)
+bool is_root();                      // ranks().is_root()
+
+// Prints to stderr unless quiet (rank 0 only).
 void say(const InputOptions& o, const std::string& line);
 // Progress of long work: on stderr, only when it is a terminal, never with --quiet.
 // Overwrites the current line.

@@ -321,7 +321,7 @@ PromptTokenResult token_faithfulness(const Model<T>& model, const std::vector<in
 
 template <class T>
 TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector<int>>& prompts,
-                            const TokenEvalOptions& opt, const Progress& progress) {
+                            const TokenEvalOptions& opt, const Progress& progress, const Group& group) {
     const auto t0 = std::chrono::steady_clock::now();
     TokenEvalSummary s;
     s.options = opt;
@@ -329,11 +329,53 @@ TokenEvalSummary token_eval(const Model<T>& model, const std::vector<std::vector
     std::vector<PromptTokenResult> res(P);
     std::vector<char> ok(P, 0);
     for (int i = 0; i < P; ++i) ok[i] = prompts[i].size() >= 3;
-    detail::for_each_prompt("token_eval", P, progress, [&](int i) {
+    const auto [begin, end] = detail::prompt_block(P, group);
+    detail::for_each_prompt("token_eval", begin, end, progress, [&](int i) {
         if (ok[i]) res[i] = token_faithfulness(model, prompts[i], opt, uint64_t(i));
     });
 
     const size_t M = opt.methods.size(), Q = opt.percents.size();
+    if (group.size() > 1) {
+        // Every rank's results on every rank: per evaluated prompt N, target, P_clean, the
+        // deletion and keeping curves [M][Q], their areas [M] and the three IG figures.
+        const size_t per = 3 + 2 * M * Q + 2 * M + 3;
+        std::vector<double> mine;
+        for (int i = begin; i < end; ++i) {
+            if (!ok[i]) continue;
+            const PromptTokenResult& r = res[i];
+            mine.insert(mine.end(), {double(r.N), double(r.target), r.p_clean});
+            for (const auto* curves : {&r.deletion, &r.keeping})
+                for (size_t m = 0; m < M; ++m)
+                    mine.insert(mine.end(), (*curves)[m].begin(), (*curves)[m].end());
+            mine.insert(mine.end(), r.deletion_area.begin(), r.deletion_area.end());
+            mine.insert(mine.end(), r.keeping_area.begin(), r.keeping_area.end());
+            mine.insert(mine.end(), {r.ig_f_x, r.ig_f_0, r.ig_gap});
+            if (mine.size() % per)
+                throw Error("token_eval: prompt " + std::to_string(i) + ": unexpected result sizes");
+        }
+        const std::vector<double> all = detail::exchange_prompt_values(mine, group);
+        size_t at = 0;
+        for (int i = 0; i < P; ++i) {
+            if (!ok[i]) continue;
+            if (at + per > all.size()) throw Error("token_eval: a rank sent too few results");
+            PromptTokenResult r;
+            const double* v = all.data() + at;
+            r.N = int(v[0]);
+            r.target = int(v[1]);
+            r.p_clean = v[2];
+            v += 3;
+            for (auto* curves : {&r.deletion, &r.keeping})
+                for (size_t m = 0; m < M; ++m, v += Q) curves->emplace_back(v, v + Q);
+            r.deletion_area.assign(v, v + M);
+            r.keeping_area.assign(v + M, v + 2 * M);
+            v += 2 * M;
+            r.ig_f_x = v[0];
+            r.ig_f_0 = v[1];
+            r.ig_gap = v[2];
+            res[i] = std::move(r);
+            at += per;
+        }
+    }
     s.deletion.assign(M, std::vector<double>(Q, 0.0));
     s.keeping.assign(M, std::vector<double>(Q, 0.0));
     for (int i = 0; i < P; ++i) {
@@ -428,7 +470,7 @@ TokenCostResult token_cost(const Model<T>& model, const std::vector<int>& ids, i
     template PromptTokenResult token_faithfulness(const Model<T>&, const std::vector<int>&,                \
                                                   const TokenEvalOptions&, uint64_t);                      \
     template TokenEvalSummary token_eval(const Model<T>&, const std::vector<std::vector<int>>&,            \
-                                         const TokenEvalOptions&, const Progress&);
+                                         const TokenEvalOptions&, const Progress&, const Group&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

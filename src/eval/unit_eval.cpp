@@ -66,8 +66,8 @@ std::vector<double> depass_unit_scores(const Model<T>& model, const Trace<T>& tr
                                       : adjoint_neuron_scores(model, trace, l, sets, lam);
             for (int u = 0; u < U; ++u) s[size_t(l) * U + u] = double(sc.data[size_t(u)]);
         };
-        adjoint_pass(model, trace, {LogitTarget{N - 1, target}}, head ? CutPoint{0, true} : CutPoint{1, false},
-                     at);
+        adjoint_pass(model, trace, {LogitTarget{N - 1, target}},
+                     head ? CutPoint{0, true} : CutPoint{1, false}, at);
         return s;
     }
     for (int l = 0; l < cfg.L; ++l) {
@@ -201,7 +201,7 @@ Outcome masked_outcome(Model<T>& work, const Model<T>& model, UnitKind kind, con
 
 template <class T>
 UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<int>>& prompts, UnitKind kind,
-                          const UnitEvalOptions& opt, const Progress& progress) {
+                          const UnitEvalOptions& opt, const Progress& progress, const Group& group) {
     const auto t0 = std::chrono::steady_clock::now();
     const Config& cfg = model.cfg;
     const int U = units_per_layer(cfg, kind), total = cfg.L * U, P = int(prompts.size());
@@ -220,7 +220,8 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
     std::vector<double> p_clean(P, 0);
     const int threads = detail::max_threads();
     std::vector<Model<T>> work(threads, model);  // one working copy per thread, zeroed and restored in place
-    detail::for_each_prompt("unit_eval", P, progress, [&](int i) {
+    const auto [begin, end] = detail::prompt_block(P, group);
+    detail::for_each_prompt("unit_eval", begin, end, progress, [&](int i) {
         const std::vector<int>& ids = prompts[i];
         Model<T>& w = work[detail::thread_index()];
         const Trace<T> trace = forward(model, ids);
@@ -278,6 +279,25 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
         }
     });
 
+    if (group.size() > 1) {
+        // Every rank's results on every rank: per prompt P_clean, then each row's outcome.
+        const size_t stride = 1 + 3 * R;
+        std::vector<double> mine;
+        for (int i = begin; i < end; ++i) {
+            mine.push_back(p_clean[i]);
+            for (const Outcome& o : per[i]) mine.insert(mine.end(), {o.survived, o.drop, o.rel_drop});
+        }
+        const std::vector<double> all = detail::exchange_prompt_values(mine, group);
+        if (all.size() != size_t(P) * stride)
+            throw Error("unit_eval: the ranks sent " + std::to_string(all.size()) + " values for " +
+                        std::to_string(P) + " prompts");
+        for (int i = 0; i < P; ++i) {
+            const double* v = all.data() + size_t(i) * stride;
+            p_clean[i] = v[0];
+            for (size_t r = 0; r < R; ++r) per[i][r] = Outcome{v[1 + 3 * r], v[2 + 3 * r], v[3 + 3 * r]};
+        }
+    }
+
     s.prompts = P;
     for (int i = 0; i < P; ++i) {
         s.mean_p_clean += p_clean[i] / P;
@@ -291,16 +311,16 @@ UnitEvalSummary unit_eval(const Model<T>& model, const std::vector<std::vector<i
     return s;
 }
 
-#define DEPASS_INSTANTIATE(T)                                                                           \
-    template std::vector<double> depass_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int,    \
-                                                    double, MlpRule, bool);                             \
-    template std::vector<double> magnitude_unit_scores(const Model<T>&, const Trace<T>&, UnitKind);     \
-    template std::vector<double> atp_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int);      \
-    template void zero_head(Model<T>&, int, int);                                                       \
-    template void zero_neuron(Model<T>&, int, int);                                                     \
-    template void restore_unit(Model<T>&, const Model<T>&, UnitKind, int, int);                         \
-    template UnitEvalSummary unit_eval(const Model<T>&, const std::vector<std::vector<int>>&, UnitKind, \
-                                       const UnitEvalOptions&, const Progress&);
+#define DEPASS_INSTANTIATE(T)                                                                                \
+    template std::vector<double> depass_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int, double, \
+                                                    MlpRule, bool);                                          \
+    template std::vector<double> magnitude_unit_scores(const Model<T>&, const Trace<T>&, UnitKind);          \
+    template std::vector<double> atp_unit_scores(const Model<T>&, const Trace<T>&, UnitKind, int);           \
+    template void zero_head(Model<T>&, int, int);                                                            \
+    template void zero_neuron(Model<T>&, int, int);                                                          \
+    template void restore_unit(Model<T>&, const Model<T>&, UnitKind, int, int);                              \
+    template UnitEvalSummary unit_eval(const Model<T>&, const std::vector<std::vector<int>>&, UnitKind,      \
+                                       const UnitEvalOptions&, const Progress&, const Group&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

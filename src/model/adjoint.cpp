@@ -525,7 +525,7 @@ Attribution<T> attribute_adjoint(const Model<T>& model, const Trace<T>& trace, c
 
 template <class T>
 std::vector<Attribution<T>> attribute_all_layers(const Model<T>& model, const Trace<T>& trace,
-                                                 const AttributionRequest& rq) {
+                                                 const AttributionRequest& rq, const Group& group) {
     const Level lv = rq.start.level;
     if (lv != Level::Module && lv != Level::Head && lv != Level::Neuron)
         throw Error(
@@ -534,12 +534,16 @@ std::vector<Attribution<T>> attribute_all_layers(const Model<T>& model, const Tr
             level_name(lv) + " level");
     std::vector<int> layers;
     for (int l = 0; l < model.cfg.L; ++l) layers.push_back(l);
+    if (rq.adjoint && group.size() > 1)
+        throw Error("adjoint: the reverse pass forms no components to split over " +
+                    std::to_string(group.size()) +
+                    " ranks; run it as one process (it costs about one backward pass per target position)");
     if (rq.adjoint) return adjoint_layers(model, trace, rq, layers);
     std::vector<Attribution<T>> out;
     for (int l : layers) {  // one decomposed pass per layer
         AttributionRequest q = rq;
         q.start.layer = l;
-        out.push_back(attribute(model, trace, q));
+        out.push_back(attribute(model, trace, q, {}, group));
     }
     return out;
 }
@@ -561,7 +565,7 @@ std::vector<Attribution<T>> attribute_all_layers(const Model<T>& model, const Tr
                                              const std::vector<std::vector<int>>&, const Cotangents<T>&);   \
     template Attribution<T> attribute_adjoint(const Model<T>&, const Trace<T>&, const AttributionRequest&); \
     template std::vector<Attribution<T>> attribute_all_layers(const Model<T>&, const Trace<T>&,             \
-                                                              const AttributionRequest&);
+                                                              const AttributionRequest&, const Group&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "depass/adjoint.hpp"
+#include "depass/distributed.hpp"
 #include "depass/estimate.hpp"
 #include "depass/tolerance.hpp"
 
@@ -30,9 +31,19 @@ void CompletenessMonitor<T>::observe(const CutPoint& p, const Components<T>& c) 
         throw Error("completeness: components are [" + std::to_string(c.N) + ", " + std::to_string(c.D) +
                     "] at " + p.str() + ", the state is [" + std::to_string(truth.rows()) + ", " +
                     std::to_string(truth.cols()) + "]");
+    observe_sum(p, c.sum());
+}
+
+template <class T>
+void CompletenessMonitor<T>::observe_sum(const CutPoint& p, const Mat<T>& sum) {
+    const Mat<T>& truth = state_at(*trace_, p);
+    if (sum.rows() != truth.rows() || sum.cols() != truth.cols())
+        throw Error("completeness: the components' sum is [" + std::to_string(sum.rows()) + ", " +
+                    std::to_string(sum.cols()) + "] at " + p.str() + ", the state is [" +
+                    std::to_string(truth.rows()) + ", " + std::to_string(truth.cols()) + "]");
     const double state_max = double(truth.cwiseAbs().maxCoeff());
     const double scale = std::max(1e-30, state_max);
-    const double abs_err = double((c.sum() - truth).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>());
+    const double abs_err = double((sum - truth).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>());
     const double rel = abs_err / scale;
     CompletenessPoint pt{p, abs_err, state_max, rel, rel <= tol_};
     points_.push_back(pt);
@@ -90,20 +101,40 @@ std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>
     return t;
 }
 
+// The sum over every rank's slice of the components, in the order of one process
+// (Components::sum: component 0, 1, ..., each over its stored positions).
+template <class T>
+Mat<T> sum_over_ranks(const Components<T>& slice, const Group& group) {
+    if (group.size() == 1) return slice.sum();
+    Mat<T> s(slice.N, slice.D);
+    group.ordered_sum(s.data(), s.size(), [&](T* running) {
+        MatMap<T> acc(running, slice.N, slice.D);
+        for (int m = 0; m < slice.M; ++m) acc.bottomRows(slice.N - slice.first[m]) += slice.block(m);
+    });
+    return s;
+}
+
 template <class T>
 Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const AttributionRequest& rq,
-                         const ComponentObserver<T>& observe) {
+                         const ComponentObserver<T>& observe, const Group& group) {
     if (!(rq.temperature > 0))
         throw Error("attribute: temperature " + std::to_string(rq.temperature) + " (expected > 0)");
     if (rq.mlp_chunk < 0)
         throw Error("attribute: MLP chunk " + std::to_string(rq.mlp_chunk) + " (expected >= 0)");
     if (rq.adjoint && rq.qk)
-        throw Error("qk: the QK split needs the components at its block's input, which the adjoint path never "
-                    "forms (drop the adjoint option)");
+        throw Error(
+            "qk: the QK split needs the components at its block's input, which the adjoint path never "
+            "forms (drop the adjoint option)");
+    const bool split = group.size() > 1;
+    if (rq.adjoint && split)
+        throw Error("adjoint: the reverse pass forms no components to split over " +
+                    std::to_string(group.size()) +
+                    " ranks; run it as one process (it costs about one backward pass per target position)");
     if (rq.adjoint) return attribute_adjoint(model, trace, rq);
     Attribution<T> a;
     a.targets = resolve_targets(rq.targets, trace, model.cfg.V);  // a bad target fails before any work
-    Initialised<T> init = initialise(model, trace, rq.start);
+    Initialised<T> init = initialise(model, trace, rq.start, group.rank(), group.size());
+    const int M = int(init.info.size());  // every component, on every rank
     a.level = init.level;
     a.cut = init.cut;
     a.info = init.info;
@@ -116,29 +147,45 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
         check_qk_request(model.cfg, trace.N(), *rq.qk);
         const int l = rq.qk->layer;
         if (init.cut.layer > l || (init.cut.layer == l && init.cut.after_attention))
-            throw Error("qk: the decomposition starts at " + init.cut.str() + ", after h[" + std::to_string(l) +
-                        "], the input of block " + std::to_string(l) +
+            throw Error("qk: the decomposition starts at " + init.cut.str() + ", after h[" +
+                        std::to_string(l) + "], the input of block " + std::to_string(l) +
                         " whose logits are to be split (cut at or before it)");
-        const uint64_t bytes = qk_bytes(model.cfg, init.comps.M, trace.N(), *rq.qk, int(sizeof(T)));
+        const uint64_t bytes = qk_bytes(model.cfg, M, trace.N(), *rq.qk, int(sizeof(T)));
         if (rq.qk_max_bytes && bytes > rq.qk_max_bytes)
-            throw Error("qk: the split of " + std::to_string(init.comps.M) + " x " + std::to_string(init.comps.M) +
+            throw Error("qk: the split of " + std::to_string(M) + " x " + std::to_string(M) +
                         " component pairs needs " + format_bytes(bytes) + ", more than the " +
                         format_bytes(rq.qk_max_bytes) +
                         " allowed; choose fewer heads or query positions, or fewer components");
     }
 
     CompletenessMonitor<T> monitor(trace);
+    Mat<T> final_sum;  // split over ranks: the sum at h[L], checked against the gathered result
     const ComponentObserver<T> watch = [&](const CutPoint& p, const Components<T>& c) {
-        if (rq.qk && p.layer == rq.qk->layer && !p.after_attention) a.qk = qk_split(model, trace, c, *rq.qk);
-        monitor.observe(p, c);
+        if (rq.qk && p.layer == rq.qk->layer && !p.after_attention) {
+            const Components<T> whole = gather_components(c, group);  // c itself for one process
+            if (group.is_root()) a.qk = qk_split(model, trace, whole, *rq.qk);
+        }
+        if (split) {
+            Mat<T> sum = sum_over_ranks(c, group);
+            monitor.observe_sum(p, sum);
+            if (p.layer == model.cfg.L) final_sum = std::move(sum);
+        } else {
+            monitor.observe(p, c);
+        }
         if (rq.keep_points) {
-            a.points.push_back(p);
-            a.at_points.push_back(c);
+            Components<T> whole = gather_components(c, group);
+            if (group.is_root()) {
+                a.points.push_back(p);
+                a.at_points.push_back(std::move(whole));
+            }
         }
         if (observe) observe(p, c);
     };
-    a.components = propagate(model, trace, std::move(init.comps), init.cut, a.options, watch);
-    monitor.require();
+    sync_point(group);  // every rank is ready for the collective calls of the pass
+    a.components = collective(group, [&] {
+        return propagate(model, trace, std::move(init.comps), init.cut, a.options, watch, group);
+    });
+    monitor.require();  // every rank has seen the same sums: the same verdict everywhere
     a.completeness = monitor.points();
     a.completeness_max_abs = monitor.max_abs();
     a.completeness_max_rel = monitor.max_rel();
@@ -157,6 +204,19 @@ Attribution<T> attribute(const Model<T>& model, const Trace<T>& trace, const Att
     }
 
     a.logit_attribution = logit_attribution(model, trace, a.components, a.targets);
+    if (split) {
+        sync_point(group);  // rank 0's QK check, every rank's logit attribution
+        collective(group, [&] {
+            a.components = gather_components(a.components, group);
+            a.logit_attribution = gather_components_tensor(a.logit_attribution, group);
+        });
+        // The completeness of the gathered result itself: its sum is the one the monitor checked
+        // at h[L], to the last bit (the same additions in the same order).
+        if (group.is_root() && !(a.components.sum().array() == final_sum.array()).all())
+            throw CompletenessError(
+                "completeness: the components gathered from " + std::to_string(group.size()) +
+                " ranks do not sum to the state checked at h[" + std::to_string(model.cfg.L) + "]");
+    }
     const int N = trace.N(), K = a.K();
     a.target_logits.resize(N, K);
     for (int n = 0; n < N; ++n)
@@ -174,10 +234,10 @@ Attribution<T> attribute(const Model<T>& model, const std::vector<int>& ids,
 template class CompletenessMonitor<float>;
 template class CompletenessMonitor<double>;
 #define DEPASS_INSTANTIATE(T)                                                                              \
-    template std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>&,          \
-                                                           const Trace<T>&, int);                           \
+    template std::vector<std::vector<int>> resolve_targets(const std::vector<std::vector<int>>&,           \
+                                                           const Trace<T>&, int);                          \
     template Attribution<T> attribute(const Model<T>&, const Trace<T>&, const AttributionRequest&,         \
-                                      const ComponentObserver<T>&);                                        \
+                                      const ComponentObserver<T>&, const Group&);                          \
     template Attribution<T> attribute(const Model<T>&, const std::vector<int>&, const AttributionRequest&, \
                                       const ComponentObserver<T>&);
 DEPASS_INSTANTIATE(float)

@@ -24,18 +24,19 @@ Components<T> attention_block_decomposed(const Config& cfg, const LayerWeights<T
 // MLP block:  Y_m = the component's share of every neuron's frozen activation, through W_down.
 template <class T>
 Components<T> mlp_block_decomposed(const Config& cfg, const LayerWeights<T>& lw, const LayerTrace<T>& lt,
-                                   const Components<T>& x, const DecomposeOptions& opt) {
+                                   const Components<T>& x, const DecomposeOptions& opt, const Group& group) {
     const Components<T> z = apply_norm_decomposed(cfg.norm, x, lw.norm2_g, lw.norm2_b, lt.norm2);
     const bool gated = cfg.mlp == MlpKind::SwiGLU;
     static const Vec<T> none;
     // The shares G_m come from the gate (SwiGLU) or from W_1 with b_1 as the rest's share (GELU).
     return mlp_decomposed(z, gated ? lw.w_gate : lw.w_up, gated ? none : lw.b_up, lw.w_down, lw.b_down,
-                          cfg.act, lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt);
+                          cfg.act, lt.mlp_pre, lt.mlp_up, lt.mlp_act, opt, group);
 }
 
 template <class T>
 Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components<T> c, CutPoint cut,
-                        const DecomposeOptions& opt, const ComponentObserver<T>& observe) {
+                        const DecomposeOptions& opt, const ComponentObserver<T>& observe,
+                        const Group& group) {
     const Config& cfg = model.cfg;
     if (cut.layer < 0 || cut.layer > cfg.L || (cut.layer == cfg.L && cut.after_attention))
         throw Error("propagate: cut point " + cut.str() + " is not a residual point of a " +
@@ -54,7 +55,7 @@ Components<T> propagate(const Model<T>& model, const Trace<T>& trace, Components
             residual_add(c, attention_block_decomposed(cfg, lw, lt, c));  // m[l] = h[l] + Attn
             if (observe) observe(CutPoint{l, true}, c);
         }
-        residual_add(c, mlp_block_decomposed(cfg, lw, lt, c, opt));  // h[l+1] = m[l] + MLP
+        residual_add(c, mlp_block_decomposed(cfg, lw, lt, c, opt, group));  // h[l+1] = m[l] + MLP
         if (observe) observe(CutPoint{l + 1, false}, c);
     }
     return c;
@@ -73,9 +74,10 @@ Tensor<T> logit_attribution(const Model<T>& model, const Trace<T>& trace, const 
     template Components<T> attention_block_decomposed(const Config&, const LayerWeights<T>&,                 \
                                                       const LayerTrace<T>&, const Components<T>&);           \
     template Components<T> mlp_block_decomposed(const Config&, const LayerWeights<T>&, const LayerTrace<T>&, \
-                                                const Components<T>&, const DecomposeOptions&);              \
+                                                const Components<T>&, const DecomposeOptions&,               \
+                                                const Group&);                                               \
     template Components<T> propagate(const Model<T>&, const Trace<T>&, Components<T>, CutPoint,              \
-                                     const DecomposeOptions&, const ComponentObserver<T>&);                  \
+                                     const DecomposeOptions&, const ComponentObserver<T>&, const Group&);    \
     template Tensor<T> logit_attribution(const Model<T>&, const Trace<T>&, const Components<T>&,             \
                                          const std::vector<std::vector<int>>&);
 DEPASS_INSTANTIATE(float)

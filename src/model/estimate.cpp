@@ -173,13 +173,18 @@ CostEstimate estimate_cost(const Config& c, int N, int scalar_bytes, const Estim
         const u64 chunk = u64(opt.threads) * max_rows * (2 * d.D + d.I) * s;
         // Attention block: input, normed input, values, context, output at once; MLP block:
         // input, normed input, output and the chunk buffers; logit attribution: input and normed.
-        const u64 attn_bytes = R * (3 * d.D + d.KVD + d.QD) * s;
-        const u64 mlp_bytes = 3 * R * d.D * s + chunk;
-        const u64 logit_bytes = 2 * R * d.D * s + u64(M) * d.N * K * s;
+        // Split over ranks: this rank's share of the rows and components (the blocks are cut by
+        // rows, split_components, so a share is at most one component's rows above R / ranks).
+        const u64 P = u64(std::max(1, opt.ranks)), Rr = (R + P - 1) / P + (P > 1 ? u64(n) : 0),
+                  Mr = (u64(M) + P - 1) / P;
+        const u64 attn_bytes = Rr * (3 * d.D + d.KVD + d.QD) * s;
+        const u64 mlp_bytes = 3 * Rr * d.D * s + chunk;
+        const u64 logit_bytes = 2 * Rr * d.D * s + Mr * d.N * K * s;
         lc.decompose_bytes = std::max({attn_bytes, mlp_bytes, logit_bytes});
         // Writing --out (cmd_attribute.cpp): the result (components and logit attribution), the
-        // dense [M, N, D] copy in double, the file image in the compute type.
-        lc.output_bytes = R * d.D * s + u64(M) * d.N * d.D * (8 + s) + u64(M) * d.N * K * (2 * s + 8);
+        // dense [M, N, D] copy in double, the file image in the compute type. Rank 0 only.
+        lc.output_bytes =
+            opt.rank == 0 ? R * d.D * s + u64(M) * d.N * d.D * (8 + s) + u64(M) * d.N * K * (2 * s + 8) : 0;
 
         const double per_attention =
             double(R) * double(d.D) * double(d.KVD) + attn + double(R) * double(d.QD) * double(d.D);

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <sstream>
 
+#include "depass/distributed.hpp"
 #include "depass/enum_names.hpp"
 #include "depass/threading.hpp"
 
@@ -16,14 +18,6 @@ void check_layer(const Config& cfg, int layer, int max_layer, const char* what) 
     if (layer < 0 || layer > max_layer)
         throw Error(std::string(what) + ": layer " + std::to_string(layer) + " is out of range [0, " +
                     std::to_string(max_layer) + "] for this " + std::to_string(cfg.L) + "-layer model");
-}
-
-// rest = state - sum of the other components (written into the last component).
-template <class T>
-void set_rest(Components<T>& c, const Mat<T>& state) {
-    Mat<T> s = Mat<T>::Zero(c.N, c.D);
-    for (int m = 0; m < c.rest(); ++m) s.bottomRows(c.N - c.first[m]) += c.block(m);
-    c.block(c.rest()) = state - s;
 }
 
 }  // namespace
@@ -69,19 +63,77 @@ const char* kind_name(ComponentInfo::Kind kind) {
 
 namespace {
 
-// Components named by their descriptors (the rest last).
+// A decomposition before its rows are computed: every component's first position and
+// description (the rest last), the true state at the cut, and fill(m, rows), which writes
+// component m's rows (positions first[m] .. N-1, m < M - 1) into a zeroed block.
 template <class T>
-Initialised<T> start(int N, int D, std::vector<int> first, std::vector<ComponentInfo> info, CutPoint cut,
-                     int pos0_component, bool ignore_special_default, Level level) {
+struct Plan {
+    int N = 0, D = 0;
+    std::vector<int> first;           // [M]
+    std::vector<ComponentInfo> info;  // [M], the rest last
+    CutPoint cut;
+    int pos0_component = 0;
+    bool ignore_special_default = false;
+    Level level = Level::Token;
+    const Mat<T>* state = nullptr;  // the true state at the cut
+    std::function<void(int, Eigen::Ref<Mat<T>>)> fill;
+    double fill_work = 0;  // multiply-adds of all the fills: > 0 spreads them over threads
+};
+
+template <class T>
+Plan<T> plan(const Trace<T>& t, int D, std::vector<int> first, std::vector<ComponentInfo> info, CutPoint cut,
+             int pos0_component, bool ignore_special_default, Level level) {
     info.push_back({ComponentInfo::Kind::Rest, -1, -1, -1, "rest"});
+    first.push_back(0);
+    Plan<T> p;
+    p.N = t.N();
+    p.D = D;
+    p.first = std::move(first);
+    p.info = std::move(info);
+    p.cut = cut;
+    p.pos0_component = pos0_component;
+    p.ignore_special_default = ignore_special_default;
+    p.level = level;
+    p.state = &state_at(t, cut);
+    return p;
+}
+
+// Components begin .. end-1 of the plan (a slice, components.hpp), every one but the rest
+// filled, and when the slice ends with the rest:
+//   rest = state - sum_{m < M-1} X_m,
+// summed in component order, the components of other slices computed again one at a time
+// for the sum, so that the rest is the same to the last bit whatever the split.
+template <class T>
+Initialised<T> build(const Plan<T>& p, int begin, int end) {
+    const int M = int(p.first.size()), N = p.N;
     std::vector<std::string> names;
-    for (const ComponentInfo& c : info) names.push_back(c.label);
-    Initialised<T> r{Components<T>::zeros(N, D, std::move(first), std::move(names)),
-                     cut,
-                     pos0_component,
-                     ignore_special_default,
-                     level,
-                     std::move(info)};
+    for (int m = begin; m < end; ++m) names.push_back(p.info[size_t(m)].label);
+    Initialised<T> r{
+        Components<T>::slice_zeros(N, p.D, std::vector<int>(p.first.begin() + begin, p.first.begin() + end),
+                                   std::move(names), begin, M),
+        p.cut,
+        p.pos0_component,
+        p.ignore_special_default,
+        p.level,
+        p.info};
+    Components<T>& c = r.comps;
+    const int filled = std::min(end, M - 1);  // the rest is not filled
+#pragma omp parallel for schedule(dynamic) if (p.fill_work > 0 && worth_threads(p.fill_work))
+    for (int m = begin; m < filled; ++m) p.fill(m, c.block(m - begin));
+    if (end == M) {
+        Mat<T> s = Mat<T>::Zero(N, p.D), other;
+        for (int m = 0; m < M - 1; ++m) {
+            const int rows = N - p.first[size_t(m)];
+            if (m >= begin) {
+                s.bottomRows(rows) += c.block(m - begin);
+            } else {
+                other = Mat<T>::Zero(rows, p.D);
+                p.fill(m, other);
+                s.bottomRows(rows) += other;
+            }
+        }
+        c.block(c.rest()) = *p.state - s;
+    }
     return r;
 }
 
@@ -92,41 +144,44 @@ const Mat<T>& state_at(const Trace<T>& t, const CutPoint& p) {
     return p.after_attention ? t.layers.at(p.layer).m : t.h.at(p.layer);
 }
 
+namespace {
+
+// Token level: component j is row j of h[layer] at position j (its first stored row).
 template <class T>
-Initialised<T> init_tokens(const Model<T>& model, const Trace<T>& t, int layer) {
+Plan<T> plan_tokens(const Model<T>& model, const Trace<T>& t, int layer) {
     check_layer(model.cfg, layer, model.cfg.L, "token level");
     const int N = t.N();
-    std::vector<int> first(N + 1);
+    std::vector<int> first(N);
     std::vector<ComponentInfo> info;
     for (int j = 0; j < N; ++j) {
         first[j] = j;
         info.push_back({ComponentInfo::Kind::Token, layer, j, -1,
                         "token " + std::to_string(j) + " (id " + std::to_string(t.ids[j]) + ")"});
     }
-    first[N] = 0;
-    Initialised<T> r = start<T>(N, model.cfg.D, first, info, CutPoint{layer, false}, 0, true, Level::Token);
+    Plan<T> p = plan<T>(t, model.cfg.D, first, info, CutPoint{layer, false}, 0, true, Level::Token);
     const Mat<T>& h = t.h[layer];
-    for (int j = 0; j < N; ++j) r.comps.X.row(r.comps.row(j, j)) = h.row(j);
-    set_rest(r.comps, h);
-    return r;
+    p.fill = [&h](int j, Eigen::Ref<Mat<T>> rows) { rows.row(0) = h.row(j); };
+    return p;
 }
 
 template <class T>
-Initialised<T> init_module(const Model<T>& model, const Trace<T>& t, int layer, bool mlp) {
+Plan<T> plan_module(const Model<T>& model, const Trace<T>& t, int layer, bool mlp) {
     check_layer(model.cfg, layer, model.cfg.L - 1, mlp ? "module level (mlp)" : "module level (attn)");
     const LayerTrace<T>& lt = t.layers[layer];
     CutPoint cut = mlp ? CutPoint{layer + 1, false} : CutPoint{layer, true};
     std::string name = (mlp ? "mlp_out[" : "attn_out[") + std::to_string(layer) + "]";
     const ComponentInfo info{mlp ? ComponentInfo::Kind::Mlp : ComponentInfo::Kind::Attention, layer, -1, -1,
                              name};
-    Initialised<T> r = start<T>(t.N(), model.cfg.D, {0, 0}, {info}, cut, 1, false, Level::Module);
-    r.comps.block(0) = mlp ? lt.mlp_out : lt.attn_out;
-    set_rest(r.comps, state_at(t, cut));
-    return r;
+    Plan<T> p = plan<T>(t, model.cfg.D, {0}, {info}, cut, 1, false, Level::Module);
+    const Mat<T>& out = mlp ? lt.mlp_out : lt.attn_out;
+    p.fill = [&out](int, Eigen::Ref<Mat<T>> rows) { rows = out; };
+    return p;
 }
 
+// `lw` holds the block's weights while the plan is used (`scratch` when they are streamed).
 template <class T>
-Initialised<T> init_heads(const Model<T>& model, const Trace<T>& t, int layer, std::vector<int> heads) {
+Plan<T> plan_heads(const Model<T>& model, const Trace<T>& t, int layer, std::vector<int> heads,
+                   LayerWeights<T>& scratch) {
     const Config& cfg = model.cfg;
     check_layer(cfg, layer, cfg.L - 1, "head level");
     if (heads.empty())
@@ -141,29 +196,26 @@ Initialised<T> init_heads(const Model<T>& model, const Trace<T>& t, int layer, s
         info.push_back({ComponentInfo::Kind::Head, layer, h, -1,
                         "L" + std::to_string(layer) + ".head " + std::to_string(h)});
     const LayerTrace<T>& lt = t.layers[layer];
-    LayerWeights<T> scratch;
     const LayerWeights<T>& lw = model.layer(layer, scratch);
     CutPoint cut{layer, true};
-    Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, K, false, Level::Head);
+    Plan<T> p = plan<T>(t, cfg.D, std::vector<int>(K, 0), info, cut, K, false, Level::Head);
     const int Dh = cfg.Dh, group = cfg.kv_group();
-    for (int k = 0; k < K; ++k) {
+    p.fill = [&lt, &lw, heads, Dh, group](int k, Eigen::Ref<Mat<T>> rows) {
         const int h = heads[k];
         // Head context without the value bias: rows of A sum to 1, so A (V + b_V) = A V + b_V.
         Mat<T> ctx = lt.attn_ctx.middleCols(long(h) * Dh, Dh);
         if (lw.bv.size()) ctx.rowwise() -= lw.bv.segment(long(h / group) * Dh, Dh).transpose();
-        r.comps.block(k) = ctx * lw.wo.middleCols(long(h) * Dh, Dh).transpose();
-    }
-    set_rest(r.comps, state_at(t, cut));
-    return r;
+        rows = ctx * lw.wo.middleCols(long(h) * Dh, Dh).transpose();
+    };
+    return p;
 }
 
 template <class T>
-Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer, std::vector<int> neurons,
-                            int groups) {
+Plan<T> plan_neurons(const Model<T>& model, const Trace<T>& t, int layer, std::vector<int> neurons,
+                     int groups, LayerWeights<T>& scratch) {
     const Config& cfg = model.cfg;
     check_layer(cfg, layer, cfg.L - 1, "neuron level");
     const LayerTrace<T>& lt = t.layers[layer];
-    LayerWeights<T> scratch;
     const LayerWeights<T>& lw = model.layer(layer, scratch);
     // Each component is a set of neurons [lo, hi) or a single listed neuron.
     std::vector<std::vector<int>> sets;
@@ -197,22 +249,49 @@ Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer,
     }
     const int K = int(sets.size());
     CutPoint cut{layer + 1, false};
-    Initialised<T> r = start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, K, false, Level::Neuron);
-#pragma omp parallel for schedule(dynamic) if (worth_threads(double(cfg.I) * t.N() * cfg.D))
-    for (int k = 0; k < K; ++k) {
-        auto blk = r.comps.block(k);
-        for (int i : sets[k]) blk += lt.mlp_act.col(i) * lw.w_down.col(i).transpose();
-    }
-    set_rest(r.comps, state_at(t, cut));
-    return r;
+    Plan<T> p = plan<T>(t, cfg.D, std::vector<int>(K, 0), info, cut, K, false, Level::Neuron);
+    p.fill = [&lt, &lw, sets = std::move(sets)](int k, Eigen::Ref<Mat<T>> rows) {
+        for (int i : sets[k]) rows += lt.mlp_act.col(i) * lw.w_down.col(i).transpose();
+    };
+    p.fill_work = double(cfg.I) * t.N() * cfg.D;
+    return p;
+}
+
+}  // namespace
+
+template <class T>
+Initialised<T> init_tokens(const Model<T>& model, const Trace<T>& t, int layer) {
+    const Plan<T> p = plan_tokens(model, t, layer);
+    return build(p, 0, int(p.first.size()));
+}
+
+template <class T>
+Initialised<T> init_module(const Model<T>& model, const Trace<T>& t, int layer, bool mlp) {
+    const Plan<T> p = plan_module(model, t, layer, mlp);
+    return build(p, 0, int(p.first.size()));
+}
+
+template <class T>
+Initialised<T> init_heads(const Model<T>& model, const Trace<T>& t, int layer, std::vector<int> heads) {
+    LayerWeights<T> scratch;
+    const Plan<T> p = plan_heads(model, t, layer, std::move(heads), scratch);
+    return build(p, 0, int(p.first.size()));
+}
+
+template <class T>
+Initialised<T> init_neurons(const Model<T>& model, const Trace<T>& t, int layer, std::vector<int> neurons,
+                            int groups) {
+    LayerWeights<T> scratch;
+    const Plan<T> p = plan_neurons(model, t, layer, std::move(neurons), groups, scratch);
+    return build(p, 0, int(p.first.size()));
 }
 
 Mat<double> projector_from(const Tensor<double>& t, int D, const std::string& what) {
     if (t.shape.size() != 1 && t.shape.size() != 2)
         throw Error(what + ": basis has shape " + shape_str(t.shape) + ", expected [D, k] or [D, D]");
     const long cols = t.shape.size() == 1 ? 1 : long(t.shape[1]);
-    return projector_from(Mat<double>(Eigen::Map<const Mat<double>>(t.data.data(), long(t.shape[0]), cols)), D,
-                          what);
+    return projector_from(Mat<double>(Eigen::Map<const Mat<double>>(t.data.data(), long(t.shape[0]), cols)),
+                          D, what);
 }
 
 Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what) {
@@ -248,10 +327,11 @@ Mat<double> projector_from(const Mat<double>& B, int D, const std::string& what)
     return Q * Q.transpose();
 }
 
+namespace {
+
 template <class T>
-Initialised<T> init_subspaces(const Model<T>& model, const Trace<T>& t, int layer,
-                              const std::vector<Mat<double>>& projectors,
-                              const std::vector<std::string>& names) {
+Plan<T> plan_subspaces(const Model<T>& model, const Trace<T>& t, int layer,
+                       const std::vector<Mat<double>>& projectors, const std::vector<std::string>& names) {
     const Config& cfg = model.cfg;
     check_layer(cfg, layer, cfg.L, "subspace level");
     if (projectors.empty()) throw Error("subspace level: no subspace given");
@@ -261,23 +341,22 @@ Initialised<T> init_subspaces(const Model<T>& model, const Trace<T>& t, int laye
         info.push_back(
             {ComponentInfo::Kind::Subspace, layer, k, -1,
              k < int(names.size()) && !names[k].empty() ? names[k] : "subspace " + std::to_string(k)});
-    CutPoint cut{layer, false};
-    Initialised<T> r =
-        start<T>(t.N(), cfg.D, std::vector<int>(K + 1, 0), info, cut, 0, false, Level::Subspace);
-    const Mat<T>& x = state_at(t, cut);
-    for (int k = 0; k < K; ++k) {
+    for (int k = 0; k < K; ++k)
         if (projectors[k].rows() != cfg.D || projectors[k].cols() != cfg.D)
             throw Error("subspace level: projector " + std::to_string(k) +
                         " is not [D, D] with D = " + std::to_string(cfg.D));
-        r.comps.block(k) = (x.template cast<double>() * projectors[k]).template cast<T>();
-    }
-    set_rest(r.comps, x);
-    return r;
+    CutPoint cut{layer, false};
+    Plan<T> p = plan<T>(t, cfg.D, std::vector<int>(K, 0), info, cut, 0, false, Level::Subspace);
+    const Mat<T>& x = *p.state;
+    p.fill = [&x, &projectors](int k, Eigen::Ref<Mat<T>> rows) {
+        rows = (x.template cast<double>() * projectors[k]).template cast<T>();
+    };
+    return p;
 }
 
 template <class T>
-Initialised<T> init_custom(const Model<T>& model, const Trace<T>& t, int layer, const Tensor<double>& C,
-                           double rel_tol, const std::string& what) {
+Plan<T> plan_custom(const Model<T>& model, const Trace<T>& t, int layer, const Tensor<double>& C,
+                    double rel_tol, const std::string& what) {
     const Config& cfg = model.cfg;
     check_layer(cfg, layer, cfg.L, "custom level");
     const int N = t.N(), D = cfg.D;
@@ -290,14 +369,10 @@ Initialised<T> init_custom(const Model<T>& model, const Trace<T>& t, int layer, 
     for (int k = 0; k < K; ++k)
         info.push_back({ComponentInfo::Kind::Custom, layer, k, -1, "custom " + std::to_string(k)});
     CutPoint cut{layer, false};
-    Initialised<T> r = start<T>(N, D, std::vector<int>(K + 1, 0), info, cut, 0, false, Level::Custom);
+    Plan<T> p = plan<T>(t, D, std::vector<int>(K, 0), info, cut, 0, false, Level::Custom);
     Mat<double> sum = Mat<double>::Zero(N, D);
-    for (int k = 0; k < K; ++k) {
-        Eigen::Map<const Mat<double>> ck(C.data.data() + size_t(k) * N * D, N, D);
-        sum += ck;
-        r.comps.block(k) = ck.template cast<T>();
-    }
-    const Mat<T>& x = state_at(t, cut);
+    for (int k = 0; k < K; ++k) sum += Eigen::Map<const Mat<double>>(C.data.data() + size_t(k) * N * D, N, D);
+    const Mat<T>& x = *p.state;
     const double scale = double(x.cwiseAbs().maxCoeff());
     const double err = (sum - x.template cast<double>()).cwiseAbs().maxCoeff();
     if (!(err <= rel_tol * std::max(scale, 1e-30))) {
@@ -307,8 +382,57 @@ Initialised<T> init_custom(const Model<T>& model, const Trace<T>& t, int layer, 
            << ")";
         throw Error(os.str());
     }
-    set_rest(r.comps, x);
-    return r;
+    p.fill = [&C, N, D](int k, Eigen::Ref<Mat<T>> rows) {
+        rows = Eigen::Map<const Mat<double>>(C.data.data() + size_t(k) * N * D, N, D).template cast<T>();
+    };
+    return p;
+}
+
+}  // namespace
+
+template <class T>
+Initialised<T> init_subspaces(const Model<T>& model, const Trace<T>& t, int layer,
+                              const std::vector<Mat<double>>& projectors,
+                              const std::vector<std::string>& names) {
+    const Plan<T> p = plan_subspaces(model, t, layer, projectors, names);
+    return build(p, 0, int(p.first.size()));
+}
+
+template <class T>
+Initialised<T> init_custom(const Model<T>& model, const Trace<T>& t, int layer, const Tensor<double>& C,
+                           double rel_tol, const std::string& what) {
+    const Plan<T> p = plan_custom(model, t, layer, C, rel_tol, what);
+    return build(p, 0, int(p.first.size()));
+}
+
+template <class T>
+Initialised<T> initialise(const Model<T>& model, const Trace<T>& t, const LevelRequest& q, int rank,
+                          int ranks) {
+    LayerWeights<T> scratch;  // the block's weights of head and neuron levels, when streamed
+    Plan<T> p;
+    switch (q.level) {
+        case Level::Token:
+            p = plan_tokens(model, t, q.layer);
+            break;
+        case Level::Module:
+            p = plan_module(model, t, q.layer, q.module_mlp);
+            break;
+        case Level::Head:
+            p = plan_heads(model, t, q.layer, q.heads, scratch);
+            break;
+        case Level::Neuron:
+            p = plan_neurons(model, t, q.layer, q.neurons, q.neuron_groups, scratch);
+            break;
+        case Level::Subspace:
+            p = plan_subspaces(model, t, q.layer, q.projectors, q.projector_names);
+            break;
+        case Level::Custom:
+            p = plan_custom(model, t, q.layer, q.custom, q.custom_rel_tol, q.custom_source);
+            break;
+    }
+    if (!p.fill) throw Error("initialise: unknown level");
+    const ComponentBlock b = split_components(p.first, p.N, rank, ranks);
+    return build(p, b.begin, b.end);
 }
 
 #define DEPASS_INSTANTIATE(T)                                                                           \
@@ -330,26 +454,9 @@ DEPASS_INSTANTIATE(double)
 
 namespace depass {
 
-template <class T>
-Initialised<T> initialise(const Model<T>& model, const Trace<T>& t, const LevelRequest& q) {
-    switch (q.level) {
-        case Level::Token:
-            return init_tokens(model, t, q.layer);
-        case Level::Module:
-            return init_module(model, t, q.layer, q.module_mlp);
-        case Level::Head:
-            return init_heads(model, t, q.layer, q.heads);
-        case Level::Neuron:
-            return init_neurons(model, t, q.layer, q.neurons, q.neuron_groups);
-        case Level::Subspace:
-            return init_subspaces(model, t, q.layer, q.projectors, q.projector_names);
-        case Level::Custom:
-            return init_custom(model, t, q.layer, q.custom, q.custom_rel_tol, q.custom_source);
-    }
-    throw Error("initialise: unknown level");
-}
-
-template Initialised<float> initialise(const Model<float>&, const Trace<float>&, const LevelRequest&);
-template Initialised<double> initialise(const Model<double>&, const Trace<double>&, const LevelRequest&);
+template Initialised<float> initialise(const Model<float>&, const Trace<float>&, const LevelRequest&, int,
+                                       int);
+template Initialised<double> initialise(const Model<double>&, const Trace<double>&, const LevelRequest&, int,
+                                        int);
 
 }  // namespace depass

@@ -9,15 +9,28 @@ namespace depass {
 
 template <class T>
 Components<T> Components<T>::zeros(int N, int D, std::vector<int> first, std::vector<std::string> names) {
+    if (first.empty()) throw Error("components: at least the rest component is needed");
+    const int M = int(first.size());
+    return slice_zeros(N, D, std::move(first), std::move(names), 0, M);
+}
+
+template <class T>
+Components<T> Components<T>::slice_zeros(int N, int D, std::vector<int> first, std::vector<std::string> names,
+                                         int m0, int total) {
     Components c;
     c.M = int(first.size());
     c.N = N;
     c.D = D;
-    if (c.M < 1) throw Error("components: at least the rest component is needed");
+    c.m0 = m0;
+    c.total = total;
+    if (m0 < 0 || m0 + c.M > total)
+        throw Error("components: slice " + std::to_string(m0) + " .. " + std::to_string(m0 + c.M - 1) +
+                    " of " + std::to_string(total) + " components");
     if (int(names.size()) != c.M)
         throw Error("components: " + std::to_string(names.size()) + " names for " + std::to_string(c.M) +
                     " components");
-    if (first.back() != 0) throw Error("components: the rest (last component) must start at position 0");
+    if (c.has_rest() && first.back() != 0)
+        throw Error("components: the rest (last component) must start at position 0");
     c.offset.resize(c.M + 1);
     c.offset[0] = 0;
     for (int m = 0; m < c.M; ++m) {
@@ -61,6 +74,8 @@ Components<T> Components<T>::like(Mat<T> newX) const {
     c.row_pos = row_pos;
     c.X = std::move(newX);
     c.names = names;
+    c.m0 = m0;
+    c.total = total;
     return c;
 }
 

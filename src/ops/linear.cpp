@@ -85,7 +85,7 @@ Components<T> linear_decomposed(const Components<T>& c, const Mat<T>& W, const V
     product_xwt(c.X, W, y);
     if (b.size()) {
         detail::check_dim("linear_decomposed", "bias length", b.size(), W.rows());
-        y.middleRows(c.offset[c.rest()], c.N).rowwise() += b.transpose();
+        c.add_to_rest(y, b);
     }
     return c.like(std::move(y));
 }

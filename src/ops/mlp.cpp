@@ -131,28 +131,43 @@ Mat<T> gelu_mlp_backward(const Mat<T>& w1, const Mat<T>& w2, const Mat<T>& pre, 
 // The steps below work on the shares of the K components present at one position n:
 // g [K, I] row-major (row k = component comp[k], in component order, so the rest,
 // which is present everywhere, is the last row), in place, vectorised over the neurons.
+//
+// When the components are split over ranks (distributed.hpp) each rank holds a block of
+// them: its rows are its components present at n, and wherever a step needs something of
+// every component of a neuron (whether any share is non-zero, the largest share, a sum) it
+// computes that over its own rows, then reduces the vector of I values over the ranks
+// (`group.max(...)`, `group.sum(...)`; nothing for one process) before it goes on. The
+// reductions are elementwise over neurons, so one process computes exactly what it did
+// before the split existed.
 
 // Section 5 preparation, steps 1-3 (`any` is scratch of length I):
 //   1. ignore-special-token: the shares of component 0 are 0;
 //   2. at position 0 the shares of opt.pos0_component are 1;
 //   3. the rest's shares with |G| < 1e-5 are 0; where every share is 0 the rest's is 1.
 template <class T>
-void prepare_gate_shares(T* g, const int* comp, int K, int I, int n, const DecomposeOptions& opt, T* any) {
-    if (opt.ignore_special_token && comp[0] == 0) std::fill(g, g + I, T(0));
+void prepare_gate_shares(T* g, const int* comp, int K, int I, int n, const DecomposeOptions& opt, int rest,
+                         T* any, const Group& group) {
+    if (K > 0 && opt.ignore_special_token && comp[0] == 0) std::fill(g, g + I, T(0));
     if (n == 0)
         for (int k = 0; k < K; ++k)
             if (comp[k] == opt.pos0_component) std::fill(g + long(k) * I, g + long(k + 1) * I, T(1));
-    T* rest = g + long(K - 1) * I;
+    // The rest's row: the last, on the rank that holds the rest.
+    T* rest_row = K > 0 && comp[K - 1] == rest ? g + long(K - 1) * I : nullptr;
+    if (rest_row) {
 #pragma omp simd
-    for (int i = 0; i < I; ++i) rest[i] = std::abs(rest[i]) < T(1e-5) ? T(0) : rest[i];
+        for (int i = 0; i < I; ++i) rest_row[i] = std::abs(rest_row[i]) < T(1e-5) ? T(0) : rest_row[i];
+    }
     std::fill(any, any + I, T(0));
     for (int k = 0; k < K; ++k) {
         const T* gk = g + long(k) * I;
 #pragma omp simd
         for (int i = 0; i < I; ++i) any[i] = gk[i] != T(0) ? T(1) : any[i];
     }
+    group.max(any, I);  // a non-zero share on any rank
+    if (rest_row) {
 #pragma omp simd
-    for (int i = 0; i < I; ++i) rest[i] = any[i] == T(0) ? T(1) : rest[i];
+        for (int i = 0; i < I; ++i) rest_row[i] = any[i] == T(0) ? T(1) : rest_row[i];
+    }
 }
 
 // Softmax rule (step 4): over the non-zero shares G_k[i] of neuron i
@@ -162,7 +177,7 @@ void prepare_gate_shares(T* g, const int* comp, int K, int I, int n, const Decom
 // (all but the last I mod packet-size) whatever the buffer's address: Eigen computes a
 // peeled head and tail with the scalar exp, which can differ from the packet exp by one ulp.
 template <class T>
-void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e) {
+void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e, const Group& group) {
     using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
     T* mx = scratch;
     T* z = scratch + I;
@@ -172,6 +187,7 @@ void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e) {
 #pragma omp simd
         for (int i = 0; i < I; ++i) mx[i] = gk[i] != T(0) && gk[i] > mx[i] ? gk[i] : mx[i];
     }
+    group.max(mx, I);
     std::fill(z, z + I, T(0));
     for (int k = 0; k < K; ++k) {
         T* gk = g + long(k) * I;
@@ -183,6 +199,7 @@ void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e) {
             z[i] += gk[i];
         }
     }
+    group.sum(z, I);
     for (int k = 0; k < K; ++k) {
         T* gk = g + long(k) * I;
 #pragma omp simd
@@ -191,62 +208,80 @@ void softmax_rule(T* g, int K, int I, T temperature, T* scratch, T* e) {
 }
 
 // Max rule (step 4): neuron i goes wholly to the largest non-zero share (the first on ties).
+// value[i], at[i]: the largest share so far and its component (INT_MAX: none yet).
 template <class T>
-void max_rule(T* g, int K, int I) {
-    for (int i = 0; i < I; ++i) {
-        int best = -1;
-        for (int k = 0; k < K; ++k) {
-            const T v = g[long(k) * I + i];
-            if (v != T(0) && (best < 0 || v > g[long(best) * I + i])) best = k;
-        }
-        for (int k = 0; k < K; ++k) g[long(k) * I + i] = k == best ? T(1) : T(0);
+void max_rule(T* g, const int* comp, int K, int I, T* value, int* at, const Group& group) {
+    constexpr int kNone = std::numeric_limits<int>::max();
+    std::fill(value, value + I, -std::numeric_limits<T>::infinity());
+    std::fill(at, at + I, kNone);
+    for (int k = 0; k < K; ++k) {
+        const T* gk = g + long(k) * I;
+        for (int i = 0; i < I; ++i)
+            if (gk[i] != T(0) && (at[i] == kNone || gk[i] > value[i])) {
+                value[i] = gk[i];
+                at[i] = comp[k];
+            }
+    }
+    group.max_at(value, at, I);  // the largest over the ranks; on ties the first component
+    for (int k = 0; k < K; ++k) {
+        T* gk = g + long(k) * I;
+        for (int i = 0; i < I; ++i) gk[i] = comp[k] == at[i] ? T(1) : T(0);
     }
 }
 
 // Relu rule (step 4): w_k[i] = max(G_k[i], 0) / sum_k max(G_k[i], 0) over the non-zero
 // shares; when that sum is 0 (every share negative) the P participating components get 1/P.
+// scratch: z[i] and P[i] side by side (one reduction of 2I values).
 template <class T>
-void relu_rule(T* g, int K, int I) {
-    for (int i = 0; i < I; ++i) {
-        T z = 0;
-        int P = 0;
-        for (int k = 0; k < K; ++k) {
-            const T v = g[long(k) * I + i];
-            if (v != T(0)) {
-                z += std::max(v, T(0));
-                ++P;
+void relu_rule(T* g, int K, int I, T* scratch, const Group& group) {
+    T* z = scratch;
+    T* P = scratch + I;
+    std::fill(scratch, scratch + 2 * long(I), T(0));
+    for (int k = 0; k < K; ++k) {
+        const T* gk = g + long(k) * I;
+        for (int i = 0; i < I; ++i)
+            if (gk[i] != T(0)) {
+                z[i] += std::max(gk[i], T(0));
+                P[i] += T(1);
             }
-        }
-        for (int k = 0; k < K; ++k) {
-            T& v = g[long(k) * I + i];
-            if (v != T(0)) v = z > T(0) ? std::max(v, T(0)) / z : T(1) / T(P);
-        }
+    }
+    group.sum(scratch, 2 * int64_t(I));
+    for (int k = 0; k < K; ++k) {
+        T* gk = g + long(k) * I;
+        for (int i = 0; i < I; ++i)
+            if (gk[i] != T(0)) gk[i] = z[i] > T(0) ? std::max(gk[i], T(0)) / z[i] : T(1) / P[i];
     }
 }
 
 // Linear rule (step 4): w_k[i] = (G_k[i] - mn) / sum_k (G_k[i] - mn) with mn the smallest
 // non-zero share; when that sum is 0 (one participant, or all equal) the P participating
-// components get 1/P.
+// components get 1/P. scratch: mn[i], then z[i] and P[i] side by side.
 template <class T>
-void linear_rule(T* g, int K, int I) {
-    for (int i = 0; i < I; ++i) {
-        T mn = std::numeric_limits<T>::infinity(), z = 0;
-        int P = 0;
-        for (int k = 0; k < K; ++k) {
-            const T v = g[long(k) * I + i];
-            if (v != T(0)) {
-                mn = std::min(mn, v);
-                ++P;
+void linear_rule(T* g, int K, int I, T* scratch, const Group& group) {
+    T* mn = scratch;
+    T* z = scratch + I;
+    T* P = scratch + 2 * long(I);
+    std::fill(mn, mn + I, std::numeric_limits<T>::infinity());
+    for (int k = 0; k < K; ++k) {
+        const T* gk = g + long(k) * I;
+        for (int i = 0; i < I; ++i)
+            if (gk[i] != T(0)) mn[i] = std::min(mn[i], gk[i]);
+    }
+    group.min(mn, I);
+    std::fill(z, z + 2 * long(I), T(0));
+    for (int k = 0; k < K; ++k) {
+        const T* gk = g + long(k) * I;
+        for (int i = 0; i < I; ++i)
+            if (gk[i] != T(0)) {
+                z[i] += gk[i] - mn[i];
+                P[i] += T(1);
             }
-        }
-        for (int k = 0; k < K; ++k) {
-            const T v = g[long(k) * I + i];
-            if (v != T(0)) z += v - mn;
-        }
-        for (int k = 0; k < K; ++k) {
-            T& v = g[long(k) * I + i];
-            if (v != T(0)) v = z > T(0) ? (v - mn) / z : T(1) / T(P);
-        }
+    }
+    group.sum(z, 2 * int64_t(I));
+    for (int k = 0; k < K; ++k) {
+        T* gk = g + long(k) * I;
+        for (int i = 0; i < I; ++i)
+            if (gk[i] != T(0)) gk[i] = z[i] > T(0) ? (gk[i] - mn[i]) / z[i] : T(1) / P[i];
     }
 }
 
@@ -271,10 +306,16 @@ void taylor_rule(T* g, int K, int I, Activation act, const T* pre, const T* up, 
 //   down     Yc = A W_d^T, scattered back to the stored rows       [rows, D]
 // Each thread takes whole chunks with its own buffers, sized for ~kChunkRows rows, so
 // the intermediates stay in cache; the result does not depend on the number of threads.
+//
+// On a slice of the components split over ranks (distributed.hpp), the rules reduce over
+// the ranks at every position (see the rules above): the chunks then run one after another
+// on the calling thread, so that every rank reaches the reductions in the same order
+// (positions 0, 1, ..., N-1) and they are made from one thread only.
 template <class T>
 Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, const Vec<T>& b_share,
                              const Mat<T>& W_down, const Vec<T>& b_down, Activation act, const Mat<T>& pre,
-                             const Mat<T>& up, const Mat<T>& a, const DecomposeOptions& opt) {
+                             const Mat<T>& up, const Mat<T>& a, const DecomposeOptions& opt,
+                             const Group& group) {
     const int N = z.N, M = z.M, I = int(W_share.rows()), D = int(W_down.rows());
     const bool gated = up.size() > 0;
     detail::check_dim("mlp_decomposed", "share weight columns", W_share.cols(), z.D);
@@ -305,15 +346,18 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
         }
     }
     const int chunks = int(bounds.size()) - 1;
+    const int rest = z.total - 1;  // the rest's component index (on the slice that holds it)
+    const bool split = group.size() > 1;
 
     Mat<T> Y(z.rows(), D);  // every stored row is written exactly once below
-#pragma omp parallel if (worth_threads(double(z.rows()) * D * I))
+#pragma omp parallel if (!split && worth_threads(double(z.rows()) * D * I))
     {
         Mat<T> Zc(max_rows, z.D), G(max_rows, I), Yc(max_rows, D);
-        std::vector<int> comp(max_rows);     // component of each chunk row
+        std::vector<int> comp(max_rows);     // component (index in the whole decomposition) of each chunk row
         std::vector<int64_t> src(max_rows);  // stored row of each chunk row
         std::vector<T> scratch(3 * size_t(I));
-        Eigen::Array<T, Eigen::Dynamic, 1> exps(I);  // Eigen-aligned, see softmax_rule
+        std::vector<int> at(static_cast<size_t>(I));  // max_rule's winners
+        Eigen::Array<T, Eigen::Dynamic, 1> exps(I);   // Eigen-aligned, see softmax_rule
 
 #pragma omp for schedule(dynamic)
         for (int ci = 0; ci < chunks; ++ci) {
@@ -322,7 +366,7 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
             for (int n = p0; n < p1; ++n)
                 for (int m = 0; m < M; ++m)
                     if (z.first[m] <= n) {
-                        comp[rc] = m;
+                        comp[rc] = z.m0 + m;
                         src[rc] = z.row(m, n);
                         Zc.row(rc) = z.X.row(src[rc]);
                         ++rc;
@@ -330,7 +374,7 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
             detail::product_nt(G.topRows(rc), Zc.topRows(rc), W_share);
             if (b_share.size())
                 for (int64_t r = 0; r < rc; ++r)
-                    if (comp[r] == z.rest()) G.row(r) += b_share.transpose();
+                    if (comp[r] == rest) G.row(r) += b_share.transpose();
 
             // Distribute a[n, i] over the components present at n.
             for (int n = p0, r0 = 0; n < p1; r0 += K[n], ++n) {
@@ -341,19 +385,19 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
                                 gated ? up.data() + int64_t(n) * I : nullptr, sc);
                     continue;
                 }
-                prepare_gate_shares(g, comp.data() + r0, K[n], I, n, opt, sc);
+                prepare_gate_shares(g, comp.data() + r0, K[n], I, n, opt, rest, sc, group);
                 switch (opt.rule) {
                     case MlpRule::Softmax:
-                        softmax_rule(g, K[n], I, T(opt.temperature), sc, exps.data());
+                        softmax_rule(g, K[n], I, T(opt.temperature), sc, exps.data(), group);
                         break;
                     case MlpRule::Max:
-                        max_rule(g, K[n], I);
+                        max_rule(g, comp.data() + r0, K[n], I, sc, at.data(), group);
                         break;
                     case MlpRule::Relu:
-                        relu_rule(g, K[n], I);
+                        relu_rule(g, K[n], I, sc, group);
                         break;
                     case MlpRule::Linear:
-                        linear_rule(g, K[n], I);
+                        linear_rule(g, K[n], I, sc, group);
                         break;
                     case MlpRule::Taylor:
                         break;
@@ -370,7 +414,7 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
             for (int64_t r = 0; r < rc; ++r) Y.row(src[r]) = Yc.row(r);
         }
     }
-    if (b_down.size()) Y.middleRows(z.offset[z.rest()], N).rowwise() += b_down.transpose();
+    if (b_down.size()) z.add_to_rest(Y, b_down);
     return z.like(std::move(Y));
 }
 
@@ -386,15 +430,16 @@ Components<T> mlp_decomposed(const Components<T>& z, const Mat<T>& W_share, cons
                                Mat<T>*);                                                                     \
     template Mat<T> gelu_mlp(const Mat<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, const Vec<T>&,      \
                              Mat<T>*, Mat<T>*);                                                              \
-    template void prepare_gate_shares(T*, const int*, int, int, int, const DecomposeOptions&, T*);           \
-    template void softmax_rule(T*, int, int, T, T*, T*);                                                     \
-    template void max_rule(T*, int, int);                                                                    \
-    template void relu_rule(T*, int, int);                                                                   \
-    template void linear_rule(T*, int, int);                                                                 \
+    template void prepare_gate_shares(T*, const int*, int, int, int, const DecomposeOptions&, int, T*,       \
+                                      const Group&);                                                         \
+    template void softmax_rule(T*, int, int, T, T*, T*, const Group&);                                       \
+    template void max_rule(T*, const int*, int, int, T*, int*, const Group&);                                \
+    template void relu_rule(T*, int, int, T*, const Group&);                                                 \
+    template void linear_rule(T*, int, int, T*, const Group&);                                               \
     template void taylor_rule(T*, int, int, Activation, const T*, const T*, T*);                             \
     template Components<T> mlp_decomposed(const Components<T>&, const Mat<T>&, const Vec<T>&, const Mat<T>&, \
                                           const Vec<T>&, Activation, const Mat<T>&, const Mat<T>&,           \
-                                          const Mat<T>&, const DecomposeOptions&);
+                                          const Mat<T>&, const DecomposeOptions&, const Group&);
 DEPASS_INSTANTIATE(float)
 DEPASS_INSTANTIATE(double)
 #undef DEPASS_INSTANTIATE

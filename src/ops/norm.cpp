@@ -130,7 +130,7 @@ Components<T> layer_norm_decomposed(const Components<T>& c, const Vec<T>& g, con
         const T mean = c.X.row(r).sum() / T(c.D);
         y.row(r) = (c.X.row(r).array() - mean).matrix().cwiseProduct(g.transpose()) * inv[c.row_pos[r]];
     }
-    y.middleRows(c.offset[c.rest()], c.N).rowwise() += b.transpose();
+    c.add_to_rest(y, b);
     return c.like(std::move(y));
 }
 
