@@ -10,13 +10,7 @@ build="$(cd "$1" && pwd)"
 runs="${2:-7}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cat > "$work/config.json" <<'JSON'
-{"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 288, "intermediate_size": 768,
- "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 6, "vocab_size": 32000,
- "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "hidden_act": "silu",
- "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}
-JSON
-"$build/bench_stream" make "$work/config.json" "$work/model" >/dev/null
+"$build/bench_stream" make "$(dirname "$0")/stories15M_config.json" "$work/model" >/dev/null
 echo "# $(date -u +%FT%TZ) $(nproc --all) cores, load $(cut -d' ' -f1-3 /proc/loadavg), threads ${OMP_NUM_THREADS:-all}"
 "$build/depass" attribute --help >/dev/null
 for n in 64 128; do

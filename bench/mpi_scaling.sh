@@ -15,13 +15,7 @@ layer="${4:-0}"
 rule="${5:-softmax}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cat > "$work/config.json" <<'JSON'
-{"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 288, "intermediate_size": 768,
- "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 6, "vocab_size": 32000,
- "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "hidden_act": "silu",
- "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}
-JSON
-"$build/bench_stream" make "$work/config.json" "$work/model" >/dev/null
+"$build/bench_stream" make "$(dirname "$0")/stories15M_config.json" "$work/model" >/dev/null
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)
 ids=$(python3 -c "import random; r = random.Random($n); print(','.join(['1'] + [str(r.randrange(3, 32000)) for _ in range($n - 1)]))")
