@@ -370,6 +370,19 @@ TEST_CASE("mpirun bad input: one error line, the one-process exit code on every 
         }
     }
 
+    // Rank 0 cannot create the output file (its directory does not exist; this fails as root too):
+    // every rank exits with the one-process code, one error line, no directory made.
+    {
+        const std::string missing = dir + "/no-such-dir/x.safetensors";
+        std::string text;
+        const int rc = run_command(mpirun(2) + depass_cmd() + " " + good + " --out " + shell_quoted(missing), &text);
+        INFO(text);
+        CHECK(rc == 1);
+        CHECK(count_of(text, "depass: ") == 1);
+        CHECK(text.find("cannot create temporary file") != std::string::npos);
+        CHECK(!fs::exists(dir + "/no-such-dir"));
+    }
+
     // Rank 0 cannot write the output: the run fails on every rank, nothing is left behind.
     const std::string ro = dir + "/read-only";
     fs::create_directories(ro);
