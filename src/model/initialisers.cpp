@@ -120,7 +120,7 @@ Initialised<T> build(const Plan<T>& p, int begin, int end) {
     const int filled = std::min(end, M - 1);  // the rest is not filled
 #pragma omp parallel for schedule(dynamic) if (p.fill_work > 0 && worth_threads(p.fill_work))
     for (int m = begin; m < filled; ++m) p.fill(m, c.block(m - begin));
-    if (end == M) {
+    if (end == M && end > begin) {  // the slice holds the rest (an empty last slice holds nothing)
         Mat<T> s = Mat<T>::Zero(N, p.D), other;
         for (int m = 0; m < M - 1; ++m) {
             const int rows = N - p.first[size_t(m)];
